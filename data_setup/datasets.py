@@ -1,0 +1,76 @@
+"""What each of the paper's four datasets is: classes, channels, input size, where it comes from.
+
+Facts only (no I/O), so the experiment registry, the CLI and the notebooks can import this fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    id: str
+    title: str
+    class_names: tuple[str, ...]  # index order used for labels everywhere
+    channels: int  # 1 = grayscale, 3 = RGB
+    image_size: tuple[int, int]  # the paper's (H, W)
+    layout: str  # what the user has after unzipping, shown in errors
+    source: str  # where to download it
+    paper_split: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.id: info
+    for info in (
+        DatasetInfo(
+            id="BRISC2025",
+            title="BRISC2025 brain MRI (tumour classification)",
+            class_names=("glioma", "meningioma", "no_tumor", "pituitary"),
+            channels=1,
+            image_size=(256, 256),
+            layout="classification_task/{train,test}/<class>/*.jpg",
+            source="https://www.kaggle.com/datasets/briscdataset/brisc2025",
+            paper_split="official train 5,000 / test 1,010",
+        ),
+        DatasetInfo(
+            id="ChestXRay",
+            title="Chest X-Ray pneumonia (Kermany et al.)",
+            class_names=("NORMAL", "PNEUMONIA"),
+            channels=1,
+            image_size=(384, 512),
+            layout="chest_xray/{train,test}/{NORMAL,PNEUMONIA}/*.jpeg (val/ unused)",
+            source="https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia",
+            paper_split="official train 5,232 / test 624",
+        ),
+        DatasetInfo(
+            id="BUSI",
+            title="BUSI breast ultrasound",
+            class_names=("benign", "malignant", "normal"),
+            channels=1,
+            image_size=(256, 256),
+            layout="Dataset_BUSI_with_GT/<class>/<name>.png (+ <name>_mask*.png, ignored)",
+            source="https://www.kaggle.com/datasets/aryashah2k/breast-ultrasound-images-dataset",
+            paper_split="780 images, stratified 80/20 with seed 42 → 624 / 156",
+        ),
+        DatasetInfo(
+            id="HAM10000",
+            title="HAM10000 dermoscopy (ISIC 2018 task 3)",
+            class_names=("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"),
+            channels=3,
+            image_size=(225, 300),
+            layout="GroundTruth.csv + images/<id>.jpg, Test_GroundTruth.csv + Test_images/<id>.jpg",
+            source="https://challenge.isic-archive.com/data/#2018 (task 3 training + test)",
+            paper_split="official train 10,015 / test 1,512",
+        ),
+    )
+}
+
+
+def dataset_info(dataset_id: str) -> DatasetInfo:
+    try:
+        return DATASETS[dataset_id]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {dataset_id!r}; expected one of {', '.join(DATASETS)}"
+        ) from None

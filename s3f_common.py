@@ -1,0 +1,365 @@
+"""S³F-Net model library: the SpectralFilter layer, the two towers, fusion, and model loading.
+
+Every notebook, the sweep runner and the tests build models through `build_model` and load them
+through `load_model`, so the architecture lives in exactly one place. Architecture follows the
+paper (Siddiqui & Bhuiyan, 2025); options beyond the paper are marked "kit".
+"""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+PAPER_LEARNING_RATE = 3e-4
+ARCHITECTURES = ("spatial", "spectranet", "s3f")
+FUSIONS = ("concat", "bilinear")
+CHANNEL_MIXINGS = ("dense", "depthwise")
+
+
+def _fft_dtype(compute_dtype: str) -> str:
+    # TensorFlow's FFTs exist only for float32/float64, so float16/bfloat16 compute in float32.
+    return "float64" if compute_dtype == "float64" else "float32"
+
+
+@keras.saving.register_keras_serializable(package="s3f")
+class SpectralFilter(layers.Layer):
+    """Learnable filter in the 2-D Fourier domain (the paper's `SpectralFilterLayer`).
+
+    y[..., f] = irfft2d( Σ_c rfft2d(x[..., c]) ⊙ (real_weights + i·imag_weights)[c, f] ) + bias[f]
+
+    Args:
+        filters: number of output channels F.
+        channel_mixing: "dense" (paper: every output sums over all input channels) or
+            "depthwise" (kit: output channel f filters input channel f // (F / C) only).
+        modes: None (paper: learn every frequency) or (mh, mw) (kit, FNO-style): learn only
+            row frequencies |k| < mh and column frequencies k < mw; the rest are zeroed.
+    """
+
+    def __init__(self, filters, channel_mixing="dense", modes=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"SpectralFilter: filters must be a positive int, got {filters!r}")
+        if channel_mixing not in CHANNEL_MIXINGS:
+            raise ValueError(
+                f"SpectralFilter: channel_mixing must be one of {CHANNEL_MIXINGS}, "
+                f"got {channel_mixing!r}"
+            )
+        if modes is not None:
+            modes = tuple(int(m) for m in modes)
+            if len(modes) != 2 or min(modes) < 1:
+                raise ValueError(f"SpectralFilter: modes must be None or two ints ≥ 1, got {modes}")
+        self.filters = filters
+        self.channel_mixing = channel_mixing
+        self.modes = modes
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or None in input_shape[1:]:
+            raise ValueError(
+                "SpectralFilter expects inputs of static shape (batch, H, W, C); "
+                f"got {tuple(input_shape)}"
+            )
+        _, height, width, channels = input_shape
+        self.height, self.width, self.channels = int(height), int(width), int(channels)
+        full_rows, full_cols = self.height, self.width // 2 + 1
+        if self.modes is None:
+            rows, cols = full_rows, full_cols
+        else:
+            mh, mw = self.modes
+            if mh > (self.height + 1) // 2 or mw > full_cols:
+                raise ValueError(
+                    f"SpectralFilter: modes {self.modes} exceed the spectrum of a "
+                    f"{self.height}×{self.width} input (at most ({(self.height + 1) // 2}, "
+                    f"{full_cols}))"
+                )
+            rows, cols = 2 * mh - 1, mw
+        if self.channel_mixing == "dense":
+            per_input = self.filters
+        else:
+            if self.filters % self.channels:
+                raise ValueError(
+                    f"SpectralFilter(channel_mixing='depthwise'): filters ({self.filters}) must "
+                    f"be a multiple of the input channels ({self.channels})"
+                )
+            per_input = self.filters // self.channels
+        shape = (self.channels, per_input, rows, cols)
+        # Creation order real, imag, bias matches the paper's saved files.
+        # autocast=False: under mixed precision the weights must reach the FFT in float32.
+        self.real_weights = self.add_weight(
+            name="real_weights", shape=shape, initializer="glorot_uniform", autocast=False
+        )
+        self.imag_weights = self.add_weight(
+            name="imag_weights", shape=shape, initializer="glorot_uniform", autocast=False
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.filters,), initializer="zeros", autocast=False
+        )
+
+    def _crop(self, spectrum):
+        """Keep the learned low-frequency band (kit `modes` option)."""
+        if self.modes is None:
+            return spectrum
+        mh, mw = self.modes
+        top = spectrum[:, :, :mh, :mw]
+        bottom = spectrum[:, :, self.height - mh + 1 :, :mw]
+        return tf.concat([top, bottom], axis=2)
+
+    def _uncrop(self, spectrum):
+        """Place the learned band back into a zero full half-spectrum."""
+        if self.modes is None:
+            return spectrum
+        mh, mw = self.modes
+        top, bottom = spectrum[:, :, :mh], spectrum[:, :, mh:]
+        middle_rows = self.height - (2 * mh - 1)
+        zeros_shape = tf.concat([tf.shape(top)[:2], [middle_rows, mw]], axis=0)
+        full = tf.concat([top, tf.zeros(zeros_shape, spectrum.dtype), bottom], axis=2)
+        return tf.pad(full, [[0, 0], [0, 0], [0, 0], [0, self.width // 2 + 1 - mw]])
+
+    def _mix(self, spectrum, kernel):
+        """Σ_c X[b, c] ⊙ K[c, f] — the fastest equivalent form for each case."""
+        if self.channel_mixing == "depthwise":
+            mixed = spectrum[:, :, None] * kernel[None]  # (B, C, m, h, w)
+            shape = tf.shape(mixed)
+            return tf.reshape(mixed, tf.concat([shape[:1], [self.filters], shape[3:]], axis=0))
+        if self.channels == 1:
+            # One input channel: a broadcast product, no matmul and no transposes (2–3× faster
+            # than the einsum in forward+backward; benchmarks/bench_spectral_filter.py).
+            return spectrum * kernel[0][None]
+        return tf.einsum("bchw,cfhw->bfhw", spectrum, kernel)
+
+    def call(self, inputs):
+        fft_dtype = _fft_dtype(self.compute_dtype)
+        x = tf.cast(inputs, fft_dtype)
+        x = tf.transpose(x, [0, 3, 1, 2])  # FFTs act on the two innermost axes
+        spectrum = self._crop(tf.signal.rfft2d(x, fft_length=[self.height, self.width]))
+        kernel = tf.complex(
+            tf.cast(self.real_weights, fft_dtype), tf.cast(self.imag_weights, fft_dtype)
+        )
+        mixed = self._uncrop(self._mix(spectrum, kernel))
+        # fft_length is explicit: inferred from the half-spectrum it is wrong for odd widths.
+        y = tf.signal.irfft2d(mixed, fft_length=[self.height, self.width])
+        y = tf.transpose(y, [0, 2, 3, 1]) + tf.cast(self.bias, fft_dtype)
+        return tf.cast(y, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:3], self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            channel_mixing=self.channel_mixing,
+            modes=self.modes,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        known = {"filters", "channel_mixing", "modes", "name", "trainable", "dtype"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            warnings.warn(f"SpectralFilter: ignoring unknown config keys {unknown}", stacklevel=2)
+            for key in unknown:
+                config.pop(key)
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="s3f")
+class BilinearFusion(layers.Layer):
+    """Outer product of two vectors, flattened, signed square root, then L2-normalised."""
+
+    epsilon = 1e-5
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
+            raise ValueError(f"BilinearFusion expects two inputs, got {input_shape}")
+        if any(len(shape) != 2 for shape in input_shape):
+            raise ValueError(f"BilinearFusion expects two (batch, dim) inputs, got {input_shape}")
+
+    def call(self, inputs):
+        # float32 even under mixed precision: sqrt of tiny values and the norm need the range.
+        a, b = (tf.cast(t, "float32") for t in inputs)
+        outer = tf.einsum("bi,bj->bij", a, b)
+        flat = tf.reshape(outer, [-1, a.shape[-1] * b.shape[-1]])
+        signed_sqrt = tf.sign(flat) * tf.sqrt(tf.abs(flat) + self.epsilon)
+        return tf.cast(tf.math.l2_normalize(signed_sqrt, axis=-1), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        (batch, dim_a), (_, dim_b) = input_shape
+        return (batch, dim_a * dim_b)
+
+
+# --------------------------------------------------------------------------- towers and heads
+
+SPATIAL_STAGES = ((32, 0.2), (64, 0.3), (128, 0.4), (256, 0.4))
+
+
+def spatial_encoder(inputs):
+    """The deep CNN tower: four conv stages, GAP, Dense(512) → the 512-d spatial vector."""
+    x = inputs
+    for stage, (width, dropout) in enumerate(SPATIAL_STAGES, start=1):
+        x = layers.Conv2D(
+            width, 3, padding="same", activation="relu", name=f"spatial{stage}_conv1"
+        )(x)
+        x = layers.Conv2D(width, 3, padding="same", name=f"spatial{stage}_conv2")(x)
+        x = layers.BatchNormalization(name=f"spatial{stage}_bn")(x)
+        x = layers.ReLU(name=f"spatial{stage}_relu")(x)
+        x = layers.MaxPooling2D(2, name=f"spatial{stage}_pool")(x)
+        x = layers.Dropout(dropout, name=f"spatial{stage}_dropout")(x)
+    x = layers.GlobalAveragePooling2D(name="spatial_gap")(x)
+    x = layers.Dense(512, activation="relu", name="spatial_dense")(x)
+    x = layers.BatchNormalization(name="spatial_dense_bn")(x)
+    return layers.Dropout(0.5, name="spatial_vector")(x)
+
+
+def _depthwise_separable(x, width, name):
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(name=f"{name}_dw_relu")(x)
+    x = layers.Conv2D(width, 1, padding="same", use_bias=False, name=f"{name}_pw")(x)
+    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    return layers.ReLU(name=f"{name}_pw_relu")(x)
+
+
+def _spectral_block(x, filters, index, **filter_options):
+    x = SpectralFilter(filters, name=f"spectral_filter{index}", **filter_options)(x)
+    x = layers.BatchNormalization(name=f"spectral_filter{index}_bn")(x)
+    return layers.ReLU(name=f"spectral_filter{index}_relu")(x)
+
+
+def spectranet_branch(inputs, variant=1, **filter_options):
+    """SpectraNet-1 or -2 followed by the funnel head → the 4-d spectral summary vector."""
+    if variant == 1:
+        x = _spectral_block(inputs, 32, 1, **filter_options)
+        x = _depthwise_separable(x, 64, "spectral_sep1")
+        x = layers.MaxPooling2D(2, name="spectral_pool1")(x)
+        x = _depthwise_separable(x, 128, "spectral_sep2")
+        x = layers.MaxPooling2D(2, name="spectral_pool2")(x)
+    elif variant == 2:
+        x = _spectral_block(inputs, 32, 1, **filter_options)
+        x = _spectral_block(x, 64, 2, **filter_options)
+        x = _depthwise_separable(x, 128, "spectral_sep1")
+        x = layers.MaxPooling2D(2, name="spectral_pool1")(x)
+    else:
+        raise ValueError(f"spectranet must be 1 or 2, got {variant!r}")
+    x = layers.GlobalAveragePooling2D(name="spectral_gap")(x)
+    x = layers.Dense(16, activation="relu", name="funnel_dense16")(x)
+    x = layers.BatchNormalization(name="funnel_bn16")(x)
+    x = layers.Dropout(0.1875, name="funnel_dropout16")(x)
+    x = layers.Dense(4, activation="relu", name="funnel_dense4")(x)
+    x = layers.BatchNormalization(name="funnel_bn4")(x)
+    return layers.Dropout(0.3125, name="spectral_vector")(x)
+
+
+def is_binary(num_classes: int) -> bool:
+    """The paper's binary task (Chest X-Ray) uses one sigmoid unit instead of a 2-way softmax."""
+    return num_classes == 2
+
+
+def compile_like_paper(model, num_classes, learning_rate=PAPER_LEARNING_RATE):
+    loss = "binary_crossentropy" if is_binary(num_classes) else "sparse_categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    return model
+
+
+def build_model(
+    architecture,
+    input_shape,
+    num_classes,
+    fusion="concat",
+    spectranet=1,
+    *,
+    learning_rate=PAPER_LEARNING_RATE,
+    channel_mixing="dense",
+    modes=None,
+    name=None,
+):
+    """Build and compile one of the paper's models.
+
+    architecture: "spatial" (CNN baseline), "spectranet" (spectral branch alone) or "s3f".
+    input_shape: (H, W, C). num_classes: 2 → one sigmoid unit (paper's Chest X-Ray head).
+    fusion / spectranet: S³F-Net fusion ("concat" | "bilinear") and SpectraNet variant (1 | 2).
+    channel_mixing / modes: kit options of every SpectralFilter (see its docstring).
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ValueError(f"input_shape must be (H, W, C) with positive sizes, got {input_shape}")
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int ≥ 2, got {num_classes!r}")
+
+    inputs = keras.Input(input_shape, name="image")
+    filter_options = dict(channel_mixing=channel_mixing, modes=modes)
+    if architecture == "spatial":
+        features = spatial_encoder(inputs)
+    elif architecture == "spectranet":
+        features = spectranet_branch(inputs, spectranet, **filter_options)
+    else:
+        spatial = spatial_encoder(inputs)
+        spectral = spectranet_branch(inputs, spectranet, **filter_options)
+        if fusion == "concat":
+            features = layers.Concatenate(name="fusion")([spatial, spectral])
+        else:
+            features = BilinearFusion(name="fusion")([spatial, spectral])
+    # float32 head: keeps softmax/sigmoid stable under a mixed_float16 policy.
+    if is_binary(num_classes):
+        outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="head")(features)
+    else:
+        outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(
+            features
+        )
+    model = keras.Model(inputs, outputs, name=name or f"{architecture}_{fusion}_sn{spectranet}")
+    return compile_like_paper(model, num_classes, learning_rate)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@keras.saving.register_keras_serializable(package="s3f")
+class SpectralFilterLayer(SpectralFilter):
+    """The paper's class name. Keras stores a layer's weights under its snake-cased *class*
+    name (`layers/spectral_filter_layer/vars`), so the paper's files load only into a class
+    called exactly this."""
+
+
+# Class names used by the paper's release files (saved from a notebook, module "__main__").
+CUSTOM_OBJECTS = {
+    "SpectralFilterLayer": SpectralFilterLayer,
+    "SpectralFilter": SpectralFilter,
+    "BilinearFusion": BilinearFusion,
+}
+
+
+def num_classes_of(model) -> int:
+    """Classes predicted by a model: a single sigmoid unit means the binary task (2)."""
+    units = model.outputs[0].shape[-1]
+    return 2 if units == 1 else int(units)
+
+
+def load_model(path, compile=True):
+    """Load a `.keras` file written by the kit or released with the paper."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a .keras model (expected the zip archive Keras writes)")
+    try:
+        return keras.saving.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=compile)
+    except Exception as error:  # Keras raises many types; report them with the file's name
+        if not compile:
+            raise ValueError(f"{path}: not a loadable S³F-Net model ({error})") from error
+        model = load_model(path, compile=False)
+        # The weights loaded; only the saved training config did not (e.g. another Keras).
+        warnings.warn(
+            f"{path}: saved compile config unusable ({error}); recompiling like the paper",
+            stacklevel=2,
+        )
+        return compile_like_paper(model, num_classes_of(model))

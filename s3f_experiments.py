@@ -1,0 +1,133 @@
+"""The registry of the paper's twelve experiments: the one place their settings live.
+
+Notebooks are generated from it, the sweep runner and the results tables read it, the tests check
+the models against it. Facts come from the paper (its notebooks); "kit" marks our additions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from data_setup.datasets import DATASETS, DatasetInfo
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The paper's training schedule for one dataset."""
+
+    epochs: int
+    f1_patience: int  # early stopping on validation F1
+    lr_patience: int  # ReduceLROnPlateau on val_loss (factor 0.2, min_lr 1e-6)
+    fusion: str  # the paper's best fusion for S³F-Net on this dataset
+    spectranet: int  # SpectraNet variant for the S³F-Net and SpectraNet-only models
+
+
+RECIPES = {
+    "BRISC2025": Recipe(
+        epochs=200, f1_patience=40, lr_patience=20, fusion="bilinear", spectranet=1
+    ),
+    "ChestXRay": Recipe(epochs=100, f1_patience=20, lr_patience=10, fusion="concat", spectranet=1),
+    "BUSI": Recipe(epochs=200, f1_patience=60, lr_patience=40, fusion="concat", spectranet=2),
+    "HAM10000": Recipe(epochs=200, f1_patience=40, lr_patience=20, fusion="bilinear", spectranet=1),
+}
+
+BATCH_SIZE = 16
+LEARNING_RATE = 3e-4
+LR_FACTOR = 0.2
+MIN_LR = 1e-6
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """Test-set numbers printed in the original notebooks ("paper" protocol)."""
+
+    accuracy: float  # percent
+    weighted_f1: float
+    macro_f1: float
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str  # notebook name, e.g. "S3F_Concat_BUSI"
+    dataset: str
+    architecture: str  # "spatial" | "spectranet" | "s3f"
+    fusion: str
+    spectranet: int
+    params: int  # count_params() at the paper's input size
+    paper: PaperResult
+    recipe: Recipe = field(repr=False)
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DATASETS[self.dataset]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.info.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (*self.info.image_size, self.info.channels)
+
+    @property
+    def model_title(self) -> str:
+        if self.architecture == "spatial":
+            return "Spatial baseline"
+        if self.architecture == "spectranet":
+            return f"SpectraNet-{self.spectranet}"
+        return f"S³F-Net ({self.fusion}, SN{self.spectranet})"
+
+
+# (dataset, architecture) → (params, paper accuracy %, weighted F1, macro F1)
+_PAPER = {
+    ("BRISC2025", "spatial"): (1_309_284, 98.22, 0.982, 0.983),
+    ("BRISC2025", "spectranet"): (2_128_184, 94.46, 0.944, 0.948),
+    ("BRISC2025", "s3f"): (3_443_592, 98.81, 0.988, 0.988),
+    ("ChestXRay", "spatial"): (1_307_745, 86.54, 0.863, 0.851),
+    ("ChestXRay", "spectranet"): (6_330_665, 91.03, 0.909, 0.901),
+    ("ChestXRay", "s3f"): (7_638_409, 93.91, 0.939, 0.935),
+    ("BUSI", "spatial"): (1_308_771, 84.62, 0.848, 0.821),
+    ("BUSI", "spectranet"): (137_392_083, 82.05, 0.818, 0.800),
+    ("BUSI", "s3f"): (138_700_851, 87.82, 0.877, 0.853),
+    ("HAM10000", "spatial"): (1_311_399, 65.54, 0.678, 0.521),
+    ("HAM10000", "spectranet"): (6_537_863, 63.10, 0.641, 0.438),
+    ("HAM10000", "s3f"): (7_859_979, 69.31, 0.705, 0.515),
+}
+
+
+def _notebook_name(dataset: str, architecture: str, recipe: Recipe) -> str:
+    if architecture == "spatial":
+        return f"Spatial_{dataset}"
+    if architecture == "spectranet":
+        return f"SpectraNet_{dataset}"
+    return f"S3F_{recipe.fusion.capitalize()}_{dataset}"
+
+
+def _build_registry() -> dict[str, Experiment]:
+    registry = {}
+    for (dataset, architecture), (params, acc, wf1, mf1) in _PAPER.items():
+        recipe = RECIPES[dataset]
+        name = _notebook_name(dataset, architecture, recipe)
+        registry[name] = Experiment(
+            name=name,
+            dataset=dataset,
+            architecture=architecture,
+            fusion=recipe.fusion,
+            spectranet=recipe.spectranet,
+            params=params,
+            paper=PaperResult(acc, wf1, mf1),
+            recipe=recipe,
+        )
+    return registry
+
+
+EXPERIMENTS: dict[str, Experiment] = _build_registry()
+
+
+def get_experiment(name: str) -> Experiment:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}"
+        ) from None
