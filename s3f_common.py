@@ -7,8 +7,12 @@ paper (Siddiqui & Bhuiyan, 2025); options beyond the paper are marked "kit".
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -19,6 +23,7 @@ PAPER_LEARNING_RATE = 3e-4
 ARCHITECTURES = ("spatial", "spectranet", "s3f")
 FUSIONS = ("concat", "bilinear")
 CHANNEL_MIXINGS = ("dense", "depthwise")
+BN_MOMENTUM = 0.99  # Keras' default, as in the paper
 
 
 def _fft_dtype(compute_dtype: str) -> str:
@@ -199,7 +204,7 @@ class BilinearFusion(layers.Layer):
 SPATIAL_STAGES = ((32, 0.2), (64, 0.3), (128, 0.4), (256, 0.4))
 
 
-def spatial_encoder(inputs):
+def spatial_encoder(inputs, bn_momentum=BN_MOMENTUM):
     """The deep CNN tower: four conv stages, GAP, Dense(512) → the 512-d spatial vector."""
     x = inputs
     for stage, (width, dropout) in enumerate(SPATIAL_STAGES, start=1):
@@ -207,52 +212,52 @@ def spatial_encoder(inputs):
             width, 3, padding="same", activation="relu", name=f"spatial{stage}_conv1"
         )(x)
         x = layers.Conv2D(width, 3, padding="same", name=f"spatial{stage}_conv2")(x)
-        x = layers.BatchNormalization(name=f"spatial{stage}_bn")(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, name=f"spatial{stage}_bn")(x)
         x = layers.ReLU(name=f"spatial{stage}_relu")(x)
         x = layers.MaxPooling2D(2, name=f"spatial{stage}_pool")(x)
         x = layers.Dropout(dropout, name=f"spatial{stage}_dropout")(x)
     x = layers.GlobalAveragePooling2D(name="spatial_gap")(x)
     x = layers.Dense(512, activation="relu", name="spatial_dense")(x)
-    x = layers.BatchNormalization(name="spatial_dense_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="spatial_dense_bn")(x)
     return layers.Dropout(0.5, name="spatial_vector")(x)
 
 
-def _depthwise_separable(x, width, name):
+def _depthwise_separable(x, width, name, bn_momentum):
     x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_dw_bn")(x)
     x = layers.ReLU(name=f"{name}_dw_relu")(x)
     x = layers.Conv2D(width, 1, padding="same", use_bias=False, name=f"{name}_pw")(x)
-    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_pw_bn")(x)
     return layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
-def _spectral_block(x, filters, index, **filter_options):
+def _spectral_block(x, filters, index, bn_momentum, **filter_options):
     x = SpectralFilter(filters, name=f"spectral_filter{index}", **filter_options)(x)
-    x = layers.BatchNormalization(name=f"spectral_filter{index}_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name=f"spectral_filter{index}_bn")(x)
     return layers.ReLU(name=f"spectral_filter{index}_relu")(x)
 
 
-def spectranet_branch(inputs, variant=1, **filter_options):
+def spectranet_branch(inputs, variant=1, bn_momentum=BN_MOMENTUM, **filter_options):
     """SpectraNet-1 or -2 followed by the funnel head → the 4-d spectral summary vector."""
     if variant == 1:
-        x = _spectral_block(inputs, 32, 1, **filter_options)
-        x = _depthwise_separable(x, 64, "spectral_sep1")
+        x = _spectral_block(inputs, 32, 1, bn_momentum, **filter_options)
+        x = _depthwise_separable(x, 64, "spectral_sep1", bn_momentum)
         x = layers.MaxPooling2D(2, name="spectral_pool1")(x)
-        x = _depthwise_separable(x, 128, "spectral_sep2")
+        x = _depthwise_separable(x, 128, "spectral_sep2", bn_momentum)
         x = layers.MaxPooling2D(2, name="spectral_pool2")(x)
     elif variant == 2:
-        x = _spectral_block(inputs, 32, 1, **filter_options)
-        x = _spectral_block(x, 64, 2, **filter_options)
-        x = _depthwise_separable(x, 128, "spectral_sep1")
+        x = _spectral_block(inputs, 32, 1, bn_momentum, **filter_options)
+        x = _spectral_block(x, 64, 2, bn_momentum, **filter_options)
+        x = _depthwise_separable(x, 128, "spectral_sep1", bn_momentum)
         x = layers.MaxPooling2D(2, name="spectral_pool1")(x)
     else:
         raise ValueError(f"spectranet must be 1 or 2, got {variant!r}")
     x = layers.GlobalAveragePooling2D(name="spectral_gap")(x)
     x = layers.Dense(16, activation="relu", name="funnel_dense16")(x)
-    x = layers.BatchNormalization(name="funnel_bn16")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="funnel_bn16")(x)
     x = layers.Dropout(0.1875, name="funnel_dropout16")(x)
     x = layers.Dense(4, activation="relu", name="funnel_dense4")(x)
-    x = layers.BatchNormalization(name="funnel_bn4")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="funnel_bn4")(x)
     return layers.Dropout(0.3125, name="spectral_vector")(x)
 
 
@@ -277,6 +282,7 @@ def build_model(
     learning_rate=PAPER_LEARNING_RATE,
     channel_mixing="dense",
     modes=None,
+    bn_momentum=None,
     name=None,
 ):
     """Build and compile one of the paper's models.
@@ -285,6 +291,8 @@ def build_model(
     input_shape: (H, W, C). num_classes: 2 → one sigmoid unit (paper's Chest X-Ray head).
     fusion / spectranet: S³F-Net fusion ("concat" | "bilinear") and SpectraNet variant (1 | 2).
     channel_mixing / modes: kit options of every SpectralFilter (see its docstring).
+    bn_momentum: None → Keras' default 0.99 (paper). The kit's demo uses 0.9: with only a few
+        hundred steps, 0.99 moving statistics are still far from the data and inference collapses.
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -296,15 +304,16 @@ def build_model(
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int ≥ 2, got {num_classes!r}")
 
+    bn_momentum = BN_MOMENTUM if bn_momentum is None else float(bn_momentum)
     inputs = keras.Input(input_shape, name="image")
     filter_options = dict(channel_mixing=channel_mixing, modes=modes)
     if architecture == "spatial":
-        features = spatial_encoder(inputs)
+        features = spatial_encoder(inputs, bn_momentum)
     elif architecture == "spectranet":
-        features = spectranet_branch(inputs, spectranet, **filter_options)
+        features = spectranet_branch(inputs, spectranet, bn_momentum, **filter_options)
     else:
-        spatial = spatial_encoder(inputs)
-        spectral = spectranet_branch(inputs, spectranet, **filter_options)
+        spatial = spatial_encoder(inputs, bn_momentum)
+        spectral = spectranet_branch(inputs, spectranet, bn_momentum, **filter_options)
         if fusion == "concat":
             features = layers.Concatenate(name="fusion")([spatial, spectral])
         else:
@@ -363,3 +372,136 @@ def load_model(path, compile=True):
             stacklevel=2,
         )
         return compile_like_paper(model, num_classes_of(model))
+
+
+# --------------------------------------------------------------------------- pretrained weights
+
+RELEASE_BASE_URL = "https://github.com/Saiful185/S3F-Net/releases/download/v1.0.0-sn1"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One of the paper's released `.keras` models (release v1.0.0-sn1)."""
+
+    filename: str
+    architecture: str
+    fusion: str
+    spectranet: int
+    dataset: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    params: int  # what the file's model must count: the check that it is the registered one
+
+    def url(self, base_url: str | None = None) -> str:
+        return f"{(base_url or RELEASE_BASE_URL).rstrip('/')}/{self.filename}"
+
+
+RELEASES = {
+    "bilinear_brisc2025": Release(
+        "Bilinear_S3F-Net_SN1_BRISC2025.keras",
+        "s3f",
+        "bilinear",
+        1,
+        "BRISC2025",
+        (256, 256, 1),
+        4,
+        3_443_592,
+    ),
+    "concat_chestxray": Release(
+        "Concatenation_S3F-Net_SN1_Chest.XRAY.keras",
+        "s3f",
+        "concat",
+        1,
+        "ChestXRay",
+        (384, 512, 1),
+        2,
+        7_638_409,
+    ),
+}
+
+
+def pretrained_cache_dir() -> Path:
+    base = os.environ.get("S3F_CACHE_DIR", Path.home() / ".cache" / "s3f-kit")
+    return Path(base) / "pretrained"
+
+
+def verify_release_model(model, release: Release, source) -> None:
+    """Raise ValueError unless `model` is the architecture `release` registers."""
+    problems = []
+    shape = tuple(model.inputs[0].shape[1:])
+    if shape != release.input_shape:
+        problems.append(f"input {shape} ≠ {release.input_shape}")
+    if num_classes_of(model) != release.num_classes:
+        problems.append(f"{num_classes_of(model)} classes ≠ {release.num_classes}")
+    if model.count_params() != release.params:
+        problems.append(f"{model.count_params():,} parameters ≠ {release.params:,}")
+    kinds = {type(layer) for layer in model.layers}
+    if not any(issubclass(kind, SpectralFilter) for kind in kinds):
+        problems.append("no SpectralFilter layer")
+    if (release.fusion == "bilinear") != any(issubclass(k, BilinearFusion) for k in kinds):
+        problems.append(f"fusion is not {release.fusion}")
+    if problems:
+        raise ValueError(f"{source}: not the registered release model ({'; '.join(problems)})")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pretrained(name: str, *, cache_dir=None, base_url=None, force=False, compile=True):
+    """Download (once) and load one of the paper's released models, verified.
+
+    No checksum is published, so the file must load, match the registered architecture and
+    parameter count, and — after the first download — have the SHA-256 recorded then. A later
+    download that differs is refused unless force=True. Nothing unverified stays in the cache.
+    """
+    if name not in RELEASES:
+        raise ValueError(f"unknown release {name!r}; expected one of {', '.join(RELEASES)}")
+    release = RELEASES[name]
+    folder = Path(cache_dir) if cache_dir else pretrained_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target, record_path = folder / release.filename, folder / "sha256.json"
+    records = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    recorded = records.get(release.filename)
+    if target.is_file() and not force:
+        if recorded and _sha256(target) != recorded:
+            raise ValueError(
+                f"{target}: changed since it was downloaded (SHA-256 differs from the record); "
+                "delete it or call with force=True"
+            )
+        model = load_model(target, compile=compile)
+        verify_release_model(model, release, target)
+        return model
+
+    from data_setup.fetch import download_url
+
+    url = release.url(base_url)
+    tmp = folder / f".{release.filename}.{os.getpid()}.part"
+    try:
+        download_url(url, tmp)
+        digest = _sha256(tmp)
+        if recorded and digest != recorded and not force:
+            raise ValueError(
+                f"{url}: differs from the file first downloaded (SHA-256 {digest[:12]}… ≠ "
+                f"recorded {recorded[:12]}…); refusing it (force=True accepts it)"
+            )
+        verified = tmp.with_suffix(".keras")  # Keras insists on the .keras suffix
+        os.replace(tmp, verified)
+        tmp = verified
+        try:
+            model = load_model(tmp, compile=compile)
+        except (ValueError, OSError) as error:
+            raise ValueError(f"{url}: downloaded file is not a loadable model ({error})") from error
+        verify_release_model(model, release, url)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    records[release.filename] = digest
+    record_tmp = record_path.with_name(f".sha256.{os.getpid()}.tmp")
+    record_tmp.write_text(json.dumps(records, indent=1))
+    os.replace(record_tmp, record_path)
+    return model

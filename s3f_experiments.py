@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from data_setup.datasets import DATASETS, DatasetInfo
+from data_setup.datasets import DATASETS, DatasetInfo  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,19 @@ RECIPES = {
     "BUSI": Recipe(epochs=200, f1_patience=60, lr_patience=40, fusion="concat", spectranet=2),
     "HAM10000": Recipe(epochs=200, f1_patience=40, lr_patience=20, fusion="bilinear", spectranet=1),
 }
+
+# GitHub owner/name of this kit: Colab badges and the notebooks' Colab install use it.
+KIT_REPOSITORY = "s3f-kit/s3f-kit"
+
+# Demo settings (synthetic data): small images and few epochs so all twelve notebooks finish on
+# a 2-core CPU in minutes. Aspect ratios follow the paper's input sizes.
+DEMO_IMAGE_SIZES = {
+    "BRISC2025": [32, 32],
+    "ChestXRay": [24, 32],
+    "BUSI": [32, 32],
+    "HAM10000": [24, 32],
+}
+DEMO_PARAMETERS = {"epochs": 25, "verbose": 2, "demo_count": 32, "bn_momentum": 0.9}
 
 BATCH_SIZE = 16
 LEARNING_RATE = 3e-4

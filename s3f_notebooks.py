@@ -1,0 +1,280 @@
+"""Generate the experiment notebooks from one template and the registry.
+
+    python -m s3f_notebooks          # (re)write notebooks/*.ipynb
+    python -m s3f_notebooks --check  # exit 1 if a committed notebook differs from the template
+
+Notebooks are thin: a parameters cell (papermill) and a few calls into s3f_training, so the
+twelve never drift apart; a test keeps the committed files equal to what this writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+from s3f_experiments import EXPERIMENTS, KIT_REPOSITORY, Experiment
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
+
+
+def colab_url(name: str) -> str:
+    return f"https://colab.research.google.com/github/{KIT_REPOSITORY}/blob/main/notebooks/{name}.ipynb"
+
+
+SETUP = f"""\
+# Setup — locally the kit is installed (`make setup` or `pip install -e .`); in Colab it is
+# installed from GitHub without touching Colab's own TensorFlow (TensorFlow is an optional extra).
+import importlib.util
+import subprocess
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if importlib.util.find_spec("s3f_common") is None:
+    if not IN_COLAB:
+        raise ModuleNotFoundError(
+            "s3f_common is not importable: run `make setup` (or `pip install -e .`) in the kit"
+        )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/{KIT_REPOSITORY}"],
+        check=True,
+    )"""
+
+DERIVED = """\
+# Values derived from the parameters (papermill injects overrides just above this cell).
+import os
+
+if gpu is not None:  # the sweep pins each notebook to one GPU; must precede TensorFlow's import
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+if mount_drive and IN_COLAB:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+
+from s3f_training import Run
+
+run = Run(
+    experiment=EXPERIMENT, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
+    img_size=img_size, learning_rate=learning_rate, protocol=protocol, seed=seed, fusion=fusion,
+    spectranet=spectranet, output_dir=output_dir, f1_patience=f1_patience,
+    lr_patience=lr_patience, verbose=verbose, demo_count=demo_count, bn_momentum=bn_momentum,
+)
+print(f"{EXPERIMENT}: {run.epochs} epochs at {run.img_size}, protocol '{protocol}' → {run.run_dir}")"""
+
+
+def _parameters(exp: Experiment) -> str:
+    return f'''\
+EXPERIMENT = "{exp.name}"
+data_dir = ""  # dataset folder as unzipped; empty → synthetic demo data (says nothing of the paper)
+epochs = {exp.recipe.epochs}
+batch_size = 16
+img_size = None  # None → the paper's {list(exp.info.image_size)} (demo data: small); or [H, W]
+learning_rate = 3e-4
+protocol = "paper"  # "paper": validate on the test set as the original; "holdout": honest split
+seed = 42
+fusion = "{exp.fusion}"  # S³F-Net only: "concat" | "bilinear"
+spectranet = {exp.spectranet}  # SpectraNet variant 1 | 2 (S³F-Net and SpectraNet models)
+f1_patience = {exp.recipe.f1_patience}  # early stopping on validation F1
+lr_patience = {exp.recipe.lr_patience}  # ReduceLROnPlateau on val_loss
+output_dir = "runs"  # results go to output_dir/{exp.name}/
+mount_drive = False  # Colab: mount Google Drive (for data_dir/output_dir under /content/drive)
+gpu = None  # pin to one GPU index (set by the sweep runner)
+verbose = 1  # Keras progress: 1 for a bar, 2 for one line per epoch
+demo_count = 24  # synthetic training images per class when data_dir is empty
+bn_momentum = None  # None: Keras default 0.99 (paper); the demo sweep uses 0.9 (few steps)'''
+
+
+def _intro(exp: Experiment) -> str:
+    p = exp.paper
+    return f"""\
+# {exp.name}: {exp.model_title} on {exp.info.title}
+
+[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(exp.name)})
+
+Paper's test result ("paper" protocol): accuracy {p.accuracy:.2f} %, weighted F1 {p.weighted_f1:.3f},
+macro F1 {p.macro_f1:.3f}; {exp.params:,} parameters at {exp.input_shape[0]}×{exp.input_shape[1]}×{exp.input_shape[2]}.
+
+Run headless: `papermill notebooks/{exp.name}.ipynb out.ipynb -p data_dir /path/to/data -p epochs 50`.
+With `data_dir` empty it trains on built-in synthetic data. **Protocol caveat:** the original
+notebooks used the test set for checkpoint selection, early stopping and LR scheduling
+(`protocol="paper"`); `protocol="holdout"` carves a validation split from train instead."""
+
+
+def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
+    cells = [
+        nbformat.v4.new_markdown_cell(_intro(exp)),
+        nbformat.v4.new_code_cell(SETUP),
+        nbformat.v4.new_code_cell(_parameters(exp), metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(DERIVED),
+        nbformat.v4.new_markdown_cell("## Data"),
+        nbformat.v4.new_code_cell("data = run.load_data()"),
+        nbformat.v4.new_markdown_cell("## Model"),
+        nbformat.v4.new_code_cell(
+            "model = run.build_model(data)\nprint(f'{model.count_params():,} parameters')"
+        ),
+        nbformat.v4.new_markdown_cell("## Train (paper recipe: class weights, F1 checkpoint)"),
+        nbformat.v4.new_code_cell("history = run.train(model, data)"),
+        nbformat.v4.new_markdown_cell("## Evaluate the best checkpoint on the test split"),
+        nbformat.v4.new_code_cell(
+            "from IPython.display import Image, display\n\n"
+            "metrics = run.evaluate(data)\n"
+            "print({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})\n"
+            "for figure in ('confusion_matrix', 'roc', 'history'):\n"
+            "    display(Image(filename=str(run.run_dir / f'{figure}.png')))"
+        ),
+    ]
+    return _finish(exp.name, cells)
+
+
+def _finish(name: str, cells) -> nbformat.NotebookNode:
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    notebook.metadata["language_info"] = {"name": "python"}
+    for index, cell in enumerate(notebook.cells):
+        cell["id"] = f"{name.lower()}-{index}"  # stable ids: regenerated files don't churn
+    return notebook
+
+
+EXPLAIN_PARAMETERS = """\
+model_path = ""  # a .keras model: kit-trained (runs/<experiment>/model.keras) or paper format
+release = ""  # or a paper release name: bilinear_brisc2025 | concat_chestxray
+dataset = "BUSI"  # the model's dataset (a release knows its own)
+data_dir = ""  # dataset folder as unzipped; empty → synthetic demo data
+output_dir = "runs/explain"  # figures and tables go to output_dir/<model name>/
+protocol = "paper"
+images_per_class = 2  # Grad-CAM examples per class
+batch_size = 16
+demo_count = 24
+base_url = ""  # a mirror of the release files (empty: the paper's GitHub release)
+mount_drive = False"""
+
+EXPLAIN_RUN = """\
+if mount_drive and IN_COLAB:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+from pathlib import Path
+
+from s3f_explain import explain, load_for_explanation
+
+model, data, title = load_for_explanation(model_path, release, dataset, data_dir, protocol,
+                                          demo_count, base_url)
+out_dir = Path(output_dir).expanduser() / title
+print(data.summary())"""
+
+EXPLAIN_SHOW = """\
+from IPython.display import Image, display
+
+summary = explain(model, data, out_dir, images_per_class, batch_size, title)
+print(summary["overall"])
+for png in sorted(out_dir.glob("*.png")):
+    display(Image(filename=str(png)))"""
+
+PRETRAINED_PARAMETERS = """\
+release = "bilinear_brisc2025"  # bilinear_brisc2025 (BRISC2025) | concat_chestxray (Chest X-Ray)
+data_dir = ""  # the release's dataset as unzipped; empty → synthetic demo data
+output_dir = "runs/pretrained"  # results go to output_dir/<release>/
+batch_size = 16
+base_url = ""  # a mirror of the release files (empty: the paper's GitHub release)
+demo_count = 24
+mount_drive = False"""
+
+PRETRAINED_RUN = """\
+if mount_drive and IN_COLAB:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+from pathlib import Path
+
+from IPython.display import Image, display
+
+from s3f_training import evaluate_pretrained
+
+metrics = evaluate_pretrained(release, data_dir, output_dir, batch_size, base_url, demo_count)
+print({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+for figure in ("confusion_matrix", "roc"):
+    display(Image(filename=str(Path(output_dir).expanduser() / release / f"{figure}.png")))"""
+
+
+def extra_notebooks() -> dict[str, nbformat.NotebookNode]:
+    """The explainability and pretrained-evaluation notebooks (same setup cell)."""
+    explain_intro = f"""\
+# S³F-Net explainability: branch contributions, learned filters, Grad-CAM
+
+[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url("S3F_Explainability")})
+
+For any S³F-Net `.keras` model (concat or bilinear, SN1 or SN2, trained by the kit or released
+with the paper) this finds the spatial and spectral vectors at the fusion input inside the loaded
+model and reports each branch's share (L2 and balanced contribution scores, overall and per
+class), the learned SpectralFilter responses and kernels, and Grad-CAM maps of the spatial tower."""
+    pretrained_intro = f"""\
+# Evaluate the paper's released weights
+
+[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url("Evaluate_Pretrained")})
+
+Downloads a release model once (verified: it must load, match the registered architecture and
+parameter count, and keep the SHA-256 recorded at first download), then evaluates it on its
+dataset's test split with the same metrics and figures as a training run."""
+    return {
+        "S3F_Explainability": _finish(
+            "S3F_Explainability",
+            [
+                nbformat.v4.new_markdown_cell(explain_intro),
+                nbformat.v4.new_code_cell(SETUP),
+                nbformat.v4.new_code_cell(EXPLAIN_PARAMETERS, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(EXPLAIN_RUN),
+                nbformat.v4.new_code_cell(EXPLAIN_SHOW),
+            ],
+        ),
+        "Evaluate_Pretrained": _finish(
+            "Evaluate_Pretrained",
+            [
+                nbformat.v4.new_markdown_cell(pretrained_intro),
+                nbformat.v4.new_code_cell(SETUP),
+                nbformat.v4.new_code_cell(PRETRAINED_PARAMETERS, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(PRETRAINED_RUN),
+            ],
+        ),
+    }
+
+
+def all_notebooks() -> dict[str, str]:
+    """Every generated notebook: name → file text."""
+    texts = {name: nbformat.writes(make_notebook(exp)) for name, exp in EXPERIMENTS.items()}
+    texts.update({name: nbformat.writes(nb) for name, nb in extra_notebooks().items()})
+    return texts
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare, write nothing")
+    args = parser.parse_args(argv)
+    stale = []
+    NOTEBOOK_DIR.mkdir(exist_ok=True)
+    texts = all_notebooks()
+    for name, text in texts.items():
+        path = NOTEBOOK_DIR / f"{name}.ipynb"
+        if path.is_file() and path.read_text() == text:
+            continue
+        stale.append(path.name)
+        if not args.check:
+            path.write_text(text)
+    if args.check and stale:
+        print("out of date (run python -m s3f_notebooks): " + ", ".join(stale))
+        return 1
+    print(
+        ("checked " if args.check else "wrote ")
+        + f"{len(texts)} notebooks"
+        + (f" ({len(stale)} changed)" if stale and not args.check else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Figures of a run and of a sweep (matplotlib + seaborn), saved atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+from sklearn.metrics import auc, roc_curve
+
+
+def _save(figure, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    figure.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    os.replace(tmp, path)
+
+
+def draw_confusion(ax, matrix, class_names, title):
+    matrix = np.asarray(matrix)
+    sns.heatmap(
+        matrix,
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        ax=ax,
+        xticklabels=class_names,
+        yticklabels=class_names,
+    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+
+
+def confusion_figure(metrics: dict, path: Path) -> None:
+    size = max(4, 0.7 * len(metrics["class_names"]) + 2)
+    figure, ax = plt.subplots(figsize=(size, size * 0.85))
+    draw_confusion(
+        ax,
+        metrics["confusion_matrix"],
+        metrics["class_names"],
+        f"{metrics['experiment']} — accuracy {metrics['accuracy']:.3f}",
+    )
+    _save(figure, path)
+
+
+def roc_figure(labels, probs, class_names, path: Path) -> None:
+    figure, ax = plt.subplots(figsize=(5, 4.5))
+    labels = np.asarray(labels)
+    curves = (
+        [(class_names[1], labels == 1, probs[:, 0])]
+        if probs.shape[1] == 1
+        else [(name, labels == i, probs[:, i]) for i, name in enumerate(class_names)]
+    )
+    for name, positive, score in curves:
+        if positive.all() or not positive.any():
+            continue  # no ROC curve without both classes
+        fpr, tpr, _ = roc_curve(positive, score)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=7)
+    _save(figure, path)
+
+
+def history_figure(frame, path: Path, title: str) -> None:
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for ax, (train_key, val_key, name) in zip(
+        axes,
+        [
+            ("loss", "val_loss", "loss"),
+            ("accuracy", "val_accuracy", "accuracy"),
+            (None, "val_f1", "validation F1 (selection metric)"),
+        ],
+        strict=True,
+    ):
+        for key in (train_key, val_key):
+            if key and key in frame:
+                ax.plot(frame.index, frame[key], label=key)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    figure.suptitle(title)
+    _save(figure, path)
+
+
+def confusion_grid(entries, path: Path, banner: str = "") -> None:
+    """One figure of many confusion matrices; entries: (title, matrix, class_names)."""
+    columns = 3
+    rows = max(1, -(-len(entries) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4.3 * rows), squeeze=False)
+    for ax in axes.flat[len(entries) :]:
+        ax.axis("off")
+    for ax, (title, matrix, names) in zip(axes.flat, entries, strict=False):
+        draw_confusion(ax, matrix, names, title)
+    if banner:
+        figure.suptitle(banner, fontsize=13, color="darkred")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def contribution_bars(summary: dict, path: Path, title: str) -> None:
+    """Overall and per-class branch shares (L2 and balanced), spectral share as bars."""
+    groups = {"overall": summary["overall"], **summary["per_class"]}
+    names = list(groups)
+    x = np.arange(len(names))
+    figure, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(names) + 4), 3.8))
+    for ax, kind in zip(axes, ("l2", "balanced"), strict=True):
+        spatial = [groups[n][f"{kind}_spatial_%"] for n in names]
+        spectral = [groups[n][f"{kind}_spectral_%"] for n in names]
+        ax.bar(x, spatial, label="spatial", color="#4c72b0")
+        ax.bar(x, spectral, bottom=spatial, label="spectral", color="#dd8452")
+        for xi, value in zip(x, spectral, strict=True):
+            ax.text(xi, 101, f"{value:.1f}%", ha="center", fontsize=7)
+        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 110)
+        ax.set_ylabel("share of the fused representation (%)")
+        ax.set_title(f"{'L2-norm' if kind == 'l2' else 'balanced'} contribution")
+        ax.legend(fontsize=7, loc="lower right")
+    figure.suptitle(title)
+    _save(figure, path)
+
+
+def contribution_kde(scores, path: Path, title: str) -> None:
+    """Per-class density of the spectral share (L2 and balanced)."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, column in zip(axes, ("l2_spectral_%", "balanced_spectral_%"), strict=True):
+        for name, group in scores.groupby("class"):
+            values = group[column]
+            if len(values) > 1 and values.std() > 0:
+                sns.kdeplot(values, ax=ax, label=name, fill=True, alpha=0.25, warn_singular=False)
+            else:
+                ax.axvline(values.iloc[0], label=f"{name} (single value)", linestyle=":")
+        ax.set_xlabel(column.replace("_", " "))
+        ax.legend(fontsize=7)
+    figure.suptitle(f"{title}: per-class density of the spectral branch's share")
+    _save(figure, path)
+
+
+def filter_grid(response, kernels, path: Path, title: str, max_filters: int = 32) -> None:
+    """Two rows per filter block: centred log-magnitude response, then the spatial kernel."""
+    count = min(len(response), max_filters)
+    columns = min(8, count)
+    blocks = -(-count // columns)
+    figure, axes = plt.subplots(
+        2 * blocks, columns, figsize=(1.6 * columns, 3.3 * blocks), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for index in range(count):
+        row, column = divmod(index, columns)
+        axes[2 * row, column].imshow(response[index], cmap="magma")
+        axes[2 * row, column].set_title(f"f{index} |K|", fontsize=7)
+        axes[2 * row + 1, column].imshow(kernels[index], cmap="coolwarm")
+        axes[2 * row + 1, column].set_title(f"f{index} kernel", fontsize=7)
+    suffix = f" (first {count} of {len(response)})" if len(response) > count else ""
+    figure.suptitle(f"{title}{suffix}: log-magnitude response (centred) and spatial kernel")
+    _save(figure, path)
+
+
+def gradcam_grid(images, cams, labels, path: Path, title: str) -> None:
+    count = len(images)
+    columns = min(6, count)
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, cam, label in zip(axes.flat, images, cams, labels, strict=False):
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+        ax.imshow(cam, cmap="jet", alpha=0.4)
+        ax.set_title(label, fontsize=8)
+    figure.suptitle(title, fontsize=9)
+    _save(figure, path)

@@ -1,0 +1,311 @@
+"""Notebooks, the papermill sweep and the results tables (issue: notebooks, sweep, results)."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+import s3f_experiments
+import s3f_notebooks
+import s3f_results
+import s3f_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+TINY = {"epochs": 1, "img_size": [16, 16], "demo_count": 6, "batch_size": 8, "verbose": 2}
+REQUIRED = {
+    "data_dir",
+    "epochs",
+    "batch_size",
+    "img_size",
+    "learning_rate",
+    "protocol",
+    "seed",
+    "fusion",
+    "spectranet",
+    "output_dir",
+    "mount_drive",
+}
+
+
+def _parameters_cells(path):
+    cells = nbformat.read(path, as_version=4).cells
+    return [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+
+
+def test_notebooks_are_exactly_what_the_generator_writes():
+    generated = s3f_notebooks.all_notebooks()
+    assert set(generated) >= set(s3f_experiments.EXPERIMENTS)
+    assert {p.stem for p in NOTEBOOKS} == set(generated)
+    for name, text in generated.items():
+        committed = (REPO / "notebooks" / f"{name}.ipynb").read_text()
+        assert committed == text, f"{name}: run python -m s3f_notebooks"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_one_parameters_cell_of_plain_assignments_and_no_outputs(path):
+    cells = nbformat.read(path, as_version=4).cells
+    assert all(
+        not c.get("outputs") and not c.get("execution_count")
+        for c in cells
+        if c.cell_type == "code"
+    ), "commit notebooks without outputs"
+    tagged = _parameters_cells(path)
+    assert len(tagged) == 1
+    for node in ast.parse(tagged[0].source).body:
+        assert isinstance(node, ast.Assign), "the parameters cell only assigns values"
+        ast.literal_eval(node.value)
+
+
+def _parameter_values(name):
+    cell = _parameters_cells(REPO / "notebooks" / f"{name}.ipynb")[0]
+    return {
+        node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body
+    }
+
+
+@pytest.mark.parametrize("name", list(s3f_experiments.EXPERIMENTS))
+def test_experiment_notebooks_default_to_the_papers_settings(name):
+    values = _parameter_values(name)
+    assert REQUIRED <= set(values)
+    exp = s3f_experiments.EXPERIMENTS[name]
+    assert values["epochs"] == exp.recipe.epochs
+    assert values["f1_patience"] == exp.recipe.f1_patience
+    assert values["lr_patience"] == exp.recipe.lr_patience
+    assert (values["fusion"], values["spectranet"]) == (exp.fusion, exp.spectranet)
+    assert values["batch_size"] == 16 and values["learning_rate"] == 3e-4
+    assert values["img_size"] is None and values["protocol"] == "paper"
+    assert values["bn_momentum"] is None  # Keras' default, the paper's
+
+
+@pytest.fixture(scope="session")
+def kernel_env(tmp_path_factory):
+    """Kernels started by papermill inherit this: a private cache, quiet TensorFlow, CPU."""
+    cache = tmp_path_factory.mktemp("kit-cache")
+    old = {k: os.environ.get(k) for k in ("S3F_CACHE_DIR", "TF_CPP_MIN_LOG_LEVEL")}
+    os.environ["S3F_CACHE_DIR"] = str(cache)
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    yield cache
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(kernel_env, tmp_path_factory):
+    """All twelve notebooks through papermill (via the runner) on synthetic data, tiny settings."""
+    root = tmp_path_factory.mktemp("sweep")
+    failures = s3f_sweep.run_sweep(
+        list(s3f_experiments.EXPERIMENTS),
+        True,
+        None,
+        TINY,
+        root / "runs",
+        jobs=2,
+        results_dir=root / "results",
+    )
+    return root, failures
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_and_writes_its_run_folder(tiny_sweep):
+    root, failures = tiny_sweep
+    assert failures == []
+    for name, exp in s3f_experiments.EXPERIMENTS.items():
+        run = root / "runs" / name
+        for file in (
+            "metrics.json",
+            "confusion_matrix.png",
+            "roc.png",
+            "history.csv",
+            "history.png",
+            "model.keras",
+            f"{name}.ipynb",
+            f"{name}.html",
+        ):
+            assert (run / file).is_file(), f"{name}: {file} missing"
+        metrics = json.loads((run / "metrics.json").read_text())
+        n = exp.num_classes
+        assert metrics["class_names"] == list(exp.info.class_names)
+        matrix = np.array(metrics["confusion_matrix"])
+        assert matrix.shape == (n, n) and matrix.sum() == sum(metrics["counts"]["test"].values())
+        for key in (
+            "loss",
+            "accuracy",
+            "macro_f1",
+            "weighted_f1",
+            "cohen_kappa",
+            "mcc",
+            "classification_report",
+            "params",
+            "epochs_run",
+            "best_epoch",
+            "wall_time_s",
+            "protocol",
+            "seed",
+            "image_size",
+            "dataset_fingerprint",
+            "skipped_files",
+            "tensorflow_version",
+        ):
+            assert key in metrics, f"{name}: {key}"
+        assert ("roc_auc" in metrics) if n == 2 else ("roc_auc_macro" in metrics)
+        assert metrics["image_size"] == [16, 16] and metrics["demo_data"] is True
+        assert metrics["epochs_run"] == 1
+        executed = nbformat.read(run / f"{name}.ipynb", as_version=4)
+        injected = [
+            c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])
+        ]
+        assert len(injected) == 1 and "epochs = 1" in injected[0].source
+
+
+@pytest.mark.slow
+def test_sweep_builds_tables_beside_the_papers_numbers(tiny_sweep):
+    root, _ = tiny_sweep
+    results = root / "results"
+    frame = s3f_results.pd.read_csv(results / "summary.csv")
+    assert len(frame) == 12 and set(frame["experiment"]) == set(s3f_experiments.EXPERIMENTS)
+    busi = frame.set_index("experiment").loc["S3F_Concat_BUSI"]
+    assert busi["paper_accuracy_%"] == 87.82
+    assert busi["diff_accuracy"] == pytest.approx(busi["accuracy_%"] - 87.82, abs=0.01)
+    assert busi["data"] == "synthetic demo"
+    readme = (results / "README.md").read_text()
+    assert "SYNTHETIC DEMO DATA" in readme and readme.count("| S³F-Net") == 4
+    assert (results / "confusion_matrices.png").stat().st_size > 10_000
+    assert len(list((results / "metrics").glob("*.json"))) == 12
+
+
+def test_sweep_skips_finished_runs_and_isolates_failures(tmp_path, monkeypatch, capsys):
+    ran = []
+
+    def fake_run_one(name, params, run_dir, gpu, log):
+        ran.append(name)
+        if name == "Spatial_BUSI":
+            return name, "PapermillExecutionError: boom"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "metrics.json").write_text("{}")
+        return name, None
+
+    monkeypatch.setattr(s3f_sweep, "run_one", fake_run_one)
+    names = ["Spatial_BUSI", "SpectraNet_BUSI", "S3F_Concat_BUSI"]
+    failures = s3f_sweep.run_sweep(names, True, None, {}, tmp_path, jobs=2)
+    assert failures == [("Spatial_BUSI", "PapermillExecutionError: boom")]
+    assert sorted(ran) == sorted(names)  # the failure did not stop the others
+    ran.clear()
+    (tmp_path / "S3F_Concat_BUSI" / "metrics.json").unlink()  # as if killed during this run
+    s3f_sweep.run_sweep(names, True, None, {}, tmp_path)
+    assert sorted(ran) == ["S3F_Concat_BUSI", "Spatial_BUSI"]  # only the unfinished ones
+    ran.clear()
+    s3f_sweep.run_sweep(names[1:], True, None, {}, tmp_path, force=True)
+    assert sorted(ran) == sorted(names[1:])
+    monkeypatch.setattr(s3f_sweep, "count_gpus", lambda: 0)
+    with pytest.warns(UserWarning, match="lacks"):  # the fake metrics.json files are reported
+        code = s3f_sweep.main(
+            [
+                "--demo",
+                "--only",
+                "Spatial_BUSI",
+                "--output",
+                str(tmp_path),
+                "--results",
+                str(tmp_path / "results"),
+            ]
+        )
+    assert code == 1 and "Spatial_BUSI: PapermillExecutionError: boom" in capsys.readouterr().out
+
+
+def test_overrides_parse_python_literals():
+    assert s3f_sweep.parse_overrides(["epochs=50", "img_size=[64, 64]", "protocol=holdout"]) == {
+        "epochs": 50,
+        "img_size": [64, 64],
+        "protocol": "holdout",
+    }
+    with pytest.raises(SystemExit):
+        s3f_sweep.parse_overrides(["epochs"])
+
+
+def test_gpu_pinning_hands_each_running_notebook_its_own_gpu(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    seen, lock = [], threading.Lock()
+
+    def fake_run_one(name, params, run_dir, gpu, log):
+        with lock:
+            seen.append(gpu)
+        time.sleep(0.05)
+        return name, None
+
+    monkeypatch.setattr(s3f_sweep, "run_one", fake_run_one)
+    monkeypatch.setattr(s3f_sweep, "count_gpus", lambda: 2)
+    s3f_sweep.run_sweep(list(s3f_experiments.EXPERIMENTS)[:4], True, None, {}, tmp_path, jobs=4)
+    assert sorted(seen) == [0, 0, 1, 1]
+
+
+@pytest.mark.slow
+def test_bad_data_dir_fails_with_the_data_setup_error(kernel_env, tmp_path):
+    failures = s3f_sweep.run_sweep(
+        ["Spatial_ChestXRay"], False, tmp_path / "nowhere", TINY, tmp_path / "runs"
+    )
+    assert len(failures) == 1
+    name, error = failures[0]
+    assert "DatasetError" in error and "folder does not exist" in error
+    assert (tmp_path / "runs" / name / f"{name}.html").is_file()  # the failed notebook is kept
+
+
+@pytest.mark.slow
+def test_readme_papermill_command_works_as_written(kernel_env, tmp_path):
+    from data_setup import synth_dataset
+
+    busi = synth_dataset("BUSI", tmp_path / "busi", count=4, size=64, seed=2)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            "notebooks/S3F_Concat_BUSI.ipynb",
+            str(tmp_path / "out.ipynb"),
+            "-p",
+            "epochs",
+            "1",
+            "-p",
+            "data_dir",
+            str(busi),
+            "-p",
+            "output_dir",
+            str(tmp_path / "runs"),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    metrics = json.loads((tmp_path / "runs/S3F_Concat_BUSI/metrics.json").read_text())
+    assert metrics["params"] == 138_700_851 and metrics["image_size"] == [256, 256]
+    assert metrics["demo_data"] is False
+
+
+def test_same_seed_gives_the_same_metrics(kernel_env, tmp_path, keras):
+    import s3f_training
+
+    def once(folder):
+        run = s3f_training.Run(
+            "SpectraNet_BRISC2025", output_dir=str(tmp_path / folder), **{**TINY, "verbose": 0}
+        )
+        data = run.load_data()
+        model = run.build_model(data)
+        run.train(model, data)
+        return run.evaluate(data)
+
+    a, b = once("a"), once("b")
+    for key in ("loss", "accuracy", "weighted_f1", "confusion_matrix"):
+        assert a[key] == b[key]
+    history_a = (tmp_path / "a/SpectraNet_BRISC2025/history.csv").read_text()
+    assert history_a == (tmp_path / "b/SpectraNet_BRISC2025/history.csv").read_text()
