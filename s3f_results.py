@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -157,6 +158,48 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+EXPLAIN_FILES = ("contributions.json", "contributions_bar.png", "contributions_kde.png")
+
+
+def _explain_section(runs_dir: Path, results_dir: Path) -> list[str]:
+    """Copy each S³F-Net model's branch-contribution table and figures; a Markdown section."""
+    rows = []
+    for name in s3f_experiments.EXPERIMENTS:
+        source = runs_dir / "explain" / name
+        if not (source / "contributions.json").is_file():
+            continue
+        target = results_dir / "explain" / name
+        target.mkdir(parents=True, exist_ok=True)
+        for file in EXPLAIN_FILES:
+            if (source / file).is_file():
+                tmp = target / f".{file}.tmp"
+                shutil.copyfile(source / file, tmp)
+                os.replace(tmp, target / file)
+        overall = json.loads((source / "contributions.json").read_text())["overall"]
+        rows.append(
+            f"| {name} | {overall['l2_spatial_%']:.1f} | {overall['l2_spectral_%']:.1f} | "
+            f"{overall['balanced_spatial_%']:.1f} | {overall['balanced_spectral_%']:.1f} | "
+            f"[bars](explain/{name}/contributions_bar.png), "
+            f"[per-class density](explain/{name}/contributions_kde.png), "
+            f"[per-class JSON](explain/{name}/contributions.json) |"
+        )
+    if not rows:
+        return []
+    return [
+        "## Branch contributions of the S³F-Net models (test split)",
+        "",
+        "Share of each branch in the fused vector (SPEC §5): L2 = ‖v‖ / (‖s‖ + ‖p‖); balanced "
+        "= ‖v‖/√d normalised, which compares a 512-d and a 4-d vector fairly. Per-class means, "
+        "filter pictures and Grad-CAM maps are in each run's `explain/` folder.",
+        "",
+        "| model | L2 spatial % | L2 spectral % | balanced spatial % | balanced spectral % | "
+        "figures |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def build_results(runs_dir, results_dir) -> pd.DataFrame:
     """Write summary.csv, README.md, confusion_matrices.png and metrics/*.json; return the table."""
     import matplotlib
@@ -213,6 +256,7 @@ def build_results(runs_dir, results_dir) -> pd.DataFrame:
             continue
         title = s3f_experiments.DATASETS[dataset].title
         parts += [f"## {title}", "", _markdown_table(subset), ""]
+    parts += _explain_section(Path(runs_dir), results_dir)
     parts += [
         "## Confusion matrices",
         "",

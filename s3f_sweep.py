@@ -21,12 +21,14 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
 
 from tqdm.auto import tqdm
 
 import s3f_experiments
+from s3f_experiments import DEMO_PARAMETERS
 from s3f_notebooks import NOTEBOOK_DIR
 
 REPO = Path(__file__).resolve().parent
@@ -72,10 +74,6 @@ def parameters_for(exp, demo: bool, data_root, overrides, output_dir) -> dict:
     return params
 
 
-def is_finished(run_dir: Path) -> bool:
-    return (run_dir / "metrics.json").is_file()
-
-
 def export_html(notebook: Path) -> None:
     from nbconvert import HTMLExporter
 
@@ -85,85 +83,131 @@ def export_html(notebook: Path) -> None:
     os.replace(tmp, notebook.with_suffix(".html"))
 
 
-def run_one(name: str, params: dict, run_dir: Path, gpu, log) -> tuple[str, str | None]:
-    """Execute one notebook; returns (name, error message or None)."""
+@dataclass
+class Job:
+    """One notebook execution: which notebook, with what, into which folder."""
+
+    label: str  # experiment name (explainability jobs: "<experiment> explainability")
+    notebook: str  # notebooks/<notebook>.ipynb
+    params: dict
+    run_dir: Path
+    marker: str = "metrics.json"  # the file whose presence means "finished"
+
+    @property
+    def finished(self) -> bool:
+        return (self.run_dir / self.marker).is_file()
+
+
+def run_one(job: Job, gpu, log) -> tuple[str, str | None]:
+    """Execute one notebook; returns (label, error message or None)."""
     import papermill
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    executed = run_dir / f"{name}.ipynb"
-    if gpu is not None:
-        params = {**params, "gpu": gpu}
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    executed = job.run_dir / f"{job.notebook}.ipynb"
+    params = {**job.params, "gpu": gpu} if gpu is not None else job.params
     started = time.perf_counter()
     error = None
     try:
         papermill.execute_notebook(
-            str(NOTEBOOK_DIR / f"{name}.ipynb"),
+            str(NOTEBOOK_DIR / f"{job.notebook}.ipynb"),
             str(executed),
             parameters=params,
             kernel_name="python3",
             progress_bar=False,
-            cwd=str(run_dir.parent),
+            cwd=str(job.run_dir.parent),
         )
     except Exception as exc:  # one failing notebook must not stop the sweep
-        error = (
-            f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
-        )
+        lines = str(exc).strip().splitlines()
+        error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
     if executed.is_file():
         try:
             export_html(executed)
         except Exception as exc:
-            log(f"  {name}: HTML export failed ({exc})")
-    if error is None and not is_finished(run_dir):
-        error = "notebook finished but wrote no metrics.json"
+            log(f"  {job.label}: HTML export failed ({exc})")
+    if error is None and not job.finished:
+        error = f"notebook finished but wrote no {job.marker}"
     status = f"FAILED — {error}" if error else "done"
     on_gpu = f" (GPU {gpu})" if gpu is not None else ""
-    log(f"  {name}: {status} in {time.perf_counter() - started:.0f} s{on_gpu}")
-    return name, error
+    log(f"  {job.label}: {status} in {time.perf_counter() - started:.0f} s{on_gpu}")
+    return job.label, error
 
 
-def run_sweep(
-    names, demo, data_root, overrides, output_dir, force=False, jobs=1, results_dir=None
-) -> list[tuple[str, str]]:
-    """Run the named experiments; returns the failures as (name, message)."""
-    output_dir = Path(output_dir).expanduser().resolve()
+def run_jobs(jobs_list: list[Job], parallel: int, force: bool, desc: str):
+    """Run the unfinished jobs, `parallel` at a time (one GPU each when GPUs are visible)."""
     todo = []
-    for name in names:
-        exp = s3f_experiments.get_experiment(name)
-        run_dir = output_dir / name
-        if is_finished(run_dir) and not force:
-            print(f"  {name}: already finished, skipped (use --force to rerun)")
+    for job in jobs_list:
+        if job.finished and not force:
+            print(f"  {job.label}: already finished, skipped (use --force to rerun)")
             continue
-        if force and run_dir.exists():
-            shutil.rmtree(run_dir)
-        todo.append((name, parameters_for(exp, demo, data_root, overrides, output_dir), run_dir))
+        if force and job.run_dir.exists():
+            shutil.rmtree(job.run_dir)
+        todo.append(job)
     gpus = count_gpus()
-    jobs = max(1, jobs)
+    parallel = max(1, parallel)
     free_gpus: Queue = Queue()
     for index in range(gpus):
         free_gpus.put(index)
-    if gpus and jobs > gpus:
-        print(f"  {jobs} jobs but {gpus} GPUs: running {gpus} at a time, one GPU each")
-        jobs = gpus
-
+    if gpus and parallel > gpus:
+        print(f"  {parallel} jobs but {gpus} GPUs: running {gpus} at a time, one GPU each")
+        parallel = gpus
     failures = []
-    bar = tqdm(total=len(todo), desc="sweep", unit="notebook")
+    bar = tqdm(total=len(todo), desc=desc, unit="notebook")
 
-    def task(item):
-        name, params, run_dir = item
+    def task(job):
         gpu = free_gpus.get() if gpus else None
         try:
-            return run_one(name, params, run_dir, gpu, bar.write)
+            return run_one(job, gpu, bar.write)
         finally:
             if gpu is not None:
                 free_gpus.put(gpu)
 
-    with ThreadPoolExecutor(jobs) as pool:
-        for future in as_completed([pool.submit(task, item) for item in todo]):
-            name, error = future.result()
+    with ThreadPoolExecutor(parallel) as pool:
+        for future in as_completed([pool.submit(task, job) for job in todo]):
+            label, error = future.result()
             if error:
-                failures.append((name, error))
+                failures.append((label, error))
             bar.update()
     bar.close()
+    return failures
+
+
+def explain_job(name: str, output_dir: Path, demo: bool, data_root, overrides) -> Job:
+    """The explainability notebook on the model a sweep trained for experiment `name`."""
+    exp = s3f_experiments.get_experiment(name)
+    params = {
+        "model_path": str(output_dir / name / "model.keras"),
+        "dataset": exp.dataset,
+        "data_dir": "" if demo else str(Path(data_root).expanduser().resolve() / exp.dataset),
+        "output_dir": str(output_dir / "explain"),
+    }
+    for key in ("demo_count", "protocol", "batch_size"):
+        source = overrides if key in overrides else (DEMO_PARAMETERS if demo else {})
+        if key in source:
+            params[key] = source[key]
+    return Job(f"{name} explainability", "S3F_Explainability", params,
+               output_dir / "explain" / name, marker="contributions.json")
+
+
+def run_sweep(
+    names, demo, data_root, overrides, output_dir, force=False, jobs=1, results_dir=None,
+    explain=False,
+) -> list[tuple[str, str]]:
+    """Run the named experiments (then, with explain, the explainability notebook on each
+    S³F-Net model); returns the failures as (label, message)."""
+    output_dir = Path(output_dir).expanduser().resolve()
+    training = [
+        Job(name, name, parameters_for(s3f_experiments.get_experiment(name), demo, data_root,
+                                       overrides, output_dir), output_dir / name)
+        for name in names
+    ]
+    failures = run_jobs(training, jobs, force, "sweep")
+    if explain:
+        trained = [
+            job.label for job in training
+            if job.finished and s3f_experiments.EXPERIMENTS[job.label].architecture == "s3f"
+        ]
+        explaining = [explain_job(n, output_dir, demo, data_root, overrides) for n in trained]
+        failures += run_jobs(explaining, jobs, force, "explain")
     if results_dir is not None:
         import s3f_results
 
@@ -205,6 +249,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="rerun finished experiments")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks at a time")
+    parser.add_argument("--no-explain", action="store_true",
+                        help="skip the explainability notebook on the S³F-Net models")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it: quieter logs
@@ -226,6 +272,7 @@ def main(argv=None) -> int:
         args.force,
         args.jobs,
         args.results,
+        explain=not args.no_explain,
     )
     print(
         f"sweep finished in {(time.perf_counter() - started) / 60:.1f} min; "

@@ -14,3 +14,18 @@ def keras():
 
     keras.utils.set_random_seed(0)
     return keras
+
+
+@pytest.fixture(scope="session")
+def kernel_env(tmp_path_factory):
+    """Kernels started by papermill inherit this: a private cache, quiet TensorFlow, CPU."""
+    cache = tmp_path_factory.mktemp("kit-cache")
+    old = {k: os.environ.get(k) for k in ("S3F_CACHE_DIR", "TF_CPP_MIN_LOG_LEVEL")}
+    os.environ["S3F_CACHE_DIR"] = str(cache)
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    yield cache
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 import s3f_common
 from s3f_experiments import EXPERIMENTS
+from tests import paper_format
 
 
 # ---------------------------------------------------------------- independent parameter formula
@@ -279,65 +280,37 @@ def test_kit_model_round_trips_through_keras_file(tmp_path, keras):
     assert loaded.get_layer("spectral_filter1").modes == (4, 3)
 
 
-def _paper_style_classes(keras):
-    """Classes shaped like the original notebook's: paper names, `filters` only, unregistered."""
-
-    class SpectralFilterLayer(s3f_common.SpectralFilter):
-        def get_config(self):
-            config = keras.layers.Layer.get_config(self)
-            config["filters"] = self.filters
-            return config
-
-    class BilinearFusion(s3f_common.BilinearFusion):
-        pass
-
-    return SpectralFilterLayer, BilinearFusion
-
-
-def _set_custom_modules(path, module):
-    """Rewrite a .keras file's config as a notebook writes it (module "__main__" or similar)."""
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    config = json.loads(members["config.json"])
-    custom = [
-        layer
-        for layer in config["config"]["layers"]
-        if layer["class_name"] in ("SpectralFilterLayer", "BilinearFusion")
-    ]
-    assert len(custom) == 2
-    for layer in custom:
-        assert layer["registered_name"] == layer["class_name"]  # unregistered, bare name
-        assert set(layer["config"]) - {"name", "trainable", "dtype"} <= {"filters"}
-        layer["module"] = module
-    members["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-
-
 @pytest.mark.parametrize("module", ["__main__", None, "ipykernel_launcher_notebook"])
 def test_paper_release_format_loads_and_predicts_identically(tmp_path, module, keras):
-    paper_filter, paper_fusion = _paper_style_classes(keras)
     inputs = keras.Input((20, 18, 1))
     spatial = keras.layers.Dense(6)(keras.layers.GlobalAveragePooling2D()(inputs))
-    spectral = paper_filter(4)(inputs)
+    spectral = paper_format.SpectralFilterLayer(4)(inputs)
     spectral = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(spectral))
-    fused = paper_fusion()([spatial, spectral])
+    fused = paper_format.BilinearFusion()([spatial, spectral])
     model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(fused))
     model.compile("adam", "sparse_categorical_crossentropy")
     x = np.random.default_rng(4).random((3, 20, 18, 1)).astype(np.float32)
     expected = model.predict(x, verbose=0)
     path = tmp_path / "Bilinear_S3F-Net_SN1_paper_style.keras"
     model.save(path)
-    _set_custom_modules(path, module)
+    assert paper_format.set_module(path, module) == 2
 
     loaded = s3f_common.load_model(path)
     assert any(isinstance(layer, s3f_common.SpectralFilter) for layer in loaded.layers)
     assert any(isinstance(layer, s3f_common.BilinearFusion) for layer in loaded.layers)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_whole_s3f_net_in_paper_format_round_trips(tmp_path, keras):
+    model = s3f_common.build_model("s3f", (32, 24, 1), 3, "bilinear", 2)
+    x = np.random.default_rng(5).random((2, 32, 24, 1)).astype(np.float32)
+    path = tmp_path / "paper.keras"
+    assert paper_format.save_in_paper_format(model, path) == 3  # two filters + the fusion
+    loaded = s3f_common.load_model(path)
+    assert loaded.count_params() == model.count_params()
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_load_model_names_the_file_on_garbage(tmp_path, keras):

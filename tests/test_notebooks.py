@@ -2,7 +2,6 @@
 
 import ast
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,21 +84,6 @@ def test_experiment_notebooks_default_to_the_papers_settings(name):
 
 
 @pytest.fixture(scope="session")
-def kernel_env(tmp_path_factory):
-    """Kernels started by papermill inherit this: a private cache, quiet TensorFlow, CPU."""
-    cache = tmp_path_factory.mktemp("kit-cache")
-    old = {k: os.environ.get(k) for k in ("S3F_CACHE_DIR", "TF_CPP_MIN_LOG_LEVEL")}
-    os.environ["S3F_CACHE_DIR"] = str(cache)
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    yield cache
-    for key, value in old.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture(scope="session")
 def tiny_sweep(kernel_env, tmp_path_factory):
     """All twelve notebooks through papermill (via the runner) on synthetic data, tiny settings."""
     root = tmp_path_factory.mktemp("sweep")
@@ -111,6 +95,7 @@ def tiny_sweep(kernel_env, tmp_path_factory):
         root / "runs",
         jobs=2,
         results_dir=root / "results",
+        explain=True,
     )
     return root, failures
 
@@ -183,16 +168,39 @@ def test_sweep_builds_tables_beside_the_papers_numbers(tiny_sweep):
     assert len(list((results / "metrics").glob("*.json"))) == 12
 
 
+@pytest.mark.slow
+def test_sweep_explains_every_s3f_model_and_links_it(tiny_sweep):
+    root, _ = tiny_sweep
+    s3f = [n for n, e in s3f_experiments.EXPERIMENTS.items() if e.architecture == "s3f"]
+    readme = (root / "results" / "README.md").read_text()
+    assert "## Branch contributions" in readme
+    for name in s3f:  # concat SN1 and SN2, bilinear SN1: each explained through papermill
+        explained = root / "runs" / "explain" / name
+        summary = json.loads((explained / "contributions.json").read_text())
+        overall = summary["overall"]
+        assert overall["l2_spatial_%"] + overall["l2_spectral_%"] == pytest.approx(100, abs=0.01)
+        assert (summary["spatial_dim"], summary["spectral_dim"]) == (512, 4)
+        for png in (
+            "contributions_bar.png",
+            "contributions_kde.png",
+            "gradcam.png",
+            "spectral_filters_spectral_filter1.png",
+        ):
+            assert (explained / png).is_file(), f"{name}: {png}"
+        assert (root / "results" / "explain" / name / "contributions_bar.png").is_file()
+        assert f"explain/{name}/contributions_bar.png" in readme
+
+
 def test_sweep_skips_finished_runs_and_isolates_failures(tmp_path, monkeypatch, capsys):
     ran = []
 
-    def fake_run_one(name, params, run_dir, gpu, log):
-        ran.append(name)
-        if name == "Spatial_BUSI":
-            return name, "PapermillExecutionError: boom"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.json").write_text("{}")
-        return name, None
+    def fake_run_one(job, gpu, log):
+        ran.append(job.label)
+        if job.label == "Spatial_BUSI":
+            return job.label, "PapermillExecutionError: boom"
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        (job.run_dir / job.marker).write_text("{}")
+        return job.label, None
 
     monkeypatch.setattr(s3f_sweep, "run_one", fake_run_one)
     names = ["Spatial_BUSI", "SpectraNet_BUSI", "S3F_Concat_BUSI"]
@@ -238,11 +246,11 @@ def test_gpu_pinning_hands_each_running_notebook_its_own_gpu(tmp_path, monkeypat
 
     seen, lock = [], threading.Lock()
 
-    def fake_run_one(name, params, run_dir, gpu, log):
+    def fake_run_one(job, gpu, log):
         with lock:
             seen.append(gpu)
         time.sleep(0.05)
-        return name, None
+        return job.label, None
 
     monkeypatch.setattr(s3f_sweep, "run_one", fake_run_one)
     monkeypatch.setattr(s3f_sweep, "count_gpus", lambda: 2)
