@@ -60,6 +60,7 @@ run = Run(
     img_size=img_size, learning_rate=learning_rate, protocol=protocol, seed=seed, fusion=fusion,
     spectranet=spectranet, output_dir=output_dir, f1_patience=f1_patience,
     lr_patience=lr_patience, verbose=verbose, demo_count=demo_count, bn_momentum=bn_momentum,
+    channel_mixing=channel_mixing, modes=modes,
 )
 print(f"{EXPERIMENT}: {run.epochs} epochs at {run.img_size}, protocol '{protocol}' → {run.run_dir}")"""
 
@@ -83,7 +84,9 @@ mount_drive = False  # Colab: mount Google Drive (for data_dir/output_dir under 
 gpu = None  # pin to one GPU index (set by the sweep runner)
 verbose = 1  # Keras progress: 1 for a bar, 2 for one line per epoch
 demo_count = 24  # synthetic training images per class when data_dir is empty
-bn_momentum = None  # None: Keras default 0.99 (paper); the demo sweep uses 0.9 (few steps)'''
+bn_momentum = None  # None: Keras default 0.99 (paper); the demo sweep uses 0.9 (few steps)
+channel_mixing = "dense"  # SpectralFilter: "dense" (paper) or "depthwise" (kit, far fewer params)
+modes = None  # SpectralFilter: None (paper: all frequencies) or [mh, mw] lowest frequencies (kit)'''
 
 
 def _intro(exp: Experiment) -> str:

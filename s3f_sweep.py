@@ -184,26 +184,45 @@ def explain_job(name: str, output_dir: Path, demo: bool, data_root, overrides) -
         source = overrides if key in overrides else (DEMO_PARAMETERS if demo else {})
         if key in source:
             params[key] = source[key]
-    return Job(f"{name} explainability", "S3F_Explainability", params,
-               output_dir / "explain" / name, marker="contributions.json")
+    return Job(
+        f"{name} explainability",
+        "S3F_Explainability",
+        params,
+        output_dir / "explain" / name,
+        marker="contributions.json",
+    )
 
 
 def run_sweep(
-    names, demo, data_root, overrides, output_dir, force=False, jobs=1, results_dir=None,
+    names,
+    demo,
+    data_root,
+    overrides,
+    output_dir,
+    force=False,
+    jobs=1,
+    results_dir=None,
     explain=False,
 ) -> list[tuple[str, str]]:
     """Run the named experiments (then, with explain, the explainability notebook on each
     S³F-Net model); returns the failures as (label, message)."""
     output_dir = Path(output_dir).expanduser().resolve()
     training = [
-        Job(name, name, parameters_for(s3f_experiments.get_experiment(name), demo, data_root,
-                                       overrides, output_dir), output_dir / name)
+        Job(
+            name,
+            name,
+            parameters_for(
+                s3f_experiments.get_experiment(name), demo, data_root, overrides, output_dir
+            ),
+            output_dir / name,
+        )
         for name in names
     ]
     failures = run_jobs(training, jobs, force, "sweep")
     if explain:
         trained = [
-            job.label for job in training
+            job.label
+            for job in training
             if job.finished and s3f_experiments.EXPERIMENTS[job.label].architecture == "s3f"
         ]
         explaining = [explain_job(n, output_dir, demo, data_root, overrides) for n in trained]
@@ -249,8 +268,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="rerun finished experiments")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks at a time")
-    parser.add_argument("--no-explain", action="store_true",
-                        help="skip the explainability notebook on the S³F-Net models")
+    parser.add_argument(
+        "--no-explain",
+        action="store_true",
+        help="skip the explainability notebook on the S³F-Net models",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it: quieter logs

@@ -178,6 +178,22 @@ def write_metrics(out_dir: Path, result: dict) -> None:
     write_atomic(Path(out_dir) / "metrics.json", json.dumps(result, indent=1))
 
 
+def _as_pair(value, name):
+    """None, [a, b], or the text "[a, b]" (papermill's -p passes lists as text) → list or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        import ast
+
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            value = None
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"{name} must be None or two integers like [256, 256], got {value!r}")
+    return [int(v) for v in value]
+
+
 @dataclass
 class Run:
     """The parameters of one notebook; values left None take the registry's paper settings."""
@@ -198,8 +214,12 @@ class Run:
     verbose: int = 1
     demo_count: int = 24
     bn_momentum: float | None = None
+    channel_mixing: str = "dense"
+    modes: list | None = None
 
     def __post_init__(self):
+        self.img_size = _as_pair(self.img_size, "img_size")
+        self.modes = _as_pair(self.modes, "modes")
         exp = s3f_experiments.get_experiment(self.experiment)
         self.spec = exp
         self.epochs = self.epochs or exp.recipe.epochs
@@ -242,6 +262,8 @@ class Run:
             self.spectranet,
             learning_rate=self.learning_rate,
             bn_momentum=self.bn_momentum,
+            channel_mixing=self.channel_mixing,
+            modes=self.modes,
             name=self.experiment,
         )
 

@@ -317,3 +317,23 @@ def test_same_seed_gives_the_same_metrics(kernel_env, tmp_path, keras):
         assert a[key] == b[key]
     history_a = (tmp_path / "a/SpectraNet_BRISC2025/history.csv").read_text()
     assert history_a == (tmp_path / "b/SpectraNet_BRISC2025/history.csv").read_text()
+
+
+def test_run_passes_kit_filter_options_and_parses_list_text(kernel_env, tmp_path, keras):
+    import s3f_common
+    import s3f_training
+
+    run = s3f_training.Run(
+        "SpectraNet_BUSI",
+        img_size="[16, 16]",
+        modes="[3, 4]",
+        channel_mixing="depthwise",
+        demo_count=6,
+        output_dir=str(tmp_path),
+    )
+    model = run.build_model(run.load_data())
+    filters = [l for l in model.layers if isinstance(l, s3f_common.SpectralFilter)]
+    assert [(f.channel_mixing, f.modes) for f in filters] == [("depthwise", (3, 4))] * 2
+    assert model.inputs[0].shape[1:3] == (16, 16)
+    with pytest.raises(ValueError, match="img_size must be None or two integers"):
+        s3f_training.Run("SpectraNet_BUSI", img_size="256")
