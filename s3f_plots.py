@@ -100,7 +100,7 @@ def confusion_grid(entries, path: Path, banner: str = "") -> None:
         draw_confusion(ax, matrix, names, title)
     if banner:
         figure.suptitle(banner, fontsize=13, color="darkred")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.97 if banner else 1))
     _save(figure, path)
 
 

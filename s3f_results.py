@@ -236,8 +236,13 @@ def build_results(runs_dir, results_dir) -> pd.DataFrame:
     protocols = sorted(set(frame["protocol"]))
     parts = ["# Results", ""]
     if demo:
+        minutes = sum(m["wall_time_s"] for m in all_metrics if "wall_time_s" in m) / 60
+        settings = ", ".join(f"{k}={v}" for k, v in s3f_experiments.DEMO_PARAMETERS.items())
         parts += [
             f"> **{DEMO_BANNER}**",
+            f"> Demo settings: {settings}; image sizes as in the tables. The twelve training runs "
+            f"took {minutes:.1f} min of wall time in all (notebook start-up and the "
+            "explainability runs come on top).",
             "> Regenerate with `make demo`; run the real "
             "reproduction with `python -m s3f_sweep --data-root <folder>`.",
             "",
