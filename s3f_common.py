@@ -501,7 +501,7 @@ def pretrained(name: str, *, cache_dir=None, base_url=None, force=False, compile
     finally:
         tmp.unlink(missing_ok=True)
     records[release.filename] = digest
-    record_tmp = record_path.with_name(f".sha256.{os.getpid()}.tmp")
-    record_tmp.write_text(json.dumps(records, indent=1))
-    os.replace(record_tmp, record_path)
+    from data_setup.files import write_json_atomic
+
+    write_json_atomic(record_path, records)
     return model

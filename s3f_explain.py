@@ -8,8 +8,6 @@ SN1 or SN2 — by finding the fusion layer and its two inputs inside it; nothing
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import keras
@@ -18,6 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 import s3f_common
+from data_setup.files import write_atomic, write_json_atomic
 
 
 # --------------------------------------------------------------------------- finding the branches
@@ -159,12 +158,6 @@ def grad_cam(model, images: np.ndarray, class_indices) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the whole analysis
-def _write_json(path: Path, payload) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
-
-
 def explain(
     model, data, out_dir, images_per_class: int = 2, batch_size: int = 16, title: str = ""
 ) -> dict:
@@ -196,9 +189,7 @@ def explain(
         spatial_dim=int(spatial.shape[1]),
         spectral_dim=int(spectral.shape[1]),
     )
-    tmp = out_dir / f".contributions.{os.getpid()}.tmp"
-    scores.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / "contributions.csv")
+    write_atomic(out_dir / "contributions.csv", scores.to_csv(index=False))
     s3f_plots.contribution_bars(summary, out_dir / "contributions_bar.png", title)
     s3f_plots.contribution_kde(scores, out_dir / "contributions_kde.png", title)
 
@@ -226,7 +217,7 @@ def explain(
             out_dir / "gradcam.png",
             f"{title}: Grad-CAM of the spatial tower",
         )
-    _write_json(out_dir / "contributions.json", summary)
+    write_json_atomic(out_dir / "contributions.json", summary)
     return summary
 
 

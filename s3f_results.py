@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 import s3f_experiments
+from data_setup.files import write_atomic
 
 DEMO_BANNER = (
     "SYNTHETIC DEMO DATA — these numbers test the pipeline end to end; they say nothing about "
@@ -152,12 +153,6 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 EXPLAIN_FILES = ("contributions.json", "contributions_bar.png", "contributions_kde.png")
 
 
@@ -215,11 +210,13 @@ def build_results(runs_dir, results_dir) -> pd.DataFrame:
         print(f"no finished runs under {runs_dir}; results left as they were")
         return frame
     demo = any(m.get("demo_data") for m in all_metrics)
-    _write(results_dir / "summary.csv", frame.to_csv(index=False))
+    write_atomic(results_dir / "summary.csv", frame.to_csv(index=False))
     (results_dir / "metrics").mkdir(exist_ok=True)
     for m in all_metrics:
         small = {k: v for k, v in m.items() if k != "skipped"}
-        _write(results_dir / "metrics" / f"{m['experiment']}.json", json.dumps(small, indent=1))
+        write_atomic(
+            results_dir / "metrics" / f"{m['experiment']}.json", json.dumps(small, indent=1)
+        )
     entries = [
         (
             f"{m['experiment']}\nacc {100 * m['accuracy']:.1f}% "
@@ -271,7 +268,7 @@ def build_results(runs_dir, results_dir) -> pd.DataFrame:
         "`metrics/<experiment>.json`; all columns: [`summary.csv`](summary.csv).",
         "",
     ]
-    _write(results_dir / "README.md", "\n".join(parts))
+    write_atomic(results_dir / "README.md", "\n".join(parts))
     return frame
 
 

@@ -77,10 +77,10 @@ def parameters_for(exp, demo: bool, data_root, overrides, output_dir) -> dict:
 def export_html(notebook: Path) -> None:
     from nbconvert import HTMLExporter
 
+    from data_setup.files import write_atomic
+
     body, _ = HTMLExporter().from_filename(str(notebook))
-    tmp = notebook.with_name(f".{notebook.stem}.tmp.html")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, notebook.with_suffix(".html"))
+    write_atomic(notebook.with_suffix(".html"), body)
 
 
 @dataclass

@@ -14,7 +14,6 @@ run finished), confusion_matrix.png, roc.png, history.csv, history.png and model
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -28,15 +27,8 @@ from sklearn import metrics as skm
 import s3f_common
 import s3f_experiments
 from data_setup import load_dataset
+from data_setup.files import write_atomic, write_json_atomic
 from data_setup.synth import synth_dataset
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to a temporary name in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
 
 
 def demo_data_dir(dataset: str, count: int = 24, seed: int = 0) -> Path:
@@ -175,7 +167,7 @@ def evaluate_model(model, data, out_dir: Path, experiment: str, batch_size: int 
 
 def write_metrics(out_dir: Path, result: dict) -> None:
     """metrics.json goes last and atomically: its presence marks a finished run."""
-    write_atomic(Path(out_dir) / "metrics.json", json.dumps(result, indent=1))
+    write_json_atomic(Path(out_dir) / "metrics.json", result)
 
 
 def _as_pair(value, name):

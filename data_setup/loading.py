@@ -24,6 +24,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
 from data_setup.datasets import DatasetInfo, dataset_info
+from data_setup.files import write_json_atomic
 from data_setup.layouts import DatasetError, Listing, discover
 
 CACHE_VERSION = 1
@@ -160,7 +161,7 @@ def _cache_split(listing: Listing, info, split, size_hw, channels, cache_dir, wo
                 "fingerprint": fingerprint,
             }
             os.replace(tmp, images_path)  # atomic: a half-written cache is never picked up
-            _write_json_atomic(meta_path, meta)
+            write_json_atomic(meta_path, meta)
         finally:
             tmp.unlink(missing_ok=True)
     meta = json.loads(meta_path.read_text())
@@ -173,12 +174,6 @@ def _cache_split(listing: Listing, info, split, size_hw, channels, cache_dir, wo
         fingerprint=meta["fingerprint"],
         cache_path=images_path,
     )
-
-
-def _write_json_atomic(path: Path, payload) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- protocol splits
