@@ -132,6 +132,7 @@ def _cache_split(listing: Listing, info, split, size_hw, channels, cache_dir, wo
     if refresh or not (images_path.is_file() and meta_path.is_file()):
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache_dir / f".{stem}.{os.getpid()}.tmp.npy"
+        compact_tmp = cache_dir / f".{stem}.{os.getpid()}.compact.tmp.npy"
         try:
             kept, skipped = _decode_into(
                 tmp,
@@ -144,7 +145,7 @@ def _cache_split(listing: Listing, info, split, size_hw, channels, cache_dir, wo
             if skipped:  # compact: only usable images stay, in order
                 full = np.load(tmp, mmap_mode="r")
                 compact = np.lib.format.open_memmap(
-                    images_path.with_suffix(".tmp2.npy"),
+                    compact_tmp,
                     "w+",
                     np.uint8,
                     (len(kept), *full.shape[1:]),
@@ -153,7 +154,7 @@ def _cache_split(listing: Listing, info, split, size_hw, channels, cache_dir, wo
                     compact[start : start + 256] = full[kept[start : start + 256]]
                 compact.flush()
                 del compact, full
-                os.replace(images_path.with_suffix(".tmp2.npy"), tmp)
+                os.replace(compact_tmp, tmp)
             meta = {
                 "files": [str(items[i][0].relative_to(listing.root)) for i in kept],
                 "labels": [items[i][1] for i in kept],
@@ -164,6 +165,7 @@ def _cache_split(listing: Listing, info, split, size_hw, channels, cache_dir, wo
             write_json_atomic(meta_path, meta)
         finally:
             tmp.unlink(missing_ok=True)
+            compact_tmp.unlink(missing_ok=True)
     meta = json.loads(meta_path.read_text())
     return SourceSplit(
         name=split,
