@@ -164,9 +164,6 @@ def explain(
     """Run the full analysis on the test split of `data`; writes into `out_dir`:
     contributions.json / .csv, contributions_bar.png, contributions_kde.png,
     spectral_filters_<layer>.png, gradcam.png. Returns the contribution summary."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import s3f_plots
 
     out_dir = Path(out_dir)

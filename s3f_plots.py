@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+import matplotlib
+
+matplotlib.use("Agg")  # figures are written to files (also headless under papermill)
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import seaborn as sns
 from sklearn.metrics import auc, roc_curve

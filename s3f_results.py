@@ -197,9 +197,6 @@ def _explain_section(runs_dir: Path, results_dir: Path) -> list[str]:
 
 def build_results(runs_dir, results_dir) -> pd.DataFrame:
     """Write summary.csv, README.md, confusion_matrices.png and metrics/*.json; return the table."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import s3f_plots
 
     results_dir = Path(results_dir)

@@ -134,9 +134,6 @@ def test_metrics(labels, probs, class_names, binary) -> dict:
 def evaluate_model(model, data, out_dir: Path, experiment: str, batch_size: int = 16) -> dict:
     """Every SPEC §4 metric of `model` on the test split, plus confusion-matrix and ROC figures
     in `out_dir`. Returns the metrics; the caller adds its own fields and calls write_metrics."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import s3f_plots
 
     out_dir = Path(out_dir)

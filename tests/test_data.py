@@ -78,28 +78,17 @@ def test_busi_split_is_stratified_80_20_with_seed_42(synth_root, tmp_path):
 
 
 def test_holdout_protocol_carves_validation_from_train(synth_root, tmp_path):
-    data = _load(
-        "BRISC2025",
-        synth_root / "BRISC2025",
-        tmp_path,
-        protocol="holdout",
-        val_fraction=0.25,
-        seed=3,
-    )
+    def holdout():
+        root = synth_root / "BRISC2025"
+        return _load("BRISC2025", root, tmp_path, protocol="holdout", val_fraction=0.25, seed=3)
+
+    data = holdout()
     train, val, test = (data.splits[k] for k in ("train", "val", "test"))
     assert len(val) == 6 and len(train) == 18 and len(test) == 12
     assert not set(train.files) & set(val.files)
     assert not (set(train.files) | set(val.files)) & set(test.files)
     assert sorted(data.counts()["val"].values()) == [1, 1, 2, 2]
-    again = _load(
-        "BRISC2025",
-        synth_root / "BRISC2025",
-        tmp_path,
-        protocol="holdout",
-        val_fraction=0.25,
-        seed=3,
-    )
-    assert again.splits["val"].files == val.files
+    assert holdout().splits["val"].files == val.files  # same seed, same split
 
 
 def test_class_weights_are_balanced_from_training_labels(copy_of, tmp_path):
