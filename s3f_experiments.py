@@ -144,3 +144,62 @@ def get_experiment(name: str) -> Experiment:
         raise ValueError(
             f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}"
         ) from None
+
+
+# --------------------------------------------------------------------------- run identity
+# A run is experiment + model variant + protocol + seed. Its folder name says only what differs
+# from the paper's setting, so the paper's run of an experiment stays short:
+#   S3F_Concat_BUSI/seed42/                      the paper's model, protocol and default seed
+#   S3F_Concat_BUSI/bilinear-sn1/holdout/seed43/ another fusion and SpectraNet, honest split
+# The notebook (s3f_training.Run) and the sweep both call run_subdir, so a notebook run by hand
+# and the same run from the sweep land in the same folder.
+
+PAPER_PROTOCOL = "paper"
+DEFAULT_SEED = 42
+# Model-variant parameters beyond fusion/spectranet, with the paper's values and short names.
+VARIANT_DEFAULTS = {"channel_mixing": "dense", "modes": None, "precision": "float32",
+                    "jit_compile": False}
+_PRECISION_TAGS = {"mixed_float16": "fp16", "mixed_bfloat16": "bf16"}
+
+
+def variant_name(experiment: str, settings: dict) -> str:
+    """'' for the paper's model of `experiment`, else a short name of what differs, e.g.
+    'bilinear-sn1', 'sn1', 'depthwise-modes32x32', 'fp16-xla'."""
+    exp = get_experiment(experiment)
+    parts = []
+    fusion = settings.get("fusion") or exp.fusion
+    spectranet = settings.get("spectranet") or exp.spectranet
+    if exp.architecture == "s3f" and (fusion, int(spectranet)) != (exp.fusion, exp.spectranet):
+        parts.append(f"{fusion}-sn{spectranet}")
+    elif exp.architecture == "spectranet" and int(spectranet) != exp.spectranet:
+        parts.append(f"sn{spectranet}")
+    if exp.architecture != "spatial":  # the spatial tower has no SpectralFilter
+        if (settings.get("channel_mixing") or "dense") != "dense":
+            parts.append(str(settings["channel_mixing"]))
+        modes = settings.get("modes")
+        if modes:
+            if isinstance(modes, str):
+                import ast
+
+                modes = ast.literal_eval(modes)
+            parts.append(f"modes{int(modes[0])}x{int(modes[1])}")
+    precision = settings.get("precision") or "float32"
+    if precision != "float32":
+        parts.append(_PRECISION_TAGS.get(precision, precision))
+    if settings.get("jit_compile"):
+        parts.append("xla")
+    return "-".join(parts)
+
+
+def run_subdir(experiment: str, settings: dict) -> str:
+    """The run folder of one run, relative to the output folder (POSIX separators)."""
+    parts = [experiment]
+    variant = variant_name(experiment, settings)
+    if variant:
+        parts.append(variant)
+    protocol = settings.get("protocol") or PAPER_PROTOCOL
+    if protocol != PAPER_PROTOCOL:
+        parts.append(protocol)
+    seed = settings.get("seed")
+    parts.append(f"seed{DEFAULT_SEED if seed is None else int(seed)}")
+    return "/".join(parts)

@@ -8,7 +8,8 @@ Every notebook calls this module with its parameters, so the twelve notebooks ru
     run.train(model, data)
     metrics = run.evaluate(data)
 
-A run writes into `output_dir/<experiment>/`: metrics.json (written last: its presence means the
+A run writes into `output_dir/<experiment>[/<variant>][/<protocol>]/seed<N>/` (see
+s3f_experiments.run_subdir): metrics.json (written last: its presence means the
 run finished), confusion_matrix.png, roc.png, history.csv, history.png and model.keras.
 """
 
@@ -223,7 +224,9 @@ class Run:
                 if self.demo
                 else list(exp.info.image_size)
             )
-        self.run_dir = Path(self.output_dir).expanduser() / self.experiment
+        self.run_dir = Path(self.output_dir).expanduser() / s3f_experiments.run_subdir(
+            self.experiment, self.settings()
+        )
         self.started = time.perf_counter()
         self.history = None
 
