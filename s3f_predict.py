@@ -1,0 +1,416 @@
+"""Predict classes of new images with a kit-trained or released S³F-Net model.
+
+    s3f-predict runs/S3F_Concat_BUSI/seed42 scan1.png scans/ --out predictions.csv --gradcam cams/
+    s3f-predict bilinear_brisc2025 mri/            # a paper release, downloaded once
+
+Images get exactly the preprocessing the model was trained with (data_setup.loading.decode_image:
+OpenCV grayscale or BGR→RGB, area-resize to the trained size, then ×1/255), read from the run
+folder's `preprocessing.json` or, for the paper's releases, from the release registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_setup.datasets import DATASETS
+from data_setup.files import write_atomic
+
+# What OpenCV decodes; other files inside a searched folder are counted, not predicted.
+IMAGE_SUFFIXES = frozenset(
+    ".png .jpg .jpeg .jpe .bmp .dib .tif .tiff .webp .jp2 .pgm .ppm .pbm .pnm".split()
+)
+PREPROCESSING_FILE = "preprocessing.json"
+SCALE = 1 / 255
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model's training images were prepared (the run folder's preprocessing.json)."""
+
+    dataset: str
+    class_names: tuple[str, ...]
+    image_size: tuple[int, int]  # (H, W)
+    channels: int  # 1 = gray, 3 = RGB
+    source: str = ""  # where this record came from, for messages
+
+    @property
+    def color(self) -> str:
+        return "gray" if self.channels == 1 else "rgb"
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        record.pop("source")
+        record.update(
+            class_names=list(self.class_names),
+            image_size=list(self.image_size),
+            interpolation="area",
+            scale=SCALE,
+            color=self.color,
+        )
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict, source: str) -> Preprocessing:
+        def bad(what):
+            return ValueError(f"{source}: {what}")
+
+        if not isinstance(record, dict):
+            raise bad("expected a JSON object")
+        missing = sorted({"class_names", "image_size", "channels"} - set(record))
+        if missing:
+            raise bad(f"missing key(s) {', '.join(missing)}")
+        names, size, channels = record["class_names"], record["image_size"], record["channels"]
+        if not (
+            isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)
+        ):
+            raise bad(f"class_names must be a list of ≥ 2 names, got {names!r}")
+        if not (
+            isinstance(size, list)
+            and len(size) == 2
+            and all(isinstance(v, int) and v > 0 for v in size)
+        ):
+            raise bad(f"image_size must be [H, W] (positive ints), got {size!r}")
+        if channels not in (1, 3):
+            raise bad(f"channels must be 1 or 3, got {channels!r}")
+        # The kit has one preprocessing; a record asking for another must not be served silently.
+        expected = {"interpolation": "area", "color": "gray" if channels == 1 else "rgb"}
+        for key, value in expected.items():
+            if key in record and record[key] != value:
+                raise bad(f"{key} {record[key]!r} is not supported (expected {value!r})")
+        scale = record.get("scale", SCALE)
+        if scale != "1/255" and not (isinstance(scale, (int, float)) and abs(scale - SCALE) < 1e-9):
+            raise bad(f"scale {scale!r} is not supported (expected 1/255)")
+        return cls(str(record.get("dataset", "")), tuple(names), tuple(size), channels, source)
+
+    @classmethod
+    def load(cls, path) -> Preprocessing:
+        path = Path(path)
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: not a readable preprocessing record ({error})") from None
+        return cls.from_json(record, str(path))
+
+    def save(self, path) -> Path:
+        return write_atomic(path, json.dumps(self.to_json(), indent=1))
+
+    def describe(self) -> str:
+        height, width = self.image_size
+        return (
+            f"{self.color} {height}×{width}, area-resized, ×1/255; classes "
+            f"{', '.join(self.class_names)} (from {self.source})"
+        )
+
+
+def release_preprocessing(name: str) -> Preprocessing:
+    """The preprocessing of one of the paper's releases (s3f_common.RELEASES)."""
+    import s3f_common
+
+    release = s3f_common.RELEASES[name]
+    info = DATASETS[release.dataset]
+    height, width, channels = release.input_shape
+    return Preprocessing(
+        info.id, info.class_names, (height, width), channels, f"release registry '{name}'"
+    )
+
+
+# --------------------------------------------------------------------------- resolving a model
+def check_matches(model, prep: Preprocessing) -> None:
+    """Raise ValueError unless `prep` fits the model's input shape and class count."""
+    import s3f_common
+
+    shape = tuple(model.inputs[0].shape[1:])
+    expected = (*prep.image_size, prep.channels)
+    if shape != expected:
+        raise ValueError(f"{prep.source}: describes input {expected}, the model takes {shape}")
+    classes = s3f_common.num_classes_of(model)
+    if classes != len(prep.class_names):
+        raise ValueError(
+            f"{prep.source}: names {len(prep.class_names)} classes, the model predicts {classes}"
+        )
+
+
+def infer_preprocessing(model, model_path: Path) -> tuple[Preprocessing, str]:
+    """Preprocessing of a model file without a record, when its metadata leaves no doubt:
+    a metrics.json beside it naming the classes, or the shape and size of a registered release.
+    Returns (preprocessing, note); raises ValueError when it would be a guess."""
+    import s3f_common
+
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 3 or None in shape or shape[-1] not in (1, 3):
+        raise ValueError(f"{model_path}: input shape {shape} is not (H, W, 1|3)")
+    height, width, channels = (int(v) for v in shape)
+    metrics_path = model_path.with_name("metrics.json")
+    if metrics_path.is_file():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+            names = tuple(metrics["class_names"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{metrics_path}: no usable class_names ({error})") from None
+        source = f"{model_path.name}'s input shape + {metrics_path}"
+        prep = Preprocessing(
+            str(metrics.get("dataset", "")), names, (height, width), channels, source
+        )
+        check_matches(model, prep)
+        return prep, f"note: no {PREPROCESSING_FILE} beside {model_path}; using {source}"
+    matches = [
+        name
+        for name, release in s3f_common.RELEASES.items()
+        if release.input_shape == shape
+        and release.num_classes == s3f_common.num_classes_of(model)
+        and release.params == model.count_params()
+    ]
+    if len(matches) == 1:
+        prep = release_preprocessing(matches[0])
+        return prep, (
+            f"note: no {PREPROCESSING_FILE} beside {model_path}; its shape and parameter count "
+            f"are those of release '{matches[0]}', so using that release's preprocessing"
+        )
+    raise ValueError(
+        f"{model_path}: no {PREPROCESSING_FILE} beside it and nothing else names its classes; "
+        f"write one (format in docs/predict.md) or predict through its run folder"
+    )
+
+
+def resolve_model(spec, *, cache_dir=None, base_url=None):
+    """(model, Preprocessing, notes) for a release name, a run folder or a .keras file."""
+    import s3f_common
+
+    spec = str(spec)
+    if spec in s3f_common.RELEASES:
+        model = s3f_common.pretrained(spec, cache_dir=cache_dir, base_url=base_url, compile=False)
+        return model, release_preprocessing(spec), []
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise ValueError(
+            f"{spec}: neither a model file, a run folder holding model.keras, nor a release "
+            f"name ({', '.join(s3f_common.RELEASES)})"
+        )
+    model = s3f_common.load_model(path, compile=False)
+    record = path.with_name(PREPROCESSING_FILE)
+    if record.is_file():
+        prep = Preprocessing.load(record)
+        check_matches(model, prep)
+        return model, prep, []
+    prep, note = infer_preprocessing(model, path)
+    return model, prep, [note]
+
+
+# --------------------------------------------------------------------------- inputs and images
+def collect_files(inputs) -> tuple[list[Path], list[str]]:
+    """Files to predict: each given file as is (a non-image gets an error row later), each
+    folder searched recursively for image suffixes, sorted.
+    Returns (files, notes on what was passed over)."""
+    files, notes = [], []
+    for item in inputs:
+        path = Path(item)
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(p for p in path.rglob("*") if p.is_file())
+        images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
+        if len(images) < len(found):
+            notes.append(
+                f"{path}: skipped {len(found) - len(images)} file(s) without an image suffix"
+            )
+        if not images:
+            notes.append(f"{path}: no image files in this folder")
+        files.extend(images)
+    return files, notes
+
+
+def load_image(path, prep: Preprocessing) -> np.ndarray:
+    """(H, W, C) float32 in [0, 1], exactly as training prepared its images.
+
+    Raises ValueError naming the problem for a missing, unreadable or undecodable file."""
+    from data_setup.loading import BadImage, decode_image
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError("no such file" if not path.exists() else "not a regular file")
+    try:
+        image = decode_image(path, prep.image_size, prep.channels)
+    except BadImage as error:
+        raise ValueError(str(error)) from None
+    except OSError as error:
+        raise ValueError(f"unreadable ({error.strerror or error})") from None
+    return image.astype(np.float32) / np.float32(255)  # float32 division, as the training pipeline
+
+
+def probability_columns(prep: Preprocessing) -> list[str]:
+    return [f"prob_{name}" for name in prep.class_names]
+
+
+def per_class(probs: np.ndarray) -> np.ndarray:
+    """(N, K) class probabilities; a sigmoid head's (N, 1) becomes [1 - p, p]."""
+    probs = np.asarray(probs, np.float64)
+    return np.concatenate([1 - probs, probs], axis=1) if probs.shape[1] == 1 else probs
+
+
+def predict(
+    model,
+    paths,
+    preprocessing: Preprocessing | None = None,
+    *,
+    batch_size=32,
+    gradcam_dir=None,
+    names=None,
+) -> pd.DataFrame:
+    """Predict every file in `paths`; one row per file, in order.
+
+    model: a Keras model (then `preprocessing` is required), a run folder, a .keras file or a
+        release name (then its recorded preprocessing is used).
+    Columns: file, predicted_label, prob_<class>... (binary: 1 - p and p), error ('' when
+    predicted), and gradcam (the overlay PNG) when gradcam_dir is given.
+    """
+    if not hasattr(model, "inputs"):
+        model, recorded, notes = resolve_model(model)
+        for note in notes:
+            print(note)
+        preprocessing = preprocessing or recorded
+    if preprocessing is None:
+        raise ValueError("predict: give preprocessing= for a model object (Preprocessing.load)")
+    check_matches(model, preprocessing)
+    if gradcam_dir is not None:
+        import s3f_explain
+
+        try:  # fail before any work if there is no spatial tower to explain
+            s3f_explain.spatial_gradcam_layer(model)
+        except ValueError as error:
+            raise ValueError(f"Grad-CAM maps an S³F-Net's spatial tower: {error}") from None
+        gradcam_dir = Path(gradcam_dir)
+        gradcam_dir.mkdir(parents=True, exist_ok=True)
+    paths = [Path(p) for p in paths]
+    names = [str(p) for p in paths] if names is None else list(names)
+    columns = probability_columns(preprocessing)
+    rows = [{"file": name, "predicted_label": "", "error": ""} for name in names]
+    used_pngs: set[str] = set()
+    for start in range(0, len(paths), batch_size):
+        batch, indices = [], []
+        for index in range(start, min(start + batch_size, len(paths))):
+            try:
+                batch.append(load_image(paths[index], preprocessing))
+                indices.append(index)
+            except ValueError as error:
+                rows[index]["error"] = str(error)
+        if not batch:
+            continue
+        images = np.stack(batch)
+        probs = per_class(model.predict_on_batch(images))
+        # binary: p > 0.5 → positive class, as the paper; multi-class: argmax
+        predicted = (probs[:, 1] > 0.5).astype(int) if probs.shape[1] == 2 else probs.argmax(1)
+        for row, index in enumerate(indices):
+            rows[index]["predicted_label"] = preprocessing.class_names[predicted[row]]
+            rows[index].update(zip(columns, probs[row].tolist(), strict=True))
+        if gradcam_dir is not None:
+            pngs = _write_gradcams(
+                model,
+                images,
+                predicted,
+                probs,
+                preprocessing,
+                [names[i] for i in indices],
+                gradcam_dir,
+                used_pngs,
+            )
+            for index, png in zip(indices, pngs, strict=True):
+                rows[index]["gradcam"] = str(png)
+    frame = pd.DataFrame(
+        rows,
+        columns=["file", "predicted_label", *columns, "error"]
+        + (["gradcam"] if gradcam_dir is not None else []),
+    )
+    return frame.fillna({"gradcam": ""}) if gradcam_dir is not None else frame
+
+
+def _png_name(name: str, used: set[str]) -> str:
+    stem = "__".join(part for part in Path(name).with_suffix("").parts if part not in ("/", ".."))
+    stem = stem.replace(":", "_") or "image"
+    candidate, count = f"{stem}_gradcam.png", 1
+    while candidate in used:  # same relative name from two places
+        count += 1
+        candidate = f"{stem}_gradcam-{count}.png"
+    used.add(candidate)
+    return candidate
+
+
+def _write_gradcams(model, images, predicted, probs, prep, names, out_dir, used) -> list[Path]:
+    import s3f_explain
+    import s3f_plots
+
+    cams = s3f_explain.grad_cam(model, images, predicted)
+    written = []
+    for image, cam, label, prob, name in zip(images, cams, predicted, probs, names, strict=True):
+        path = out_dir / _png_name(name, used)
+        caption = f"{prep.class_names[label]} (p = {prob[label]:.3f})"
+        s3f_plots.gradcam_grid([image], [cam], [caption], path, f"{Path(name).name}: Grad-CAM")
+        written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------- command line
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="s3f-predict",
+        description="Predict the class of new images with a trained or released S³F-Net model.",
+    )
+    parser.add_argument(
+        "model",
+        help="run folder, .keras file, or release name (bilinear_brisc2025, concat_chestxray)",
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IMAGE_OR_FOLDER",
+        help="image files and/or folders (searched recursively)",
+    )
+    parser.add_argument(
+        "--out", default="predictions.csv", help="CSV to write (default %(default)s)"
+    )
+    parser.add_argument(
+        "--gradcam", metavar="DIR", help="also write a Grad-CAM overlay PNG per image"
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        model, prep, notes = resolve_model(args.model)
+        files, found_notes = collect_files(args.inputs)
+        for note in notes + found_notes:
+            print(note)
+        if not files:
+            raise ValueError("no image files to predict")
+        print(f"preprocessing: {prep.describe()}")
+        frame = predict(model, files, prep, batch_size=args.batch_size, gradcam_dir=args.gradcam)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"s3f-predict: error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, frame.to_csv(index=False))
+    failed = frame[frame["error"] != ""]
+    for _, row in failed.iterrows():
+        print(f"{row['file']}: not predicted: {row['error']}")
+    counts = frame.loc[frame["error"] == "", "predicted_label"].value_counts()
+    summary = ", ".join(f"{name} {counts[name]}" for name in prep.class_names if name in counts)
+    print(
+        f"predicted {len(frame) - len(failed)} of {len(frame)} file(s)"
+        + (f" ({summary})" if summary else "")
+        + f"; {len(failed)} failed → {out}"
+        + (f"; Grad-CAM overlays in {args.gradcam}" if args.gradcam else "")
+    )
+    return 1 if len(failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
