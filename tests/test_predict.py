@@ -123,8 +123,11 @@ def test_images_are_prepared_exactly_as_the_training_pipeline(dataset, tmp_path,
     info = DATASETS[dataset]
     data = load_dataset(dataset, root, img_size=(12, 20), cache_dir=tmp_path / "cache")
     train = data.splits["train"]
-    record = {"class_names": list(info.class_names), "image_size": [12, 20],
-              "channels": info.channels}  # fmt: skip
+    record = {
+        "class_names": list(info.class_names),
+        "image_size": [12, 20],
+        "channels": info.channels,
+    }
     prep = s3f_predict.Preprocessing.from_json(record, "test record")
     prepared = np.stack([s3f_predict.load_image(data.root / f, prep) for f in train.files])
     assert prepared.dtype == np.float32 and prepared.shape[1:] == (12, 20, info.channels)
@@ -185,8 +188,9 @@ def test_release_name_uses_the_registry_preprocessing(tmp_path, monkeypatch, ima
     cache = tmp_path / "cache"
     (cache / "pretrained").mkdir(parents=True)
     paper_format.save_in_paper_format(model, cache / "pretrained" / "Tiny.keras")
-    release = Release("Tiny.keras", "s3f", "bilinear", 1, "BRISC2025", (16, 16, 1), 4,
-                      model.count_params())  # fmt: skip
+    release = Release(
+        "Tiny.keras", "s3f", "bilinear", 1, "BRISC2025", (16, 16, 1), 4, model.count_params()
+    )
     monkeypatch.setitem(s3f_common.RELEASES, "tiny_brisc", release)
     monkeypatch.setenv("S3F_CACHE_DIR", str(cache))
     files = sorted(images.rglob("*.jp*g"))
@@ -229,10 +233,20 @@ def test_missing_or_wrong_records_are_clear_errors(runs, tmp_path, capsys, keras
 def test_module_runs_as_a_command(runs, images, tmp_path):
     out = tmp_path / "cli.csv"
     result = subprocess.run(
-        [sys.executable, "-m", "s3f_predict", str(runs["gray"][0]), str(images / "a"),
-         "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "s3f_predict",
+            str(runs["gray"][0]),
+            str(images / "a"),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "preprocessing: gray 16×16" in result.stdout
     assert len(pd.read_csv(out)) == 2

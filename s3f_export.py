@@ -1,0 +1,341 @@
+"""Export a trained or released S³F-Net model to a TensorFlow SavedModel and to TFLite.
+
+    s3f-export runs/S3F_Concat_BUSI/seed42 exported/busi      # or: python -m s3f_export ...
+
+Writes into the output folder:
+    saved_model/        TF Serving: signature serving_default(images) → {"probabilities"}
+    model.tflite        same signature; needs the Flex delegate (the FFT ops, see docs/predict.md)
+    preprocessing.json  how to prepare images (the model's own record)
+    export.json         class names, input/output description, the measured check per format
+
+Both exports take float32 images [N, H, W, C] scaled to [0, 1] and return per-class probabilities
+[N, K] in class-name order (a binary model's sigmoid p becomes [1 - p, p]). Each is run on sample
+images and compared with the Keras model; if any probability differs by more than the tolerance
+(1e-4) the export fails and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import s3f_predict
+from data_setup.files import write_atomic
+
+FORMATS = ("saved_model", "tflite")
+TOLERANCE = 1e-4
+
+
+class ExportCheckError(RuntimeError):
+    """An exported model does not reproduce the Keras model's probabilities."""
+
+
+# --------------------------------------------------------------------------- sample images
+def sample_images(prep, paths=()) -> np.ndarray:
+    """Images for the numerical check: the given files (prepared as for prediction) or, without
+    any, one synthetic image per class (up to 4) plus uniform noise, at the model's size."""
+    if paths:
+        files, _ = s3f_predict.collect_files(paths)
+        images = []
+        for path in files:
+            try:
+                images.append(s3f_predict.load_image(path, prep))
+            except ValueError as error:
+                raise ValueError(f"{path}: unusable sample image ({error})") from None
+        if not images:
+            raise ValueError(f"no sample images in {', '.join(map(str, paths))}")
+        return np.stack(images)
+    from data_setup.synth import synth_image
+
+    rng = np.random.default_rng(0)
+    height, width = prep.image_size
+    images = [
+        synth_image(rng, label, height, width, prep.channels)[0].reshape(height, width, -1)
+        for label in range(min(4, len(prep.class_names)))
+    ]
+    images.append(rng.integers(0, 256, (height, width, prep.channels), dtype=np.uint8))
+    return np.stack(images).astype(np.float32) / np.float32(255)
+
+
+# --------------------------------------------------------------------------- the two exports
+def _serving_archive(model, input_shape):
+    """A Keras ExportArchive whose serving_default returns per-class probabilities."""
+    import keras
+    import tensorflow as tf
+
+    binary = model.outputs[0].shape[-1] == 1
+
+    def serve(images):
+        probs = tf.cast(model(images, training=False), tf.float32)
+        if binary:
+            probs = tf.concat([1 - probs, probs], axis=1)
+        return {"probabilities": probs}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    spec = tf.TensorSpec([None, *input_shape], tf.float32, name="images")
+    archive.add_endpoint("serving_default", serve, input_signature=[spec])
+    return archive
+
+
+def write_saved_model(model, path: Path) -> None:
+    _serving_archive(model, model.inputs[0].shape[1:]).write_out(str(path), verbose=False)
+
+
+def saved_model_probabilities(path: Path, images: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return serve(images=tf.constant(images))["probabilities"].numpy()
+
+
+def _tflite_friendly_filter_class():
+    """SpectralFilter with its forward FFT written as a complex FFT2D.
+
+    TFLite's builtin RFFT2D accepts only power-of-two sizes (ChestXRay's 384 rows are not) and
+    it has no builtin IRFFT2D at all; FFT2D, like IRFFT2D, then runs as a TF (Flex) op, for
+    every size. Same maths as SpectralFilter.call: the rfft2d spectrum is the first W//2 + 1
+    columns of the full one; the numerical check of the export compares the two."""
+    import tensorflow as tf
+
+    import s3f_common
+
+    class TFLiteSpectralFilter(s3f_common.SpectralFilter):
+        def call(self, inputs):
+            fft_dtype = s3f_common._fft_dtype(self.compute_dtype)
+            x = tf.transpose(tf.cast(inputs, fft_dtype), [0, 3, 1, 2])
+            full = tf.signal.fft2d(tf.complex(x, tf.zeros_like(x)))
+            spectrum = self._crop(full[..., : self.width // 2 + 1])
+            kernel = tf.complex(
+                tf.cast(self.real_weights, fft_dtype), tf.cast(self.imag_weights, fft_dtype)
+            )
+            mixed = self._uncrop(self._mix(spectrum, kernel))
+            y = tf.signal.irfft2d(mixed, fft_length=[self.height, self.width])
+            y = tf.transpose(y, [0, 2, 3, 1]) + tf.cast(self.bias, fft_dtype)
+            return tf.cast(y, self.compute_dtype)
+
+    return TFLiteSpectralFilter
+
+
+def write_tflite(model, path: Path, work_dir: Path) -> list[str]:
+    """Convert to TFLite; returns the TF (Flex) ops the file needs at run time."""
+    import keras
+    import tensorflow as tf
+
+    import s3f_common
+
+    portable = _tflite_friendly_filter_class()
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if isinstance(layer, s3f_common.SpectralFilter):
+            return portable.from_config(config)
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    clone.set_weights(model.get_weights())
+    source = work_dir / "tflite_source"
+    write_saved_model(clone, source)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if any(isinstance(layer, s3f_common.SpectralFilter) for layer in model.layers):
+        converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    write_atomic(path, converter.convert())
+    shutil.rmtree(source)
+    interpreter = _interpreter(path)
+    return sorted({op["op_name"] for op in interpreter._get_ops_details()} - _builtin_names())
+
+
+def _builtin_names() -> set[str]:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return {name for name in vars(schema.BuiltinOperator) if not name.startswith("_")}
+
+
+def _interpreter(path: Path):
+    import tensorflow as tf
+
+    with warnings.catch_warnings():  # tf.lite.Interpreter's "use ai_edge_litert" notice
+        warnings.simplefilter("ignore")
+        return tf.lite.Interpreter(model_path=str(path))
+
+
+def tflite_probabilities(path: Path, images: np.ndarray) -> np.ndarray:
+    runner = _interpreter(path).get_signature_runner("serving_default")
+    return runner(images=images)["probabilities"]
+
+
+PROBES = {"saved_model": saved_model_probabilities, "tflite": tflite_probabilities}
+
+
+# --------------------------------------------------------------------------- the whole export
+def export(
+    model,
+    out_dir,
+    *,
+    preprocessing=None,
+    formats=FORMATS,
+    samples=(),
+    tolerance=TOLERANCE,
+    force=False,
+) -> dict:
+    """Export `model` (a Keras model with `preprocessing`, a run folder, a .keras file or a
+    release name) into `out_dir`; returns the export record (also written as export.json).
+
+    Raises ExportCheckError (and leaves no output) if an export's probabilities differ from the
+    Keras model's by more than `tolerance` on the sample images."""
+    import keras
+    import tensorflow as tf
+
+    formats = tuple(formats)
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ValueError(f"formats must be among {FORMATS}, got {formats}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise ValueError(f"{out_dir}: already exists (use --force to replace it)")
+    source = "Keras model object"
+    if not hasattr(model, "inputs"):
+        source = str(model)
+        model, recorded, notes = s3f_predict.resolve_model(model)
+        for note in notes:
+            print(note)
+        preprocessing = preprocessing or recorded
+    if preprocessing is None:
+        raise ValueError("export: give preprocessing= for a model object (Preprocessing.load)")
+    s3f_predict.check_matches(model, preprocessing)
+    images = sample_images(preprocessing, samples)
+    reference = s3f_predict.per_class(model.predict(images, verbose=0))
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    record = {
+        "source": source,
+        "class_names": list(preprocessing.class_names),
+        "input": {
+            "name": "images",
+            "shape": [None, *preprocessing.image_size, preprocessing.channels],
+            "dtype": "float32",
+            "range": [0.0, 1.0],
+            "preprocessing": "preprocessing.json",
+        },
+        "output": {
+            "name": "probabilities",
+            "shape": [None, len(preprocessing.class_names)],
+            "meaning": "per-class probabilities in class_names order"
+            + (
+                " (binary sigmoid p → [1 - p, p]; positive when p > 0.5)"
+                if model.outputs[0].shape[-1] == 1
+                else ""
+            ),
+        },
+        "signature": "serving_default",
+        "tolerance": tolerance,
+        "checks": {},
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    try:
+        for fmt in formats:
+            target = work / ("saved_model" if fmt == "saved_model" else "model.tflite")
+            check = {"file": target.name, "sample_images": len(images)}
+            if fmt == "saved_model":
+                write_saved_model(model, target)
+            else:
+                check["flex_ops"] = write_tflite(model, target, work)
+            got = PROBES[fmt](target, images)
+            if got.shape != reference.shape:
+                raise ExportCheckError(f"{fmt}: output shape {got.shape} ≠ {reference.shape}")
+            check["max_abs_diff"] = float(np.abs(got.astype(np.float64) - reference).max())
+            passed = check["max_abs_diff"] <= tolerance
+            print(
+                f"{fmt}: max |Δ probability| = {check['max_abs_diff']:.2e} on {len(images)} "
+                f"image(s) (tolerance {tolerance:.0e}) — {'ok' if passed else 'FAILED'}"
+            )
+            if not passed:
+                raise ExportCheckError(
+                    f"{fmt} export does not reproduce the Keras model: max |Δ probability| "
+                    f"{check['max_abs_diff']:.2e} > {tolerance:.0e}; nothing written to {out_dir}"
+                )
+            record["checks"][fmt] = check
+        preprocessing.save(work / s3f_predict.PREPROCESSING_FILE)
+        write_atomic(work / "export.json", json.dumps(record, indent=1))
+        if out_dir.exists():  # --force: the old export goes only once the new one is complete
+            old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")
+            os.replace(out_dir, old)
+            os.replace(work, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(work, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="s3f-export",
+        description="Export an S³F-Net model to a TensorFlow SavedModel and TFLite, each checked "
+        "against the Keras model.",
+    )
+    parser.add_argument("model", help="run folder, .keras file, or release name")
+    parser.add_argument("out_dir", help="folder to create for the exported files")
+    parser.add_argument(
+        "--format",
+        nargs="+",
+        choices=FORMATS,
+        default=list(FORMATS),
+        dest="formats",
+        help="what to export (default: both)",
+    )
+    parser.add_argument(
+        "--samples",
+        nargs="+",
+        default=[],
+        metavar="IMAGE_OR_FOLDER",
+        help="images for the numerical check (default: synthetic ones)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=TOLERANCE,
+        help="largest allowed |Δ probability| (default %(default)s)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing out_dir")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        record = export(
+            args.model,
+            args.out_dir,
+            formats=args.formats,
+            samples=args.samples,
+            tolerance=args.tolerance,
+            force=args.force,
+        )
+    except ExportCheckError as error:
+        print(f"s3f-export: CHECK FAILED: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as error:
+        print(f"s3f-export: error: {error}", file=sys.stderr)
+        return 2
+    flex = record["checks"].get("tflite", {}).get("flex_ops")
+    if flex:
+        print(
+            f"note: model.tflite uses TF ops {', '.join(flex)}: run it with the Flex delegate "
+            "(included in the full `tensorflow` pip package)"
+        )
+    print(f"exported {', '.join(record['checks'])} → {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
