@@ -264,7 +264,6 @@ def predict(
     *,
     batch_size=32,
     gradcam_dir=None,
-    names=None,
 ) -> pd.DataFrame:
     """Predict every file in `paths`; one row per file, in order.
 
@@ -291,9 +290,9 @@ def predict(
         gradcam_dir = Path(gradcam_dir)
         gradcam_dir.mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in paths]
-    names = [str(p) for p in paths] if names is None else list(names)
     columns = probability_columns(preprocessing)
-    rows = [{"file": name, "predicted_label": "", "error": ""} for name in names]
+    rows = [{"file": str(path), "predicted_label": "", "error": ""} for path in paths]
+    png_stems = _png_stems(paths)
     used_pngs: set[str] = set()
     for start in range(0, len(paths), batch_size):
         batch, indices = [], []
@@ -319,7 +318,7 @@ def predict(
                 predicted,
                 probs,
                 preprocessing,
-                [names[i] for i in indices],
+                [png_stems[i] for i in indices],
                 gradcam_dir,
                 used_pngs,
             )
@@ -333,9 +332,14 @@ def predict(
     return frame.fillna({"gradcam": ""}) if gradcam_dir is not None else frame
 
 
-def _png_name(name: str, used: set[str]) -> str:
-    stem = "__".join(part for part in Path(name).with_suffix("").parts if part not in ("/", ".."))
-    stem = stem.replace(":", "_") or "image"
+def _png_stems(paths: list[Path]) -> list[str]:
+    """Overlay names: each path relative to the folder all inputs share, '/' → '__'."""
+    absolute = [p.absolute() for p in paths]
+    common = Path(os.path.commonpath([p.parent for p in absolute])) if paths else Path()
+    return ["__".join(p.relative_to(common).with_suffix("").parts) for p in absolute]
+
+
+def _png_name(stem: str, used: set[str]) -> str:
     candidate, count = f"{stem}_gradcam.png", 1
     while candidate in used:  # same relative name from two places
         count += 1
@@ -344,16 +348,17 @@ def _png_name(name: str, used: set[str]) -> str:
     return candidate
 
 
-def _write_gradcams(model, images, predicted, probs, prep, names, out_dir, used) -> list[Path]:
+def _write_gradcams(model, images, predicted, probs, prep, stems, out_dir, used) -> list[Path]:
     import s3f_explain
     import s3f_plots
 
     cams = s3f_explain.grad_cam(model, images, predicted)
     written = []
-    for image, cam, label, prob, name in zip(images, cams, predicted, probs, names, strict=True):
-        path = out_dir / _png_name(name, used)
-        caption = f"{prep.class_names[label]} (p = {prob[label]:.3f})"
-        s3f_plots.gradcam_grid([image], [cam], [caption], path, f"{Path(name).name}: Grad-CAM")
+    for image, cam, label, prob, stem in zip(images, cams, predicted, probs, stems, strict=True):
+        path = out_dir / _png_name(stem, used)
+        caption = f"predicted {prep.class_names[label]} (p = {prob[label]:.3f})"
+        title = f"{stem.split('__')[-1]}: Grad-CAM of the spatial tower"
+        s3f_plots.gradcam_grid([image], [cam], [caption], path, title)
         written.append(path)
     return written
 

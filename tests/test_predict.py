@@ -96,6 +96,7 @@ def test_cli_predicts_like_model_predict_with_gradcam(runs, images, tmp_path, ca
     for png in frame["gradcam"]:
         picture = cv2.imread(png)
         assert picture is not None and picture.shape[0] > 50
+    assert Path(frame["gradcam"][0]).name == "a__gray_40x30_gradcam.png"  # relative to images/
     assert len(set(frame["gradcam"])) == len(files)
     printed = capsys.readouterr().out
     assert "skipped 1 file(s) without an image suffix" in printed
