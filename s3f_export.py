@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import s3f_predict
+from data_setup.fetch import FetchError
 from data_setup.files import write_atomic
 
 FORMATS = ("saved_model", "tflite")
@@ -324,7 +325,7 @@ def main(argv=None) -> int:
     except ExportCheckError as error:
         print(f"s3f-export: CHECK FAILED: {error}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError, FetchError) as error:
         print(f"s3f-export: error: {error}", file=sys.stderr)
         return 2
     flex = record["checks"].get("tflite", {}).get("flex_ops")

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from data_setup.datasets import DATASETS
+from data_setup.fetch import FetchError
 from data_setup.files import write_atomic
 
 # What OpenCV decodes; other files inside a searched folder are counted, not predicted.
@@ -397,7 +398,7 @@ def main(argv=None) -> int:
             raise ValueError("no image files to predict")
         print(f"preprocessing: {prep.describe()}")
         frame = predict(model, files, prep, batch_size=args.batch_size, gradcam_dir=args.gradcam)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError, FetchError) as error:  # a release download failure included
         print(f"s3f-predict: error: {error}", file=sys.stderr)
         return 2
     out = Path(args.out)
