@@ -10,11 +10,15 @@ import s3f_common
 import s3f_export
 import s3f_predict
 from data_setup.datasets import DATASETS
+from tests import paper_format
 
 
-def _run_folder(root, model, dataset, size_hw, channels):
+def _run_folder(root, model, dataset, size_hw, channels, paper_format_file=False):
     root.mkdir(parents=True)
-    model.save(root / "model.keras")
+    if paper_format_file:  # the paper's classes (SpectralFilterLayer, module __main__)
+        paper_format.save_in_paper_format(model, root / "model.keras")
+    else:
+        model.save(root / "model.keras")
     record = {
         "dataset": dataset,
         "class_names": list(DATASETS[dataset].class_names),
@@ -50,9 +54,10 @@ def _serve_tflite(path, images):
 
 
 def test_s3f_net_with_spectral_filter_exports_both_formats(tmp_path, capsys, keras):
-    # 24×20: not a power of two, which TFLite's builtin RFFT2D would reject at run time
+    """A paper-format bilinear S³F-Net at 24×20: not a power of two, which TFLite's builtin
+    RFFT2D would reject at run time."""
     model = s3f_common.build_model("s3f", (24, 20, 1), 4, "bilinear", 1)
-    run = _run_folder(tmp_path / "run", model, "BRISC2025", (24, 20), 1)
+    run = _run_folder(tmp_path / "run", model, "BRISC2025", (24, 20), 1, paper_format_file=True)
     out = tmp_path / "exported"
     assert s3f_export.main([str(run), str(out)]) == 0
     printed = capsys.readouterr().out

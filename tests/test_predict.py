@@ -227,6 +227,15 @@ def test_missing_or_wrong_records_are_clear_errors(runs, tmp_path, capsys, keras
     error = capsys.readouterr().err.strip()
     assert error.startswith("s3f-predict: error:") and "interpolation 'bilinear'" in error
     assert "\n" not in error
+    with pytest.raises(ValueError, match="give preprocessing= for a model object"):
+        s3f_predict.predict(model, [])
+    for broken, complaint in [
+        ({**record, "channels": 2}, "channels must be 1 or 3"),
+        ({**record, "scale": 1.0}, "scale 1.0 is not supported"),
+        ({k: v for k, v in record.items() if k != "class_names"}, "missing key"),
+    ]:
+        with pytest.raises(ValueError, match=f"^record.json: {complaint}"):
+            s3f_predict.Preprocessing.from_json(broken, "record.json")
     with pytest.raises(ValueError, match="Grad-CAM maps an S³F-Net's spatial tower"):
         s3f_predict.predict(str(runs["rgb"][0]), [], gradcam_dir=tmp_path / "cams")
 
