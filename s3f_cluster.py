@@ -5,7 +5,7 @@
 
 Ray schedules the tasks: one GPU per task when the cluster has GPUs (Ray sets
 CUDA_VISIBLE_DEVICES for it), else one CPU. A task runs the same child process as the local
-sweep (s3f_sweep.execute_job), so resume, failure isolation, the changed-parameter check and the
+sweep (s3f_jobs.execute_job), so resume, failure isolation, the changed-parameter check and the
 live progress line behave alike; --output must be a folder every node sees at the same path.
 A task whose worker dies is retried (--retries, default 1), then reported failed; its run folder
 has no metrics.json, so it never counts as finished. Needs `pip install "s3f-kit[cluster]"`.
@@ -19,8 +19,8 @@ import socket
 import time
 from pathlib import Path
 
-import s3f_sweep
-from s3f_sweep import REPO, Job, SweepError, SweepInterrupted
+import s3f_jobs
+from s3f_jobs import REPO, Job, SweepError, SweepInterrupted
 
 INSTALL_HINT = 'pip install "s3f-kit[cluster]"  (or: pip install ray)'
 TASK_FILE = "sweep-task.json"  # host, pid and attempts of the task running a run folder
@@ -46,7 +46,7 @@ def run_on_worker(job: Job) -> str | None:
     from data_setup.files import write_json_atomic
 
     write_json_atomic(task_file, {"attempts": attempts})
-    return s3f_sweep.execute_job(job)
+    return s3f_jobs.execute_job(job)
 
 
 class ClusterRunner:
@@ -104,7 +104,7 @@ class ClusterRunner:
                         failures.append((job, error))
                     bar.update()
                 started = [refs[r] for r in pending if (refs[r].run_dir / TASK_FILE).is_file()]
-                bar.set_postfix_str(s3f_sweep.progress_status(started)[:200], refresh=True)
+                bar.set_postfix_str(s3f_jobs.progress_status(started)[:200], refresh=True)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)  # kills the worker; its notebook process follows

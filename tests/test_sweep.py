@@ -14,6 +14,7 @@ import pytest
 
 import s3f_cluster
 import s3f_experiments
+import s3f_jobs
 import s3f_results
 import s3f_sweep
 
@@ -128,7 +129,7 @@ def test_seeds_and_grid_give_one_folder_per_distinct_run(tmp_path):
 
 def test_resume_refuses_changed_parameters_and_force_reruns(tmp_path, monkeypatch, capsys):
     ran = []
-    monkeypatch.setattr(s3f_sweep, "execute_job", fake_execute(ran))
+    monkeypatch.setattr(s3f_jobs, "execute_job", fake_execute(ran))
     tiny = {"epochs": 1, "demo_count": 6}
     s3f_sweep.run_sweep(BUSI, True, None, tiny, tmp_path, seeds=[42, 43])
     assert len(ran) == 6
@@ -168,7 +169,7 @@ def test_resume_refuses_changed_parameters_and_force_reruns(tmp_path, monkeypatc
 def test_explain_covers_every_s3f_run_and_the_papers_concat_models(tmp_path, monkeypatch):
     ran = []
     monkeypatch.setattr(
-        s3f_sweep, "execute_job", fake_execute(ran, fail={"S3F_Concat_BUSI/seed42"})
+        s3f_jobs, "execute_job", fake_execute(ran, fail={"S3F_Concat_BUSI/seed42"})
     )
     names = ["S3F_Bilinear_BRISC2025", "S3F_Concat_BUSI", "Spatial_BRISC2025"]
     grid = {"spectranet": [1, 2]}
@@ -187,7 +188,7 @@ def test_explain_covers_every_s3f_run_and_the_papers_concat_models(tmp_path, mon
 
 def test_failure_lines_name_the_kits_message_and_the_notebook(tmp_path, monkeypatch, capsys):
     ran = []
-    monkeypatch.setattr(s3f_sweep, "execute_job", fake_execute(ran, fail={"Spatial_BUSI/seed42"}))
+    monkeypatch.setattr(s3f_jobs, "execute_job", fake_execute(ran, fail={"Spatial_BUSI/seed42"}))
     code = s3f_sweep.main(["--demo", "--only", *BUSI, "--output", str(tmp_path), "--no-explain"])
     out = capsys.readouterr().out
     assert code == 1 and len(ran) == 3  # the failure did not stop the others
@@ -211,8 +212,8 @@ def test_gpus_are_handed_out_one_per_running_notebook(tmp_path, monkeypatch):
         time.sleep(0.05)
         return None
 
-    monkeypatch.setattr(s3f_sweep, "execute_job", execute)
-    monkeypatch.setattr(s3f_sweep, "count_gpus", lambda: 2)
+    monkeypatch.setattr(s3f_jobs, "execute_job", execute)
+    monkeypatch.setattr(s3f_jobs, "count_gpus", lambda: 2)
     jobs = s3f_sweep.plan_training(BUSI[:1], True, None, {}, tmp_path, [1, 2, 3, 4])
     assert s3f_sweep.run_jobs(jobs, 4, "t", poll_s=0.05) == []
     assert sorted(seen) == ["0", "0", "1", "1"]
