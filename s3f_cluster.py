@@ -61,10 +61,22 @@ class ClusterRunner:
             paths = [str(REPO), os.environ.get("PYTHONPATH", "")]
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
             options = {"include_dashboard": False, "logging_level": "warning"}
-            if address == "local":
-                ray.init(**options)
-            else:
-                ray.init(address=address, **options)
+            host, _, port = address.rpartition(":")
+            if host and port.isdigit():  # Ray retries an unreachable address for minutes
+                try:
+                    socket.create_connection((host, int(port)), timeout=10).close()
+                except OSError as error:
+                    raise SweepError(
+                        f"--cluster {address}: no Ray head answers there ({error}); start one "
+                        "with `ray start --head` or use --cluster local"
+                    ) from None
+            try:
+                ray.init(**options) if address == "local" else ray.init(address=address, **options)
+            except Exception as error:  # no cluster there, wrong port, version mismatch
+                first = (str(error).strip().splitlines() or [""])[0]
+                raise SweepError(
+                    f"--cluster {address}: cannot start or reach a Ray cluster ({first})"
+                ) from None
         self.gpus = int(ray.cluster_resources().get("GPU", 0))
         self.task = ray.remote(run_on_worker)
         cpus = int(ray.cluster_resources().get("CPU", 0))

@@ -20,6 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 1, "img_size": [16, 16], "demo_count": 6, "batch_size": 8, "verbose": 2}
 
 
+def test_unreachable_cluster_is_one_clear_error():
+    assert not ray.is_initialized()
+    with pytest.raises(s3f_sweep.SweepError, match="--cluster 127.0.0.1:1: no Ray head answers"):
+        s3f_cluster.ClusterRunner("127.0.0.1:1")
+
+
 @pytest.fixture(scope="module")
 def local_ray(kernel_env):
     """A real Ray cluster on this machine: GCS, raylet and two CPU worker slots."""
