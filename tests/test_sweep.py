@@ -84,10 +84,10 @@ def test_docstring_examples_parse(source):
 def test_docs_cluster_commands_and_slurm_script_parse():
     script = REPO / "docs" / "slurm" / "s3f_sweep.sbatch"
     subprocess.run(["bash", "-n", str(script)], check=True)
-    docs = (REPO / "docs" / "cluster.md").read_text()
+    docs = (REPO / "docs" / "cluster.md").read_text() + (REPO / "docs" / "sweep.md").read_text()
     commands = _commands(script.read_text()) + _commands(docs)
     assert any("--cluster" in argv for argv in _commands(script.read_text()))
-    assert len(commands) >= 3
+    assert len(commands) >= 10
     for argv in commands:
         argv = [a.replace("$", "") for a in argv]  # shell variables stand for paths
         args = s3f_sweep.build_parser().parse_args(argv)
@@ -168,9 +168,7 @@ def test_resume_refuses_changed_parameters_and_force_reruns(tmp_path, monkeypatc
 
 def test_explain_covers_every_s3f_run_and_the_papers_concat_models(tmp_path, monkeypatch):
     ran = []
-    monkeypatch.setattr(
-        s3f_jobs, "execute_job", fake_execute(ran, fail={"S3F_Concat_BUSI/seed42"})
-    )
+    monkeypatch.setattr(s3f_jobs, "execute_job", fake_execute(ran, fail={"S3F_Concat_BUSI/seed42"}))
     names = ["S3F_Bilinear_BRISC2025", "S3F_Concat_BUSI", "Spatial_BRISC2025"]
     grid = {"spectranet": [1, 2]}
     failures = s3f_sweep.run_sweep(names, True, None, {}, tmp_path, explain=True, grid=grid)
