@@ -1,9 +1,11 @@
-"""Build results/README.md, results/summary.csv and the confusion-matrix figure from run folders.
+"""Build results/README.md, summary.csv, runs.csv and figures from every finished run folder.
 
     python -m s3f_results runs/demo results/
 
-Reads `<runs>/<experiment>/metrics.json` for every registry experiment that has one and sets our
-numbers beside the paper's (SPEC §6). Demo-data runs are labelled as such everywhere.
+Finds every `metrics.json` under the runs folder (any depth: one folder per experiment, model
+variant, protocol and seed — s3f_experiments.run_subdir), groups the runs by experiment ×
+variant × protocol, reports mean ± sd across seeds beside the paper's numbers (SPEC §6), and
+flags collapsed or diverged runs. Demo-data runs are labelled as such everywhere.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import s3f_experiments
@@ -24,8 +27,6 @@ DEMO_BANNER = (
     "SYNTHETIC DEMO DATA — these numbers test the pipeline end to end; they say nothing about "
     "the paper's datasets."
 )
-
-
 REQUIRED_KEYS = {
     "experiment",
     "accuracy",
@@ -36,217 +37,307 @@ REQUIRED_KEYS = {
     "protocol",
     "params",
 }
+# metric key in metrics.json → column name; accuracy is shown in percent.
+METRICS = {
+    "accuracy": "accuracy_%",
+    "weighted_f1": "weighted_f1",
+    "macro_f1": "macro_f1",
+    "cohen_kappa": "cohen_kappa",
+    "mcc": "mcc",
+    "roc_auc": "roc_auc",
+    "loss": "loss",
+}
+GROUP = ["dataset", "experiment", "variant", "protocol"]
+SETTINGS_SHOWN = ("epochs", "img_size", "demo_count", "bn_momentum", "batch_size", "precision")
 
 
-def collect(runs_dir) -> list[dict]:
-    """metrics.json of every registry experiment under runs_dir; unusable files are reported."""
-    runs_dir = Path(runs_dir)
-    found = []
-    for name in s3f_experiments.EXPERIMENTS:
-        path = runs_dir / name / "metrics.json"
-        if not path.is_file():
-            continue
+def collect_runs(output) -> list[dict]:
+    """Every finished run under `output` (recursive): its metrics.json plus run_subdir (relative
+    POSIX path) and run_dir. Unusable files are reported and left out."""
+    output = Path(output)
+    runs = []
+    for path in sorted(output.rglob("metrics.json")):
         try:
             metrics = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
+        except (OSError, json.JSONDecodeError) as error:
             warnings.warn(f"{path}: not valid JSON ({error}); left out of the tables", stacklevel=2)
             continue
+        if metrics.get("experiment") not in s3f_experiments.EXPERIMENTS:
+            continue  # e.g. a pretrained-release evaluation: not a sweep run
         missing = REQUIRED_KEYS - set(metrics)
         if missing:
             warnings.warn(f"{path}: lacks {sorted(missing)}; left out of the tables", stacklevel=2)
             continue
-        found.append(metrics)
-    return found
+        settings = metrics.get("run_settings") or {
+            k: metrics.get(k) for k in ("fusion", "spectranet", "protocol", "seed")
+        }
+        metrics.setdefault("variant", s3f_experiments.variant_name(metrics["experiment"], settings))
+        metrics["run_subdir"] = path.parent.relative_to(output).as_posix()
+        metrics["run_dir"] = str(path.parent)
+        runs.append(metrics)
+    return runs
 
 
-def _auc(metrics: dict):
-    return metrics.get("roc_auc", metrics.get("roc_auc_macro"))
+def paper_numbers(experiment: str) -> dict:
+    """The paper's test metrics keyed like metrics.json (accuracy as a fraction)."""
+    full = getattr(s3f_experiments, "paper_metrics", None)
+    numbers = dict(full(experiment)) if full else {}
+    paper = s3f_experiments.EXPERIMENTS[experiment].paper
+    numbers.setdefault("accuracy", paper.accuracy / 100)
+    numbers.setdefault("weighted_f1", paper.weighted_f1)
+    numbers.setdefault("macro_f1", paper.macro_f1)
+    if "roc_auc" not in numbers and "roc_auc_macro" in numbers:
+        numbers["roc_auc"] = numbers["roc_auc_macro"]
+    if numbers.get("accuracy", 0) > 1:  # a percentage
+        numbers["accuracy"] /= 100
+    return numbers
 
 
-def summary_frame(all_metrics: list[dict]) -> pd.DataFrame:
+def _value(metrics: dict, key: str):
+    value = metrics.get(key)
+    if key == "roc_auc" and value is None:
+        value = metrics.get("roc_auc_macro")
+    if value is None:
+        return np.nan
+    return 100 * value if key == "accuracy" else float(value)
+
+
+def _model_title(m: dict) -> str:
+    exp = s3f_experiments.EXPERIMENTS[m["experiment"]]
+    if m.get("architecture", exp.architecture) == "s3f":
+        return f"S³F-Net ({m.get('fusion', exp.fusion)}, SN{m.get('spectranet', exp.spectranet)})"
+    if exp.architecture == "spectranet":
+        return f"SpectraNet-{m.get('spectranet', exp.spectranet)}"
+    return exp.model_title
+
+
+def runs_frame(runs: list[dict]) -> pd.DataFrame:
+    """One row per run."""
     rows = []
-    for m in all_metrics:
+    for m in runs:
         exp = s3f_experiments.EXPERIMENTS[m["experiment"]]
-        accuracy = 100 * m["accuracy"]
-        rows.append(
-            {
-                "dataset": exp.dataset,
-                "experiment": exp.name,
-                "model": exp.model_title
-                if m["architecture"] != "s3f"
-                else f"S³F-Net ({m['fusion']}, SN{m['spectranet']})",
-                "data": "synthetic demo" if m.get("demo_data") else "real",
-                "protocol": m["protocol"],
-                "accuracy_%": round(accuracy, 2),
-                "paper_accuracy_%": exp.paper.accuracy,
-                "diff_accuracy": round(accuracy - exp.paper.accuracy, 2),
-                "weighted_f1": round(m["weighted_f1"], 3),
-                "paper_weighted_f1": exp.paper.weighted_f1,
-                "diff_weighted_f1": round(m["weighted_f1"] - exp.paper.weighted_f1, 3),
-                "macro_f1": round(m["macro_f1"], 3),
-                "paper_macro_f1": exp.paper.macro_f1,
-                "diff_macro_f1": round(m["macro_f1"] - exp.paper.macro_f1, 3),
-                "cohen_kappa": round(m["cohen_kappa"], 3),
-                "mcc": round(m["mcc"], 3),
-                "roc_auc": None if _auc(m) is None else round(_auc(m), 3),
-                "loss": round(m["loss"], 4),
-                "params": m["params"],
-                "paper_params": exp.params,
-                "image_size": "×".join(map(str, m["image_size"])),
-                "epochs_run": m["epochs_run"],
-                "best_epoch": m["best_epoch"],
-                "wall_time_s": m["wall_time_s"],
-                "skipped_files": m["skipped_files"],
-            }
-        )
+        row = {
+            "dataset": exp.dataset,
+            "experiment": exp.name,
+            "variant": m["variant"],
+            "protocol": m["protocol"],
+            "seed": m.get("seed"),
+            "run_subdir": m["run_subdir"],
+            "model": _model_title(m),
+            "data": "synthetic demo" if m.get("demo_data") else "real",
+            "params": m["params"],
+            "image_size": "×".join(map(str, m.get("image_size", []))),
+            "epochs_run": m.get("epochs_run"),
+            "best_epoch": m.get("best_epoch"),
+            "wall_time_s": m.get("wall_time_s"),
+            "skipped_files": m.get("skipped_files", 0),
+            "collapsed": bool(m.get("collapsed", False)),
+            "diverged": bool(m.get("diverged", False)),
+        }
+        row.update({column: _value(m, key) for key, column in METRICS.items()})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _flags(group: pd.DataFrame) -> str:
+    flags = []
+    for flag in ("collapsed", "diverged"):
+        count = int(group[flag].sum())
+        if count:
+            flags.append(f"⚠ {flag} {count}/{len(group)}")
+    return "; ".join(flags)
+
+
+def summary_frame(runs: list[dict]) -> pd.DataFrame:
+    """One row per experiment × variant × protocol: mean and sd over seeds, paper, Δ."""
+    per_run = runs_frame(runs)
+    if per_run.empty:
+        return per_run
+    rows = []
+    for keys, group in per_run.groupby(GROUP, sort=False):
+        first = group.iloc[0]
+        row = dict(zip(GROUP, keys, strict=True))
+        row.update(
+            model=first["model"],
+            data=first["data"],
+            n_runs=len(group),
+            seeds=" ".join(str(s) for s in sorted(group["seed"].dropna().astype(int))),
+        )
+        # The paper reports one run of its own model; other variants have no paper number.
+        paper = paper_numbers(first["experiment"]) if row["variant"] == "" else {}
+        for key, column in METRICS.items():
+            mean = group[column].mean()
+            row[column] = round(mean, 4)
+            row[f"{column}_sd"] = round(group[column].std(ddof=1), 4) if len(group) > 1 else np.nan
+            target = _value(paper, key) if paper else np.nan
+            row[f"paper_{column}"] = target
+            row[f"diff_{column}"] = round(mean - target, 4)
+        row.update(
+            params=int(first["params"]),
+            paper_params=s3f_experiments.EXPERIMENTS[first["experiment"]].params,
+            image_size=first["image_size"],
+            epochs_run=round(group["epochs_run"].mean(), 1),
+            best_epoch=round(group["best_epoch"].mean(), 1),
+            wall_time_s=round(group["wall_time_s"].sum(), 1),
+            skipped_files=int(group["skipped_files"].max()),
+            flags=_flags(group),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(row, column, digits) -> str:
+    mean, sd = row[column], row.get(f"{column}_sd", np.nan)
+    if pd.isna(mean):
+        return "–"
+    return f"{mean:.{digits}f}" + ("" if pd.isna(sd) else f" ± {sd:.{digits}f}")
+
+
+def _paper(row, column, digits) -> tuple[str, str]:
+    target = row[f"paper_{column}"]
+    if pd.isna(target):
+        return "–", "–"
+    return f"{target:.{digits}f}", f"{row[f'diff_{column}']:+.{digits}f}"
+
+
 def _markdown_table(frame: pd.DataFrame) -> str:
-    columns = [
-        "model",
-        "accuracy_%",
-        "paper_accuracy_%",
-        "diff_accuracy",
-        "weighted_f1",
-        "paper_weighted_f1",
-        "diff_weighted_f1",
-        "macro_f1",
-        "paper_macro_f1",
-        "diff_macro_f1",
-        "cohen_kappa",
-        "mcc",
-        "roc_auc",
-        "params",
-        "protocol",
-        "image_size",
-        "epochs_run",
-        "best_epoch",
-    ]
-    header = [
-        "model",
-        "acc %",
-        "paper",
-        "Δ",
-        "wF1",
-        "paper",
-        "Δ",
-        "mF1",
-        "paper",
-        "Δ",
-        "κ",
-        "MCC",
-        "AUC",
-        "params",
-        "protocol",
-        "input",
-        "epochs",
-        "best",
-    ]
+    header = ["model", "variant", "protocol", "runs"]
+    for label in ("acc %", "wF1", "mF1", "κ", "MCC", "AUC", "loss"):
+        header += [label, "paper", "Δ"]
+    header += ["params", "input", "epochs", "best", "flags"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in frame[columns].iterrows():
-        cells = [
-            f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
-            for v in row.tolist()
+    for _, row in frame.iterrows():
+        cells = [row["model"], row["variant"] or "paper's", row["protocol"], str(row["n_runs"])]
+        for column in METRICS.values():
+            digits = 2 if column == "accuracy_%" else 3
+            cells += [_cell(row, column, digits), *_paper(row, column, digits)]
+        cells += [
+            f"{row['params']:,}",
+            row["image_size"],
+            f"{row['epochs_run']:g}",
+            f"{row['best_epoch']:g}",
+            f"**{row['flags']}**" if row["flags"] else "",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
 EXPLAIN_FILES = ("contributions.json", "contributions_bar.png", "contributions_kde.png")
 
 
-def _explain_section(runs_dir: Path, results_dir: Path) -> list[str]:
-    """Copy each S³F-Net model's branch-contribution table and figures; a Markdown section."""
+def _explain_section(runs: list[dict], results_dir: Path) -> list[str]:
+    """Copy each explained run's branch-contribution table and figures; a Markdown section."""
     rows = []
-    for name in s3f_experiments.EXPERIMENTS:
-        source = runs_dir / "explain" / name
-        if not (source / "contributions.json").is_file():
+    for m in runs:
+        found = sorted(Path(m["run_dir"]).glob("explain/*/contributions.json"))
+        if not found:
             continue
-        target = results_dir / "explain" / name
+        source, target = found[0].parent, results_dir / "explain" / m["run_subdir"]
         target.mkdir(parents=True, exist_ok=True)
         for file in EXPLAIN_FILES:
             if (source / file).is_file():
                 tmp = target / f".{file}.tmp"
                 shutil.copyfile(source / file, tmp)
                 os.replace(tmp, target / file)
-        overall = json.loads((source / "contributions.json").read_text())["overall"]
+        overall = json.loads(found[0].read_text())["overall"]
+        link = f"explain/{m['run_subdir']}"
         rows.append(
-            f"| {name} | {overall['l2_spatial_%']:.1f} | {overall['l2_spectral_%']:.1f} | "
-            f"{overall['balanced_spatial_%']:.1f} | {overall['balanced_spectral_%']:.1f} | "
-            f"[bars](explain/{name}/contributions_bar.png), "
-            f"[per-class density](explain/{name}/contributions_kde.png), "
-            f"[per-class JSON](explain/{name}/contributions.json) |"
+            f"| {m['run_subdir']} | {_model_title(m)} | {overall['l2_spatial_%']:.1f} | "
+            f"{overall['l2_spectral_%']:.1f} | {overall['balanced_spatial_%']:.1f} | "
+            f"{overall['balanced_spectral_%']:.1f} | [bars]({link}/contributions_bar.png), "
+            f"[per-class density]({link}/contributions_kde.png), "
+            f"[per-class JSON]({link}/contributions.json) |"
         )
     if not rows:
         return []
     return [
-        "## Branch contributions of the S³F-Net models (test split)",
+        "## Branch contributions of the S³F-Net runs (test split)",
         "",
         "Share of each branch in the fused vector (SPEC §5): L2 = ‖v‖ / (‖s‖ + ‖p‖); balanced "
-        "= ‖v‖/√d normalised, which compares a 512-d and a 4-d vector fairly. Per-class means, "
-        "filter pictures and Grad-CAM maps are in each run's `explain/` folder.",
+        "= ‖v‖/√d normalised, which compares a 512-d and a 4-d vector fairly. The paper's XAI "
+        "notebook explained concatenation models (SPEC §6.2), so the sweep also trains and "
+        "explains the concat variant where the paper's best model is bilinear. Per-class "
+        "means, filter pictures and Grad-CAM maps are in each run's `explain/` folder.",
         "",
-        "| model | L2 spatial % | L2 spectral % | balanced spatial % | balanced spectral % | "
-        "figures |",
-        "|---|---|---|---|---|---|",
+        "| run | model | L2 spatial % | L2 spectral % | balanced spatial % | "
+        "balanced spectral % | figures |",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
 
 
-def build_results(runs_dir, results_dir) -> pd.DataFrame:
-    """Write summary.csv, README.md, confusion_matrices.png and metrics/*.json; return the table."""
+def _settings_line(runs: list[dict]) -> str:
+    """The settings these runs were made with, each value once: 'epochs=25; img_size=…'."""
+    parts = []
+    for key in SETTINGS_SHOWN:
+        values = {json.dumps((m.get("run_settings") or {}).get(key)) for m in runs}
+        values.discard("null")
+        if values:
+            parts.append(f"{key}={' / '.join(sorted(values))}")
+    return "; ".join(parts)
+
+
+def build_results(output, results_dir) -> pd.DataFrame:
+    """Write summary.csv, runs.csv, README.md, confusion_matrices.png and metrics/…json from
+    every finished run under `output`; return the summary table."""
     import s3f_plots
 
     results_dir = Path(results_dir)
-    all_metrics = collect(runs_dir)
-    frame = summary_frame(all_metrics)
-    results_dir.mkdir(parents=True, exist_ok=True)
+    runs = collect_runs(output)
+    frame = summary_frame(runs)
     if frame.empty:
-        print(f"no finished runs under {runs_dir}; results left as they were")
+        print(f"no finished runs under {output}; results left as they were")
         return frame
-    demo = any(m.get("demo_data") for m in all_metrics)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    demo = any(m.get("demo_data") for m in runs)
     write_atomic(results_dir / "summary.csv", frame.to_csv(index=False))
-    (results_dir / "metrics").mkdir(exist_ok=True)
-    for m in all_metrics:
-        small = {k: v for k, v in m.items() if k != "skipped"}
-        write_atomic(
-            results_dir / "metrics" / f"{m['experiment']}.json", json.dumps(small, indent=1)
+    write_atomic(results_dir / "runs.csv", runs_frame(runs).to_csv(index=False))
+    for m in runs:
+        small = {k: v for k, v in m.items() if k not in ("skipped", "run_dir")}
+        target = results_dir / "metrics" / f"{m['run_subdir']}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, json.dumps(small, indent=1))
+
+    entries = []  # one confusion matrix per group: summed over its seeds
+    for keys, group in pd.DataFrame(runs).groupby(
+        ["experiment", "variant", "protocol"], sort=False
+    ):
+        total = np.sum([np.array(c) for c in group["confusion_matrix"]], axis=0)
+        name, variant, protocol = keys
+        title = "/".join(p for p in (name, variant, protocol if protocol != "paper" else "") if p)
+        seeds = f", {len(group)} seeds summed" if len(group) > 1 else ""
+        entries.append(
+            (
+                f"{title}{seeds}\nacc {100 * np.trace(total) / total.sum():.1f}%",
+                total.tolist(),
+                group.iloc[0]["class_names"],
+            )
         )
-    entries = [
-        (
-            f"{m['experiment']}\nacc {100 * m['accuracy']:.1f}% "
-            f"(paper {s3f_experiments.EXPERIMENTS[m['experiment']].paper.accuracy}%)",
-            m["confusion_matrix"],
-            m["class_names"],
-        )
-        for m in all_metrics
-    ]
     s3f_plots.confusion_grid(
         entries, results_dir / "confusion_matrices.png", banner=DEMO_BANNER if demo else ""
     )
 
-    protocols = sorted(set(frame["protocol"]))
+    seeds = sorted({m.get("seed") for m in runs if m.get("seed") is not None})
+    experiments = sorted({m["experiment"] for m in runs})
+    minutes = sum(m.get("wall_time_s") or 0 for m in runs) / 60
     parts = ["# Results", ""]
     if demo:
-        minutes = sum(m["wall_time_s"] for m in all_metrics if "wall_time_s" in m) / 60
-        settings = ", ".join(f"{k}={v}" for k, v in s3f_experiments.DEMO_PARAMETERS.items())
-        parts += [
-            f"> **{DEMO_BANNER}**",
-            f"> Demo settings: {settings}; image sizes as in the tables. The twelve training runs "
-            f"took {minutes:.1f} min of wall time in all (notebook start-up and the "
-            "explainability runs come on top).",
-            "> Regenerate with `make demo`; run the real "
-            "reproduction with `python -m s3f_sweep --data-root <folder>`.",
-            "",
-        ]
+        parts += [f"> **{DEMO_BANNER}**", ""]
     parts += [
-        f"Test-set results of {len(frame)} run(s), protocol(s): {', '.join(protocols)}. "
-        'Paper numbers are those printed in the original notebooks ("paper" protocol: the '
-        "test set also served for checkpoint selection, early stopping and LR scheduling; "
-        '"holdout" runs validate on a split of train instead, so they are honest estimates and '
-        "expected to be lower). Δ = ours − paper.",
+        f"Test-set results of {len(runs)} finished run(s) found under `{Path(output).name}/`: "
+        f"{len(experiments)} experiment(s), {len(frame)} experiment × variant × protocol "
+        f"group(s), seed(s) {', '.join(map(str, seeds)) or '–'}; training took {minutes:.1f} min "
+        "of wall time in all (notebook start-up and explainability runs come on top).",
+        "",
+        f"Settings: {_settings_line(runs) or '–'}.",
+        "",
+        "Cells are the mean ± sd over the seeds of a group. Paper numbers are those printed in "
+        'the original notebooks for the paper\'s own model (variant "paper\'s"; "paper" '
+        "protocol: the test set also served for checkpoint selection, early stopping and LR "
+        'scheduling; "holdout" runs validate on a split of train instead, so they are honest '
+        "estimates and expected to be lower). Δ = ours − paper. **Flags** mark runs whose "
+        "predictions collapsed to one class or whose training diverged.",
         "",
     ]
     for dataset in s3f_experiments.RECIPES:
@@ -255,14 +346,15 @@ def build_results(runs_dir, results_dir) -> pd.DataFrame:
             continue
         title = s3f_experiments.DATASETS[dataset].title
         parts += [f"## {title}", "", _markdown_table(subset), ""]
-    parts += _explain_section(Path(runs_dir), results_dir)
+    parts += _explain_section(runs, results_dir)
     parts += [
         "## Confusion matrices",
         "",
         "![confusion matrices](confusion_matrices.png)",
         "",
         "Per-run metrics (every SPEC §4 metric and the per-class report): "
-        "`metrics/<experiment>.json`; all columns: [`summary.csv`](summary.csv).",
+        "`metrics/<run folder>.json`; one row per run: [`runs.csv`](runs.csv); all columns of "
+        "the groups: [`summary.csv`](summary.csv).",
         "",
     ]
     write_atomic(results_dir / "README.md", "\n".join(parts))

@@ -2,71 +2,129 @@
 
     python -m s3f_sweep --demo                          # all 12 on synthetic data, demo settings
     python -m s3f_sweep --data-root ~/data              # the real reproduction, paper settings
-    python -m s3f_sweep --only S3F_Concat_BUSI -p epochs=50 -p protocol=holdout
+    python -m s3f_sweep --only S3F_Concat_BUSI -p epochs 50 -p protocol=holdout --demo
     python -m s3f_sweep --data-root ~/data --jobs 4     # 4 at a time, one GPU each if present
+    python -m s3f_sweep --demo --seeds 3 --grid fusion=concat,bilinear spectranet=1,2
+    python -m s3f_sweep --data-root /shared/data --output /shared/runs --cluster auto
 
 `--data-root` holds one folder per dataset id (BRISC2025/, ChestXRay/, BUSI/, HAM10000/, each as
-unzipped). A run whose metrics.json exists is skipped unless --force, so an interrupted sweep
-resumes where it stopped. A failing notebook does not stop the others; failures are listed at
-the end and the exit status is 1. Each run folder keeps the executed notebook and its HTML.
+unzipped). A run is experiment + model variant + protocol + seed, with its own folder
+`<output>/<experiment>[/<variant>][/<protocol>]/seed<N>/`. A run counts as finished when its
+metrics.json exists and records the parameters asked for now: finished runs are skipped (an
+interrupted sweep resumes), and one made with other parameters stops the sweep with the
+differences named (--force reruns it). A failing notebook does not stop the others; failures are
+listed at the end and the exit status is 1. Ctrl-C stops the running notebooks and the queue.
+Tables are rebuilt from every finished run under --output (default results/ for the default
+output folders, else <output>/results). --cluster runs each notebook as a Ray task (s3f_cluster).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import os
 import shutil
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from queue import Queue
-
-from tqdm.auto import tqdm
 
 import s3f_experiments
 from s3f_experiments import DEMO_PARAMETERS
+from s3f_jobs import (  # noqa: F401  (re-exported: the sweep's API)
+    REPO,
+    Job,
+    SweepError,
+    SweepInterrupted,
+    _literal,
+    count_gpus,
+    execute_job,
+    progress_status,
+    run_jobs,
+    settings_differences,
+)
 from s3f_notebooks import NOTEBOOK_DIR
 
-REPO = Path(__file__).resolve().parent
+# Grid axes and the architectures they apply to (others ignore the axis; duplicates merge).
+ALL_ARCHITECTURES = {"spatial", "spectranet", "s3f"}
+GRID_AXES = {
+    "fusion": {"s3f"},
+    "spectranet": {"s3f", "spectranet"},
+    "channel_mixing": {"s3f", "spectranet"},
+    "modes": {"s3f", "spectranet"},
+    "precision": ALL_ARCHITECTURES,
+    "jit_compile": ALL_ARCHITECTURES,
+    "protocol": ALL_ARCHITECTURES,
+}
 
 
-def count_gpus() -> int:
-    """GPUs visible to child processes, without importing TensorFlow here."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
-
-
-def parse_overrides(pairs) -> dict:
-    """-p key=value pairs; values are Python literals when they parse as one, else strings."""
-    result = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise SystemExit(f"-p expects key=value, got {pair!r}")
-        try:
-            result[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            result[key] = value
+def parse_overrides(groups) -> dict:
+    """-p values: `key=value` or papermill's two tokens `key value`; values are Python literals
+    when they parse as one, else strings. Accepts a flat list or argparse's list of lists."""
+    tokens = [t for g in groups or [] for t in ([g] if isinstance(g, str) else g)]
+    result, key = {}, None
+    for token in tokens:
+        if key is not None:
+            result[key], key = _literal(token), None
+            continue
+        name, sep, value = token.partition("=")
+        if not name.isidentifier():
+            raise SweepError(f"-p expects key=value or key value, got {token!r}")
+        if sep:
+            result[name] = _literal(value)
+        else:
+            key = name
+    if key is not None:
+        raise SweepError(f"-p {key}: no value given (use -p {key} VALUE or -p {key}=VALUE)")
     return result
+
+
+def _split_values(text: str) -> list[str]:
+    """'1,2' → ['1', '2']; commas inside brackets stay: '[8,8],[16,16]' → two values."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [p.strip() for p in [*parts, current] if p.strip()]
+
+
+def parse_grid(items) -> dict[str, list]:
+    """--grid axis=v1,v2 ... → {axis: [v1, v2]}."""
+    grid = {}
+    for item in items or []:
+        axis, sep, values = item.partition("=")
+        if not sep or axis not in GRID_AXES or not _split_values(values):
+            raise SweepError(
+                f"--grid expects AXIS=V1,V2 with AXIS one of {', '.join(GRID_AXES)}; got {item!r}"
+            )
+        grid[axis] = [_literal(v) for v in _split_values(values)]
+    return grid
+
+
+def parse_seeds(values) -> list[int] | None:
+    """--seeds N → N seeds from 42 up; --seeds A B C → exactly those."""
+    if not values:
+        return None
+    if len(values) == 1:
+        if values[0] < 1:
+            raise SweepError(f"--seeds N needs N ≥ 1, got {values[0]}")
+        return [s3f_experiments.DEFAULT_SEED + i for i in range(values[0])]
+    return list(dict.fromkeys(values))
 
 
 def parameters_for(exp, demo: bool, data_root, overrides, output_dir) -> dict:
     params = {"output_dir": str(output_dir)}
     if demo:
         params.update(
-            s3f_experiments.DEMO_PARAMETERS,
-            data_dir="",
-            img_size=s3f_experiments.DEMO_IMAGE_SIZES[exp.dataset],
+            DEMO_PARAMETERS, data_dir="", img_size=s3f_experiments.DEMO_IMAGE_SIZES[exp.dataset]
         )
     else:
         params["data_dir"] = str(Path(data_root).expanduser().resolve() / exp.dataset)
@@ -74,123 +132,132 @@ def parameters_for(exp, demo: bool, data_root, overrides, output_dir) -> dict:
     return params
 
 
-def export_html(notebook: Path) -> None:
-    from nbconvert import HTMLExporter
+@cache
+def notebook_defaults(notebook: str) -> dict:
+    """The values of a generated notebook's parameters cell."""
+    import nbformat
 
-    from data_setup.files import write_atomic
-
-    body, _ = HTMLExporter().from_filename(str(notebook))
-    write_atomic(notebook.with_suffix(".html"), body)
-
-
-@dataclass
-class Job:
-    """One notebook execution: which notebook, with what, into which folder."""
-
-    label: str  # experiment name (explainability jobs: "<experiment> explainability")
-    notebook: str  # notebooks/<notebook>.ipynb
-    params: dict
-    run_dir: Path
-    marker: str = "metrics.json"  # the file whose presence means "finished"
-
-    @property
-    def finished(self) -> bool:
-        return (self.run_dir / self.marker).is_file()
+    cells = nbformat.read(NOTEBOOK_DIR / f"{notebook}.ipynb", as_version=4).cells
+    source = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+    }
 
 
-def run_one(job: Job, gpu, log) -> tuple[str, str | None]:
-    """Execute one notebook; returns (label, error message or None)."""
-    import papermill
+def expected_settings(experiment: str, params: dict) -> dict:
+    """What Run.settings() will record for these notebook parameters (None resolved as Run does)."""
+    exp = s3f_experiments.get_experiment(experiment)
+    expected = {**notebook_defaults(experiment), **params}
+    demo = not expected.get("data_dir")
+    resolved = {
+        "epochs": exp.recipe.epochs,
+        "f1_patience": exp.recipe.f1_patience,
+        "lr_patience": exp.recipe.lr_patience,
+        "fusion": exp.fusion,
+        "spectranet": exp.spectranet,
+        "img_size": s3f_experiments.DEMO_IMAGE_SIZES[exp.dataset]
+        if demo
+        else list(exp.info.image_size),
+    }
+    for key, value in resolved.items():
+        if expected.get(key) is None:
+            expected[key] = value
+    return expected
 
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    executed = job.run_dir / f"{job.notebook}.ipynb"
-    params = {**job.params, "gpu": gpu} if gpu is not None else job.params
-    started = time.perf_counter()
-    error = None
-    try:
-        papermill.execute_notebook(
-            str(NOTEBOOK_DIR / f"{job.notebook}.ipynb"),
-            str(executed),
-            parameters=params,
-            kernel_name="python3",
-            progress_bar=False,
-            cwd=str(job.run_dir.parent),
+
+def plan_training(
+    names, demo, data_root, overrides, output_dir, seeds=None, grid=None, extra_variants=()
+) -> list[Job]:
+    """One Job per distinct run: experiments × applicable grid values × seeds, plus
+    `extra_variants` ((experiment, settings) pairs); runs landing in the same folder merge."""
+    grid = grid or {}
+    clash = ({"seed"} if seeds else set()) | set(grid)
+    if clash & set(overrides):
+        raise SweepError(f"{sorted(clash & set(overrides))} given both with -p and --seeds/--grid")
+    wanted = []
+    for name in names:
+        arch = s3f_experiments.get_experiment(name).architecture
+        axes = {a: v for a, v in grid.items() if arch in GRID_AXES[a]}
+        for values in itertools.product(*axes.values()):
+            wanted.append((name, dict(zip(axes, values, strict=True))))
+    wanted += list(extra_variants)
+    jobs = {}
+    for name, variant in wanted:
+        for seed in seeds or [None]:
+            settings = {**variant, **({} if seed is None else {"seed": seed})}
+            exp = s3f_experiments.get_experiment(name)
+            params = {**parameters_for(exp, demo, data_root, overrides, output_dir), **settings}
+            subdir = s3f_experiments.run_subdir(name, params)
+            if subdir not in jobs:
+                jobs[subdir] = Job(
+                    subdir,
+                    name,
+                    params,
+                    Path(output_dir) / subdir,
+                    expected=expected_settings(name, params),
+                )
+    return list(jobs.values())
+
+
+def paper_xai_variants(names) -> list[tuple[str, dict]]:
+    """The paper's XAI notebook explains concatenation S³F-Nets on all four datasets (SPEC §6.2):
+    the concat variant of every selected S³F-Net experiment whose paper model is bilinear."""
+    return [
+        (name, {"fusion": "concat"})
+        for name in names
+        if s3f_experiments.EXPERIMENTS[name].architecture == "s3f"
+        and s3f_experiments.EXPERIMENTS[name].fusion != "concat"
+    ]
+
+
+def explain_job(training: Job) -> Job:
+    """The explainability notebook on one finished S³F-Net run; output in <run>/explain/."""
+    exp = s3f_experiments.get_experiment(training.notebook)
+    params = {
+        "model_path": str(training.run_dir / "model.keras"),
+        "dataset": exp.dataset,
+        "data_dir": training.params.get("data_dir", ""),
+        "output_dir": str(training.run_dir / "explain"),
+    }
+    for key in ("demo_count", "protocol", "batch_size"):
+        if key in training.params:
+            params[key] = training.params[key]
+    # The notebook writes into output_dir/<title>; a run's model title is its folder name.
+    return Job(
+        f"{training.label} explain",
+        "S3F_Explainability",
+        params,
+        training.run_dir / "explain",
+        marker=f"{training.run_dir.name}/contributions.json",
+    )
+
+
+def prepare(jobs_list: list[Job], force: bool, log=print) -> list[Job]:
+    """The jobs to run. Finished ones are skipped; one finished with other parameters stops the
+    sweep unless force; leftovers of unfinished runs are cleared so nothing stale remains."""
+    conflicts = [(j, j.differences()) for j in jobs_list if not force and j.differences()]
+    if conflicts:
+        lines = [
+            f"  {job.run_dir}: " + ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in d.items())
+            for job, d in conflicts
+        ]
+        raise SweepError(
+            f"{len(conflicts)} finished run folder(s) were made with other parameters than asked "
+            "now (recorded → asked):\n"
+            + "\n".join(lines)
+            + "\nrerun them with --force, or choose another --output"
         )
-    except Exception as exc:  # one failing notebook must not stop the sweep
-        lines = str(exc).strip().splitlines()
-        error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
-    if executed.is_file():
-        try:
-            export_html(executed)
-        except Exception as exc:
-            log(f"  {job.label}: HTML export failed ({exc})")
-    if error is None and not job.finished:
-        error = f"notebook finished but wrote no {job.marker}"
-    status = f"FAILED — {error}" if error else "done"
-    on_gpu = f" (GPU {gpu})" if gpu is not None else ""
-    log(f"  {job.label}: {status} in {time.perf_counter() - started:.0f} s{on_gpu}")
-    return job.label, error
-
-
-def run_jobs(jobs_list: list[Job], parallel: int, force: bool, desc: str):
-    """Run the unfinished jobs, `parallel` at a time (one GPU each when GPUs are visible)."""
     todo = []
     for job in jobs_list:
         if job.finished and not force:
-            print(f"  {job.label}: already finished, skipped (use --force to rerun)")
+            log(f"  {job.label}: already finished, skipped (use --force to rerun)")
             continue
-        if force and job.run_dir.exists():
+        if job.run_dir.exists():
             shutil.rmtree(job.run_dir)
         todo.append(job)
-    gpus = count_gpus()
-    parallel = max(1, parallel)
-    free_gpus: Queue = Queue()
-    for index in range(gpus):
-        free_gpus.put(index)
-    if gpus and parallel > gpus:
-        print(f"  {parallel} jobs but {gpus} GPUs: running {gpus} at a time, one GPU each")
-        parallel = gpus
-    failures = []
-    bar = tqdm(total=len(todo), desc=desc, unit="notebook")
-
-    def task(job):
-        gpu = free_gpus.get() if gpus else None
-        try:
-            return run_one(job, gpu, bar.write)
-        finally:
-            if gpu is not None:
-                free_gpus.put(gpu)
-
-    with ThreadPoolExecutor(parallel) as pool:
-        for future in as_completed([pool.submit(task, job) for job in todo]):
-            label, error = future.result()
-            if error:
-                failures.append((label, error))
-            bar.update()
-    bar.close()
-    return failures
-
-
-def explain_job(name: str, output_dir: Path, demo: bool, data_root, overrides) -> Job:
-    """The explainability notebook on the model a sweep trained for experiment `name`."""
-    exp = s3f_experiments.get_experiment(name)
-    params = {
-        "model_path": str(output_dir / name / "model.keras"),
-        "dataset": exp.dataset,
-        "data_dir": "" if demo else str(Path(data_root).expanduser().resolve() / exp.dataset),
-        "output_dir": str(output_dir / "explain"),
-    }
-    for key in ("demo_count", "protocol", "batch_size"):
-        source = overrides if key in overrides else (DEMO_PARAMETERS if demo else {})
-        if key in source:
-            params[key] = source[key]
-    return Job(
-        f"{name} explainability",
-        "S3F_Explainability",
-        params,
-        output_dir / "explain" / name,
-        marker="contributions.json",
-    )
+    return todo
 
 
 def run_sweep(
@@ -203,30 +270,38 @@ def run_sweep(
     jobs=1,
     results_dir=None,
     explain=False,
-) -> list[tuple[str, str]]:
-    """Run the named experiments (then, with explain, the explainability notebook on each
-    S³F-Net model); returns the failures as (label, message)."""
+    seeds=None,
+    grid=None,
+    cluster=None,
+    retries=1,
+) -> list[tuple[Job, str]]:
+    """Train the planned runs (then, with explain, the explainability notebook on every
+    finished S³F-Net run, including the paper's concat XAI variants); returns the failures."""
     output_dir = Path(output_dir).expanduser().resolve()
-    training = [
-        Job(
-            name,
-            name,
-            parameters_for(
-                s3f_experiments.get_experiment(name), demo, data_root, overrides, output_dir
-            ),
-            output_dir / name,
-        )
-        for name in names
-    ]
-    failures = run_jobs(training, jobs, force, "sweep")
-    if explain:
-        trained = [
-            job.label
-            for job in training
-            if job.finished and s3f_experiments.EXPERIMENTS[job.label].architecture == "s3f"
-        ]
-        explaining = [explain_job(n, output_dir, demo, data_root, overrides) for n in trained]
-        failures += run_jobs(explaining, jobs, force, "explain")
+    extra = paper_xai_variants(names) if explain else []
+    training = plan_training(names, demo, data_root, overrides, output_dir, seeds, grid, extra)
+    runner = None
+    if cluster:
+        import s3f_cluster
+
+        runner = s3f_cluster.ClusterRunner(cluster, retries=retries)
+
+    def execute(todo, desc):
+        return runner.run_jobs(todo, desc) if runner else run_jobs(todo, jobs, desc)
+
+    print(f"{len(training)} training run(s) planned")
+    try:
+        failures = execute(prepare(training, force), "sweep")
+        if explain:
+            explaining = [
+                explain_job(job)
+                for job in training
+                if job.finished and s3f_experiments.EXPERIMENTS[job.notebook].architecture == "s3f"
+            ]
+            failures += execute(prepare(explaining, force), "explain")
+    finally:
+        if runner:
+            runner.close()
     if results_dir is not None:
         import s3f_results
 
@@ -234,8 +309,9 @@ def run_sweep(
     return failures
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog="python -m s3f_sweep",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.splitlines()[1:]),
@@ -248,62 +324,111 @@ def main(argv=None) -> int:
         nargs="+",
         metavar="NAME",
         choices=list(s3f_experiments.EXPERIMENTS),
-        help="experiments to run (default: all twelve)",
+        help="experiments to run (default: all of the registry)",
     )
     parser.add_argument("--datasets", nargs="+", choices=list(s3f_experiments.RECIPES))
     parser.add_argument(
         "-p",
         "--param",
         action="append",
+        nargs="+",
         metavar="KEY=VALUE",
-        help="notebook parameter override, e.g. -p epochs=50 (repeatable)",
+        help="notebook parameter: -p epochs=50 or -p epochs 50 (repeatable)",
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="one number N: seeds 42..42+N-1; several: exactly those seeds",
+    )
+    parser.add_argument(
+        "--grid",
+        nargs="+",
+        metavar="AXIS=V1,V2",
+        help=f"model variants to cross; axes: {', '.join(GRID_AXES)}",
     )
     parser.add_argument(
         "--output", default=None, help="run folders (default runs/demo or runs/paper)"
     )
     parser.add_argument(
         "--results",
-        default=str(REPO / "results"),
-        help="where tables and figures go (default results/)",
+        default=None,
+        help="tables and figures (default results/ for the default output, else <output>/results)",
     )
-    parser.add_argument("--force", action="store_true", help="rerun finished experiments")
-    parser.add_argument("--jobs", type=int, default=1, help="notebooks at a time")
+    parser.add_argument("--force", action="store_true", help="rerun finished runs")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks at a time (local)")
     parser.add_argument(
         "--no-explain",
         action="store_true",
-        help="skip the explainability notebook on the S³F-Net models",
+        help="skip the explainability notebook on the S³F-Net runs",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run each notebook as a Ray task: a cluster address "
+        "(host:port, 'auto') or 'local' to start one here",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="--cluster: times a task lost with its worker is retried",
+    )
+    return parser
 
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it: quieter logs
     names = args.only or list(s3f_experiments.EXPERIMENTS)
     if args.datasets:
         names = [n for n in names if s3f_experiments.EXPERIMENTS[n].dataset in args.datasets]
-    output = args.output or str(REPO / "runs" / ("demo" if args.demo else "paper"))
+    default_output = REPO / "runs" / ("demo" if args.demo else "paper")
+    output = Path(args.output or default_output).expanduser().resolve()
+    results = args.results or (REPO / "results" if output == default_output else output / "results")
     print(
-        f"running {len(names)} notebook(s) → {output}"
+        f"running {len(names)} experiment(s) → {output}"
         + (" on SYNTHETIC DEMO DATA" if args.demo else f" on data under {args.data_root}")
     )
     started = time.perf_counter()
-    failures = run_sweep(
-        names,
-        args.demo,
-        args.data_root,
-        parse_overrides(args.param),
-        output,
-        args.force,
-        args.jobs,
-        args.results,
-        explain=not args.no_explain,
-    )
+    try:
+        failures = run_sweep(
+            names,
+            args.demo,
+            args.data_root,
+            parse_overrides(args.param),
+            output,
+            args.force,
+            args.jobs,
+            results,
+            explain=not args.no_explain,
+            seeds=parse_seeds(args.seeds),
+            grid=parse_grid(args.grid),
+            cluster=args.cluster,
+            retries=args.retries,
+        )
+    except SweepError as error:
+        print(f"s3f_sweep: {error}", file=sys.stderr)
+        return 2
+    except SweepInterrupted as stopped:
+        print(
+            f"\ninterrupted: {len(stopped.finished)} run(s) of this pass finished, "
+            f"{len(stopped.unfinished)} did not (rerun the same command to resume):"
+        )
+        for job in stopped.finished:
+            print(f"  finished     {job.label}")
+        for job in stopped.unfinished:
+            print(f"  not finished {job.label}")
+        return 130
     print(
         f"sweep finished in {(time.perf_counter() - started) / 60:.1f} min; "
-        f"tables and figures in {args.results}"
+        f"tables and figures in {results}"
     )
     if failures:
         print(f"{len(failures)} notebook(s) failed:")
-        for name, error in failures:
-            print(f"  {name}: {error}  (see {Path(output) / name / (name + '.html')})")
+        for job, error in failures:
+            print(f"  {job.label}: {error}  (notebook: {job.executed})")
         return 1
     return 0
 

@@ -105,7 +105,7 @@ def test_every_notebook_runs_and_writes_its_run_folder(tiny_sweep):
     root, failures = tiny_sweep
     assert failures == []
     for name, exp in s3f_experiments.EXPERIMENTS.items():
-        run = root / "runs" / name
+        run = root / "runs" / name / "seed42"
         for file in (
             "metrics.json",
             "confusion_matrix.png",
@@ -157,25 +157,34 @@ def test_sweep_builds_tables_beside_the_papers_numbers(tiny_sweep):
     root, _ = tiny_sweep
     results = root / "results"
     frame = s3f_results.pd.read_csv(results / "summary.csv")
-    assert len(frame) == 12 and set(frame["experiment"]) == set(s3f_experiments.EXPERIMENTS)
-    busi = frame.set_index("experiment").loc["S3F_Concat_BUSI"]
+    papers = frame[frame["variant"].isna()]  # + the concat variants the sweep trains to explain
+    assert len(papers) == 12 and set(papers["experiment"]) == set(s3f_experiments.EXPERIMENTS)
+    assert sorted(frame[frame["variant"].notna()]["experiment"]) == [
+        "S3F_Bilinear_BRISC2025",
+        "S3F_Bilinear_HAM10000",
+    ]
+    busi = papers.set_index("experiment").loc["S3F_Concat_BUSI"]
     assert busi["paper_accuracy_%"] == 87.82
-    assert busi["diff_accuracy"] == pytest.approx(busi["accuracy_%"] - 87.82, abs=0.01)
+    assert busi["diff_accuracy_%"] == pytest.approx(busi["accuracy_%"] - 87.82, abs=0.01)
     assert busi["data"] == "synthetic demo"
     readme = (results / "README.md").read_text()
-    assert "SYNTHETIC DEMO DATA" in readme and readme.count("| S³F-Net") == 4
+    table_rows = [line for line in readme.splitlines() if line.startswith("| S³F-Net")]
+    assert "SYNTHETIC DEMO DATA" in readme and len(table_rows) == 6  # 4 paper's + 2 concat
+    assert "14 finished run(s)" in readme and "epochs=1" in readme
     assert (results / "confusion_matrices.png").stat().st_size > 10_000
-    assert len(list((results / "metrics").glob("*.json"))) == 12
+    assert len(list((results / "metrics").rglob("*.json"))) == 14
 
 
 @pytest.mark.slow
 def test_sweep_explains_every_s3f_model_and_links_it(tiny_sweep):
     root, _ = tiny_sweep
     s3f = [n for n, e in s3f_experiments.EXPERIMENTS.items() if e.architecture == "s3f"]
+    runs = [f"{n}/seed42" for n in s3f]
+    runs += [f"{n}/concat-sn1/seed42" for n in s3f if "Bilinear" in n]  # the paper's XAI models
     readme = (root / "results" / "README.md").read_text()
     assert "## Branch contributions" in readme
-    for name in s3f:  # concat SN1 and SN2, bilinear SN1: each explained through papermill
-        explained = root / "runs" / "explain" / name
+    for name in runs:  # concat SN1 and SN2, bilinear SN1: each explained through papermill
+        explained = root / "runs" / name / "explain" / "seed42"
         summary = json.loads((explained / "contributions.json").read_text())
         overall = summary["overall"]
         assert overall["l2_spatial_%"] + overall["l2_spectral_%"] == pytest.approx(100, abs=0.01)
@@ -191,82 +200,16 @@ def test_sweep_explains_every_s3f_model_and_links_it(tiny_sweep):
         assert f"explain/{name}/contributions_bar.png" in readme
 
 
-def test_sweep_skips_finished_runs_and_isolates_failures(tmp_path, monkeypatch, capsys):
-    ran = []
-
-    def fake_run_one(job, gpu, log):
-        ran.append(job.label)
-        if job.label == "Spatial_BUSI":
-            return job.label, "PapermillExecutionError: boom"
-        job.run_dir.mkdir(parents=True, exist_ok=True)
-        (job.run_dir / job.marker).write_text("{}")
-        return job.label, None
-
-    monkeypatch.setattr(s3f_sweep, "run_one", fake_run_one)
-    names = ["Spatial_BUSI", "SpectraNet_BUSI", "S3F_Concat_BUSI"]
-    failures = s3f_sweep.run_sweep(names, True, None, {}, tmp_path, jobs=2)
-    assert failures == [("Spatial_BUSI", "PapermillExecutionError: boom")]
-    assert sorted(ran) == sorted(names)  # the failure did not stop the others
-    ran.clear()
-    (tmp_path / "S3F_Concat_BUSI" / "metrics.json").unlink()  # as if killed during this run
-    s3f_sweep.run_sweep(names, True, None, {}, tmp_path)
-    assert sorted(ran) == ["S3F_Concat_BUSI", "Spatial_BUSI"]  # only the unfinished ones
-    ran.clear()
-    s3f_sweep.run_sweep(names[1:], True, None, {}, tmp_path, force=True)
-    assert sorted(ran) == sorted(names[1:])
-    monkeypatch.setattr(s3f_sweep, "count_gpus", lambda: 0)
-    with pytest.warns(UserWarning, match="lacks"):  # the fake metrics.json files are reported
-        code = s3f_sweep.main(
-            [
-                "--demo",
-                "--only",
-                "Spatial_BUSI",
-                "--output",
-                str(tmp_path),
-                "--results",
-                str(tmp_path / "results"),
-            ]
-        )
-    assert code == 1 and "Spatial_BUSI: PapermillExecutionError: boom" in capsys.readouterr().out
-
-
-def test_overrides_parse_python_literals():
-    assert s3f_sweep.parse_overrides(["epochs=50", "img_size=[64, 64]", "protocol=holdout"]) == {
-        "epochs": 50,
-        "img_size": [64, 64],
-        "protocol": "holdout",
-    }
-    with pytest.raises(SystemExit):
-        s3f_sweep.parse_overrides(["epochs"])
-
-
-def test_gpu_pinning_hands_each_running_notebook_its_own_gpu(tmp_path, monkeypatch):
-    import threading
-    import time
-
-    seen, lock = [], threading.Lock()
-
-    def fake_run_one(job, gpu, log):
-        with lock:
-            seen.append(gpu)
-        time.sleep(0.05)
-        return job.label, None
-
-    monkeypatch.setattr(s3f_sweep, "run_one", fake_run_one)
-    monkeypatch.setattr(s3f_sweep, "count_gpus", lambda: 2)
-    s3f_sweep.run_sweep(list(s3f_experiments.EXPERIMENTS)[:4], True, None, {}, tmp_path, jobs=4)
-    assert sorted(seen) == [0, 0, 1, 1]
-
-
 @pytest.mark.slow
 def test_bad_data_dir_fails_with_the_data_setup_error(kernel_env, tmp_path):
     failures = s3f_sweep.run_sweep(
         ["Spatial_ChestXRay"], False, tmp_path / "nowhere", TINY, tmp_path / "runs"
     )
     assert len(failures) == 1
-    name, error = failures[0]
-    assert "DatasetError" in error and "folder does not exist" in error
-    assert (tmp_path / "runs" / name / f"{name}.html").is_file()  # the failed notebook is kept
+    job, error = failures[0]
+    assert error.startswith("DatasetError: ") and "folder does not exist" in error
+    assert "\n" not in error  # the kit's one-line message, not papermill's cell dump
+    assert job.executed.with_suffix(".html").is_file()  # the failed notebook is kept
 
 
 @pytest.mark.slow
