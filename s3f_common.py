@@ -40,7 +40,7 @@ class SpectralFilter(layers.Layer):
     Args:
         filters: number of output channels F.
         channel_mixing: "dense" (paper: every output sums over all input channels) or
-            "depthwise" (kit: output channel f filters input channel f // (F / C) only).
+            "depthwise" (kit: output channel f filters input channel f // ⌈F / C⌉ only).
         modes: None (paper: learn every frequency) or (mh, mw) (kit, FNO-style): learn only
             row frequencies |k| < mh and column frequencies k < mw; the rest are zeroed.
     """
@@ -85,12 +85,15 @@ class SpectralFilter(layers.Layer):
         if self.channel_mixing == "dense":
             per_input = self.filters
         else:
-            if self.filters % self.channels:
+            if self.filters < self.channels:
                 raise ValueError(
                     f"SpectralFilter(channel_mixing='depthwise'): filters ({self.filters}) must "
-                    f"be a multiple of the input channels ({self.channels})"
+                    f"be at least the input channels ({self.channels})"
                 )
-            per_input = self.filters // self.channels
+            # ceil(F / C) filters per input channel; when C does not divide F (RGB with F=32:
+            # 11 per channel) the surplus last ones are dropped, so input c feeds outputs
+            # c·⌈F/C⌉ … and every output still filters exactly one input channel.
+            per_input = -(-self.filters // self.channels)
         shape = (self.channels, per_input, rows, cols)
         # Creation order real, imag, bias matches the paper's saved files.
         # autocast=False: under mixed precision the weights must reach the FFT in float32.
@@ -129,7 +132,11 @@ class SpectralFilter(layers.Layer):
         if self.channel_mixing == "depthwise":
             mixed = spectrum[:, :, None] * kernel[None]  # (B, C, m, h, w)
             shape = tf.shape(mixed)
-            return tf.reshape(mixed, tf.concat([shape[:1], [self.filters], shape[3:]], axis=0))
+            per_input = kernel.shape[1]
+            flat = tf.reshape(
+                mixed, tf.concat([shape[:1], [self.channels * per_input], shape[3:]], 0)
+            )
+            return flat[:, : self.filters]
         if self.channels == 1:
             # One input channel: a broadcast product, no matmul and no transposes (2–3× faster
             # than the einsum in forward+backward; benchmarks/bench_spectral_filter.py).

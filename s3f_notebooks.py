@@ -60,7 +60,8 @@ run = Run(
     img_size=img_size, learning_rate=learning_rate, protocol=protocol, seed=seed, fusion=fusion,
     spectranet=spectranet, output_dir=output_dir, f1_patience=f1_patience,
     lr_patience=lr_patience, verbose=verbose, demo_count=demo_count, bn_momentum=bn_momentum,
-    channel_mixing=channel_mixing, modes=modes,
+    channel_mixing=channel_mixing, modes=modes, precision=precision, jit_compile=jit_compile,
+    split_file=split_file, skip_damaged=skip_damaged, data_zip=data_zip, mount_drive=mount_drive,
 )
 print(f"{EXPERIMENT}: {run.epochs} epochs at {run.img_size}, protocol '{protocol}' → {run.run_dir}")"""
 
@@ -82,11 +83,16 @@ lr_patience = {exp.recipe.lr_patience}  # ReduceLROnPlateau on val_loss
 output_dir = "runs"  # results go to output_dir/{exp.name}/
 mount_drive = False  # Colab: mount Google Drive (for data_dir/output_dir under /content/drive)
 gpu = None  # pin to one GPU index (set by the sweep runner)
-verbose = 1  # Keras progress: 1 for a bar, 2 for one line per epoch
-demo_count = 24  # synthetic training images per class when data_dir is empty
-bn_momentum = None  # None: Keras default 0.99 (paper); the demo sweep uses 0.9 (few steps)
+verbose = 1  # 1: one line per epoch; 0: quiet
+demo_count = None  # synthetic training images per class when data_dir is empty (None: demo default)
+bn_momentum = None  # None: Keras default 0.99 (paper); on demo data 0.9 (few steps)
 channel_mixing = "dense"  # SpectralFilter: "dense" (paper) or "depthwise" (kit, far fewer params)
-modes = None  # SpectralFilter: None (paper: all frequencies) or [mh, mw] lowest frequencies (kit)'''
+modes = None  # SpectralFilter: None (paper: all frequencies) or [mh, mw] lowest frequencies (kit)
+precision = "float32"  # "float32" (paper) | "mixed_float16" | "mixed_bfloat16" (GPU speed; FFTs stay float32)
+jit_compile = False  # XLA-compile the training step (GPU speed)
+split_file = ""  # CSV file,split pinning the split exactly (e.g. another run's split.csv)
+skip_damaged = False  # drop images that decode but look damaged (the paper used them)
+data_zip = ""  # a dataset .zip (e.g. on Drive) or URL, unpacked once to local disk; sets data_dir'''
 
 
 def _intro(exp: Experiment) -> str:

@@ -9,8 +9,11 @@ Every notebook calls this module with its parameters, so the twelve notebooks ru
     metrics = run.evaluate(data)
 
 A run writes into `output_dir/<experiment>[/<variant>][/<protocol>]/seed<N>/` (see
-s3f_experiments.run_subdir): metrics.json (written last: its presence means the
-run finished), confusion_matrix.png, roc.png, history.csv, history.png and model.keras.
+s3f_experiments.run_subdir): predictions.csv (every test image), split.csv (which file went to
+which split; feed it back as `split_file`), preprocessing.json (what s3f-predict needs),
+confusion_matrix.png, roc.png, history.csv/.png, model.keras and, last, metrics.json (its
+presence means the run finished). While training, resume/ holds the state a rerun continues
+from after an interruption, and progress.json the current epoch.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn import metrics as skm
 
+import s3f_callbacks
 import s3f_common
 import s3f_experiments
+import s3f_metrics
 from data_setup import load_dataset
 from data_setup.files import write_atomic, write_json_atomic
 from data_setup.synth import synth_dataset
@@ -49,123 +53,111 @@ def demo_data_dir(dataset: str, count: int = 24, seed: int = 0) -> Path:
     return target
 
 
-class ValidationMetrics(keras.callbacks.Callback):
-    """Adds val_loss, val_accuracy and val_f1 to each epoch's logs from one validation pass.
-
-    val_f1 is the paper's selection metric: weighted F1 (multi-class) or the F1 of the positive
-    class (binary). Place it first so checkpointing, early stopping and the LR schedule see it.
-    """
-
-    def __init__(self, dataset, labels, binary):
-        super().__init__()
-        self.dataset, self.labels, self.binary = dataset, labels, binary
-
-    def on_epoch_end(self, epoch, logs=None):
-        probs = self.model.predict(self.dataset, verbose=0)
-        scores = summarize_predictions(self.labels, probs, self.binary)
-        logs.update(
-            val_loss=scores["loss"], val_accuracy=scores["accuracy"], val_f1=scores["selection_f1"]
-        )
-
-
-def predicted_labels(probs: np.ndarray, binary: bool) -> np.ndarray:
-    return (probs[:, 0] >= 0.5).astype(int) if binary else probs.argmax(axis=1)
-
-
-def summarize_predictions(labels, probs, binary) -> dict:
-    """Loss, accuracy and the F1 used for model selection."""
-    labels = np.asarray(labels)
-    eps = 1e-7
-    if binary:
-        p = np.clip(probs[:, 0], eps, 1 - eps)
-        loss = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
-    else:
-        loss = -np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], eps, 1)))
-    predicted = predicted_labels(probs, binary)
-    selection_f1 = (
-        skm.f1_score(labels, predicted, pos_label=1, zero_division=0)
-        if binary
-        else skm.f1_score(labels, predicted, average="weighted", zero_division=0)
-    )
-    return {
-        "loss": float(loss),
-        "accuracy": float(np.mean(predicted == labels)),
-        "selection_f1": float(selection_f1),
-    }
-
-
-def test_metrics(labels, probs, class_names, binary) -> dict:
-    """Every metric of the paper's evaluation (SPEC §4) from test labels and probabilities."""
-    labels = np.asarray(labels)
-    predicted = predicted_labels(probs, binary)
-    indices = list(range(len(class_names)))
-    result = summarize_predictions(labels, probs, binary)
-    result.update(
-        macro_f1=float(skm.f1_score(labels, predicted, average="macro", zero_division=0)),
-        weighted_f1=float(skm.f1_score(labels, predicted, average="weighted", zero_division=0)),
-        cohen_kappa=float(skm.cohen_kappa_score(labels, predicted)),
-        mcc=float(skm.matthews_corrcoef(labels, predicted)),
-        confusion_matrix=skm.confusion_matrix(labels, predicted, labels=indices).tolist(),
-        classification_report=skm.classification_report(
-            labels,
-            predicted,
-            labels=indices,
-            target_names=class_names,
-            output_dict=True,
-            zero_division=0,
-        ),
-    )
-    if binary:
-        result["positive_f1"] = result["selection_f1"]
-    try:  # undefined when the test split lacks a class
-        if binary:
-            result["roc_auc"] = float(skm.roc_auc_score(labels, probs[:, 0]))
-        else:
-            for average in ("macro", "weighted"):
-                result[f"roc_auc_{average}"] = float(
-                    skm.roc_auc_score(
-                        labels, probs, multi_class="ovr", average=average, labels=indices
-                    )
-                )
-    except ValueError as error:
-        result["roc_auc_error"] = str(error)
-    return result
-
-
 def evaluate_model(model, data, out_dir: Path, experiment: str, batch_size: int = 16) -> dict:
-    """Every SPEC §4 metric of `model` on the test split, plus confusion-matrix and ROC figures
-    in `out_dir`. Returns the metrics; the caller adds its own fields and calls write_metrics."""
+    """Every SPEC §4 metric of `model` on the test split, plus predictions.csv and the
+    confusion-matrix and ROC figures in `out_dir`. Returns the metrics; the caller adds its own
+    fields and calls write_metrics."""
     import s3f_plots
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     binary = s3f_common.is_binary(len(data.class_names))
-    probs = model.predict(data.tf_dataset("test", batch_size), verbose=0)
-    labels = data.splits["test"].labels
-    result = test_metrics(labels, probs, data.class_names, binary)
+    probs, loss = s3f_metrics.predict_with_loss(model, data.tf_dataset("test", batch_size))
+    test = data.splits["test"]
+    labels = test.labels
+    if not np.all(np.isfinite(probs)):
+        raise FloatingPointError(
+            f"{experiment}: the model's test outputs are not finite (NaN/inf weights); "
+            "training diverged before any usable checkpoint"
+        )
+    result = test_metrics_for(labels, probs, loss, data.class_names, binary)
     result.update(
         experiment=experiment,
         dataset=data.info.id,
-        class_names=data.class_names,
+        class_names=list(data.class_names),
         params=int(model.count_params()),
         protocol=data.protocol,
         image_size=list(data.image_size),
         dataset_fingerprint=data.fingerprint,
         skipped_files=len(data.skipped),
         skipped=[list(s) for s in data.skipped],
+        damaged_files=[list(d) for d in getattr(data, "damaged", [])],
         counts=data.counts(),
         data_dir=str(data.root),
         tensorflow_version=tf.__version__,
         keras_version=keras.__version__,
     )
+    write_predictions(out_dir / "predictions.csv", test.files, labels, probs, data.class_names)
+    if result["collapsed"]:
+        print(
+            f"WARNING: {experiment} predicts one class for every test image "
+            f"({result['predicted_class_counts']}): the model learned nothing usable"
+        )
     s3f_plots.confusion_figure(result, out_dir / "confusion_matrix.png")
     s3f_plots.roc_figure(labels, probs, data.class_names, out_dir / "roc.png")
     return result
 
 
+def test_metrics_for(labels, probs, loss, class_names, binary) -> dict:
+    return s3f_metrics.test_metrics(labels, probs, loss, list(class_names), binary)
+
+
+def write_predictions(path: Path, files, labels, probs, class_names) -> None:
+    """predictions.csv: file (relative to the dataset root), true and predicted class name, one
+    probability column per class (a sigmoid model's p gives both 1 - p and p)."""
+    import pandas as pd
+
+    binary = s3f_common.is_binary(len(class_names))
+    names = np.asarray(class_names, dtype=object)
+    frame = pd.DataFrame(
+        {
+            "file": [str(f) for f in files],
+            "true_label": names[np.asarray(labels)],
+            "predicted_label": names[s3f_metrics.predicted_labels(probs, binary)],
+        }
+    )
+    for index, name in enumerate(class_names):
+        frame[f"prob_{name}"] = s3f_metrics.class_probabilities(probs, binary)[:, index]
+    write_atomic(path, frame.to_csv(index=False, float_format="%.8g"))
+
+
+def write_split(path: Path, data) -> None:
+    """split.csv: file,split for every image used — the format `split_file` accepts."""
+    if hasattr(data, "write_split_csv"):
+        data.write_split_csv(path)
+        return
+    rows = ["file,split"] + [
+        f"{file},{split}" for split, view in data.splits.items() for file in view.files
+    ]
+    write_atomic(path, "\n".join(rows) + "\n")
+
+
+def write_preprocessing(path: Path, data) -> None:
+    """What prediction on new images needs to prepare them exactly as training did."""
+    write_json_atomic(
+        path,
+        {
+            "dataset": data.info.id,
+            "class_names": list(data.class_names),
+            "image_size": list(data.image_size),
+            "channels": int(data.input_shape[-1]),
+            "color": "gray" if data.input_shape[-1] == 1 else "rgb",
+            "interpolation": "area",
+            "scale": "1/255",
+        },
+    )
+
+
 def write_metrics(out_dir: Path, result: dict) -> None:
     """metrics.json goes last and atomically: its presence marks a finished run."""
     write_json_atomic(Path(out_dir) / "metrics.json", result)
+
+
+# --------------------------------------------------------------------------- parameters
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# Four MaxPool(2) stages ('valid' padding) in the spatial tower need 16 px; SN1 has two, SN2 one.
+MIN_SIDE = {"spatial": 16, "s3f": 16, ("spectranet", 1): 4, ("spectranet", 2): 2}
 
 
 def _as_pair(value, name):
@@ -179,14 +171,39 @@ def _as_pair(value, name):
             value = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             value = None
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         raise ValueError(f"{name} must be None or two integers like [256, 256], got {value!r}")
     return [int(v) for v in value]
 
 
+def _integer(value, name, minimum, default=None):
+    """None → default; otherwise an int ≥ minimum (0 stays 0: only None means 'paper')."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+def _choice(value, name, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
 @dataclass
 class Run:
-    """The parameters of one notebook; values left None take the registry's paper settings."""
+    """The parameters of one notebook; values left None take the registry's paper settings
+    (on synthetic demo data, s3f_experiments.demo_defaults first)."""
 
     experiment: str
     data_dir: str = ""
@@ -202,33 +219,88 @@ class Run:
     f1_patience: int | None = None
     lr_patience: int | None = None
     verbose: int = 1
-    demo_count: int = 24
+    demo_count: int | None = None  # None on demo data: s3f_experiments.DEMO_COUNTS
     bn_momentum: float | None = None
     channel_mixing: str = "dense"
     modes: list | None = None
+    precision: str = "float32"
+    jit_compile: bool = False
+    split_file: str = ""
+    skip_damaged: bool = False
+    data_zip: str = ""
+    mount_drive: bool = False
 
     def __post_init__(self):
-        self.img_size = _as_pair(self.img_size, "img_size")
-        self.modes = _as_pair(self.modes, "modes")
         exp = s3f_experiments.get_experiment(self.experiment)
         self.spec = exp
-        self.epochs = self.epochs or exp.recipe.epochs
-        self.f1_patience = self.f1_patience or exp.recipe.f1_patience
-        self.lr_patience = self.lr_patience or exp.recipe.lr_patience
-        self.fusion = self.fusion or exp.fusion
-        self.spectranet = self.spectranet or exp.spectranet
+        self._validate()
+        if self.data_zip:
+            self.data_dir = str(unpack_data_zip(self.data_zip, exp.dataset, self.mount_drive))
         self.demo = not self.data_dir
+        if self.demo:  # synthetic data: demo settings for what was left None, said out loud
+            defaults = s3f_experiments.demo_defaults(self.experiment).items()
+            applied = {key: value for key, value in defaults if getattr(self, key) is None}
+            for key, value in applied.items():
+                setattr(self, key, value)
+            if applied:
+                print(s3f_experiments.demo_note(self.experiment, applied))
+        self.epochs = exp.recipe.epochs if self.epochs is None else self.epochs
+        self.f1_patience = exp.recipe.f1_patience if self.f1_patience is None else self.f1_patience
+        self.lr_patience = exp.recipe.lr_patience if self.lr_patience is None else self.lr_patience
+        self.fusion = self.fusion or exp.fusion
+        self.spectranet = exp.spectranet if self.spectranet is None else self.spectranet
         if self.img_size is None:
-            self.img_size = (
-                s3f_experiments.DEMO_IMAGE_SIZES[exp.dataset]
-                if self.demo
-                else list(exp.info.image_size)
+            self.img_size = list(exp.info.image_size)
+        minimum = MIN_SIDE.get(exp.architecture) or MIN_SIDE[(exp.architecture, self.spectranet)]
+        if min(self.img_size) < minimum:
+            raise ValueError(
+                f"img_size {self.img_size} is too small for {exp.model_title}: its pooling "
+                f"stages need at least {minimum}×{minimum} pixels"
             )
+        if self.mount_drive and self.output_dir == "runs" and _in_colab():
+            self.output_dir = DRIVE_RUNS  # /content is wiped when Colab disconnects
         self.run_dir = Path(self.output_dir).expanduser() / s3f_experiments.run_subdir(
             self.experiment, self.settings()
         )
         self.started = time.perf_counter()
         self.history = None
+        self.diverged_epoch = None
+
+    def _validate(self):
+        """Every parameter checked before any data is loaded; only None means 'paper'."""
+        self.img_size = _as_pair(self.img_size, "img_size")
+        self.modes = _as_pair(self.modes, "modes")
+        self.epochs = _integer(self.epochs, "epochs", 1)
+        self.f1_patience = _integer(self.f1_patience, "f1_patience", 0)
+        self.lr_patience = _integer(self.lr_patience, "lr_patience", 0)
+        self.batch_size = _integer(self.batch_size, "batch_size", 1)
+        self.seed = _integer(self.seed, "seed", 0)
+        self.verbose = _integer(self.verbose, "verbose", 0)
+        self.demo_count = _integer(self.demo_count, "demo_count", 2)
+        if self.spectranet is not None:
+            self.spectranet = _choice(
+                _integer(self.spectranet, "spectranet", 1), "spectranet", (1, 2)
+            )
+        if self.fusion is not None:
+            _choice(self.fusion, "fusion", s3f_common.FUSIONS)
+        _choice(self.protocol, "protocol", ("paper", "holdout"))
+        _choice(self.channel_mixing, "channel_mixing", s3f_common.CHANNEL_MIXINGS)
+        _choice(self.precision, "precision", PRECISIONS)
+        if (
+            isinstance(self.learning_rate, bool)
+            or not isinstance(self.learning_rate, (int, float))
+            or not self.learning_rate > 0
+        ):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        self.learning_rate = float(self.learning_rate)  # Keras rejects an int learning rate
+        if self.bn_momentum is not None and not 0 <= float(self.bn_momentum) < 1:
+            raise ValueError(f"bn_momentum must be None or in [0, 1), got {self.bn_momentum!r}")
+        self.jit_compile = bool(self.jit_compile)
+        self.skip_damaged = bool(self.skip_damaged)
+        if self.split_file and not Path(self.split_file).expanduser().is_file():
+            raise ValueError(
+                f"split_file {self.split_file}: no such file (expected CSV file,split)"
+            )
 
     def load_data(self):
         # Deterministic runs on CPU: same seed → same metrics.
@@ -236,8 +308,18 @@ class Run:
         if not tf.config.list_physical_devices("GPU"):
             tf.config.experimental.enable_op_determinism()
         root = demo_data_dir(self.spec.dataset, self.demo_count) if self.demo else self.data_dir
+        options = {}
+        if self.split_file:
+            options["split_file"] = str(Path(self.split_file).expanduser())
+        if self.skip_damaged:
+            options["skip_damaged"] = True
         data = load_dataset(
-            self.spec.dataset, root, img_size=self.img_size, protocol=self.protocol, seed=self.seed
+            self.spec.dataset,
+            root,
+            img_size=self.img_size,
+            protocol=self.protocol,
+            seed=self.seed,
+            **options,
         )
         print(
             ("SYNTHETIC DEMO DATA — says nothing about the paper's datasets\n" if self.demo else "")
@@ -246,7 +328,8 @@ class Run:
         return data
 
     def build_model(self, data):
-        return s3f_common.build_model(
+        keras.mixed_precision.set_global_policy(self.precision)
+        model = s3f_common.build_model(
             self.spec.architecture,
             data.input_shape,
             len(data.class_names),
@@ -258,51 +341,105 @@ class Run:
             modes=self.modes,
             name=self.experiment,
         )
+        if self.jit_compile:  # same loss and optimizer, XLA-compiled steps
+            model.compile(
+                optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=True
+            )
+        return model
 
     def train(self, model, data):
+        """Fit with the paper's recipe. An interrupted run (same settings) resumes from its last
+        finished epoch; a NaN loss stops training and is recorded."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         binary = s3f_common.is_binary(len(data.class_names))
+        resume_dir = self.run_dir / "resume"
+        restored = s3f_callbacks.ResumeState.load(resume_dir, self.resume_settings())
+        initial_epoch = restored["epoch"] if restored else 0
+        if restored:
+            model = s3f_common.load_model(resume_dir / s3f_callbacks.ResumeState.MODEL)
+            print(f"resuming {self.experiment} after epoch {initial_epoch} from {resume_dir}")
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            self.run_dir / "checkpoint.keras", monitor="val_f1", mode="max", save_best_only=True
+        )
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor="val_f1", mode="max", patience=self.f1_patience
+        )
+        plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=s3f_experiments.LR_FACTOR,
+            patience=self.lr_patience,
+            min_lr=s3f_experiments.MIN_LR,
+        )
+        resume = s3f_callbacks.ResumeState(
+            resume_dir, checkpoint, early_stopping, plateau, restored=restored
+        )
+        resume.settings = self.resume_settings()
+        log = s3f_callbacks.EpochLog(self.run_dir, self.epochs, self.experiment, self.verbose)
+        if restored:
+            log.best = max([-np.inf, *restored["history"].get("val_f1", [])])
         val = data.tf_dataset("val", self.batch_size)
         callbacks = [
-            ValidationMetrics(val, data.splits["val"].labels, binary),
-            keras.callbacks.ModelCheckpoint(
-                self.run_dir / "checkpoint.keras", monitor="val_f1", mode="max", save_best_only=True
-            ),
-            keras.callbacks.EarlyStopping(monitor="val_f1", mode="max", patience=self.f1_patience),
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
-                factor=s3f_experiments.LR_FACTOR,
-                patience=self.lr_patience,
-                min_lr=s3f_experiments.MIN_LR,
-            ),
+            s3f_callbacks.ValidationMetrics(val, data.splits["val"].labels, binary),
+            keras.callbacks.TerminateOnNaN(),
+            checkpoint,
+            early_stopping,
+            plateau,
+            log,
+            resume,
         ]
         train = data.tf_dataset("train", self.batch_size, shuffle=True, seed=self.seed)
-        self.history = model.fit(
+        for _ in range(initial_epoch):  # replay the shuffle order of the epochs already run
+            for _ in train:
+                pass
+        fit = model.fit(
             train,
             epochs=self.epochs,
+            initial_epoch=initial_epoch,
             class_weight=data.class_weights(),
             callbacks=callbacks,
-            verbose=self.verbose,
+            verbose=0,
         )
-        return self.history
+        self.history = resume.history or fit.history
+        losses = np.asarray(self.history.get("loss", []), dtype=float)
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            self.diverged_epoch = int(bad[0]) + 1
+            print(
+                f"WARNING: {self.experiment} diverged (loss not finite) in epoch "
+                f"{self.diverged_epoch}; training stopped, the best earlier checkpoint is evaluated"
+            )
+        return fit
 
     def evaluate(self, data) -> dict:
-        """Test the best checkpoint; write figures, history and (last) metrics.json."""
+        """Test the best checkpoint; write predictions, split, figures, history and (last)
+        metrics.json."""
         import pandas as pd
 
         import s3f_plots
 
         checkpoint = self.run_dir / "checkpoint.keras"
+        if not checkpoint.is_file():
+            raise RuntimeError(
+                f"{self.run_dir}: no checkpoint to evaluate — training diverged in epoch "
+                f"{self.diverged_epoch} before any epoch gave a finite validation F1"
+                if self.diverged_epoch
+                else f"{checkpoint}: missing — run train() before evaluate()"
+            )
         model = s3f_common.load_model(checkpoint)
         result = evaluate_model(model, data, self.run_dir, self.experiment, self.batch_size)
-        history = self.history.history if self.history else {}
+        history = self.history.history if hasattr(self.history, "history") else self.history or {}
         f1_curve = history.get("val_f1", [])
+        finite = [f if np.isfinite(f) else -np.inf for f in f1_curve]
         result.update(
             architecture=self.spec.architecture,
             fusion=self.fusion,
             spectranet=self.spectranet,
+            variant=s3f_experiments.variant_name(self.experiment, self.settings()),
+            run_subdir=s3f_experiments.run_subdir(self.experiment, self.settings()),
             epochs_run=len(f1_curve),
-            best_epoch=int(np.argmax(f1_curve)) + 1 if f1_curve else None,
+            best_epoch=int(np.argmax(finite)) + 1 if f1_curve else None,
+            diverged=self.diverged_epoch is not None,
+            diverged_epoch=self.diverged_epoch,
             wall_time_s=round(time.perf_counter() - self.started, 1),
             protocol=self.protocol,
             seed=self.seed,
@@ -313,13 +450,49 @@ class Run:
         frame.index = np.arange(1, len(frame) + 1)
         write_atomic(self.run_dir / "history.csv", frame.to_csv(index_label="epoch"))
         s3f_plots.history_figure(frame, self.run_dir / "history.png", self.experiment)
+        write_split(self.run_dir / "split.csv", data)
+        write_preprocessing(self.run_dir / "preprocessing.json", data)
         os.replace(checkpoint, self.run_dir / "model.keras")
         write_metrics(self.run_dir, result)
+        import shutil
+
+        shutil.rmtree(self.run_dir / "resume", ignore_errors=True)  # finished: nothing to resume
         return result
 
     def settings(self) -> dict:
         fields = asdict(self)
         return {k: v for k, v in fields.items() if not isinstance(v, Path)}
+
+    def resume_settings(self) -> dict:
+        """What must match for a saved state to be continued (not how it is shown)."""
+        return {k: v for k, v in self.settings().items() if k not in ("verbose", "output_dir")}
+
+
+DRIVE_RUNS = "/content/drive/MyDrive/s3f-kit/runs"
+
+
+def _in_colab() -> bool:
+    import sys
+
+    return "google.colab" in sys.modules
+
+
+def unpack_data_zip(data_zip: str, dataset: str, on_drive: bool = False) -> Path:
+    """A dataset archive (a local path, e.g. on Google Drive, or an http(s) URL) unpacked once
+    to local disk — the paper's Colab workflow — and reused by later runs."""
+    from data_setup.fetch import fetch
+    from data_setup.loading import default_cache_dir
+
+    source = str(data_zip)
+    name = Path(source.split("?")[0]).name or "archive"
+    dest = default_cache_dir() / "unpacked" / dataset / name.removesuffix(".zip")
+    if dest.is_dir() and any(dest.iterdir()):
+        print(f"data_zip: using {dest} (unpacked earlier)")
+        return dest
+    print(f"data_zip: unpacking {source} → {dest}")
+    if source.startswith(("http://", "https://")):
+        return fetch(dest, url=source)
+    return fetch(dest, zip_path=str(Path(source).expanduser()))
 
 
 def evaluate_pretrained(

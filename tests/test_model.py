@@ -136,7 +136,7 @@ def _reference_output(layer, x):
     if layer.channel_mixing == "dense":
         groups = [[(c, f) for c in range(channels)] for f in range(layer.filters)]
     else:
-        per = layer.filters // channels
+        per = -(-layer.filters // channels)  # ⌈F / C⌉ filters per input, surplus dropped
         groups = [[(f // per, f % per)] for f in range(layer.filters)]
     return _circular_reference(x.astype(np.float64), kernels, groups) + bias
 
@@ -165,6 +165,9 @@ def test_spectral_filter_is_a_sum_of_circular_convolutions(height, width, channe
         (dict(channel_mixing="depthwise"), 2, 4, (2, 2, 7, 5)),
         (dict(modes=(3, 2)), 2, 3, (2, 3, 5, 2)),
         (dict(channel_mixing="depthwise", modes=(2, 3)), 3, 3, (3, 1, 3, 3)),
+        # RGB with F=32 (HAM10000): 11 filters per input channel, the 33rd dropped
+        (dict(channel_mixing="depthwise"), 3, 32, (3, 11, 7, 5)),
+        (dict(channel_mixing="depthwise"), 3, 4, (3, 2, 7, 5)),
     ],
 )
 def test_kit_filter_options_match_the_reference(options, channels, filters, kernel_shape, keras):
@@ -210,8 +213,8 @@ def test_spectral_filter_gradients_match_finite_differences(keras):
 
 
 def test_spectral_filter_rejects_bad_settings(keras):
-    with pytest.raises(ValueError, match="multiple of the input channels"):
-        s3f_common.SpectralFilter(5, channel_mixing="depthwise").build((None, 8, 8, 2))
+    with pytest.raises(ValueError, match="at least the input channels"):
+        s3f_common.SpectralFilter(2, channel_mixing="depthwise").build((None, 8, 8, 3))
     with pytest.raises(ValueError, match="exceed the spectrum"):
         s3f_common.SpectralFilter(2, modes=(5, 2)).build((None, 8, 8, 1))
     with pytest.raises(ValueError, match="channel_mixing"):

@@ -1,0 +1,155 @@
+"""Keras callbacks of a training run: validation metrics, one progress line per epoch, resume.
+
+Order matters: ValidationMetrics first (checkpointing, early stopping and the LR schedule read
+its val_f1/val_loss), EpochLog and ResumeState last (they record what the others decided).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import s3f_metrics
+from data_setup.files import write_json_atomic
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Adds val_loss, val_accuracy and val_f1 to each epoch's logs from one validation pass.
+
+    val_loss is Keras' own (from logits, as `model.evaluate`); val_f1 is the paper's selection
+    metric. NaN outputs give NaN scores, which no checkpoint or early stop counts as a best."""
+
+    def __init__(self, dataset, labels, binary):
+        super().__init__()
+        self.dataset, self.labels, self.binary = dataset, labels, binary
+
+    def on_epoch_end(self, epoch, logs=None):
+        probs, loss = s3f_metrics.predict_with_loss(self.model, self.dataset)
+        scores = s3f_metrics.selection_scores(self.labels, probs, self.binary)
+        logs.update(val_loss=loss, val_accuracy=scores["accuracy"], val_f1=scores["selection_f1"])
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One flushed line per epoch (headless runs show it live; notebooks stay short) and a
+    small progress.json the sweep polls to show which runs are at which epoch."""
+
+    def __init__(self, run_dir: Path, epochs: int, label: str, verbose: int = 1):
+        super().__init__()
+        self.run_dir, self.epochs, self.label, self.verbose = Path(run_dir), epochs, label, verbose
+        self.best = -math.inf
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        f1 = logs.get("val_f1", float("nan"))
+        if f1 == f1 and f1 > self.best:  # NaN never counts as a best
+            self.best = f1
+        seconds = time.perf_counter() - self.started
+        if self.verbose:
+            loss, val_loss = logs.get("loss", float("nan")), logs.get("val_loss", float("nan"))
+            print(
+                f"{self.label} epoch {epoch + 1}/{self.epochs}  loss {loss:.4f}"
+                f"  val_loss {val_loss:.4f}  val_f1 {f1:.4f}"
+                f"  best {self.best:.4f}  {seconds:.1f} s/epoch",
+                flush=True,
+            )
+            sys.stdout.flush()
+        write_json_atomic(
+            self.run_dir / "progress.json",
+            {"epoch": epoch + 1, "epochs": self.epochs, "best_val_f1": _finite(self.best)},
+        )
+
+
+def _finite(value):
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+class ResumeState(keras.callbacks.Callback):
+    """After every epoch: the model with its optimizer state (learning rate included), the
+    history so far and the state of the selection callbacks, so a rerun after a disconnect
+    continues from the last finished epoch and ends exactly where an uninterrupted run would.
+
+    Files live in <run>/resume/ and are replaced atomically; Run.evaluate removes them."""
+
+    STATE = "state.json"
+    MODEL = "model.keras"
+
+    def __init__(self, folder: Path, checkpoint, early_stopping, plateau, restored=None):
+        super().__init__()
+        self.folder = Path(folder)
+        self.checkpoint, self.early_stopping, self.plateau = checkpoint, early_stopping, plateau
+        self.restored = restored  # the state.json dict of an interrupted run, or None
+        self.history: dict[str, list] = dict(restored["history"]) if restored else {}
+
+    @classmethod
+    def load(cls, folder: Path, settings: dict):
+        """The saved state if it was made with the same settings, else None."""
+        path = Path(folder) / cls.STATE
+        if not path.is_file() or not (Path(folder) / cls.MODEL).is_file():
+            return None
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return state if state.get("settings") == json.loads(json.dumps(settings)) else None
+
+    def on_train_begin(self, logs=None):
+        # The other callbacks reset themselves in on_train_begin; put their state back after.
+        if not self.restored:
+            return
+        callbacks = self.restored["callbacks"]
+        self.checkpoint.best = _from_json(callbacks["checkpoint_best"])
+        for key in ("wait", "best", "best_epoch"):
+            setattr(self.early_stopping, key, _from_json(callbacks[f"early_stopping_{key}"]))
+        for key in ("wait", "best", "cooldown_counter"):
+            setattr(self.plateau, key, _from_json(callbacks[f"plateau_{key}"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{os.getpid()}.tmp.keras"
+        self.model.save(tmp)
+        os.replace(tmp, self.folder / self.MODEL)
+        state = {
+            "settings": self.restored["settings"] if self.restored else self.settings,
+            "epoch": epoch + 1,
+            "history": self.history,
+            "callbacks": {
+                "checkpoint_best": _to_json(self.checkpoint.best),
+                **{
+                    f"early_stopping_{key}": _to_json(getattr(self.early_stopping, key))
+                    for key in ("wait", "best", "best_epoch")
+                },
+                **{
+                    f"plateau_{key}": _to_json(getattr(self.plateau, key))
+                    for key in ("wait", "best", "cooldown_counter")
+                },
+            },
+        }
+        write_json_atomic(self.folder / self.STATE, state)
+
+    settings: dict = {}
+
+
+def _to_json(value):
+    if value is None:
+        return None
+    value = float(value)
+    return {"float": repr(value)} if not np.isfinite(value) else value
+
+
+def _from_json(value):
+    if isinstance(value, dict):
+        return float(value["float"])
+    return value

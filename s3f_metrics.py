@@ -1,0 +1,117 @@
+"""Predictions, losses and the paper's evaluation metrics (SPEC §3–§4).
+
+The loss is computed exactly as Keras' own `model.evaluate` computes it: from the output layer's
+logits (Keras keeps them on the softmax/sigmoid output inside a compiled function), not from
+clipped probabilities — the two differ widely once predictions saturate, and the paper's
+ReduceLROnPlateau watched Keras' value.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn import metrics as skm
+
+import s3f_common
+
+BINARY_THRESHOLD = 0.5  # the paper predicts the positive class when p > 0.5
+
+
+def _loss_function(binary: bool):
+    return (
+        keras.losses.binary_crossentropy if binary else keras.losses.sparse_categorical_crossentropy
+    )
+
+
+def predict_with_loss(model, dataset) -> tuple[np.ndarray, float]:
+    """One pass over (images, labels) batches → (probabilities (N, units), mean loss).
+
+    The per-image loss is taken inside a tf.function on the model's symbolic output, where the
+    TensorFlow backend finds the logits, so the mean equals `model.evaluate`'s loss."""
+    binary = s3f_common.is_binary(s3f_common.num_classes_of(model))
+    loss_fn = _loss_function(binary)
+
+    @tf.function(reduce_retracing=True)
+    def step(images, labels):
+        probs = model(images, training=False)
+        target = tf.cast(tf.reshape(labels, (-1, 1)), probs.dtype) if binary else labels
+        return probs, loss_fn(target, probs)
+
+    all_probs, losses = [], []
+    for images, labels in dataset:
+        probs, loss = step(images, labels)
+        all_probs.append(np.asarray(probs, dtype=np.float64))
+        losses.append(np.asarray(loss, dtype=np.float64).reshape(-1))
+    if not all_probs:
+        raise ValueError("predict_with_loss: the dataset is empty")
+    return np.concatenate(all_probs), float(np.mean(np.concatenate(losses)))
+
+
+def predicted_labels(probs: np.ndarray, binary: bool) -> np.ndarray:
+    return (probs[:, 0] > BINARY_THRESHOLD).astype(int) if binary else probs.argmax(axis=1)
+
+
+def selection_scores(labels, probs, binary) -> dict:
+    """Accuracy and the paper's checkpoint-selection F1: weighted F1 (multi-class) or the F1 of
+    the positive class (binary). NaN when the model's outputs are not finite."""
+    labels = np.asarray(labels)
+    if not np.all(np.isfinite(probs)):
+        return {"accuracy": float("nan"), "selection_f1": float("nan")}
+    predicted = predicted_labels(probs, binary)
+    selection_f1 = (
+        skm.f1_score(labels, predicted, pos_label=1, zero_division=0)
+        if binary
+        else skm.f1_score(labels, predicted, average="weighted", zero_division=0)
+    )
+    return {
+        "accuracy": float(np.mean(predicted == labels)),
+        "selection_f1": float(selection_f1),
+    }
+
+
+def class_probabilities(probs: np.ndarray, binary: bool) -> np.ndarray:
+    """(N, classes): a sigmoid model's single column p becomes (1 - p, p)."""
+    return np.column_stack([1 - probs[:, 0], probs[:, 0]]) if binary else probs
+
+
+def test_metrics(labels, probs, loss, class_names, binary) -> dict:
+    """Every metric of the paper's evaluation (SPEC §4) from test labels and probabilities."""
+    labels = np.asarray(labels)
+    predicted = predicted_labels(probs, binary)
+    indices = list(range(len(class_names)))
+    result = {"loss": float(loss), **selection_scores(labels, probs, binary)}
+    counts = np.bincount(predicted, minlength=len(class_names))
+    result.update(
+        macro_f1=float(skm.f1_score(labels, predicted, average="macro", zero_division=0)),
+        weighted_f1=float(skm.f1_score(labels, predicted, average="weighted", zero_division=0)),
+        cohen_kappa=float(skm.cohen_kappa_score(labels, predicted)),
+        mcc=float(skm.matthews_corrcoef(labels, predicted)),
+        confusion_matrix=skm.confusion_matrix(labels, predicted, labels=indices).tolist(),
+        classification_report=skm.classification_report(
+            labels,
+            predicted,
+            labels=indices,
+            target_names=class_names,
+            output_dict=True,
+            zero_division=0,
+        ),
+        predicted_class_counts=dict(zip(class_names, counts.tolist(), strict=True)),
+        # One class for every test image: the model learned nothing usable (say so loudly).
+        collapsed=bool(np.count_nonzero(counts) <= 1 and len(labels) > 1),
+    )
+    if binary:
+        result["positive_f1"] = result["selection_f1"]
+    try:  # undefined when the test split lacks a class
+        if binary:
+            result["roc_auc"] = float(skm.roc_auc_score(labels, probs[:, 0]))
+        else:
+            for average in ("macro", "weighted"):
+                result[f"roc_auc_{average}"] = float(
+                    skm.roc_auc_score(
+                        labels, probs, multi_class="ovr", average=average, labels=indices
+                    )
+                )
+    except ValueError as error:
+        result["roc_auc_error"] = str(error)
+    return result
