@@ -26,7 +26,7 @@ def colab_url(name: str) -> str:
 
 SETUP = f"""\
 # Setup — locally the kit is installed (`make setup` or `pip install -e .`); in Colab it is
-# installed from GitHub without touching Colab's own TensorFlow (TensorFlow is an optional extra).
+# installed from GitHub; pip keeps Colab's own TensorFlow, Keras and OpenCV (lower bounds only).
 import importlib.util
 import subprocess
 import sys
@@ -83,8 +83,8 @@ output_dir = "runs"  # results go to output_dir/{exp.name}/
 mount_drive = False  # Colab: mount Google Drive (for data_dir/output_dir under /content/drive)
 gpu = None  # pin to one GPU index (set by the sweep runner)
 verbose = 1  # Keras progress: 1 for a bar, 2 for one line per epoch
-demo_count = 24  # synthetic training images per class when data_dir is empty
-bn_momentum = None  # None: Keras default 0.99 (paper); the demo sweep uses 0.9 (few steps)
+demo_count = None  # synthetic training images per class (None → demo default, see below)
+bn_momentum = None  # None: 0.99 as in the paper (Keras default); on demo data 0.9 (few steps)
 channel_mixing = "dense"  # SpectralFilter: "dense" (paper) or "depthwise" (kit, far fewer params)
 modes = None  # SpectralFilter: None (paper: all frequencies) or [mh, mw] lowest frequencies (kit)'''
 

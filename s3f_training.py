@@ -202,7 +202,7 @@ class Run:
     f1_patience: int | None = None
     lr_patience: int | None = None
     verbose: int = 1
-    demo_count: int = 24
+    demo_count: int | None = None  # None on demo data: s3f_experiments.DEMO_COUNTS
     bn_momentum: float | None = None
     channel_mixing: str = "dense"
     modes: list | None = None
@@ -212,18 +212,21 @@ class Run:
         self.modes = _as_pair(self.modes, "modes")
         exp = s3f_experiments.get_experiment(self.experiment)
         self.spec = exp
+        self.demo = not self.data_dir
+        if self.demo:  # synthetic data: demo settings for what was left None, said out loud
+            defaults = s3f_experiments.demo_defaults(self.experiment).items()
+            applied = {key: value for key, value in defaults if getattr(self, key) is None}
+            for key, value in applied.items():
+                setattr(self, key, value)
+            if applied:
+                print(s3f_experiments.demo_note(self.experiment, applied))
         self.epochs = self.epochs or exp.recipe.epochs
         self.f1_patience = self.f1_patience or exp.recipe.f1_patience
         self.lr_patience = self.lr_patience or exp.recipe.lr_patience
         self.fusion = self.fusion or exp.fusion
         self.spectranet = self.spectranet or exp.spectranet
-        self.demo = not self.data_dir
         if self.img_size is None:
-            self.img_size = (
-                s3f_experiments.DEMO_IMAGE_SIZES[exp.dataset]
-                if self.demo
-                else list(exp.info.image_size)
-            )
+            self.img_size = list(exp.info.image_size)
         self.run_dir = Path(self.output_dir).expanduser() / s3f_experiments.run_subdir(
             self.experiment, self.settings()
         )

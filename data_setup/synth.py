@@ -2,12 +2,12 @@
 
 Each class differs in a local shape (a spatial cue: disk, square, triangle, cross, ...) and in
 the spatial frequency of a global grating (a spectral cue), so both towers have something to
-learn. The cues are sized for the demo's small inputs (24×32 and 32×32): the grating stays well
-below the Nyquist frequency there (2 to 10 cycles across the image's longer side, evenly spaced
-over the classes, so even HAM10000's seven classes are 1.3 cycles apart) and its orientation
-varies only a little (30°–60°), so a class's spectral energy sits in a few Fourier bins that a
-learnable spectral filter can pick out from a few dozen images. The files go through the very
-same loaders as the real data. Deterministic for a given seed.
+learn. The cues are sized for the demo's small inputs (24×32 and 32×32): the grating stays below
+the Nyquist frequency there and above the shapes' own low-frequency energy (4 to 11 cycles across
+the image's longer side, evenly spaced over the classes: HAM10000's seven are 1.2 cycles apart),
+and its orientation varies only a little (30°–60°), so a class's spectral energy sits in a few
+Fourier bins that a learnable spectral filter can pick out from a few dozen images. The files go
+through the very same loaders as the real data. Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from data_setup.datasets import DATASETS
 # Height/width ratio of each dataset's real images, so resizing behaves as on the real data.
 _ASPECT = {"BRISC2025": 1.0, "ChestXRay": 0.75, "BUSI": 0.8, "HAM10000": 0.75}
 _SHAPES = ("disk", "square", "triangle", "cross", "ring", "bar", "diamond")
-# Grating frequencies, cycles across the longer side: at the demo's 32 px the top one is 0.31
-# cycles/px, below Nyquist (0.5) with margin for the area resize. Bump SYNTH_VERSION whenever
-# the images change, so cached demo datasets are regenerated.
-_CYCLES = (2.0, 10.0)
-SYNTH_VERSION = 2
+# Grating frequencies, cycles across the longer side: at the demo's 32 px the top one is 0.34
+# cycles/px, below Nyquist (0.5) with margin for the area resize; the bottom one lies above most
+# of a 10–20 px shape's energy. Bump SYNTH_VERSION whenever the images change, so cached demo
+# datasets are regenerated.
+_CYCLES = (4.0, 11.0)
+SYNTH_VERSION = 4
 
 
 def grating_cycles(class_index: int, num_classes: int) -> float:
@@ -46,7 +47,7 @@ def synth_image(rng, class_index, height, width, channels, num_classes=7):
     )
     image = 0.35 + 0.18 * grating + rng.normal(0, 0.05, (height, width))
     mask = np.zeros((height, width), np.uint8)
-    size = int(min(height, width) * rng.uniform(0.18, 0.26))
+    size = int(min(height, width) * rng.uniform(0.22, 0.3))
     cy = int(rng.uniform(0.3, 0.7) * height)
     cx = int(rng.uniform(0.3, 0.7) * width)
     shape = _SHAPES[class_index % len(_SHAPES)]
@@ -58,13 +59,13 @@ def synth_image(rng, class_index, height, width, channels, num_classes=7):
         points = np.array([[cx, cy - size], [cx - size, cy + size], [cx + size, cy + size]])
         cv2.fillPoly(mask, [points.astype(np.int32)], 1)
     elif shape == "cross":
-        thick = max(2, size // 3)
+        thick = max(2, size // 2)
         cv2.rectangle(mask, (cx - size, cy - thick), (cx + size, cy + thick), 1, -1)
         cv2.rectangle(mask, (cx - thick, cy - size), (cx + thick, cy + size), 1, -1)
     elif shape == "ring":
-        cv2.circle(mask, (cx, cy), size, 1, max(2, size // 3))
+        cv2.circle(mask, (cx, cy), size, 1, max(2, size // 2))
     elif shape == "bar":
-        cv2.rectangle(mask, (cx - size, cy - size // 3), (cx + size, cy + size // 3), 1, -1)
+        cv2.rectangle(mask, (cx - size, cy - size // 2), (cx + size, cy + size // 2), 1, -1)
     else:
         points = np.array([[cx, cy - size], [cx - size, cy], [cx, cy + size], [cx + size, cy]])
         cv2.fillPoly(mask, [points.astype(np.int32)], 1)
