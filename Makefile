@@ -1,12 +1,16 @@
 # Two commands a user needs (each creates .venv and installs the kit on first use):
 #   make demo   – the main job: the twelve-notebook sweep on synthetic demo data → results/
 #   make test   – lint + the whole test suite
+# CI (.ci/run) also tests the newest TensorFlow/Keras/OpenCV (requirements-latest.txt, in
+# .venv-latest) and a fresh `pip install .` (make install-check).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VENV_LATEST ?= .venv-latest
+BIN_LATEST := $(VENV_LATEST)/bin
 
-.PHONY: setup demo test test-fast lint bench clean-venv
+.PHONY: setup setup-latest demo test test-fast test-latest install-check lint bench clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,21 +21,39 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+$(VENV_LATEST)/.installed: requirements-latest.txt pyproject.toml
+	test -x $(BIN_LATEST)/python || $(PYTHON) -m venv $(VENV_LATEST)
+	$(BIN_LATEST)/python -m pip install --quiet --upgrade pip
+	$(BIN_LATEST)/python -m pip install --quiet -r requirements-latest.txt -e .
+	$(BIN_LATEST)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+setup-latest: $(VENV_LATEST)/.installed
+
 demo: setup
 	$(BIN)/python -m s3f_sweep --demo
 
 lint: setup
 	$(BIN)/ruff check .
 
+# S3F_OTHER_PYTHON: the other version set, for the cross-version model test (skipped without it)
 test: lint
-	$(BIN)/python -m pytest
+	S3F_OTHER_PYTHON=$(abspath $(BIN_LATEST))/python $(BIN)/python -m pytest
 
 test-fast: lint
 	$(BIN)/python -m pytest -m "not slow"
+
+# The fast subset on the newest versions (the slow end-to-end tests run on the pinned set).
+test-latest: setup-latest setup
+	S3F_OTHER_PYTHON=$(abspath $(BIN))/python $(BIN_LATEST)/python -m pytest -m "not slow"
+
+# A fresh virtualenv with nothing but `pip install .`: console commands and a notebook work.
+install-check:
+	.ci/install-check
 
 bench: setup
 	$(BIN)/python benchmarks/bench_spectral_filter.py
 	$(BIN)/python benchmarks/bench_data_loading.py
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV_LATEST)

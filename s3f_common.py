@@ -172,7 +172,8 @@ class SpectralFilter(layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        known = {"filters", "channel_mixing", "modes", "name", "trainable", "dtype"}
+        # the base Layer keys differ between Keras versions (3.9+ adds autocast, ...)
+        known = {"filters", "channel_mixing", "modes", *layers.Layer().get_config()}
         unknown = sorted(set(config) - known)
         if unknown:
             warnings.warn(f"SpectralFilter: ignoring unknown config keys {unknown}", stacklevel=2)
@@ -360,6 +361,64 @@ def num_classes_of(model) -> int:
     return 2 if units == 1 else int(units)
 
 
+def _build_args(config: dict) -> dict | None:
+    """build_model's arguments for a model the kit built, read from its saved config.json (the
+    kit names every layer), or None when the file holds some other model."""
+    layers_ = config.get("config", {}).get("layers", [])
+    found = {layer.get("config", {}).get("name"): layer for layer in layers_}
+    if "image" not in found or "head" not in found:
+        return None
+    branches = ("spatial_vector" in found, "spectral_vector" in found)
+    architecture = {(True, True): "s3f", (True, False): "spatial", (False, True): "spectranet"}
+    if branches not in architecture:
+        return None
+    fusion = found.get("fusion", {}).get("class_name") == "BilinearFusion"
+    spectral = found.get("spectral_filter1", {}).get("config", {})
+    momentum = [layer["config"]["momentum"] for layer in found.values()
+                if layer["class_name"] == "BatchNormalization"]
+    units = found["head"]["config"]["units"]
+    return dict(
+        architecture=architecture[branches],
+        input_shape=found["image"]["config"]["batch_shape"][1:],
+        num_classes=2 if units == 1 else units,
+        fusion="bilinear" if fusion else "concat",
+        spectranet=2 if "spectral_filter2" in found else 1,
+        channel_mixing=spectral.get("channel_mixing", "dense"),
+        modes=spectral.get("modes"),
+        bn_momentum=momentum[0] if momentum else None,
+        name=config["config"].get("name"),
+    )
+
+
+def _load_from_build_args(path: Path, error: Exception):
+    """A kit model saved by another Keras version whose config this Keras cannot read (e.g. a
+    newer Keras writes initializer keys an older one rejects): rebuild the architecture from the
+    build arguments its config records and load the weights, which are stored the same way.
+    None when the file is not such a model."""
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        if not {"config.json", "metadata.json", "model.weights.h5"} <= names:
+            return None
+        saved_by = json.loads(archive.read("metadata.json")).get("keras_version")
+        args = _build_args(json.loads(archive.read("config.json")))
+        if saved_by == keras.__version__ or args is None:
+            return None  # same Keras: a genuine error, reported by the caller
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            weights = Path(archive.extract("model.weights.h5", folder))
+            model = build_model(**args)
+            with warnings.catch_warnings():  # the optimizer state is not restored, and need not be
+                warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+                model.load_weights(weights)
+    warnings.warn(
+        f"{path}: saved by Keras {saved_by}, whose config Keras {keras.__version__} cannot read "
+        f"({type(error).__name__}); rebuilt the kit architecture and loaded its weights",
+        stacklevel=3,
+    )
+    return model
+
+
 def load_model(path, compile=True):
     """Load a `.keras` file written by the kit or released with the paper."""
     path = Path(path)
@@ -370,6 +429,9 @@ def load_model(path, compile=True):
     try:
         return keras.saving.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=compile)
     except Exception as error:  # Keras raises many types; report them with the file's name
+        rebuilt = _load_from_build_args(path, error)
+        if rebuilt is not None:
+            return rebuilt
         if not compile:
             raise ValueError(f"{path}: not a loadable S³F-Net model ({error})") from error
         model = load_model(path, compile=False)

@@ -26,7 +26,7 @@ def colab_url(name: str) -> str:
 
 SETUP = f"""\
 # Setup — locally the kit is installed (`make setup` or `pip install -e .`); in Colab it is
-# installed from GitHub without touching Colab's own TensorFlow (TensorFlow is an optional extra).
+# installed from GitHub; pip keeps Colab's own TensorFlow, Keras and OpenCV (lower bounds only).
 import importlib.util
 import subprocess
 import sys

@@ -33,14 +33,14 @@ import s3f_experiments
 import s3f_metrics
 from data_setup import load_dataset
 from data_setup.files import write_atomic, write_json_atomic
-from data_setup.synth import synth_dataset
+from data_setup.synth import SYNTH_VERSION, synth_dataset
 
 
 def demo_data_dir(dataset: str, count: int = 24, seed: int = 0) -> Path:
     """The synthetic stand-in for `dataset`, generated once into the kit's cache folder."""
     from data_setup.loading import default_cache_dir
 
-    target = default_cache_dir() / "synthetic" / f"n{count}_seed{seed}" / dataset
+    target = default_cache_dir() / "synthetic" / f"v{SYNTH_VERSION}_n{count}_seed{seed}" / dataset
     if not target.is_dir():
         tmp = target.with_name(f".{dataset}.{os.getpid()}.tmp")
         synth_dataset(dataset, tmp, count=count, size=96, seed=seed)

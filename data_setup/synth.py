@@ -1,9 +1,13 @@
 """Synthetic stand-ins for the four datasets, written in their real folder layouts.
 
 Each class differs in a local shape (a spatial cue: disk, square, triangle, cross, ...) and in
-the frequency of a global grating (a spectral cue), so both towers have something to learn and a
-small model separates the classes within a few epochs at 64 px. The files go through the very
-same loaders as the real data. Deterministic for a given seed.
+the spatial frequency of a global grating (a spectral cue), so both towers have something to
+learn. The cues are sized for the demo's small inputs (24×32 and 32×32): the grating stays below
+the Nyquist frequency there and above the shapes' own low-frequency energy (4 to 11 cycles across
+the image's longer side, evenly spaced over the classes: HAM10000's seven are 1.2 cycles apart),
+and its orientation varies only a little (30°–60°), so a class's spectral energy sits in a few
+Fourier bins that a learnable spectral filter can pick out from a few dozen images. The files go
+through the very same loaders as the real data. Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -19,19 +23,31 @@ from data_setup.datasets import DATASETS
 # Height/width ratio of each dataset's real images, so resizing behaves as on the real data.
 _ASPECT = {"BRISC2025": 1.0, "ChestXRay": 0.75, "BUSI": 0.8, "HAM10000": 0.75}
 _SHAPES = ("disk", "square", "triangle", "cross", "ring", "bar", "diamond")
+# Grating frequencies, cycles across the longer side: at the demo's 32 px the top one is 0.34
+# cycles/px, below Nyquist (0.5) with margin for the area resize; the bottom one lies above most
+# of a 10–20 px shape's energy. Bump SYNTH_VERSION whenever the images change, so cached demo
+# datasets are regenerated.
+_CYCLES = (4.0, 11.0)
+SYNTH_VERSION = 4
 
 
-def synth_image(rng, class_index, height, width, channels):
+def grating_cycles(class_index: int, num_classes: int) -> float:
+    """The class's grating frequency in cycles across the image's longer side."""
+    low, high = _CYCLES
+    return low + (high - low) * class_index / max(1, num_classes - 1)
+
+
+def synth_image(rng, class_index, height, width, channels, num_classes=7):
     """One uint8 image of the given class (RGB order when channels == 3)."""
     yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
-    angle = rng.uniform(0, np.pi)
-    cycles = 3 + 4 * class_index  # global texture frequency: the spectral cue
+    angle = rng.uniform(np.pi / 6, np.pi / 3)
+    cycles = grating_cycles(class_index, num_classes)  # the spectral cue
     grating = np.sin(
         2 * np.pi * cycles * (xx * np.cos(angle) + yy * np.sin(angle)) + rng.uniform(0, 6.3)
     )
     image = 0.35 + 0.18 * grating + rng.normal(0, 0.05, (height, width))
     mask = np.zeros((height, width), np.uint8)
-    size = int(min(height, width) * rng.uniform(0.18, 0.26))
+    size = int(min(height, width) * rng.uniform(0.22, 0.3))
     cy = int(rng.uniform(0.3, 0.7) * height)
     cx = int(rng.uniform(0.3, 0.7) * width)
     shape = _SHAPES[class_index % len(_SHAPES)]
@@ -43,13 +59,13 @@ def synth_image(rng, class_index, height, width, channels):
         points = np.array([[cx, cy - size], [cx - size, cy + size], [cx + size, cy + size]])
         cv2.fillPoly(mask, [points.astype(np.int32)], 1)
     elif shape == "cross":
-        thick = max(2, size // 3)
+        thick = max(2, size // 2)
         cv2.rectangle(mask, (cx - size, cy - thick), (cx + size, cy + thick), 1, -1)
         cv2.rectangle(mask, (cx - thick, cy - size), (cx + thick, cy + size), 1, -1)
     elif shape == "ring":
-        cv2.circle(mask, (cx, cy), size, 1, max(2, size // 3))
+        cv2.circle(mask, (cx, cy), size, 1, max(2, size // 2))
     elif shape == "bar":
-        cv2.rectangle(mask, (cx - size, cy - size // 3), (cx + size, cy + size // 3), 1, -1)
+        cv2.rectangle(mask, (cx - size, cy - size // 2), (cx + size, cy + size // 2), 1, -1)
     else:
         points = np.array([[cx, cy - size], [cx - size, cy], [cx, cy + size], [cx + size, cy]])
         cv2.fillPoly(mask, [points.astype(np.int32)], 1)
@@ -57,7 +73,8 @@ def synth_image(rng, class_index, height, width, channels):
     gray = np.clip(image * 255, 0, 255).astype(np.uint8)
     if channels == 1:
         return gray, mask
-    tint = np.array([1.0, 0.75 + 0.05 * class_index, 0.6])  # dermoscopy-like colours
+    # dermoscopy-like colours, a little greener per class
+    tint = np.array([1.0, 0.75 + 0.25 * class_index / max(1, num_classes - 1), 0.6])
     rgb = np.clip(gray[..., None] * tint, 0, 255).astype(np.uint8)
     return rgb, mask
 
@@ -90,7 +107,9 @@ def synth_dataset(dataset: str, root, count: int = 24, size: int = 96, seed: int
 
     def image(label, gray_as_rgb=False):
         height, width = _source_size(rng, dataset, size)
-        img, mask = synth_image(rng, label, height, width, info.channels)
+        img, mask = synth_image(
+            rng, label, height, width, info.channels, len(info.class_names)
+        )
         if gray_as_rgb:  # real folders mix 1- and 3-channel JPEGs
             img = np.repeat(img[..., None], 3, axis=2)
         return img, mask
