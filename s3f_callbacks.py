@@ -124,6 +124,8 @@ class ResumeState(keras.callbacks.Callback):
         state = {
             "settings": self.restored["settings"] if self.restored else self.settings,
             "epoch": epoch + 1,
+            "stopped": bool(self.model.stop_training),  # early stopping already decided
+            "seed_states": seed_states(self.model),
             "history": self.history,
             "callbacks": {
                 "checkpoint_best": _to_json(self.checkpoint.best),
@@ -140,6 +142,26 @@ class ResumeState(keras.callbacks.Callback):
         write_json_atomic(self.folder / self.STATE, state)
 
     settings: dict = {}
+
+
+def _seed_variables(model):
+    # Dropout's random stream lives in SeedGenerator state variables, which model files do
+    # not keep; without them a resumed run would draw other dropout masks.
+    return [v for v in model.variables if "seed_generator_state" in v.path]
+
+
+def seed_states(model) -> list:
+    return [np.asarray(v.numpy()).tolist() for v in _seed_variables(model)]
+
+
+def restore_seed_states(model, states: list) -> None:
+    variables = _seed_variables(model)
+    if len(variables) != len(states):
+        raise ValueError(
+            f"resume state has {len(states)} random-generator states, the model {len(variables)}"
+        )
+    for variable, state in zip(variables, states, strict=True):
+        variable.assign(np.asarray(state, dtype=variable.dtype))
 
 
 def _to_json(value):

@@ -126,8 +126,9 @@ def write_split(path: Path, data) -> None:
     if hasattr(data, "write_split_csv"):
         data.write_split_csv(path)
         return
-    rows = ["file,split"] + [
-        f"{file},{split}" for split, view in data.splits.items() for file in view.files
+    splits = [s for s in data.splits if not (s == "val" and data.protocol == "paper")]
+    rows = ["file,split"] + [  # under "paper" the validation data is the test split
+        f"{file},{split}" for split in splits for file in data.splits[split].files
     ]
     write_atomic(path, "\n".join(rows) + "\n")
 
@@ -357,6 +358,7 @@ class Run:
         initial_epoch = restored["epoch"] if restored else 0
         if restored:
             model = s3f_common.load_model(resume_dir / s3f_callbacks.ResumeState.MODEL)
+            s3f_callbacks.restore_seed_states(model, restored["seed_states"])
             print(f"resuming {self.experiment} after epoch {initial_epoch} from {resume_dir}")
         checkpoint = keras.callbacks.ModelCheckpoint(
             self.run_dir / "checkpoint.keras", monitor="val_f1", mode="max", save_best_only=True
@@ -386,15 +388,24 @@ class Run:
             plateau,
             log,
             resume,
+            *getattr(self, "extra_callbacks", []),
         ]
-        train = data.tf_dataset("train", self.batch_size, shuffle=True, seed=self.seed)
-        for _ in range(initial_epoch):  # replay the shuffle order of the epochs already run
-            for _ in train:
-                pass
+        interrupt_after = os.environ.get("S3F_INTERRUPT_AFTER_EPOCH")
+        if interrupt_after:  # tests and users can rehearse a disconnect (then rerun to resume)
+            callbacks.append(_DisconnectAfter(int(interrupt_after)))
+        # One order per epoch, fixed by (seed, epoch): a resumed run sees the same batches.
+        train = data.tf_dataset(
+            "train", self.batch_size, seed=self.seed, epochs=self.epochs, first_epoch=initial_epoch
+        )
+        steps = -(-len(data.splits["train"].labels) // self.batch_size)
+        if restored and restored.get("stopped"):  # interrupted after early stopping decided
+            self.history = resume.history
+            return None
         fit = model.fit(
             train,
             epochs=self.epochs,
             initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
             class_weight=data.class_weights(),
             callbacks=callbacks,
             verbose=0,
@@ -466,6 +477,23 @@ class Run:
     def resume_settings(self) -> dict:
         """What must match for a saved state to be continued (not how it is shown)."""
         return {k: v for k, v in self.settings().items() if k not in ("verbose", "output_dir")}
+
+
+class SimulatedDisconnect(RuntimeError):
+    """Raised by S3F_INTERRUPT_AFTER_EPOCH=k after epoch k, as if Colab had disconnected."""
+
+
+class _DisconnectAfter(keras.callbacks.Callback):
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise SimulatedDisconnect(
+                f"simulated disconnect after epoch {self.epoch} (S3F_INTERRUPT_AFTER_EPOCH); "
+                "run again to resume"
+            )
 
 
 DRIVE_RUNS = "/content/drive/MyDrive/s3f-kit/runs"

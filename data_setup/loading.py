@@ -260,8 +260,21 @@ class Dataset:
             lines += [f"    {path}: {reason}" for path, reason in self.skipped]
         return "\n".join(lines)
 
-    def tf_dataset(self, split: str, batch_size: int = 16, shuffle: bool = False, seed: int = 0):
-        """Batches of (float32 images in [0, 1], int32 labels) read from the memmap cache."""
+    def tf_dataset(
+        self,
+        split: str,
+        batch_size: int = 16,
+        shuffle: bool = False,
+        seed: int = 0,
+        epochs: int | None = None,
+        first_epoch: int = 0,
+    ):
+        """Batches of (float32 images in [0, 1], int32 labels) read from the memmap cache.
+
+        With `epochs`, the dataset holds epochs first_epoch … epochs-1 back to back, each in an
+        order that depends only on (seed, epoch): a run resumed at epoch k sees exactly the
+        batches an uninterrupted run would (tf.data's reshuffling depends on how often Keras
+        happens to re-create iterators). Use it with fit(steps_per_epoch=steps_per_epoch(…))."""
         import tensorflow as tf
 
         view = self.splits[split]
@@ -277,10 +290,23 @@ class Dataset:
             y.set_shape((None,))
             return tf.cast(x, tf.float32) / 255.0, y
 
-        data = tf.data.Dataset.from_tensor_slices(view.indices.astype(np.int64))
-        if shuffle:
-            data = data.shuffle(len(view), seed=seed, reshuffle_each_iteration=True)
-        data = data.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        indices = view.indices.astype(np.int64)
+        if epochs is not None:
+            orders = np.stack(
+                [
+                    np.random.default_rng([seed, e]).permutation(indices)
+                    for e in range(first_epoch, epochs)
+                ]
+            )
+            data = tf.data.Dataset.from_tensor_slices(orders).flat_map(
+                lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+            )
+        else:
+            data = tf.data.Dataset.from_tensor_slices(indices)
+            if shuffle:
+                data = data.shuffle(len(view), seed=seed, reshuffle_each_iteration=True)
+            data = data.batch(batch_size)
+        data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE)
         return data.prefetch(tf.data.AUTOTUNE)
 
 

@@ -1,0 +1,265 @@
+"""One training run: Keras' val_loss, the paper's threshold, parameter checks, divergence and
+collapse, the files of a run folder, resume after an interruption, precision and XLA options."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+TINY = dict(img_size=[16, 16], demo_count=6, batch_size=8, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def tf_modules(keras, kernel_env):
+    import s3f_metrics
+    import s3f_training
+
+    return s3f_training, s3f_metrics
+
+
+def _softmax_model(keras, saturate: float, units: int):
+    """A tiny model whose outputs saturate (probabilities 0/1) when `saturate` is large."""
+    inputs = keras.Input((4,))
+    activation = "sigmoid" if units == 1 else "softmax"
+    outputs = keras.layers.Dense(units, activation=activation, name="head")(inputs)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_normal((4, units)).astype("float32") * saturate
+    model.get_layer("head").set_weights([kernel, np.zeros(units, "float32")])
+    loss = "binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy"
+    model.compile(optimizer="adam", loss=loss)
+    return model
+
+
+@pytest.mark.parametrize("units", [1, 3])
+@pytest.mark.parametrize("saturate", [0.5, 200.0])
+def test_validation_loss_equals_model_evaluate(units, saturate, keras, tf_modules):
+    import tensorflow as tf
+
+    _, s3f_metrics = tf_modules
+    model = _softmax_model(keras, saturate, units)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((37, 4)).astype("float32")
+    y = rng.integers(0, max(units, 2), 37).astype("int32")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    probs, loss = s3f_metrics.predict_with_loss(model, data)
+    expected = model.evaluate(data, verbose=0)
+    assert probs.shape == (37, units)
+    assert loss == pytest.approx(expected, rel=1e-5)
+    if saturate > 100:  # clipped probabilities would give a very different number here
+        clipped = np.clip(probs, 1e-7, 1 - 1e-7)
+        if units == 1:
+            p = clipped[:, 0]
+            naive = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+        else:
+            naive = -np.mean(np.log(clipped[np.arange(37), y]))
+        assert abs(naive - expected) / expected > 0.05
+
+
+def test_binary_threshold_is_strictly_above_one_half(tf_modules):
+    _, s3f_metrics = tf_modules
+    probs = np.array([[0.5], [0.5000001], [0.2]])
+    assert s3f_metrics.predicted_labels(probs, binary=True).tolist() == [0, 1, 0]
+
+
+def test_collapsed_predictions_are_flagged(tf_modules):
+    _, s3f_metrics = tf_modules
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    one_class = np.tile([0.1, 0.8, 0.1], (6, 1))
+    result = s3f_metrics.test_metrics(labels, one_class, 1.0, ["a", "b", "c"], False)
+    assert result["collapsed"] and result["predicted_class_counts"] == {"a": 0, "b": 6, "c": 0}
+    varied = np.eye(3)[labels] * 0.8 + 0.05
+    assert not s3f_metrics.test_metrics(labels, varied, 1.0, ["a", "b", "c"], False)["collapsed"]
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(epochs=0), "epochs must be an integer ≥ 1"),
+        (dict(spectranet=0), "spectranet"),
+        (dict(img_size=[12, 12]), "at least 16×16"),
+        (dict(img_size="[8, 40]"), "at least 16×16"),
+        (dict(learning_rate=0), "learning_rate must be a positive number"),
+        (dict(learning_rate="fast"), "learning_rate"),
+        (dict(protocol="test"), "protocol must be one of"),
+        (dict(precision="float16"), "precision must be one of"),
+        (dict(f1_patience=-1), "f1_patience"),
+        (dict(batch_size=2.5), "batch_size"),
+    ],
+)
+def test_invalid_parameters_are_clear_errors_before_any_data(
+    overrides, message, tf_modules, tmp_path
+):
+    s3f_training, _ = tf_modules
+    with pytest.raises(ValueError, match=message):
+        s3f_training.Run("S3F_Concat_BUSI", output_dir=str(tmp_path), **overrides)
+    assert not any(tmp_path.iterdir())
+
+
+def test_zero_means_zero_and_integers_become_floats(tf_modules, tmp_path):
+    s3f_training, _ = tf_modules
+    run = s3f_training.Run(
+        "Spatial_BUSI", output_dir=str(tmp_path), f1_patience=0, lr_patience=0, learning_rate=1
+    )
+    assert (run.f1_patience, run.lr_patience) == (0, 0)
+    assert isinstance(run.learning_rate, float) and run.learning_rate == 1.0
+    # the smallest input each architecture's pooling allows is accepted
+    s3f_training.Run("SpectraNet_BRISC2025", img_size=[4, 4], output_dir=str(tmp_path))
+    s3f_training.Run("S3F_Concat_BUSI", img_size=[16, 16], output_dir=str(tmp_path))
+
+
+def _train(s3f_training, tmp_path, experiment="S3F_Concat_BUSI", **overrides):
+    run = s3f_training.Run(
+        experiment, output_dir=str(tmp_path), **{**TINY, "epochs": 2, **overrides}
+    )
+    data = run.load_data()
+    model = run.build_model(data)
+    return run, data, model
+
+
+def test_a_run_folder_holds_predictions_split_and_preprocessing(tf_modules, tmp_path):
+    s3f_training, _ = tf_modules
+    run, data, model = _train(s3f_training, tmp_path)
+    run.train(model, data)
+    metrics = run.evaluate(data)
+    folder = run.run_dir
+    assert folder == tmp_path / "S3F_Concat_BUSI" / "seed42"
+    predictions = pd.read_csv(folder / "predictions.csv")
+    test = data.splits["test"]
+    assert predictions["file"].tolist() == [str(f) for f in test.files]
+    assert set(predictions["true_label"]) <= set(data.class_names)
+    probs = predictions[[f"prob_{c}" for c in data.class_names]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert (predictions["predicted_label"] == np.asarray(data.class_names)[probs.argmax(1)]).all()
+    accuracy = (predictions["predicted_label"] == predictions["true_label"]).mean()
+    assert accuracy == pytest.approx(metrics["accuracy"])
+    split = pd.read_csv(folder / "split.csv")
+    assert set(split["split"]) == {"train", "test"} | (
+        {"val"} if run.protocol != "paper" else set()
+    )
+    assert len(split[split["split"] == "test"]) == len(test.files)
+    prep = json.loads((folder / "preprocessing.json").read_text())
+    assert prep["image_size"] == [16, 16] and prep["channels"] == 1
+    assert prep["class_names"] == list(data.class_names)
+    progress = json.loads((folder / "progress.json").read_text())
+    assert progress["epoch"] == metrics["epochs_run"] and progress["epochs"] == 2
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved["variant"] == "" and saved["run_subdir"] == "S3F_Concat_BUSI/seed42"
+    assert saved["diverged"] is False and "collapsed" in saved
+    assert not (folder / "resume").exists()
+    # metrics.json's loss is what model.evaluate says for the saved model
+    import s3f_common
+
+    best = s3f_common.load_model(folder / "model.keras")
+    assert saved["loss"] == pytest.approx(
+        best.evaluate(data.tf_dataset("test", 8), verbose=0)[0], rel=1e-5
+    )
+
+
+def test_nan_loss_stops_training_and_is_recorded(keras, tf_modules, tmp_path):
+    s3f_training, _ = tf_modules
+    run, data, model = _train(s3f_training, tmp_path, "Spatial_BUSI", epochs=5)
+
+    class PoisonAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                weights = self.model.get_layer("head").get_weights()
+                weights[0][:] = np.nan
+                self.model.get_layer("head").set_weights(weights)
+
+    run.extra_callbacks = [PoisonAfterFirstEpoch()]
+    run.train(model, data)
+    metrics = run.evaluate(data)  # the epoch-1 checkpoint, not the NaN weights
+    assert metrics["diverged"] is True and metrics["diverged_epoch"] == 2
+    assert metrics["epochs_run"] == 2 and metrics["best_epoch"] == 1
+    assert np.isfinite(metrics["loss"])
+
+
+def test_divergence_before_any_checkpoint_is_a_clear_error(keras, tf_modules, tmp_path):
+    s3f_training, _ = tf_modules
+    run, data, model = _train(s3f_training, tmp_path, "Spatial_BUSI")
+    weights = model.get_layer("head").get_weights()
+    weights[0][:] = np.nan
+    model.get_layer("head").set_weights(weights)
+    run.train(model, data)
+    with pytest.raises(RuntimeError, match="diverged in epoch 1 before any"):
+        run.evaluate(data)
+
+
+def test_interrupted_training_resumes_to_the_same_result(tf_modules, tmp_path, monkeypatch):
+    s3f_training, _ = tf_modules
+    # patience long enough to train past the interruption; lr_patience 1 exercises LR drops
+    settings = dict(epochs=4, f1_patience=10, lr_patience=1)
+    straight, data, model = _train(s3f_training, tmp_path / "straight", "Spatial_BUSI", **settings)
+    straight.train(model, data)
+    expected = straight.evaluate(data)
+
+    monkeypatch.setenv("S3F_INTERRUPT_AFTER_EPOCH", "2")
+    first, data, model = _train(s3f_training, tmp_path / "resumed", "Spatial_BUSI", **settings)
+    with pytest.raises(s3f_training.SimulatedDisconnect):
+        first.train(model, data)
+    assert json.loads((first.run_dir / "resume" / "state.json").read_text())["epoch"] == 2
+    monkeypatch.delenv("S3F_INTERRUPT_AFTER_EPOCH")
+    second, data, model = _train(s3f_training, tmp_path / "resumed", "Spatial_BUSI", **settings)
+    second.train(model, data)
+    result = second.evaluate(data)
+    for key in ("loss", "accuracy", "weighted_f1", "epochs_run", "best_epoch"):
+        assert result[key] == expected[key], key
+    assert result["confusion_matrix"] == expected["confusion_matrix"]
+    history = pd.read_csv(second.run_dir / "history.csv")
+    straight_history = pd.read_csv(straight.run_dir / "history.csv")
+    assert len(history) == expected["epochs_run"] == 4
+    pd.testing.assert_frame_equal(history, straight_history)
+
+
+@pytest.mark.parametrize(
+    "precision,jit,tolerance",
+    # float16 keeps ~3 significant digits, bfloat16 ~2: untrained softmax outputs agree to these
+    [("mixed_float16", False, 2e-2), ("mixed_bfloat16", False, 5e-2), ("float32", True, 1e-5)],
+)
+def test_precision_and_xla_train_and_agree_with_float32(
+    precision, jit, tolerance, keras, tf_modules, tmp_path
+):
+    s3f_training, s3f_metrics = tf_modules
+    reference_run, data, reference = _train(s3f_training, tmp_path / "ref", epochs=1)
+    run = s3f_training.Run(
+        "S3F_Concat_BUSI",
+        output_dir=str(tmp_path / precision),
+        precision=precision,
+        jit_compile=jit,
+        **{**TINY, "epochs": 1},
+    )
+    try:
+        model = run.build_model(data)
+        model.set_weights(reference.get_weights())
+        test = data.tf_dataset("test", 8)
+        expected, _ = s3f_metrics.predict_with_loss(reference, test)
+        got, _ = s3f_metrics.predict_with_loss(model, test)
+        assert np.max(np.abs(got - expected)) < tolerance
+        history = model.fit(data.tf_dataset("train", 8), epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert "fp16" in str(run.run_dir) or "bf16" in str(run.run_dir) or "xla" in str(run.run_dir)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_data_zip_is_unpacked_once_and_used(tf_modules, tmp_path, monkeypatch):
+    import zipfile
+
+    from data_setup.synth import synth_dataset
+
+    s3f_training, _ = tf_modules
+    monkeypatch.setenv("S3F_CACHE_DIR", str(tmp_path / "cache"))
+    synth_dataset("BUSI", tmp_path / "src", count=4, size=24, seed=1)
+    archive = tmp_path / "busi.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in (tmp_path / "src").rglob("*"):
+            handle.write(path, path.relative_to(tmp_path / "src"))
+    run = s3f_training.Run("Spatial_BUSI", data_zip=str(archive), output_dir=str(tmp_path), **TINY)
+    assert not run.demo and os.path.isdir(run.data_dir)
+    again = s3f_training.Run(
+        "Spatial_BUSI", data_zip=str(archive), output_dir=str(tmp_path), **TINY
+    )
+    assert again.data_dir == run.data_dir
