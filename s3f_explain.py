@@ -16,6 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 import s3f_common
+import s3f_experiments
 from data_setup.files import write_atomic, write_json_atomic
 
 
@@ -157,6 +158,15 @@ def grad_cam(model, images: np.ndarray, class_indices) -> np.ndarray:
     return cams / np.where(peak == 0, 1, peak)
 
 
+def fusion_kind(model) -> str:
+    """'concat' or 'bilinear': how the loaded S³F-Net fuses its branches."""
+    return (
+        "bilinear"
+        if any(isinstance(layer, s3f_common.BilinearFusion) for layer in model.layers)
+        else "concat"
+    )
+
+
 # --------------------------------------------------------------------------- the whole analysis
 def explain(
     model, data, out_dir, images_per_class: int = 2, batch_size: int = 16, title: str = ""
@@ -185,6 +195,9 @@ def explain(
         protocol=data.protocol,
         spatial_dim=int(spatial.shape[1]),
         spectral_dim=int(spectral.shape[1]),
+        fusion=fusion_kind(model),
+        # The paper explained concat models (SPEC §6.2): its shares for this dataset, beside ours.
+        paper=s3f_experiments.paper_contributions(data.info.id),
     )
     write_atomic(out_dir / "contributions.csv", scores.to_csv(index=False))
     s3f_plots.contribution_bars(summary, out_dir / "contributions_bar.png", title)

@@ -226,8 +226,9 @@ EXPLAIN_FILES = ("contributions.json", "contributions_bar.png", "contributions_k
 
 
 def _explain_section(runs: list[dict], results_dir: Path) -> list[str]:
-    """Copy each explained run's branch-contribution table and figures; a Markdown section."""
-    rows = []
+    """Copy each explained run's table and figures; a Markdown section with the mean ± sd of
+    the shares over seeds per model, and the paper's numbers (SPEC §6.2) beside them."""
+    groups: dict[tuple, list] = {}
     for m in runs:
         found = sorted(Path(m["run_dir"]).glob("explain/*/contributions.json"))
         if not found:
@@ -240,28 +241,51 @@ def _explain_section(runs: list[dict], results_dir: Path) -> list[str]:
                 shutil.copyfile(source / file, tmp)
                 os.replace(tmp, target / file)
         overall = json.loads(found[0].read_text())["overall"]
-        link = f"explain/{m['run_subdir']}"
-        rows.append(
-            f"| {m['run_subdir']} | {_model_title(m)} | {overall['l2_spatial_%']:.1f} | "
-            f"{overall['l2_spectral_%']:.1f} | {overall['balanced_spatial_%']:.1f} | "
-            f"{overall['balanced_spectral_%']:.1f} | [bars]({link}/contributions_bar.png), "
-            f"[per-class density]({link}/contributions_kde.png), "
-            f"[per-class JSON]({link}/contributions.json) |"
-        )
-    if not rows:
+        key = (m["dataset"], m["experiment"], m.get("variant", ""), m.get("protocol", "paper"))
+        groups.setdefault(key, []).append((m, overall))
+    if not groups:
         return []
+    columns = ("l2_spatial_%", "l2_spectral_%", "balanced_spatial_%", "balanced_spectral_%")
+    rows, datasets = [], []
+    for (dataset, _, _, protocol), members in sorted(groups.items()):
+        m = members[0][0]
+        cells = []
+        for column in columns:
+            values = np.array([overall[column] for _, overall in members], dtype=float)
+            cells.append(
+                f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
+                if len(values) > 1
+                else f"{values[0]:.1f}"
+            )
+        link = f"explain/{members[0][0]['run_subdir']}"
+        rows.append(
+            f"| {dataset} | {_model_title(m)} | {protocol} | {len(members)} | "
+            + " | ".join(cells)
+            + f" | [bars]({link}/contributions_bar.png), [density]({link}/contributions_kde.png) |"
+        )
+        if dataset not in datasets:
+            datasets.append(dataset)
+    for dataset in datasets:
+        paper = s3f_experiments.paper_contributions(dataset)
+        if paper:
+            rows.append(
+                f"| {dataset} | **paper** (concat, SN{paper['spectranet']}) | paper | 1 | "
+                f"{paper['l2_spatial']:.1f} | {paper['l2_spectral']:.1f} | "
+                f"{paper['balanced_spatial']:.1f} | {paper['balanced_spectral']:.1f} | |"
+            )
     return [
         "## Branch contributions of the S³F-Net runs (test split)",
         "",
         "Share of each branch in the fused vector (SPEC §5): L2 = ‖v‖ / (‖s‖ + ‖p‖); balanced "
-        "= ‖v‖/√d normalised, which compares a 512-d and a 4-d vector fairly. The paper's XAI "
-        "notebook explained concatenation models (SPEC §6.2), so the sweep also trains and "
-        "explains the concat variant where the paper's best model is bilinear. Per-class "
-        "means, filter pictures and Grad-CAM maps are in each run's `explain/` folder.",
+        "= ‖v‖/√d normalised, which compares a 512-d and a 4-d vector fairly. Mean ± sd over "
+        "seeds. The paper's XAI notebook explained **concatenation** models (SPEC §6.2; its rows "
+        "are marked **paper**), so the sweep also trains and explains the concat variant where "
+        "the paper's best model is bilinear. Per-class means, filter pictures and Grad-CAM maps "
+        "are in each run's `explain/` folder.",
         "",
-        "| run | model | L2 spatial % | L2 spectral % | balanced spatial % | "
-        "balanced spectral % | figures |",
-        "|---|---|---|---|---|---|---|",
+        "| dataset | model | protocol | runs | L2 spatial % | L2 spectral % | "
+        "balanced spatial % | balanced spectral % | figures |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
