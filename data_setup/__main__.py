@@ -1,6 +1,7 @@
 """Command line: check, fetch and synthesize datasets.
 
-python -m data_setup check ChestXRay ~/data/chest_xray
+python -m data_setup check ChestXRay ~/data/chest_xray   # --strict: damaged files unusable
+python -m data_setup check Custom ~/data/my_images --channels 3
 python -m data_setup fetch BUSI --zip ~/Downloads/busi.zip --dest ~/data/BUSI
 python -m data_setup synth ~/data/demo --count 24 --size 96 --seed 0
 """
@@ -13,26 +14,42 @@ import sys
 from data_setup.datasets import DATASETS
 
 
-def check(dataset: str, root: str) -> int:
-    """Validate the layout, print counts per split and class and every problem file."""
+def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> int:
+    """Validate the layout, print counts per split and class, every problem file (errors:
+    skipped) and every warning (decodes but looks damaged: used, unless --strict)."""
+    from data_setup.datasets import CUSTOM
     from data_setup.layouts import DatasetError, discover
-    from data_setup.loading import BadImage, decode_image
+    from data_setup.loading import BadImage, damage_of, decode_bytes, read_bytes
 
-    info = DATASETS[dataset]
     try:
-        listing = discover(dataset, root)
-    except DatasetError as error:
+        if dataset == CUSTOM:
+            from data_setup.custom import custom_dataset
+
+            info = custom_dataset(root, channels)
+        else:
+            info = DATASETS[dataset]
+        listing = discover(info, root)
+    except (DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"{info.title}: found at {listing.root}")
-    problems = list(listing.problems)
+    if dataset == CUSTOM:
+        print(f"  classes (label order): {', '.join(info.class_names)}; layout {info.layout_kind}")
+    problems, warnings_, bad = list(listing.problems), [], set()
     for items in listing.splits.values():
         for path, _ in items:  # decode every image once: what training would hit
             try:
-                decode_image(path, (32, 32), info.channels)
+                data = read_bytes(path)
+                decode_bytes(data, (32, 32), info.channels)
             except BadImage as error:
-                problems.append((path, f"{error} (would be skipped)"))
-    bad = {p for p, why in problems if "would be skipped" in why}
+                problems.append((path, f"{error} (skipped)"))
+                bad.add(path)
+                continue
+            damage = damage_of(data)
+            if damage:
+                warnings_.append((path, damage + (" (skipped: --strict)" if strict else " (used)")))
+                if strict:
+                    bad.add(path)
     for split, items in listing.splits.items():
         usable = [(p, label) for p, label in items if p not in bad]
         counts = [sum(1 for _, label in usable if label == i) for i in range(len(info.class_names))]
@@ -40,16 +57,33 @@ def check(dataset: str, root: str) -> int:
         print(f"  {split:5s} {len(usable):6d}  {per_class}")
     if listing.ignored_masks:
         print(f"  ({listing.ignored_masks} segmentation masks ignored, as in the paper)")
-    if problems:
-        print(f"{len(problems)} problem file(s):")
-        for path, why in problems:
-            print(f"  {path}: {why}")
+    for title, entries in (("problem file(s)", problems), ("warning(s)", warnings_)):
+        if entries:
+            print(f"{len(entries)} {title}:")
+            for path, why in entries:
+                print(f"  {_shown(path)}: {why}")
+    errors = []
     empty = [s for s, items in listing.splits.items() if all(p in bad for p, _ in items)]
     if empty:
-        print(f"error: no readable images in split(s) {', '.join(empty)}", file=sys.stderr)
+        errors.append(f"no readable images in split(s) {', '.join(empty)}")
+    train_items = [item for s, items in listing.splits.items() if s != "test" for item in items]
+    missing = [
+        name
+        for index, name in enumerate(info.class_names)
+        if not any(label == index and p not in bad for p, label in train_items)
+    ]
+    if missing:
+        errors.append(f"no training images of class(es) {', '.join(missing)}")
+    if errors:
+        for error in errors:
+            print(f"error: {listing.root}: {error}", file=sys.stderr)
         return 1
-    print("usable" + (" (with the problems above)" if problems else ""))
+    print("usable" + (" (with the problems above)" if problems or warnings_ else ""))
     return 0
+
+
+def _shown(path) -> str:
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def main(argv=None) -> int:
@@ -58,8 +92,14 @@ def main(argv=None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     p_check = commands.add_parser("check", help="validate a dataset folder and list problems")
-    p_check.add_argument("dataset", choices=list(DATASETS))
+    p_check.add_argument("dataset", choices=[*DATASETS, "Custom"])
     p_check.add_argument("root")
+    p_check.add_argument(
+        "--strict", action="store_true", help="count images that look damaged as unusable"
+    )
+    p_check.add_argument(
+        "--channels", type=int, default=1, choices=(1, 3), help="Custom: 1 gray, 3 RGB"
+    )
     p_fetch = commands.add_parser("fetch", help="download/unpack an archive into place")
     p_fetch.add_argument("dataset", choices=list(DATASETS))
     source = p_fetch.add_mutually_exclusive_group(required=True)
@@ -75,7 +115,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "check":
-        return check(args.dataset, args.root)
+        return check(args.dataset, args.root, args.strict, args.channels)
     if args.command == "fetch":
         from data_setup.fetch import FetchError, fetch
 

@@ -18,6 +18,17 @@ class DatasetInfo:
     layout: str  # what the user has after unzipping, shown in errors
     source: str  # where to download it
     paper_split: str
+    # How the files are laid out, read by every module (layouts, loading, check, audit):
+    #   "split_folders": <root>/{train,test}/<class>/* (+ extra_train folders, pooled into train)
+    #   "class_folders": <root>/<class>/*, split into train/test (test_fraction, split_seed)
+    #   "onehot_csv":    GroundTruth.csv + images/, Test_GroundTruth.csv + Test_images/
+    #   "label_csv":     a CSV of file,label[,split] (custom data)
+    layout_kind: str = "split_folders"
+    extra_train: tuple[str, ...] = ()
+    test_fraction: float = 0.2
+    split_seed: int = 42
+    ignore_stem: str = ""  # file stems containing this are not images to classify (BUSI masks)
+    csv_name: str = ""  # label_csv: the CSV file, relative to the root
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -39,9 +50,10 @@ DATASETS: dict[str, DatasetInfo] = {
             class_names=("NORMAL", "PNEUMONIA"),
             channels=1,
             image_size=(384, 512),
-            layout="chest_xray/{train,test}/{NORMAL,PNEUMONIA}/*.jpeg (val/ unused)",
+            layout="chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg",
             source="https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia",
-            paper_split="official train 5,232 / test 624",
+            paper_split="train/ (5,216) + val/ (16) = 5,232 / test 624",
+            extra_train=("val",),  # the paper trained on Kaggle's train/ and its 16-image val/
         ),
         DatasetInfo(
             id="BUSI",
@@ -51,7 +63,13 @@ DATASETS: dict[str, DatasetInfo] = {
             image_size=(256, 256),
             layout="Dataset_BUSI_with_GT/<class>/<name>.png (+ <name>_mask*.png, ignored)",
             source="https://www.kaggle.com/datasets/aryashah2k/breast-ultrasound-images-dataset",
-            paper_split="780 images, stratified 80/20 with seed 42 → 624 / 156",
+            paper_split=(
+                "780 images, stratified 80/20 with seed 42 → 624 / 156 — of the sorted file "
+                "list; the paper split an os.listdir order on Google Drive that cannot be "
+                "recovered, so its exact test set cannot be rebuilt (split.csv records ours)"
+            ),
+            layout_kind="class_folders",
+            ignore_stem="_mask",
         ),
         DatasetInfo(
             id="HAM10000",
@@ -62,15 +80,21 @@ DATASETS: dict[str, DatasetInfo] = {
             layout="GroundTruth.csv + images/<id>.jpg, Test_GroundTruth.csv + Test_images/<id>.jpg",
             source="https://challenge.isic-archive.com/data/#2018 (task 3 training + test)",
             paper_split="official train 10,015 / test 1,512",
+            layout_kind="onehot_csv",
         ),
     )
 }
 
 
-def dataset_info(dataset_id: str) -> DatasetInfo:
+CUSTOM = "Custom"  # your own data: class names come from the folders or the CSV
+
+
+def dataset_info(dataset_id) -> DatasetInfo:
+    if isinstance(dataset_id, DatasetInfo):
+        return dataset_id
     try:
         return DATASETS[dataset_id]
     except KeyError:
         raise ValueError(
-            f"unknown dataset {dataset_id!r}; expected one of {', '.join(DATASETS)}"
+            f"unknown dataset {dataset_id!r}; expected one of {', '.join(DATASETS)} or {CUSTOM}"
         ) from None

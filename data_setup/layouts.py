@@ -43,8 +43,21 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _is_busi_mask(path: Path) -> bool:
-    return "_mask" in path.stem
+def _utf8_problem(path: Path) -> str | None:
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8 (skipped: rename it)"
+    return None
+
+
+def _children(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as error:
+        raise DatasetError(
+            f"{folder}: cannot list the folder ({error.strerror or error})"
+        ) from error
 
 
 def _candidates(root: Path):
@@ -55,13 +68,14 @@ def _candidates(root: Path):
         level = [
             child
             for folder in level
-            for child in sorted(folder.iterdir())
+            for child in _children(folder)
             if child.is_dir() and child.name not in IGNORED_NAMES and not child.name.startswith(".")
         ]
 
 
 def _has_split_folders(folder: Path, info: DatasetInfo) -> bool:
-    return all((folder / s).is_dir() for s in ("train", "test")) and any(
+    # train/ with class folders marks the layout; a missing test/ is then named by discover
+    return (folder / "train").is_dir() and any(
         (folder / "train" / c).is_dir() for c in info.class_names
     )
 
@@ -70,19 +84,23 @@ def _has_class_folders(folder: Path, info: DatasetInfo) -> bool:
     return any((folder / c).is_dir() for c in info.class_names)
 
 
-def _has_ham_csv(folder: Path, info: DatasetInfo) -> bool:
+def _has_onehot_csv(folder: Path, info: DatasetInfo) -> bool:
     return (folder / "GroundTruth.csv").is_file()
 
 
+def _has_label_csv(folder: Path, info: DatasetInfo) -> bool:
+    return (folder / info.csv_name).is_file()
+
+
 _MARKERS = {
-    "BRISC2025": _has_split_folders,
-    "ChestXRay": _has_split_folders,
-    "BUSI": _has_class_folders,
-    "HAM10000": _has_ham_csv,
+    "split_folders": _has_split_folders,
+    "class_folders": _has_class_folders,
+    "onehot_csv": _has_onehot_csv,
+    "label_csv": _has_label_csv,
 }
 
 
-def find_root(dataset_id: str, root) -> Path:
+def find_root(dataset_id, root) -> Path:
     """The folder holding the dataset's layout, at or below `root`."""
     info = dataset_info(dataset_id)
     root = Path(root).expanduser()
@@ -91,7 +109,7 @@ def find_root(dataset_id: str, root) -> Path:
     if not root.is_dir():
         raise DatasetError(f"{root}: is a file, expected a folder holding {info.layout}")
     for folder in _candidates(root):
-        if _MARKERS[dataset_id](folder, info):
+        if _MARKERS[info.layout_kind](folder, info):
             return folder
     raise DatasetError(
         f"{root}: no {info.title} found here or up to {SEARCH_DEPTH} folders below. "
@@ -106,15 +124,27 @@ def _list_class_folders(folder: Path, info: DatasetInfo, listing: Listing, split
             f"{folder}: missing class folder(s) {', '.join(missing)}; expected one folder per "
             f"class ({', '.join(info.class_names)}) in {info.layout}"
         )
+    expected = {*info.class_names, *IGNORED_NAMES, "train", "test", *info.extra_train}
+    for child in _children(folder):
+        if child.is_dir() and child.name not in expected and not child.name.startswith("."):
+            classes = ", ".join(info.class_names)
+            why = f"folder is not a class of {info.id} ({classes}); ignored"
+            listing.problems.append((child, why))
     items = []
     for label, class_name in enumerate(info.class_names):
-        for path in sorted((folder / class_name).rglob("*")):
-            if path.is_dir() or path.name in IGNORED_NAMES:
+        for path in _children(folder / class_name):
+            if path.name in IGNORED_NAMES or path.name.startswith("."):
                 continue
-            if not _is_image(path):
+            if path.is_dir():
+                listing.problems.append(
+                    (path, "sub-folder inside a class folder; its files are not used")
+                )
+            elif not _is_image(path):
                 listing.problems.append((path, "not an image file (ignored)"))
-            elif info.id == "BUSI" and _is_busi_mask(path):
+            elif info.ignore_stem and info.ignore_stem in path.stem:
                 listing.ignored_masks += 1  # segmentation masks are never classified
+            elif why := _utf8_problem(path):
+                listing.problems.append((path, why))
             else:
                 items.append((path, label))
     if not items:
@@ -127,8 +157,17 @@ def _read_ham_csv(csv_path: Path, image_dir: Path, info: DatasetInfo, listing: L
         raise DatasetError(f"{csv_path}: missing; HAM10000 expects {info.layout}")
     if not image_dir.is_dir():
         raise DatasetError(f"{image_dir}: missing image folder; HAM10000 expects {info.layout}")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError as error:
+        line = csv_path.read_bytes()[: error.start].count(b"\n") + 1
+        raise DatasetError(
+            f"{csv_path}: line {line} is not valid UTF-8 (byte {error.object[error.start]:#x}); "
+            "save the CSV as UTF-8"
+        ) from error
+    except OSError as error:
+        raise DatasetError(f"{csv_path}: cannot read ({error.strerror or error})") from error
     header = [h.strip() for h in rows[0]] if rows else []
     expected = ["image", *info.class_names]
     if header[: len(expected)] != expected:
@@ -140,6 +179,13 @@ def _read_ham_csv(csv_path: Path, image_dir: Path, info: DatasetInfo, listing: L
         if not row or not row[0].strip():
             continue
         image_id = row[0].strip()
+        path = image_dir / f"{image_id}.jpg"
+        if path.name in listed:
+            listing.problems.append(
+                (csv_path, f"line {line_no} ({image_id}): listed again, counted once")
+            )
+            continue
+        listed.add(path.name)
         try:
             onehot = [float(v) for v in row[1 : len(expected)]]
         except ValueError:
@@ -151,8 +197,6 @@ def _read_ham_csv(csv_path: Path, image_dir: Path, info: DatasetInfo, listing: L
                 (csv_path, f"line {line_no} ({image_id}): not a one-hot label, skipped")
             )
             continue
-        path = image_dir / f"{image_id}.jpg"
-        listed.add(path.name)
         if not path.is_file():
             listing.problems.append(
                 (path, f"listed in {csv_path.name} line {line_no} but missing, skipped")
@@ -166,29 +210,46 @@ def _read_ham_csv(csv_path: Path, image_dir: Path, info: DatasetInfo, listing: L
             why = "image with no row in" if _is_image(path) else "not an image, not in"
             listing.problems.append((path, f"{why} {csv_path.name} (ignored)"))
     if not items:
-        raise DatasetError(f"{csv_path}: split '{split}' has no usable images in {image_dir}")
+        reasons = [
+            f"{p.name}: {why}"
+            for p, why in listing.problems
+            if p == csv_path or p.parent == image_dir
+        ]
+        raise DatasetError(
+            f"{csv_path}: split '{split}' has no usable images in {image_dir}"
+            + ("; e.g. " + "; ".join(reasons[:3]) if reasons else "")
+        )
     return items
 
 
-def discover(dataset_id: str, root) -> Listing:
-    """List the dataset's images per official split ('train'/'test', or 'all' for BUSI)."""
+def discover(dataset_id, root) -> Listing:
+    """List the dataset's images per official split ('train'/'test', or 'all' when the layout
+    has no split of its own). `dataset_id`: a registered id or a DatasetInfo (custom data)."""
     info = dataset_info(dataset_id)
-    folder = find_root(dataset_id, root)
-    listing = Listing(dataset=dataset_id, root=folder, splits={})
-    if dataset_id in ("BRISC2025", "ChestXRay"):
+    folder = find_root(info, root)
+    listing = Listing(dataset=info.id, root=folder, splits={})
+    kind = info.layout_kind
+    if kind == "split_folders":
         for split in ("train", "test"):
             if not (folder / split).is_dir():
                 raise DatasetError(
-                    f"{folder / split}: missing split folder; expected {info.layout}"
+                    f"{folder / split}: missing split folder '{split}/'; expected {info.layout}"
                 )
             listing.splits[split] = _list_class_folders(folder / split, info, listing, split)
-    elif dataset_id == "BUSI":
+        for extra in info.extra_train:  # e.g. Chest X-Ray's val/: the paper trained on it too
+            if (folder / extra).is_dir():
+                listing.splits["train"] += _list_class_folders(folder / extra, info, listing, extra)
+    elif kind == "class_folders":
         listing.splits["all"] = _list_class_folders(folder, info, listing, "all")
-    else:
+    elif kind == "onehot_csv":
         listing.splits["train"] = _read_ham_csv(
             folder / "GroundTruth.csv", folder / "images", info, listing, "train"
         )
         listing.splits["test"] = _read_ham_csv(
             folder / "Test_GroundTruth.csv", folder / "Test_images", info, listing, "test"
         )
+    else:
+        from data_setup.custom import read_label_csv
+
+        listing.splits.update(read_label_csv(folder, info, listing))
     return listing

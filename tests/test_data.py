@@ -47,7 +47,7 @@ def _load(dataset, root, tmp_path, **kw):
     "dataset,channels,classes,train,test",
     [
         ("BRISC2025", 1, ["glioma", "meningioma", "no_tumor", "pituitary"], 24, 12),
-        ("ChestXRay", 1, ["NORMAL", "PNEUMONIA"], 12, 6),
+        ("ChestXRay", 1, ["NORMAL", "PNEUMONIA"], 12 + 4, 6),  # train/ + val/, as the paper
         ("BUSI", 1, ["benign", "malignant", "normal"], 21, 6),
         ("HAM10000", 3, ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"], 42, 21),
     ],
@@ -94,9 +94,9 @@ def test_holdout_protocol_carves_validation_from_train(synth_root, tmp_path):
 def test_class_weights_are_balanced_from_training_labels(copy_of, tmp_path):
     root = copy_of("ChestXRay")
     for path in sorted((root / "chest_xray/train/NORMAL").iterdir())[:3]:
-        path.unlink()  # 3 NORMAL vs 6 PNEUMONIA
+        path.unlink()  # train/: 3 NORMAL vs 6 PNEUMONIA; val/ adds 2 + 2 (trained on, as the paper)
     weights = _load("ChestXRay", root, tmp_path).class_weights()
-    assert weights == pytest.approx({0: 9 / (2 * 3), 1: 9 / (2 * 6)})
+    assert weights == pytest.approx({0: 13 / (2 * 5), 1: 13 / (2 * 8)})
 
 
 @pytest.mark.parametrize("sub", ["", "chest_xray", "chest_xray/.."])
@@ -123,8 +123,8 @@ def test_cache_hit_miss_and_invalidation(copy_of, tmp_path, monkeypatch):
     first = _load("BRISC2025", root, tmp_path)
     assert isinstance(first.splits["train"].source.images, np.memmap)
     calls = []
-    real_decode = loading.decode_image
-    monkeypatch.setattr(loading, "decode_image", lambda *a: calls.append(a) or real_decode(*a))
+    real_decode = loading.decode_bytes
+    monkeypatch.setattr(loading, "decode_bytes", lambda *a: calls.append(a) or real_decode(*a))
     second = _load("BRISC2025", root, tmp_path)  # hit: nothing decoded
     assert calls == []
     np.testing.assert_array_equal(second.splits["test"].images(), first.splits["test"].images())
@@ -145,19 +145,25 @@ def test_bad_images_are_skipped_with_a_warning_naming_each(copy_of, tmp_path):
     folder = root / "classification_task/train/glioma"
     files = sorted(folder.iterdir())
     files[0].write_bytes(b"")  # zero bytes
-    files[1].write_bytes(files[1].read_bytes()[:200])  # truncated JPEG
+    raw = files[1].read_bytes()
+    files[1].write_bytes(raw[: len(raw) * 2 // 3])  # cut off, but OpenCV still decodes it
     files[2].write_bytes(b"this is not a jpeg at all" * 40)  # unreadable
     (folder / "notes.txt").write_text("stray file")
     with pytest.warns(UserWarning) as record:
         data = _load("BRISC2025", root, tmp_path)
     text = "\n".join(str(w.message) for w in record)
     for path in files[:3]:
-        assert str(path) in text
-    assert "empty file" in text and "truncated" in text and "not a decodable image" in text
+        assert str(path.name) in text
+    assert "empty file" in text and "cut off" in text and "not a decodable image" in text
     assert "notes.txt" in text
-    assert len(data.skipped) == 3
-    assert len(data.splits["train"]) == 21
-    assert data.counts()["train"]["glioma"] == 3
+    assert len(data.skipped) == 2  # the paper used what OpenCV decodes: the cut-off JPEG too
+    assert len(data.splits["train"]) == 22
+    assert data.counts()["train"]["glioma"] == 4
+    assert [why for f, why in data.damaged if f.endswith(files[1].name)] == [
+        "JPEG cut off (no end-of-image marker after its last scan)"
+    ]
+    strict = _load("BRISC2025", root, tmp_path, skip_damaged=True)
+    assert len(strict.splits["train"]) == 21 and not strict.damaged
 
 
 def test_ham_csv_rows_without_images_and_images_without_rows(copy_of, tmp_path):
@@ -251,12 +257,16 @@ def test_check_command_reports_counts_and_problem_files(copy_of, capsys):
     root = copy_of("ChestXRay")
     folder = root / "chest_xray/train/PNEUMONIA"
     truncated, empty = sorted(folder.iterdir())[:2]
-    truncated.write_bytes(truncated.read_bytes()[:150])
+    raw = truncated.read_bytes()
+    truncated.write_bytes(raw[: len(raw) * 2 // 3])  # decodes: a warning, still used
     empty.write_bytes(b"")
     assert cli(["check", "ChestXRay", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "train     10  NORMAL=6  PNEUMONIA=4" in out
-    assert f"{truncated}: truncated" in out and f"{empty}: empty file" in out
+    assert "train     15  NORMAL=8  PNEUMONIA=7" in out  # train/ + val/, minus the empty file
+    assert f"{truncated}: JPEG cut off" in out and "(used)" in out
+    assert f"{empty}: empty file" in out
+    assert cli(["check", "ChestXRay", str(root), "--strict"]) == 0
+    assert "train     14  NORMAL=8  PNEUMONIA=6" in capsys.readouterr().out
 
 
 def test_check_command_fails_clearly_on_a_wrong_root(synth_root, capsys):

@@ -1,0 +1,162 @@
+"""Your own data, described like the paper's four datasets so every module works on it.
+
+    info = custom_dataset("~/data/skin", channels=3, image_size=(224, 224))
+    data = load_dataset(info, "~/data/skin", protocol="holdout")   # or load_dataset("Custom", …)
+
+Three layouts are recognised (searched up to three folders down, like the paper's datasets):
+  <root>/{train,test}/<class>/*   the split you have
+  <root>/<class>/*                split into train/test with a seeded stratified test fraction
+  <root>/<name>.csv               columns file,label[,split]; file relative to the CSV's folder
+Class names are the sorted folder names (or sorted CSV labels); their order is the label index.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from data_setup.datasets import CUSTOM, DatasetInfo
+from data_setup.layouts import (
+    IGNORED_NAMES,
+    SEARCH_DEPTH,
+    DatasetError,
+    Listing,
+    _children,
+    _is_image,
+    _utf8_problem,
+)
+
+CUSTOM_LAYOUT = "<root>/{train,test}/<class>/*, <root>/<class>/*, or a CSV file,label[,split]"
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(
+        c.name
+        for c in _children(folder)
+        if c.is_dir() and c.name not in IGNORED_NAMES and not c.name.startswith(".")
+    )
+
+
+def _has_images(folder: Path) -> bool:
+    return any(_is_image(p) for p in _children(folder) if p.is_file())
+
+
+def _label_csvs(folder: Path) -> list[Path]:
+    found = []
+    for path in _children(folder):
+        if path.suffix.lower() == ".csv" and path.is_file():
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+                header = [h.strip().lower() for h in next(csv.reader(handle), [])]
+            if header[:2] == ["file", "label"]:
+                found.append(path)
+    return found
+
+
+def _detect(root: Path):
+    """(layout kind, folder, class names, csv name) of the first layout found below root."""
+    level = [root]
+    for _ in range(SEARCH_DEPTH + 1):
+        for folder in level:
+            if (folder / "train").is_dir() and (folder / "test").is_dir():
+                classes = _class_dirs(folder / "train")
+                if classes:
+                    return "split_folders", folder, classes, ""
+            csvs = _label_csvs(folder)
+            if csvs:
+                return "label_csv", folder, _csv_classes(csvs[0]), csvs[0].name
+            classes = [c for c in _class_dirs(folder) if _has_images(folder / c)]
+            if len(classes) >= 2:
+                return "class_folders", folder, classes, ""
+        level = [
+            child
+            for folder in level
+            for child in _children(folder)
+            if child.is_dir() and child.name not in IGNORED_NAMES and not child.name.startswith(".")
+        ]
+    raise DatasetError(
+        f"{root}: no dataset found here or up to {SEARCH_DEPTH} folders below; "
+        f"expected {CUSTOM_LAYOUT}"
+    )
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot read as a UTF-8 CSV ({error})") from error
+
+
+def _csv_classes(path: Path) -> list[str]:
+    labels = {row[1].strip() for row in _csv_rows(path)[1:] if len(row) >= 2 and row[1].strip()}
+    return sorted(labels)
+
+
+def custom_dataset(
+    root,
+    channels: int = 1,
+    image_size=(256, 256),
+    test_fraction: float = 0.2,
+    split_seed: int = 42,
+) -> DatasetInfo:
+    """Describe the data under `root` (layout, classes) for load_dataset/check/audit/sweep."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder (expected {CUSTOM_LAYOUT})")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    if not 0 < float(test_fraction) < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction!r}")
+    kind, folder, classes, csv_name = _detect(root)
+    if len(classes) < 2:
+        raise DatasetError(f"{folder}: found {len(classes)} class(es) {classes}; need at least 2")
+    return DatasetInfo(
+        id=CUSTOM,
+        title=f"custom dataset ({len(classes)} classes: {', '.join(classes)})",
+        class_names=tuple(classes),
+        channels=int(channels),
+        image_size=tuple(int(v) for v in image_size),
+        layout=CUSTOM_LAYOUT,
+        source=str(folder),
+        paper_split=f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%}, seed {split_seed}",
+        layout_kind=kind,
+        test_fraction=float(test_fraction),
+        split_seed=int(split_seed),
+        csv_name=csv_name,
+    )
+
+
+def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[str, list]:
+    """Splits of a file,label[,split] CSV: 'train'/'test' when it has a split column, else
+    'all' (split by load_dataset). Rows naming missing files or other classes are problems."""
+    path = folder / info.csv_name
+    rows = _csv_rows(path)
+    header = [h.strip().lower() for h in rows[0]]
+    has_split = len(header) > 2 and header[2] == "split"
+    splits: dict[str, list] = {}
+    seen = set()
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or not row[0].strip():
+            continue
+        file = folder / row[0].strip()
+        label = row[1].strip() if len(row) > 1 else ""
+        split = row[2].strip().lower() if has_split and len(row) > 2 else "all"
+        if file in seen:
+            listing.problems.append((path, f"line {line} ({row[0]}): listed again, counted once"))
+            continue
+        seen.add(file)
+        if label not in info.class_names:
+            listing.problems.append((path, f"line {line}: unknown label {label!r}, skipped"))
+        elif has_split and split not in ("train", "test"):
+            listing.problems.append((path, f"line {line}: split must be train or test, skipped"))
+        elif not file.is_file():
+            listing.problems.append((file, f"listed in {path.name} line {line} but missing"))
+        elif why := _utf8_problem(file):
+            listing.problems.append((file, why))
+        else:
+            splits.setdefault(split, []).append((file, info.class_names.index(label)))
+    if not splits:
+        raise DatasetError(f"{path}: no usable rows (expected file,label[,split])")
+    if has_split and set(splits) != {"train", "test"}:
+        raise DatasetError(f"{path}: the split column needs both train and test rows")
+    return splits
