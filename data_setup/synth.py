@@ -2,11 +2,11 @@
 
 Each class differs in a local shape (a spatial cue: disk, square, triangle, cross, ...) and in
 the spatial frequency of a global grating (a spectral cue), so both towers have something to
-learn. The cues are sized for the demo's small inputs (24×32 and 32×32): the grating stays below
-the Nyquist frequency there and above the shapes' own low-frequency energy (4 to 11 cycles across
-the image's longer side, evenly spaced over the classes: HAM10000's seven are 1.2 cycles apart),
-and its orientation varies only a little (30°–60°), so a class's spectral energy sits in a few
-Fourier bins that a learnable spectral filter can pick out from a few dozen images. The files go
+learn. The cues are sized for the demo's small inputs (24×32 and 32×32): the grating stays well
+below the Nyquist frequency there (3 to 10 cycles across the image's longer side, evenly spaced
+over the classes: HAM10000's seven are 1.2 cycles apart), and its orientation varies only a
+little (30°–60°), so a class's spectral energy sits in a few Fourier bins that a learnable
+spectral filter can pick out from a few dozen images. The files go
 through the very same loaders as the real data. Deterministic for a given seed.
 """
 
@@ -23,12 +23,12 @@ from data_setup.datasets import DATASETS
 # Height/width ratio of each dataset's real images, so resizing behaves as on the real data.
 _ASPECT = {"BRISC2025": 1.0, "ChestXRay": 0.75, "BUSI": 0.8, "HAM10000": 0.75}
 _SHAPES = ("disk", "square", "triangle", "cross", "ring", "bar", "diamond")
-# Grating frequencies, cycles across the longer side: at the demo's 32 px the top one is 0.34
-# cycles/px, below Nyquist (0.5) with margin for the area resize; the bottom one lies above most
-# of a 10–20 px shape's energy. Bump SYNTH_VERSION whenever the images change, so cached demo
-# datasets are regenerated.
-_CYCLES = (4.0, 11.0)
-SYNTH_VERSION = 4
+# Grating frequencies, cycles across the longer side: at the demo's 32 px the top one is 0.31
+# cycles/px, below Nyquist (0.5) with margin for the area resize. (4–11 was tried: the
+# S³F-Net concat BUSI demo then stalled at κ 0.5.) Bump SYNTH_VERSION whenever the images change,
+# so cached demo datasets are regenerated.
+_CYCLES = (3.0, 10.0)
+SYNTH_VERSION = 5
 
 
 def grating_cycles(class_index: int, num_classes: int) -> float:
