@@ -40,7 +40,7 @@ def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> i
         for path, _ in items:  # decode every image once: what training would hit
             try:
                 data = read_bytes(path)
-                decode_bytes(data, (32, 32), info.channels)
+                decode_bytes(data, (32, 32), info.channels, path)
             except BadImage as error:
                 problems.append((path, f"{error} (skipped)"))
                 bad.add(path)

@@ -67,8 +67,15 @@ def read_bytes(path: Path) -> np.ndarray:
     return data
 
 
-def decode_bytes(data: np.ndarray, size_hw: tuple[int, int], channels: int) -> np.ndarray:
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
+def decode_bytes(
+    data: np.ndarray, size_hw: tuple[int, int], channels: int, path: Path | None = None
+) -> np.ndarray:
+    flags = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    image = cv2.imdecode(data, flags)
+    if image is None and path is not None:
+        # The paper read files with cv2.imread, whose file decoder still returns a cut-off
+        # JPEG (imdecode on the same bytes refuses it): use what the paper used.
+        image = cv2.imread(str(path), flags)
     if image is None:
         raise BadImage("not a decodable image")
     if channels == 3:
@@ -81,7 +88,7 @@ def decode_bytes(data: np.ndarray, size_hw: tuple[int, int], channels: int) -> n
 def decode_image(path: Path, size_hw: tuple[int, int], channels: int) -> np.ndarray:
     """The paper's preprocessing up to the float scale: gray or RGB, area-resized, uint8.
     Every file OpenCV decodes is used, as in the paper (see damage_of for warnings)."""
-    return decode_bytes(read_bytes(path), size_hw, channels)
+    return decode_bytes(read_bytes(path), size_hw, channels, path)
 
 
 def _fingerprint(items: list[tuple[Path, int]], root: Path) -> str:
@@ -121,7 +128,7 @@ def _decode_into(path: Path, items, size_hw, channels, workers, description):
         file, _ = items[index]
         try:
             data = read_bytes(file)
-            array[index] = decode_bytes(data, size_hw, channels)
+            array[index] = decode_bytes(data, size_hw, channels, file)
             return index, None, damage_of(data)
         except BadImage as error:
             return index, str(error), None
