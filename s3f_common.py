@@ -531,11 +531,21 @@ def pretrained(name: str, *, cache_dir=None, base_url=None, force=False, compile
     if name not in RELEASES:
         raise ValueError(f"unknown release {name!r}; expected one of {', '.join(RELEASES)}")
     release = RELEASES[name]
-    folder = Path(cache_dir) if cache_dir else pretrained_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    target, record_path = folder / release.filename, folder / "sha256.json"
-    records = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    recorded = records.get(release.filename)
+    from data_setup.files import ensure_writable_dir, remove_stale_temps, write_atomic
+
+    folder = ensure_writable_dir(Path(cache_dir) if cache_dir else pretrained_cache_dir())
+    remove_stale_temps(folder)
+    target = folder / release.filename
+    # One record file per release, written atomically: concurrent downloads of different
+    # releases never overwrite each other's record (one shared JSON lost records).
+    record_path = folder / f"{release.filename}.sha256"
+    legacy = folder / "sha256.json"
+    if record_path.is_file():
+        recorded = record_path.read_text().strip() or None
+    elif legacy.is_file():  # records of kit versions before one-file-per-release
+        recorded = json.loads(legacy.read_text()).get(release.filename)
+    else:
+        recorded = None
     if target.is_file() and not force:
         if recorded and _sha256(target) != recorded:
             raise ValueError(
@@ -569,8 +579,6 @@ def pretrained(name: str, *, cache_dir=None, base_url=None, force=False, compile
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    records[release.filename] = digest
-    from data_setup.files import write_json_atomic
-
-    write_json_atomic(record_path, records)
+    if not recorded or force:
+        write_atomic(record_path, digest + "\n")
     return model

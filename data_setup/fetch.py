@@ -7,6 +7,7 @@ or failed transfer leaves nothing behind.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import zipfile
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import requests
 from tqdm.auto import tqdm
+
+from data_setup.files import remove_stale_temps
 
 
 class FetchError(RuntimeError):
@@ -63,7 +66,8 @@ def fetch(dest, *, zip_path=None, url=None, gdrive_id=None) -> Path:
     if dest.exists() and any(dest.iterdir()):
         raise FetchError(f"{dest}: already exists and is not empty; choose a new --dest")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".s3f-fetch-", dir=dest.parent) as work:
+    remove_stale_temps(dest.parent)  # partial folders of fetches that were killed
+    with tempfile.TemporaryDirectory(prefix=f".s3f-fetch-{os.getpid()}-", dir=dest.parent) as work:
         work = Path(work)
         archive = work / "download.zip"
         if zip_path:

@@ -24,7 +24,13 @@ from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
 from data_setup.datasets import CUSTOM, DatasetInfo, dataset_info
-from data_setup.files import write_atomic, write_json_atomic
+from data_setup.files import (
+    check_free_space,
+    ensure_writable_dir,
+    remove_stale_temps,
+    write_atomic,
+    write_json_atomic,
+)
 from data_setup.layouts import DatasetError, Listing, discover
 
 CACHE_VERSION = 2  # 2: damaged files are decoded and recorded
@@ -157,7 +163,10 @@ def _cache_split(listing: Listing, info, split, size_hw, channels, cache_dir, wo
     stem = f"{info.id}_{split}_{size_hw[0]}x{size_hw[1]}x{channels}_{key}"
     images_path, meta_path = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
     if refresh or not (images_path.is_file() and meta_path.is_file()):
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        ensure_writable_dir(cache_dir)
+        remove_stale_temps(cache_dir)
+        needed = len(items) * size_hw[0] * size_hw[1] * channels + 4096
+        check_free_space(cache_dir, needed, f"the {info.id} {split} cache")
         tmp = cache_dir / f".{stem}.{os.getpid()}.tmp.npy"
         compact_tmp = cache_dir / f".{stem}.{os.getpid()}.compact.tmp.npy"
         try:
@@ -170,6 +179,7 @@ def _cache_split(listing: Listing, info, split, size_hw, channels, cache_dir, wo
                 f"{info.id} {split} → {size_hw[0]}×{size_hw[1]}",
             )
             if skipped:  # compact: only usable images stay, in order
+                check_free_space(cache_dir, needed, f"compacting the {info.id} {split} cache")
                 full = np.load(tmp, mmap_mode="r")
                 compact = np.lib.format.open_memmap(
                     compact_tmp,

@@ -143,11 +143,11 @@ def test_pretrained_downloads_once_verifies_and_records_sha(tiny_release, releas
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
     )
-    record = json.loads((cache / "sha256.json").read_text())
-    assert record[path.name] == hashlib.sha256(path.read_bytes()).hexdigest()
+    record = (cache / f"{path.name}.sha256").read_text().strip()
+    assert record == hashlib.sha256(path.read_bytes()).hexdigest()
     (served / path.name).unlink()  # a second call must not download again
     s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
-    assert _cache_files(cache) == sorted([path.name, "sha256.json"])
+    assert _cache_files(cache) == sorted([path.name, f"{path.name}.sha256"])
 
 
 def test_pretrained_refuses_a_truncated_file_and_leaves_nothing(
@@ -186,7 +186,7 @@ def test_pretrained_refuses_a_different_file(tiny_release, release_server, tmp_p
     paper_format.save_in_paper_format(other, served / path.name)
     with pytest.raises(ValueError, match="differs from the file first downloaded"):
         _redownload(cache, base)
-    assert _cache_files(cache) == sorted([path.name, "sha256.json"])  # the original stays
+    assert _cache_files(cache) == sorted([path.name, f"{path.name}.sha256"])  # the original stays
     accepted = s3f_common.pretrained("tiny", cache_dir=cache, base_url=base, force=True)
     assert accepted.count_params() == other.count_params()
 
@@ -306,4 +306,6 @@ def test_evaluate_pretrained_notebook_against_a_local_release(
     assert np.array(metrics["confusion_matrix"]).sum() == 12
     assert (tmp_path / "pretrained/bilinear_brisc2025/roc.png").is_file()
     cached = kernel_env / "pretrained"
-    assert sorted(p.name for p in cached.iterdir()) == sorted([release.filename, "sha256.json"])
+    assert sorted(p.name for p in cached.iterdir()) == sorted(
+        [release.filename, f"{release.filename}.sha256"]
+    )
