@@ -2,6 +2,7 @@
 
     python -m s3f_notebooks          # (re)write notebooks/*.ipynb
     python -m s3f_notebooks --check  # exit 1 if a committed notebook differs from the template
+    python -m s3f_notebooks --repository OWNER/NAME   # your fork: badges and Colab installs
 
 Notebooks are thin: a parameters cell (papermill) and a few calls into s3f_training, so the
 twelve never drift apart; a test keeps the committed files equal to what this writes.
@@ -15,16 +16,18 @@ from pathlib import Path
 
 import nbformat
 
-from s3f_experiments import EXPERIMENTS, KIT_REPOSITORY, Experiment
+import s3f_experiments
+from s3f_experiments import EXPERIMENTS, Experiment
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
 
 
 def colab_url(name: str) -> str:
-    return f"https://colab.research.google.com/github/{KIT_REPOSITORY}/blob/main/notebooks/{name}.ipynb"
+    repository = s3f_experiments.KIT_REPOSITORY
+    return f"https://colab.research.google.com/github/{repository}/blob/main/notebooks/{name}.ipynb"
 
 
-SETUP = f"""\
+SETUP_TEMPLATE = """\
 # Setup — locally the kit is installed (`make setup` or `pip install -e .`); in Colab it is
 # installed from GitHub; pip keeps Colab's own TensorFlow, Keras and OpenCV (lower bounds only).
 import importlib.util
@@ -38,9 +41,17 @@ if importlib.util.find_spec("s3f_common") is None:
             "s3f_common is not importable: run `make setup` (or `pip install -e .`) in the kit"
         )
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/{KIT_REPOSITORY}"],
+        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/{repository}"],
         check=True,
-    )"""
+    )
+import s3f_env
+
+s3f_env.prepare_notebook()  # kit errors in one line, no widget warnings"""
+
+
+def setup_cell() -> str:
+    return SETUP_TEMPLATE.replace("{repository}", s3f_experiments.KIT_REPOSITORY)
+
 
 DERIVED = """\
 # Values derived from the parameters (papermill injects overrides just above this cell).
@@ -48,6 +59,7 @@ import os
 
 if gpu is not None:  # the sweep pins each notebook to one GPU; must precede TensorFlow's import
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+s3f_env.import_tensorflow_quietly()  # CPU machines: without CUDA-registration noise
 if mount_drive and IN_COLAB:
     from google.colab import drive
 
@@ -114,7 +126,7 @@ notebooks used the test set for checkpoint selection, early stopping and LR sche
 def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
     cells = [
         nbformat.v4.new_markdown_cell(_intro(exp)),
-        nbformat.v4.new_code_cell(SETUP),
+        nbformat.v4.new_code_cell(setup_cell()),
         nbformat.v4.new_code_cell(_parameters(exp), metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(DERIVED),
         nbformat.v4.new_markdown_cell("## Data"),
@@ -145,6 +157,9 @@ def _finish(name: str, cells) -> nbformat.NotebookNode:
         "language": "python",
     }
     notebook.metadata["language_info"] = {"name": "python"}
+    # Colab opens these on a GPU runtime (T4 is the free tier's GPU)
+    notebook.metadata["accelerator"] = "GPU"
+    notebook.metadata["colab"] = {"gpuType": "T4", "provenance": []}
     for index, cell in enumerate(notebook.cells):
         cell["id"] = f"{name.lower()}-{index}"  # stable ids: regenerated files don't churn
     return notebook
@@ -164,6 +179,7 @@ base_url = ""  # a mirror of the release files (empty: the paper's GitHub releas
 mount_drive = False"""
 
 EXPLAIN_RUN = """\
+s3f_env.import_tensorflow_quietly()
 if mount_drive and IN_COLAB:
     from google.colab import drive
 
@@ -195,6 +211,7 @@ demo_count = 24
 mount_drive = False"""
 
 PRETRAINED_RUN = """\
+s3f_env.import_tensorflow_quietly()
 if mount_drive and IN_COLAB:
     from google.colab import drive
 
@@ -235,7 +252,7 @@ dataset's test split with the same metrics and figures as a training run."""
             "S3F_Explainability",
             [
                 nbformat.v4.new_markdown_cell(explain_intro),
-                nbformat.v4.new_code_cell(SETUP),
+                nbformat.v4.new_code_cell(setup_cell()),
                 nbformat.v4.new_code_cell(EXPLAIN_PARAMETERS, metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell(EXPLAIN_RUN),
                 nbformat.v4.new_code_cell(EXPLAIN_SHOW),
@@ -245,7 +262,7 @@ dataset's test split with the same metrics and figures as a training run."""
             "Evaluate_Pretrained",
             [
                 nbformat.v4.new_markdown_cell(pretrained_intro),
-                nbformat.v4.new_code_cell(SETUP),
+                nbformat.v4.new_code_cell(setup_cell()),
                 nbformat.v4.new_code_cell(PRETRAINED_PARAMETERS, metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell(PRETRAINED_RUN),
             ],
@@ -260,10 +277,37 @@ def all_notebooks() -> dict[str, str]:
     return texts
 
 
+def set_repository(repository: str) -> None:
+    """Make OWNER/NAME the kit's GitHub repository: the one line in s3f_experiments.py that
+    badges and Colab install cells read (then the notebooks are regenerated from it)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
+        raise SystemExit(f"--repository expects OWNER/NAME, got {repository!r}")
+    path = Path(s3f_experiments.__file__)
+    text = path.read_text()
+    updated, count = re.subn(
+        r'^KIT_REPOSITORY = "[^"]*"', f'KIT_REPOSITORY = "{repository}"', text, flags=re.M
+    )
+    if count != 1:
+        raise SystemExit(f"{path}: no KIT_REPOSITORY line to update")
+    from data_setup.files import write_atomic
+
+    write_atomic(path, updated)
+    s3f_experiments.KIT_REPOSITORY = repository
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare, write nothing")
+    parser.add_argument(
+        "--repository",
+        metavar="OWNER/NAME",
+        help="your GitHub fork: set it in s3f_experiments.py, then regenerate badges and installs",
+    )
     args = parser.parse_args(argv)
+    if args.repository and not args.check:
+        set_repository(args.repository)
     stale = []
     NOTEBOOK_DIR.mkdir(exist_ok=True)
     texts = all_notebooks()
