@@ -150,7 +150,11 @@ def expected_settings(experiment: str, params: dict) -> dict:
     """What Run.settings() will record for these notebook parameters (None resolved as Run does)."""
     exp = s3f_experiments.get_experiment(experiment)
     expected = {**notebook_defaults(experiment), **params}
-    demo = not expected.get("data_dir")
+    demo = not expected.get("data_dir") and not expected.get("data_zip")
+    if demo:  # Run fills what is left None from the demo defaults first
+        for key, value in s3f_experiments.demo_defaults(experiment).items():
+            if expected.get(key) is None:
+                expected[key] = value
     resolved = {
         "epochs": exp.recipe.epochs,
         "f1_patience": exp.recipe.f1_patience,

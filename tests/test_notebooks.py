@@ -238,7 +238,7 @@ def test_readme_papermill_command_works_as_written(kernel_env, tmp_path):
         check=True,
         capture_output=True,
     )
-    metrics = json.loads((tmp_path / "runs/S3F_Concat_BUSI/metrics.json").read_text())
+    metrics = json.loads((tmp_path / "runs/S3F_Concat_BUSI/seed42/metrics.json").read_text())
     assert metrics["params"] == 138_700_851 and metrics["image_size"] == [256, 256]
     assert metrics["demo_data"] is False
 
@@ -258,8 +258,8 @@ def test_same_seed_gives_the_same_metrics(kernel_env, tmp_path, keras):
     a, b = once("a"), once("b")
     for key in ("loss", "accuracy", "weighted_f1", "confusion_matrix"):
         assert a[key] == b[key]
-    history_a = (tmp_path / "a/SpectraNet_BRISC2025/history.csv").read_text()
-    assert history_a == (tmp_path / "b/SpectraNet_BRISC2025/history.csv").read_text()
+    history_a = (tmp_path / "a/SpectraNet_BRISC2025/seed42/history.csv").read_text()
+    assert history_a == (tmp_path / "b/SpectraNet_BRISC2025/seed42/history.csv").read_text()
 
 
 def test_run_passes_kit_filter_options_and_parses_list_text(kernel_env, tmp_path, keras):

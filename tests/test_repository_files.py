@@ -1,0 +1,41 @@
+"""LICENSE, CITATION.cff and the notebooks' Colab settings."""
+
+import json
+from pathlib import Path
+
+import yaml
+
+import s3f_experiments
+import s3f_notebooks
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_license_is_mit_and_citation_cites_the_paper():
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "MIT"
+    paper = citation["preferred-citation"]
+    assert "S³F-Net" in paper["title"] and paper["year"] == 2025
+    assert "2509.23442" in paper["identifiers"][0]["value"]
+
+
+def test_notebooks_open_on_a_colab_gpu_and_install_the_configured_repository():
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        notebook = json.loads(path.read_text())
+        assert notebook["metadata"]["accelerator"] == "GPU"
+        assert notebook["metadata"]["colab"]["gpuType"] == "T4"
+        text = path.read_text()
+        assert f"git+https://github.com/{s3f_experiments.KIT_REPOSITORY}" in text
+        assert f"github/{s3f_experiments.KIT_REPOSITORY}/blob/main/notebooks" in text
+
+
+def test_repository_option_rewrites_the_one_setting(tmp_path, monkeypatch):
+    copy = tmp_path / "s3f_experiments.py"
+    copy.write_text(Path(s3f_experiments.__file__).read_text())
+    monkeypatch.setattr(s3f_experiments, "__file__", str(copy))
+    monkeypatch.setattr(s3f_experiments, "KIT_REPOSITORY", s3f_experiments.KIT_REPOSITORY)
+    s3f_notebooks.set_repository("my-lab/s3f-fork")
+    assert 'KIT_REPOSITORY = "my-lab/s3f-fork"' in copy.read_text()
+    assert "git+https://github.com/my-lab/s3f-fork" in s3f_notebooks.setup_cell()
+    assert "github/my-lab/s3f-fork/blob/main" in s3f_notebooks.colab_url("Spatial_BUSI")
