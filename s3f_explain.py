@@ -220,12 +220,17 @@ def explain(
     if rows.size:
         images = test.images()[rows]
         cams = grad_cam(model, images, test.labels[rows])
+        probs = model.predict(images, verbose=0)
+        predicted = (probs[:, 0] > 0.5).astype(int) if probs.shape[1] == 1 else probs.argmax(1)
         s3f_plots.gradcam_grid(
             images,
             cams,
-            [data.class_names[i] for i in test.labels[rows]],
+            [
+                f"true {data.class_names[t]}\npred {data.class_names[p]}"
+                for t, p in zip(test.labels[rows], predicted, strict=True)
+            ],
             out_dir / "gradcam.png",
-            f"{title}: Grad-CAM of the spatial tower",
+            f"{title}: Grad-CAM of the spatial tower (maps for the true class)",
         )
     write_json_atomic(out_dir / "contributions.json", summary)
     return summary
@@ -252,6 +257,14 @@ def load_for_explanation(
             if Path(model_path).stem == "model"
             else Path(model_path).stem
         )
+        record = Path(model_path).parent / "metrics.json"
+        if Path(model_path).stem == "model" and record.is_file():  # a kit run folder
+            import json
+
+            metrics = json.loads(record.read_text())
+            title = metrics.get("run_subdir", title)  # e.g. S3F_Concat_BUSI/seed42
+            if metrics.get("demo_data"):
+                title += " (synthetic demo data)"
     if not dataset:
         raise ValueError(
             "dataset is required with model_path (BRISC2025, ChestXRay, BUSI, HAM10000)"

@@ -190,7 +190,7 @@ from s3f_explain import explain, load_for_explanation
 
 model, data, title = load_for_explanation(model_path, release, dataset, data_dir, protocol,
                                           demo_count, base_url)
-out_dir = Path(output_dir).expanduser() / title
+out_dir = Path(output_dir).expanduser() / Path(title.split(" (")[0]).name  # a run: its seed folder
 print(data.summary())"""
 
 EXPLAIN_SHOW = """\

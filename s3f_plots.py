@@ -22,6 +22,18 @@ def _save(figure, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def run_context(protocol: str | None = None, demo: bool = False) -> str:
+    """The line under a run figure's title: how its numbers were made."""
+    parts = [f"protocol '{protocol}'"] if protocol else []
+    if demo:
+        parts.append("SYNTHETIC DEMO DATA — says nothing about the paper")
+    return " · ".join(parts)
+
+
+def _titled(title: str, context: str) -> str:
+    return f"{title}\n{context}" if context else title
+
+
 def draw_confusion(ax, matrix, class_names, title):
     matrix = np.asarray(matrix)
     sns.heatmap(
@@ -39,20 +51,21 @@ def draw_confusion(ax, matrix, class_names, title):
     ax.set_title(title, fontsize=9)
 
 
-def confusion_figure(metrics: dict, path: Path) -> None:
-    size = max(4, 0.7 * len(metrics["class_names"]) + 2)
+def confusion_figure(metrics: dict, path: Path, context: str = ""):
+    size = max(4.5, 0.7 * len(metrics["class_names"]) + 2)
     figure, ax = plt.subplots(figsize=(size, size * 0.85))
     draw_confusion(
         ax,
         metrics["confusion_matrix"],
         metrics["class_names"],
-        f"{metrics['experiment']} — accuracy {metrics['accuracy']:.3f}",
+        _titled(f"{metrics['experiment']} — accuracy {metrics['accuracy']:.3f}", context),
     )
     _save(figure, path)
+    return figure
 
 
-def roc_figure(labels, probs, class_names, path: Path) -> None:
-    figure, ax = plt.subplots(figsize=(5, 4.5))
+def roc_figure(labels, probs, class_names, path: Path, title: str = "", context: str = ""):
+    figure, ax = plt.subplots(figsize=(5.2, 4.8))
     labels = np.asarray(labels)
     curves = (
         [(class_names[1], labels == 1, probs[:, 0])]
@@ -67,12 +80,14 @@ def roc_figure(labels, probs, class_names, path: Path) -> None:
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
+    ax.set_title(_titled(f"{title or 'test split'}: ROC (one-vs-rest)", context), fontsize=9)
     ax.legend(fontsize=7)
     _save(figure, path)
+    return figure
 
 
-def history_figure(frame, path: Path, title: str) -> None:
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+def history_figure(frame, path: Path, title: str, context: str = ""):
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.9))
     for ax, (train_key, val_key, name) in zip(
         axes,
         [
@@ -85,11 +100,13 @@ def history_figure(frame, path: Path, title: str) -> None:
         for key in (train_key, val_key):
             if key and key in frame:
                 ax.plot(frame.index, frame[key], label=key)
-        ax.set_title(name)
+        ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
-    figure.suptitle(title)
+    figure.suptitle(_titled(title, context), fontsize=11)
+    figure.tight_layout(rect=(0, 0, 1, 0.88 if context else 0.93))
     _save(figure, path)
+    return figure
 
 
 def confusion_grid(entries, path: Path, banner: str = "") -> None:
@@ -151,26 +168,36 @@ def filter_grid(response, kernels, path: Path, title: str, max_filters: int = 32
     columns = min(8, count)
     blocks = -(-count // columns)
     figure, axes = plt.subplots(
-        2 * blocks, columns, figsize=(1.6 * columns, 3.3 * blocks), squeeze=False
+        2 * blocks, columns, figsize=(2.1 * columns, 3.5 * blocks), squeeze=False
     )
     for ax in axes.flat:
         ax.axis("off")
     for index in range(count):
         row, column = divmod(index, columns)
-        axes[2 * row, column].imshow(response[index], cmap="magma")
-        axes[2 * row, column].set_title(f"f{index} |K|", fontsize=7)
-        axes[2 * row + 1, column].imshow(kernels[index], cmap="coolwarm")
+        shown = axes[2 * row, column].imshow(response[index], cmap="magma")
+        axes[2 * row, column].set_title(f"f{index} log|K|", fontsize=7)
+        figure.colorbar(shown, ax=axes[2 * row, column], fraction=0.046, pad=0.02).ax.tick_params(
+            labelsize=5
+        )
+        limit = float(np.abs(kernels[index]).max()) or 1.0
+        shown = axes[2 * row + 1, column].imshow(
+            kernels[index], cmap="coolwarm", vmin=-limit, vmax=limit
+        )
         axes[2 * row + 1, column].set_title(f"f{index} kernel", fontsize=7)
+        figure.colorbar(
+            shown, ax=axes[2 * row + 1, column], fraction=0.046, pad=0.02
+        ).ax.tick_params(labelsize=5)
     suffix = f" (first {count} of {len(response)})" if len(response) > count else ""
     figure.suptitle(f"{title}{suffix}: log-magnitude response (centred) and spatial kernel")
     _save(figure, path)
+    return figure
 
 
 def gradcam_grid(images, cams, labels, path: Path, title: str) -> None:
     count = len(images)
     columns = min(6, count)
     rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.7 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, cam, label in zip(axes.flat, images, cams, labels, strict=False):
@@ -179,3 +206,4 @@ def gradcam_grid(images, cams, labels, path: Path, title: str) -> None:
         ax.set_title(label, fontsize=8)
     figure.suptitle(title, fontsize=9)
     _save(figure, path)
+    return figure

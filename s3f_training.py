@@ -53,7 +53,9 @@ def demo_data_dir(dataset: str, count: int = 24, seed: int = 0) -> Path:
     return target
 
 
-def evaluate_model(model, data, out_dir: Path, experiment: str, batch_size: int = 16) -> dict:
+def evaluate_model(
+    model, data, out_dir: Path, experiment: str, batch_size: int = 16, demo: bool = False
+) -> dict:
     """Every SPEC §4 metric of `model` on the test split, plus predictions.csv and the
     confusion-matrix and ROC figures in `out_dir`. Returns the metrics; the caller adds its own
     fields and calls write_metrics."""
@@ -93,8 +95,9 @@ def evaluate_model(model, data, out_dir: Path, experiment: str, batch_size: int 
             f"WARNING: {experiment} predicts one class for every test image "
             f"({result['predicted_class_counts']}): the model learned nothing usable"
         )
-    s3f_plots.confusion_figure(result, out_dir / "confusion_matrix.png")
-    s3f_plots.roc_figure(labels, probs, data.class_names, out_dir / "roc.png")
+    context = s3f_plots.run_context(data.protocol, demo)
+    s3f_plots.confusion_figure(result, out_dir / "confusion_matrix.png", context)
+    s3f_plots.roc_figure(labels, probs, data.class_names, out_dir / "roc.png", experiment, context)
     return result
 
 
@@ -437,7 +440,9 @@ class Run:
                 else f"{checkpoint}: missing — run train() before evaluate()"
             )
         model = s3f_common.load_model(checkpoint)
-        result = evaluate_model(model, data, self.run_dir, self.experiment, self.batch_size)
+        result = evaluate_model(
+            model, data, self.run_dir, self.experiment, self.batch_size, self.demo
+        )
         history = self.history.history if hasattr(self.history, "history") else self.history or {}
         f1_curve = history.get("val_f1", [])
         finite = [f if np.isfinite(f) else -np.inf for f in f1_curve]
@@ -460,7 +465,12 @@ class Run:
         frame = pd.DataFrame(history)
         frame.index = np.arange(1, len(frame) + 1)
         write_atomic(self.run_dir / "history.csv", frame.to_csv(index_label="epoch"))
-        s3f_plots.history_figure(frame, self.run_dir / "history.png", self.experiment)
+        s3f_plots.history_figure(
+            frame,
+            self.run_dir / "history.png",
+            f"{self.experiment}: training history",
+            s3f_plots.run_context(self.protocol, self.demo),
+        )
         write_split(self.run_dir / "split.csv", data)
         write_preprocessing(self.run_dir / "preprocessing.json", data)
         os.replace(checkpoint, self.run_dir / "model.keras")
@@ -542,7 +552,7 @@ def evaluate_pretrained(
         + data.summary()
     )
     out_dir = Path(output_dir).expanduser() / release
-    result = evaluate_model(model, data, out_dir, release, batch_size)
+    result = evaluate_model(model, data, out_dir, release, batch_size, demo=not data_dir)
     result.update(
         architecture=spec.architecture,
         fusion=spec.fusion,
