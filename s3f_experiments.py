@@ -64,6 +64,7 @@ DEMO_PARAMETERS = {"epochs": 20, "learning_rate": 1e-3, "verbose": 2}
 def demo_defaults(experiment: str) -> dict:
     """Run settings on synthetic demo data, for the parameters a run leaves None."""
     dataset = get_experiment(experiment).dataset
+    dataset = CUSTOM_DEMO_DATASET if dataset == "Custom" else dataset
     return {
         "img_size": list(DEMO_IMAGE_SIZES[dataset]),
         "bn_momentum": DEMO_BN_MOMENTUM,
@@ -194,12 +195,12 @@ class Experiment:
     fusion: str
     spectranet: int
     params: int  # count_params() at the paper's input size
-    paper: PaperResult
+    paper: PaperResult | None
     recipe: Recipe = field(repr=False)
 
     @property
     def info(self) -> DatasetInfo:
-        return DATASETS[self.dataset]
+        return DATASETS.get(self.dataset, CUSTOM_INFO)
 
     @property
     def num_classes(self) -> int:
@@ -273,16 +274,57 @@ EXPERIMENTS: dict[str, Experiment] = _build_registry()
 
 
 def paper_metrics(experiment: str) -> dict:
-    """The paper's printed test metrics of `experiment`, keyed like metrics.json."""
-    return get_experiment(experiment).paper.metrics()
+    """The paper's printed test metrics of `experiment`, keyed like metrics.json ({} for your
+    own data)."""
+    paper = get_experiment(experiment).paper
+    return paper.metrics() if paper else {}
+
+
+# --------------------------------------------------------------------------- your own data
+# One more notebook, S3F_Custom, runs any of the paper's models on your images (data_setup's
+# "Custom" layouts). It is not one of the twelve: no paper numbers, the class names come from
+# the data. Its recipe defaults are the paper's (BRISC2025/HAM10000 schedule, concat SN1).
+CUSTOM_EXPERIMENT = "S3F_Custom"
+CUSTOM_RECIPE = Recipe(epochs=200, f1_patience=40, lr_patience=20, fusion="concat", spectranet=1)
+CUSTOM_INFO = DatasetInfo(
+    id="Custom",
+    title="your own images",
+    class_names=(),
+    channels=1,
+    image_size=(256, 256),
+    layout="<root>/{train,test}/<class>/*, <root>/<class>/*, or a CSV file,label[,split]",
+    source="",
+    paper_split="your split, or a seeded stratified 80/20 split",
+)
+CUSTOM_DEMO_DATASET = "BRISC2025"  # without data_dir, S3F_Custom trains on this synthetic set
+
+
+def custom_experiment(architecture: str = "s3f") -> Experiment:
+    if architecture not in ("s3f", "spatial", "spectranet"):
+        raise ValueError(
+            f"architecture must be one of 's3f', 'spatial', 'spectranet', got {architecture!r}"
+        )
+    return Experiment(
+        name=CUSTOM_EXPERIMENT,
+        dataset="Custom",
+        architecture=architecture,
+        fusion=CUSTOM_RECIPE.fusion,
+        spectranet=CUSTOM_RECIPE.spectranet,
+        params=0,
+        paper=None,
+        recipe=CUSTOM_RECIPE,
+    )
 
 
 def get_experiment(name: str) -> Experiment:
+    if name == CUSTOM_EXPERIMENT:
+        return custom_experiment()
     try:
         return EXPERIMENTS[name]
     except KeyError:
         raise ValueError(
-            f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}"
+            f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)} "
+            f"or {CUSTOM_EXPERIMENT}"
         ) from None
 
 
@@ -297,8 +339,12 @@ def get_experiment(name: str) -> Experiment:
 PAPER_PROTOCOL = "paper"
 DEFAULT_SEED = 42
 # Model-variant parameters beyond fusion/spectranet, with the paper's values and short names.
-VARIANT_DEFAULTS = {"channel_mixing": "dense", "modes": None, "precision": "float32",
-                    "jit_compile": False}
+VARIANT_DEFAULTS = {
+    "channel_mixing": "dense",
+    "modes": None,
+    "precision": "float32",
+    "jit_compile": False,
+}
 _PRECISION_TAGS = {"mixed_float16": "fp16", "mixed_bfloat16": "bf16"}
 
 
@@ -307,6 +353,10 @@ def variant_name(experiment: str, settings: dict) -> str:
     'bilinear-sn1', 'sn1', 'depthwise-modes32x32', 'fp16-xla'."""
     exp = get_experiment(experiment)
     parts = []
+    if experiment == CUSTOM_EXPERIMENT:  # your data: the architecture is a parameter
+        exp = custom_experiment(settings.get("architecture") or "s3f")
+        if exp.architecture != "s3f":
+            parts.append(exp.architecture)
     fusion = settings.get("fusion") or exp.fusion
     spectranet = settings.get("spectranet") or exp.spectranet
     if exp.architecture == "s3f" and (fusion, int(spectranet)) != (exp.fusion, exp.spectranet):

@@ -73,7 +73,7 @@ run = Run(
     spectranet=spectranet, output_dir=output_dir, f1_patience=f1_patience,
     lr_patience=lr_patience, verbose=verbose, demo_count=demo_count, bn_momentum=bn_momentum,
     channel_mixing=channel_mixing, modes=modes, precision=precision, jit_compile=jit_compile,
-    split_file=split_file, skip_damaged=skip_damaged, data_zip=data_zip, mount_drive=mount_drive,
+    split_file=split_file, skip_damaged=skip_damaged, data_zip=data_zip, mount_drive=mount_drive,{custom}
 )
 print(f"{EXPERIMENT}: {run.epochs} epochs at {run.img_size}, protocol '{protocol}' → {run.run_dir}")"""
 
@@ -107,7 +107,31 @@ skip_damaged = False  # drop images that decode but look damaged (the paper used
 data_zip = ""  # a dataset .zip (e.g. on Drive) or URL, unpacked once to local disk; sets data_dir'''
 
 
+CUSTOM_PARAMETERS = """
+architecture = "s3f"  # "s3f" (S³F-Net) | "spatial" (CNN baseline) | "spectranet" (spectral branch)
+channels = 1  # 1: read images as grayscale (like the paper's MRI/X-ray/ultrasound); 3: RGB"""
+
+
+def _derived(exp: Experiment) -> str:
+    custom = "\n    architecture=architecture, channels=channels," if exp.paper is None else ""
+    return DERIVED.replace("{custom}", custom)
+
+
 def _intro(exp: Experiment) -> str:
+    if exp.paper is None:
+        return f"""\
+# {exp.name}: the paper's models on your own images
+
+[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(exp.name)})
+
+Point `data_dir` at a folder of class subfolders (`<class>/*.png|jpg`, split 80/20 with a fixed
+seed), at `{{train,test}}/<class>/*`, or at a folder with a CSV `file,label[,split]`. Choose the
+model (`architecture`, `fusion`, `spectranet`), the input size (`img_size`, default 256×256)
+and `channels`; the recipe defaults are the paper's. Check the data first:
+`s3f-data check Custom /path/to/images`.
+
+Run headless: `papermill notebooks/{exp.name}.ipynb out.ipynb -p data_dir /path/to/images -p channels 3`.
+With `data_dir` empty it trains on built-in synthetic data (4 classes)."""
     p = exp.paper
     return f"""\
 # {exp.name}: {exp.model_title} on {exp.info.title}
@@ -127,8 +151,11 @@ def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
     cells = [
         nbformat.v4.new_markdown_cell(_intro(exp)),
         nbformat.v4.new_code_cell(setup_cell()),
-        nbformat.v4.new_code_cell(_parameters(exp), metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(DERIVED),
+        nbformat.v4.new_code_cell(
+            _parameters(exp) + (CUSTOM_PARAMETERS if exp.paper is None else ""),
+            metadata={"tags": ["parameters"]},
+        ),
+        nbformat.v4.new_code_cell(_derived(exp)),
         nbformat.v4.new_markdown_cell("## Data"),
         nbformat.v4.new_code_cell("data = run.load_data()"),
         nbformat.v4.new_markdown_cell("## Model"),
@@ -273,6 +300,8 @@ dataset's test split with the same metrics and figures as a training run."""
 def all_notebooks() -> dict[str, str]:
     """Every generated notebook: name → file text."""
     texts = {name: nbformat.writes(make_notebook(exp)) for name, exp in EXPERIMENTS.items()}
+    custom = s3f_experiments.custom_experiment()
+    texts[custom.name] = nbformat.writes(make_notebook(custom))
     texts.update({name: nbformat.writes(nb) for name, nb in extra_notebooks().items()})
     return texts
 

@@ -62,7 +62,7 @@ def collect_runs(output) -> list[dict]:
         except (OSError, json.JSONDecodeError) as error:
             warnings.warn(f"{path}: not valid JSON ({error}); left out of the tables", stacklevel=2)
             continue
-        if metrics.get("experiment") not in s3f_experiments.EXPERIMENTS:
+        if metrics.get("experiment") not in KNOWN_EXPERIMENTS:
             continue  # e.g. a pretrained-release evaluation: not a sweep run
         missing = REQUIRED_KEYS - set(metrics)
         if missing:
@@ -78,8 +78,20 @@ def collect_runs(output) -> list[dict]:
     return runs
 
 
+KNOWN_EXPERIMENTS = {*s3f_experiments.EXPERIMENTS, s3f_experiments.CUSTOM_EXPERIMENT}
+
+
+def _experiment(m: dict):
+    """The registry entry of a run (your own data: built from its recorded architecture)."""
+    if m["experiment"] == s3f_experiments.CUSTOM_EXPERIMENT:
+        return s3f_experiments.custom_experiment(m.get("architecture") or "s3f")
+    return s3f_experiments.EXPERIMENTS[m["experiment"]]
+
+
 def paper_numbers(experiment: str) -> dict:
     """The paper's test metrics keyed like metrics.json (accuracy as a fraction)."""
+    if experiment == s3f_experiments.CUSTOM_EXPERIMENT:
+        return {}  # your own data: nothing to compare with
     full = getattr(s3f_experiments, "paper_metrics", None)
     numbers = dict(full(experiment)) if full else {}
     paper = s3f_experiments.EXPERIMENTS[experiment].paper
@@ -103,7 +115,7 @@ def _value(metrics: dict, key: str):
 
 
 def _model_title(m: dict) -> str:
-    exp = s3f_experiments.EXPERIMENTS[m["experiment"]]
+    exp = _experiment(m)
     if m.get("architecture", exp.architecture) == "s3f":
         return f"S³F-Net ({m.get('fusion', exp.fusion)}, SN{m.get('spectranet', exp.spectranet)})"
     if exp.architecture == "spectranet":
@@ -115,9 +127,9 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
     """One row per run."""
     rows = []
     for m in runs:
-        exp = s3f_experiments.EXPERIMENTS[m["experiment"]]
+        exp = _experiment(m)
         row = {
-            "dataset": exp.dataset,
+            "dataset": m.get("dataset", exp.dataset),
             "experiment": exp.name,
             "variant": m["variant"],
             "protocol": m["protocol"],
@@ -174,7 +186,7 @@ def summary_frame(runs: list[dict]) -> pd.DataFrame:
             row[f"diff_{column}"] = round(mean - target, 4)
         row.update(
             params=int(first["params"]),
-            paper_params=s3f_experiments.EXPERIMENTS[first["experiment"]].params,
+            paper_params=_experiment(first).params or None,
             image_size=first["image_size"],
             epochs_run=round(group["epochs_run"].mean(), 1),
             best_epoch=round(group["best_epoch"].mean(), 1),
@@ -364,11 +376,15 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "predictions collapsed to one class or whose training diverged.",
         "",
     ]
-    for dataset in s3f_experiments.RECIPES:
+    for dataset in [*s3f_experiments.RECIPES, "Custom"]:
         subset = frame[frame["dataset"] == dataset]
         if subset.empty:
             continue
-        title = s3f_experiments.DATASETS[dataset].title
+        if dataset == "Custom":
+            classes = ", ".join(next(m for m in runs if m["dataset"] == "Custom")["class_names"])
+            title = f"Your own data ({s3f_experiments.CUSTOM_EXPERIMENT}; classes {classes})"
+        else:
+            title = s3f_experiments.DATASETS[dataset].title
         parts += [f"## {title}", "", _markdown_table(subset), ""]
     parts += _explain_section(runs, results_dir)
     parts += [

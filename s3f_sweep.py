@@ -123,9 +123,9 @@ def parse_seeds(values) -> list[int] | None:
 def parameters_for(exp, demo: bool, data_root, overrides, output_dir) -> dict:
     params = {"output_dir": str(output_dir)}
     if demo:
-        params.update(
-            DEMO_PARAMETERS, data_dir="", img_size=s3f_experiments.DEMO_IMAGE_SIZES[exp.dataset]
-        )
+        params.update(DEMO_PARAMETERS, data_dir="")
+    elif exp.name == s3f_experiments.CUSTOM_EXPERIMENT:  # your data: --data-root is its folder
+        params["data_dir"] = str(Path(data_root).expanduser().resolve())
     else:
         params["data_dir"] = str(Path(data_root).expanduser().resolve() / exp.dataset)
     params.update(overrides)
@@ -211,8 +211,8 @@ def paper_xai_variants(names) -> list[tuple[str, dict]]:
     return [
         (name, {"fusion": "concat"})
         for name in names
-        if s3f_experiments.EXPERIMENTS[name].architecture == "s3f"
-        and s3f_experiments.EXPERIMENTS[name].fusion != "concat"
+        if s3f_experiments.get_experiment(name).architecture == "s3f"
+        and s3f_experiments.get_experiment(name).fusion != "concat"
     ]
 
 
@@ -300,7 +300,8 @@ def run_sweep(
             explaining = [
                 explain_job(job)
                 for job in training
-                if job.finished and s3f_experiments.EXPERIMENTS[job.notebook].architecture == "s3f"
+                if job.finished
+                and s3f_experiments.get_experiment(job.notebook).architecture == "s3f"
             ]
             failures += execute(prepare(explaining, force), "explain")
     finally:
@@ -327,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         nargs="+",
         metavar="NAME",
-        choices=list(s3f_experiments.EXPERIMENTS),
+        choices=[*s3f_experiments.EXPERIMENTS, s3f_experiments.CUSTOM_EXPERIMENT],
         help="experiments to run (default: all of the registry)",
     )
     parser.add_argument("--datasets", nargs="+", choices=list(s3f_experiments.RECIPES))
@@ -387,7 +388,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it: quieter logs
     names = args.only or list(s3f_experiments.EXPERIMENTS)
     if args.datasets:
-        names = [n for n in names if s3f_experiments.EXPERIMENTS[n].dataset in args.datasets]
+        names = [n for n in names if s3f_experiments.get_experiment(n).dataset in args.datasets]
     default_output = REPO / "runs" / ("demo" if args.demo else "paper")
     output = Path(args.output or default_output).expanduser().resolve()
     results = args.results or (REPO / "results" if output == default_output else output / "results")

@@ -233,9 +233,23 @@ class Run:
     skip_damaged: bool = False
     data_zip: str = ""
     mount_drive: bool = False
+    architecture: str | None = None  # S3F_Custom only: "s3f" | "spatial" | "spectranet"
+    channels: int | None = None  # S3F_Custom only: 1 (grayscale) or 3 (RGB)
 
     def __post_init__(self):
-        exp = s3f_experiments.get_experiment(self.experiment)
+        self.custom = self.experiment == s3f_experiments.CUSTOM_EXPERIMENT
+        if self.custom:
+            exp = s3f_experiments.custom_experiment(self.architecture or "s3f")
+            self.architecture = exp.architecture
+            self.channels = 1 if self.channels is None else self.channels
+            _choice(self.channels, "channels", (1, 3))
+        else:
+            exp = s3f_experiments.get_experiment(self.experiment)
+            for key in ("architecture", "channels"):
+                if getattr(self, key) is not None:
+                    raise ValueError(
+                        f"{key} is a parameter of {s3f_experiments.CUSTOM_EXPERIMENT} only"
+                    )
         self.spec = exp
         self._validate()
         if self.data_zip:
@@ -311,14 +325,19 @@ class Run:
         keras.utils.set_random_seed(self.seed)
         if not tf.config.list_physical_devices("GPU"):
             tf.config.experimental.enable_op_determinism()
-        root = demo_data_dir(self.spec.dataset, self.demo_count) if self.demo else self.data_dir
-        options = {}
+        dataset = self.spec.dataset
+        if self.demo:
+            demo_set = s3f_experiments.CUSTOM_DEMO_DATASET if self.custom else dataset
+            root = demo_data_dir(demo_set, self.demo_count)
+        else:
+            root = self.data_dir
+        options = {"channels": self.channels} if self.custom else {}
         if self.split_file:
             options["split_file"] = str(Path(self.split_file).expanduser())
         if self.skip_damaged:
             options["skip_damaged"] = True
         data = load_dataset(
-            self.spec.dataset,
+            dataset,
             root,
             img_size=self.img_size,
             protocol=self.protocol,
