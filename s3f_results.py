@@ -386,6 +386,11 @@ def build_results(output, results_dir) -> pd.DataFrame:
         else:
             title = s3f_experiments.DATASETS[dataset].title
         parts += [f"## {title}", "", _markdown_table(subset), ""]
+    paper_runs = [m for m in runs if m["experiment"] in s3f_experiments.EXPERIMENTS]
+    if paper_runs:  # the paper's claims, tested on these runs
+        import s3f_claims
+
+        parts += s3f_claims.write_claims(paper_runs, results_dir)
     parts += _explain_section(runs, results_dir)
     parts += [
         "## Confusion matrices",

@@ -1,0 +1,297 @@
+"""Do the paper's claims hold? One row per claim, tested on the kit's seeded runs.
+
+    lines = write_claims(runs, results_dir)   # results/claims.csv, claims_forest.png,
+                                              # seed_accuracy.png; Markdown for the README
+
+Each claim compares two models of one dataset on the *same test images* (same protocol and
+seed → same split): per seed McNemar's exact test and a paired bootstrap CI; across seeds a
+paired t-test (Holm-corrected over the table) and a bootstrap CI of the mean Δ accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.multitest import multipletests
+
+import s3f_experiments
+import s3f_stats
+from data_setup.files import write_atomic
+
+ALPHA = 0.05
+DATASET_ORDER = ("BRISC2025", "ChestXRay", "BUSI", "HAM10000")
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    dataset: str
+    better: tuple[str, str]  # (experiment, variant) claimed to be more accurate
+    worse: tuple[str, str]
+
+
+def _best_s3f(dataset: str) -> str:
+    return next(
+        e.name
+        for e in s3f_experiments.EXPERIMENTS.values()
+        if e.dataset == dataset and e.architecture == "s3f"
+    )
+
+
+def paper_claims() -> list[Claim]:
+    claims = []
+    for dataset in DATASET_ORDER:
+        s3f = (_best_s3f(dataset), "")
+        claims.append(Claim("S³F-Net beats its spatial baseline", dataset, s3f,
+                            (f"Spatial_{dataset}", "")))  # fmt: skip
+    for dataset in DATASET_ORDER:
+        s3f = (_best_s3f(dataset), "")
+        claims.append(Claim("S³F-Net beats SpectraNet alone", dataset, s3f,
+                            (f"SpectraNet_{dataset}", "")))  # fmt: skip
+    for dataset in ("BRISC2025", "HAM10000"):
+        name = _best_s3f(dataset)
+        claims.append(Claim("bilinear fusion beats concatenation", dataset, (name, ""),
+                            (name, "concat-sn1")))  # fmt: skip
+    for dataset in ("ChestXRay", "BUSI"):
+        exp = s3f_experiments.EXPERIMENTS[_best_s3f(dataset)]
+        claims.append(Claim("concatenation beats bilinear fusion", dataset, (exp.name, ""),
+                            (exp.name, f"bilinear-sn{exp.spectranet}")))  # fmt: skip
+    claims.append(Claim("SpectraNet-2 beats SpectraNet-1 (S³F-Net, concat)", "BUSI",
+                        ("S3F_Concat_BUSI", ""), ("S3F_Concat_BUSI", "concat-sn1")))  # fmt: skip
+    return claims
+
+
+def _paper_delta(claim: Claim):
+    """The paper's single-run Δ accuracy (points), where it printed both models."""
+    if claim.better[1] or claim.worse[1]:
+        return math.nan
+    a = s3f_experiments.EXPERIMENTS[claim.better[0]].paper.accuracy
+    b = s3f_experiments.EXPERIMENTS[claim.worse[0]].paper.accuracy
+    return round(a - b, 2)
+
+
+def _by_model(runs, protocol):
+    """(experiment, variant) → {seed: run record} for one protocol."""
+    table: dict[tuple, dict] = {}
+    for m in runs:
+        if m.get("protocol", "paper") != protocol:
+            continue
+        key = (m["experiment"], m.get("variant", ""))
+        table.setdefault(key, {})[m.get("seed")] = m
+    return table
+
+
+def _predictions(run) -> pd.DataFrame:
+    return pd.read_csv(Path(run["run_dir"]) / "predictions.csv")
+
+
+def evaluate_claim(claim: Claim, models: dict) -> dict:
+    row = {
+        "claim": claim.text,
+        "dataset": claim.dataset,
+        "better": "/".join(p for p in claim.better if p),
+        "worse": "/".join(p for p in claim.worse if p),
+        "metric": "accuracy",
+        "paper_delta": _paper_delta(claim),
+    }
+    a, b = models.get(claim.better, {}), models.get(claim.worse, {})
+    seeds = sorted(set(a) & set(b), key=lambda s: (s is None, s))
+    row["n_seeds"] = len(seeds)
+    if not seeds:
+        row.update(mean_delta=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan,
+                   mcnemar="", verdict="not run")  # fmt: skip
+        return row
+    per_seed = []
+    for index, seed in enumerate(seeds):
+        pa, pb = _predictions(a[seed]), _predictions(b[seed])
+        joined = pa.merge(pb, on="file", suffixes=("_a", "_b"))
+        if len(joined) != len(pa) or len(joined) != len(pb):
+            raise ValueError(
+                f"{claim.dataset} seed {seed}: the two runs tested different images "
+                f"({a[seed]['run_dir']} vs {b[seed]['run_dir']}); compare runs of one split"
+            )
+        per_seed.append(
+            s3f_stats.paired_seed(
+                joined["true_label_a"], joined["predicted_label_a"], joined["predicted_label_b"],
+                seed=index,
+            )
+        )  # fmt: skip
+    across = s3f_stats.paired_across_seeds(
+        [100 * a[s]["accuracy"] for s in seeds], [100 * b[s]["accuracy"] for s in seeds]
+    )
+    if len(seeds) == 1:  # one seed: the image-level bootstrap is all the uncertainty there is
+        low, high = per_seed[0]["delta_accuracy_ci"]
+        across.update(ci_low=low, ci_high=high, p=per_seed[0]["mcnemar"]["p"])
+    significant = sum(s["mcnemar"]["p"] < ALPHA for s in per_seed)
+    row.update(
+        mean_delta=across["mean_delta"],
+        ci_low=across["ci_low"],
+        ci_high=across["ci_high"],
+        p=across["p"],
+        mcnemar=f"{significant}/{len(seeds)} seeds p<{ALPHA}",
+        demo_data=any(a[s].get("demo_data") for s in seeds),
+    )
+    return row
+
+
+def claims_table(runs: list[dict], protocol: str | None = None) -> pd.DataFrame:
+    """Every claim's row; p-values Holm-corrected over the rows that have one."""
+    if protocol is None:
+        protocols = pd.Series([m.get("protocol", "paper") for m in runs])
+        protocol = protocols.mode().iloc[0] if len(protocols) else "paper"
+    models = _by_model(runs, protocol)
+    frame = pd.DataFrame([evaluate_claim(c, models) for c in paper_claims()])
+    frame.insert(0, "protocol", protocol)
+    tested = frame["p"].notna()
+    frame["p_holm"] = math.nan
+    if tested.any():
+        frame.loc[tested, "p_holm"] = multipletests(frame.loc[tested, "p"], method="holm")[1]
+    frame["verdict"] = [_verdict(r) for r in frame.to_dict("records")]
+    return frame
+
+
+def _verdict(row) -> str:
+    if row["n_seeds"] == 0:
+        return "not run"
+    p, low, high = row["p_holm"], row["ci_low"], row["ci_high"]
+    if not (p < ALPHA):
+        return "inconclusive"
+    if low > 0:
+        return "supported"
+    if high < 0:
+        return "contradicted"
+    return "inconclusive"
+
+
+def _cell(value, digits=2) -> str:
+    return (
+        "–"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{value:+.{digits}f}" if isinstance(value, float) else str(value))
+    )
+
+
+def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> list[str]:
+    """claims.csv and the two figures in results_dir; returns the README's Markdown section."""
+    results_dir = Path(results_dir)
+    frame = claims_table(runs, protocol)
+    write_atomic(results_dir / "claims.csv", frame.to_csv(index=False, float_format="%.6g"))
+    demo = any(m.get("demo_data") for m in runs)
+    forest_figure(frame, results_dir / "claims_forest.png", demo)
+    seed_strip_figure(runs, results_dir / "seed_accuracy.png", demo)
+    rows = []
+    for r in frame.to_dict("records"):
+        ci = "–" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+        p = "–" if math.isnan(r["p_holm"]) else f"{r['p_holm']:.3g}"
+        rows.append(
+            f"| {r['claim']} | {r['dataset']} | {_cell(r['paper_delta'])} | "
+            f"{_cell(r['mean_delta'])} | {ci} | {r['n_seeds']} | {p} | {r['mcnemar'] or '–'} | "
+            f"**{r['verdict']}** |"
+        )
+    protocol = frame["protocol"].iloc[0]
+    lines = ["## Do the paper's claims hold?", ""]
+    if demo:
+        lines += [
+            "> **Claims tested on SYNTHETIC DEMO DATA: they say nothing about the paper.**",
+            "",
+        ]
+    lines += [
+        f"Δ accuracy in points (better − worse), protocol '{protocol}'. Paper Δ: its single "
+        "unseeded run. Ours: mean over seeds with a 95 % bootstrap CI; p: paired t-test across "
+        "seeds, Holm-corrected over this table (one seed: McNemar's exact p and the paired "
+        "bootstrap CI over test images); McNemar: seeds whose per-image exact test has "
+        "p < 0.05. Verdict: *supported* / *contradicted* when the CI excludes 0 and Holm "
+        "p < 0.05, else *inconclusive*. A paired t-test can reach p < 0.05 from 2 seeds only "
+        "with a very consistent effect; 5 seeds or more are advised (docs/claims.md).",
+        "",
+        "| claim | dataset | paper Δ | our mean Δ | 95 % CI | seeds | p (Holm) | McNemar | "
+        "verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "![effects with CIs](claims_forest.png)",
+        "",
+        "![accuracy per seed](seed_accuracy.png)",
+        "",
+        "All columns: [`claims.csv`](claims.csv).",
+        "",
+    ]
+    return lines
+
+
+def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
+    import matplotlib.pyplot as plt
+
+    from s3f_plots import _save
+
+    shown = frame[frame["n_seeds"] > 0].reset_index(drop=True)
+    height = max(2.5, 0.45 * len(frame) + 1.5)
+    figure, ax = plt.subplots(figsize=(8.5, height))
+    labels = [f"{r.claim} — {r.dataset}" for r in frame.itertuples()]
+    y = np.arange(len(frame))[::-1]
+    colours = {"supported": "#2a9d4b", "contradicted": "#c0392b", "inconclusive": "#7f7f7f"}
+    for yi, r in zip(y, frame.itertuples(), strict=True):
+        if r.n_seeds == 0:
+            ax.text(0, yi, "not run", va="center", ha="center", fontsize=7, color="#999999")
+            continue
+        colour = colours.get(r.verdict, "#7f7f7f")
+        if not math.isnan(r.ci_low):
+            ax.plot([r.ci_low, r.ci_high], [yi, yi], color=colour, linewidth=2)
+        ax.plot(r.mean_delta, yi, "o", color=colour, label=r.verdict)
+        if not math.isnan(r.paper_delta):
+            ax.plot(r.paper_delta, yi, "x", color="black", label="paper (one run)")
+    ax.axvline(0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel("Δ accuracy, points (claimed better − worse), mean over seeds with 95 % CI")
+    handles, names = ax.get_legend_handles_labels()
+    unique = dict(zip(names, handles, strict=True))
+    if unique:
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="lower right")
+    title = f"The paper's claims ({frame['protocol'].iloc[0]} protocol, {len(shown)} tested)"
+    if demo:
+        title += "\nsynthetic demo data — says nothing about the paper"
+    ax.set_title(title, fontsize=10, color="darkred" if demo else "black")
+    _save(figure, path)
+    return figure
+
+
+def seed_strip_figure(runs: list[dict], path: Path, demo: bool = False):
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from s3f_plots import _save
+
+    rows = [
+        {
+            "dataset": m["dataset"],
+            "model": "/".join(p for p in (m["experiment"], m.get("variant", "")) if p)
+            + ("" if m.get("protocol", "paper") == "paper" else f" ({m['protocol']})"),
+            "accuracy": 100 * m["accuracy"],
+        }
+        for m in runs
+    ]
+    frame = pd.DataFrame(rows)
+    datasets = [d for d in (*DATASET_ORDER, "Custom") if d in set(frame.get("dataset", []))]
+    figure, axes = plt.subplots(
+        1, max(1, len(datasets)), figsize=(4.2 * max(1, len(datasets)), 4.8), squeeze=False
+    )
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
+        subset = frame[frame["dataset"] == dataset]
+        sns.stripplot(data=subset, x="model", y="accuracy", ax=ax, size=6, jitter=0.15)
+        means = subset.groupby("model", sort=False)["accuracy"].mean()
+        ax.scatter(range(len(means)), means.values, marker="_", s=400, color="black", zorder=3)
+        ax.set_title(dataset, fontsize=10)
+        ax.set_xlabel("")
+        ax.set_ylabel("test accuracy (%)")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    title = "Test accuracy per seed (dots) and mean (bar)"
+    if demo:
+        title += " — synthetic demo data, says nothing about the paper"
+    figure.suptitle(title, fontsize=11, color="darkred" if demo else "black")
+    figure.tight_layout()
+    _save(figure, path)
+    return figure

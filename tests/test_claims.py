@@ -1,0 +1,129 @@
+"""Statistics and the claims table on planted, known cases (no TensorFlow needed)."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.contingency_tables import mcnemar
+
+import s3f_claims
+import s3f_stats
+
+CLASSES = ["a", "b", "c"]
+
+
+def test_describe_matches_scipy_and_labels_a_single_run():
+    values = [81.0, 84.5, 79.0, 83.0]
+    summary = s3f_stats.describe(values)
+    low, high = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
+    assert summary["mean"] == pytest.approx(np.mean(values))
+    assert summary["sd"] == pytest.approx(np.std(values, ddof=1))
+    assert (summary["ci_low"], summary["ci_high"]) == pytest.approx((low, high))
+    single = s3f_stats.describe([80.0])
+    assert single["label"] == "single run" and math.isnan(single["ci_low"])
+
+
+def test_mcnemar_exact_equals_statsmodels():
+    a = np.array([1] * 30 + [1] * 12 + [0] * 3 + [0] * 5, bool)
+    b = np.array([1] * 30 + [0] * 12 + [1] * 3 + [0] * 5, bool)
+    got = s3f_stats.mcnemar_exact(a, b)
+    expected = mcnemar([[30, 12], [3, 5]], exact=True).pvalue
+    assert (got["only_a"], got["only_b"]) == (12, 3) and got["p"] == pytest.approx(expected)
+
+
+def test_fast_weighted_f1_equals_sklearn():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(3)
+    true, pred = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    pred[:5] = 0
+    expected = f1_score(true, pred, average="weighted", zero_division=0)
+    assert s3f_stats.weighted_f1(true, pred, 4) == pytest.approx(expected)
+
+
+def test_paired_seed_gives_delta_with_a_bootstrap_interval():
+    true = np.array(CLASSES * 100)
+    better = true.copy()
+    worse = true.copy()
+    worse[:60] = "a"
+    result = s3f_stats.paired_seed(true, better, worse)
+    low, high = result["delta_accuracy_ci"]
+    assert result["delta_accuracy"] == pytest.approx(100 * 40 / 300)
+    assert low <= result["delta_accuracy"] <= high and low > 0
+    assert result["mcnemar"]["p"] < 0.001
+
+
+def test_minimum_seeds_follow_scipy():
+    found = s3f_stats.minimum_seeds_for_significance()
+    n = found["wilcoxon_exact"]
+    assert stats.wilcoxon(np.arange(1, n + 1), method="exact").pvalue < 0.05
+    assert stats.wilcoxon(np.arange(1, n), method="exact").pvalue >= 0.05
+
+
+def _write_run(root, experiment, variant, seed, correct_rate, rng, n=300):
+    folder = root / experiment / (variant or ".") / f"seed{seed}"
+    folder.mkdir(parents=True)
+    true = np.array(CLASSES)[np.arange(n) % 3]
+    right = rng.random(n) < correct_rate
+    predicted = np.where(right, true, np.array(CLASSES)[(np.arange(n) + 1) % 3])
+    frame = pd.DataFrame({"file": [f"img{i}.png" for i in range(n)], "true_label": true,
+                          "predicted_label": predicted})  # fmt: skip
+    for c in CLASSES:
+        frame[f"prob_{c}"] = (predicted == c).astype(float)
+    frame.to_csv(folder / "predictions.csv", index=False)
+    metrics = {"experiment": experiment, "variant": variant, "seed": seed, "protocol": "paper",
+               "dataset": "BUSI", "accuracy": float(np.mean(right)), "demo_data": True,
+               "run_dir": str(folder)}  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return metrics
+
+
+def _runs(tmp_path, better_rate, worse_rate, seeds=5):
+    rng = np.random.default_rng(7)
+    runs = []
+    for seed in range(42, 42 + seeds):
+        runs.append(_write_run(tmp_path, "S3F_Concat_BUSI", "", seed, better_rate, rng))
+        runs.append(_write_run(tmp_path, "Spatial_BUSI", "", seed, worse_rate, rng))
+    return runs
+
+
+def _busi_spatial_row(frame):
+    return frame[(frame["dataset"] == "BUSI") & frame["claim"].str.contains("spatial")].iloc[0]
+
+
+def test_a_planted_ten_point_gain_is_supported(tmp_path):
+    row = _busi_spatial_row(s3f_claims.claims_table(_runs(tmp_path, 0.85, 0.75)))
+    assert row["verdict"] == "supported" and row["n_seeds"] == 5
+    assert 5 < row["mean_delta"] < 15 and row["ci_low"] > 0
+    assert row["paper_delta"] == pytest.approx(87.82 - 84.62)
+
+
+def test_a_planted_loss_is_contradicted(tmp_path):
+    row = _busi_spatial_row(s3f_claims.claims_table(_runs(tmp_path, 0.70, 0.82)))
+    assert row["verdict"] == "contradicted" and row["ci_high"] < 0
+
+
+def test_identical_models_are_inconclusive_and_missing_ones_not_run(tmp_path):
+    frame = s3f_claims.claims_table(_runs(tmp_path, 0.8, 0.8))
+    assert _busi_spatial_row(frame)["verdict"] == "inconclusive"
+    brisc = frame[frame["dataset"] == "BRISC2025"]
+    assert set(brisc["verdict"]) == {"not run"}
+    assert len(frame) == 13
+
+
+def test_holm_correction_is_applied(tmp_path):
+    frame = s3f_claims.claims_table(_runs(tmp_path, 0.85, 0.75))
+    tested = frame[frame["p"].notna()]
+    assert (tested["p_holm"] >= tested["p"]).all()
+
+
+def test_write_claims_writes_csv_figures_and_labels_demo_data(tmp_path):
+    runs = _runs(tmp_path / "runs", 0.85, 0.75, seeds=3)
+    lines = s3f_claims.write_claims(runs, tmp_path)
+    assert "SYNTHETIC DEMO DATA" in "\n".join(lines)
+    assert len(pd.read_csv(tmp_path / "claims.csv")) == 13
+    for name in ("claims_forest.png", "seed_accuracy.png"):
+        assert (tmp_path / name).stat().st_size > 5000
