@@ -89,6 +89,7 @@ def evaluate_model(
         tensorflow_version=tf.__version__,
         keras_version=keras.__version__,
     )
+    result.update(clean_test_metrics(data, labels, probs, binary))
     write_predictions(out_dir / "predictions.csv", test.files, labels, probs, data.class_names)
     if result["collapsed"]:
         print(
@@ -98,6 +99,34 @@ def evaluate_model(
     context = s3f_plots.run_context(data.protocol, demo)
     s3f_plots.confusion_figure(result, out_dir / "confusion_matrix.png", context)
     s3f_plots.roc_figure(labels, probs, data.class_names, out_dir / "roc.png", experiment, context)
+    return result
+
+
+def clean_test_metrics(data, labels, probs, binary) -> dict:
+    """Metrics on the test images with no near-duplicate in training (data_setup.audit): what
+    the numbers are worth once train/test leakage is taken out."""
+    from sklearn import metrics as skm
+
+    from data_setup import audit
+
+    train, test = data.splits["train"], data.splits["test"]
+    leaked = audit.leaked_test_mask(
+        audit.hashes_of_arrays(train.source.images[train.indices]),
+        audit.hashes_of_arrays(test.source.images[test.indices]),
+    )
+    clean = ~leaked
+    result = {"leaked_test_images": int(leaked.sum())}
+    if clean.sum() == 0:
+        result["clean_test"] = {"images": 0}
+        return result
+    predicted = s3f_metrics.predicted_labels(probs[clean], binary)
+    truth = np.asarray(labels)[clean]
+    result["clean_test"] = {
+        "images": int(clean.sum()),
+        "accuracy": float(np.mean(predicted == truth)),
+        "weighted_f1": float(skm.f1_score(truth, predicted, average="weighted", zero_division=0)),
+        "macro_f1": float(skm.f1_score(truth, predicted, average="macro", zero_division=0)),
+    }
     return result
 
 

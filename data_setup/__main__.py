@@ -3,6 +3,7 @@
 python -m data_setup check ChestXRay ~/data/chest_xray   # --strict: damaged files unusable
 python -m data_setup check Custom ~/data/my_images --channels 3
 python -m data_setup fetch BUSI --zip ~/Downloads/busi.zip --dest ~/data/BUSI
+python -m data_setup audit BUSI ~/data/BUSI --out busi_duplicates.csv
 python -m data_setup synth ~/data/demo --count 24 --size 96 --seed 0
 """
 
@@ -82,6 +83,40 @@ def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> i
     return 0
 
 
+def audit_command(dataset: str, root: str, out: str | None, channels: int = 1) -> int:
+    """Print a duplicate summary and write every pair to a CSV."""
+    from data_setup.audit import MIN_CORRELATION, NEAR_THRESHOLD, audit
+    from data_setup.datasets import CUSTOM
+    from data_setup.layouts import DatasetError
+
+    try:
+        info = dataset
+        if dataset == CUSTOM:
+            from data_setup.custom import custom_dataset
+
+            info = custom_dataset(root, channels)
+        out = out or f"{dataset}_duplicates.csv"
+        found = audit(info, root, out)
+    except (DatasetError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{dataset} at {found['root']}: {found['images']} images")
+    print(
+        f"  {found['pairs']} duplicate pair(s) ({found['exact_pairs']} byte-identical), in "
+        f"{found['duplicate_groups']} group(s) holding {found['images_in_groups']} image(s)"
+    )
+    for splits, count in sorted(found["pairs_by_splits"].items()):
+        print(f"  {splits:12s} {count}")
+    leaks = sum(c for s, c in found["pairs_by_splits"].items() if len(set(s.split("/"))) > 1)
+    if leaks:
+        print(f"  {leaks} pair(s) cross splits: test numbers may be inflated (see clean_test)")
+    print(
+        f"pairs in {out} (hash distance ≤ {NEAR_THRESHOLD} bits, aligned correlation ≥ "
+        f"{MIN_CORRELATION})"
+    )
+    return 0
+
+
 def _shown(path) -> str:
     return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -100,6 +135,13 @@ def main(argv=None) -> int:
     p_check.add_argument(
         "--channels", type=int, default=1, choices=(1, 3), help="Custom: 1 gray, 3 RGB"
     )
+    p_audit = commands.add_parser(
+        "audit", help="find exact and near-duplicate images within and across splits"
+    )
+    p_audit.add_argument("dataset", choices=[*DATASETS, "Custom"])
+    p_audit.add_argument("root")
+    p_audit.add_argument("--out", help="CSV of the pairs (default <dataset>_duplicates.csv)")
+    p_audit.add_argument("--channels", type=int, default=1, choices=(1, 3))
     p_fetch = commands.add_parser("fetch", help="download/unpack an archive into place")
     p_fetch.add_argument("dataset", choices=list(DATASETS))
     source = p_fetch.add_mutually_exclusive_group(required=True)
@@ -116,6 +158,8 @@ def main(argv=None) -> int:
 
     if args.command == "check":
         return check(args.dataset, args.root, args.strict, args.channels)
+    if args.command == "audit":
+        return audit_command(args.dataset, args.root, args.out, args.channels)
     if args.command == "fetch":
         from data_setup.fetch import FetchError, fetch
 

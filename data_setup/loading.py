@@ -385,6 +385,33 @@ def _stratified(indices, labels, fraction, seed, what):
         raise DatasetError(f"cannot make a stratified {what} split: {error}") from error
 
 
+def _holdout_rows(source, rows, fraction, seed):
+    """A stratified validation split that keeps each near-duplicate group on one side
+    (data_setup.audit), so validation never scores copies of training images."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from data_setup import audit
+
+    rows = np.asarray(rows)
+    labels = source.labels[rows]
+    groups = audit.duplicate_groups(audit.hashes_of_arrays(source.images[rows]))
+    if len(set(groups)) < len(groups):
+        folds = max(2, round(1 / fraction))
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        try:
+            fit, val = next(splitter.split(rows, labels, groups))
+        except ValueError:
+            fit = val = np.array([], int)
+        if len(np.unique(labels[fit])) == len(np.unique(labels)) and len(val):
+            return rows[fit], rows[val]
+        warnings.warn(
+            "holdout: near-duplicate groups leave no stratified validation split; "
+            "split without grouping",
+            stacklevel=3,
+        )
+    return _stratified(rows, labels, fraction, seed, "holdout validation")
+
+
 def read_split_file(path) -> dict[str, str]:
     """A split CSV (file,split; file relative to the dataset root) → {file: split}."""
     import csv
@@ -552,9 +579,7 @@ def load_dataset(
         train = Split("train", train_src, np.sort(train_rows))
         val = Split("val", val_src, np.sort(usable(val_src, val_rows)))
     else:
-        fit_rows, val_rows = _stratified(
-            train_rows, train_src.labels[train_rows], val_fraction, seed, "holdout validation"
-        )
+        fit_rows, val_rows = _holdout_rows(train_src, train_rows, val_fraction, seed)
         train, val = (
             Split("train", train_src, np.sort(fit_rows)),
             Split("val", train_src, np.sort(val_rows)),
