@@ -1,5 +1,5 @@
 # Two commands a user needs (each creates .venv and installs the kit on first use):
-#   make demo   – the main job: the twelve-notebook sweep on synthetic demo data → results/
+#   make demo   – the main job: a small claims study on synthetic demo data → results/
 #   make test   – lint + the whole test suite
 # CI (.ci/run) also tests the newest TensorFlow/Keras/OpenCV (requirements-latest.txt, in
 # .venv-latest) and a fresh `pip install .` (make install-check).
@@ -30,8 +30,14 @@ $(VENV_LATEST)/.installed: requirements-latest.txt pyproject.toml
 
 setup-latest: $(VENV_LATEST)/.installed
 
+# A small claims study on synthetic data: the twelve experiments × 3 seeds, the fusion ×
+# SpectraNet grid on BUSI × 3 seeds, then explainability on seed 42; tables, claims, figures.
+DEMO_JOBS ?= 2
 demo: setup
-	$(BIN)/python -m s3f_sweep --demo
+	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain
+	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --datasets BUSI \
+		--grid fusion=concat,bilinear spectranet=1,2
+	$(BIN)/python -m s3f_sweep --demo --jobs $(DEMO_JOBS)
 
 lint: setup
 	$(BIN)/ruff check .
