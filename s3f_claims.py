@@ -206,7 +206,7 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
         "bootstrap CI over test images); McNemar: seeds whose per-image exact test has "
         "p < 0.05. Verdict: *supported* / *contradicted* when the CI excludes 0 and Holm "
         "p < 0.05, else *inconclusive*. A paired t-test can reach p < 0.05 from 2 seeds only "
-        "with a very consistent effect; 5 seeds or more are advised (README: "How many seeds?").",
+        "with a very consistent effect; 5 seeds or more are advised (README: 'How many seeds?').",
         "",
         "| claim | dataset | paper Δ | our mean Δ | 95 % CI | seeds | p (Holm) | McNemar | "
         "verdict |",
