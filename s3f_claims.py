@@ -80,6 +80,8 @@ def _by_model(runs, protocol):
     for m in runs:
         if m.get("protocol", "paper") != protocol:
             continue
+        if not (Path(m["run_dir"]) / "predictions.csv").is_file():
+            continue  # runs of kit versions before per-image predictions: cannot be paired
         key = (m["experiment"], m.get("variant", ""))
         table.setdefault(key, {})[m.get("seed")] = m
     return table

@@ -84,10 +84,11 @@ def test_holdout_protocol_carves_validation_from_train(synth_root, tmp_path):
 
     data = holdout()
     train, val, test = (data.splits[k] for k in ("train", "val", "test"))
-    assert len(val) == 6 and len(train) == 18 and len(test) == 12
+    # about a quarter of train: near-duplicate groups (data_setup.audit) stay on one side
+    assert 5 <= len(val) <= 8 and len(train) + len(val) == 24 and len(test) == 12
     assert not set(train.files) & set(val.files)
     assert not (set(train.files) | set(val.files)) & set(test.files)
-    assert sorted(data.counts()["val"].values()) == [1, 1, 2, 2]
+    assert all(n >= 1 for n in data.counts()["val"].values())
     assert holdout().splits["val"].files == val.files  # same seed, same split
 
 

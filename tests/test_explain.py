@@ -269,13 +269,15 @@ def test_explainability_notebook_on_bilinear_sn2_and_paper_format_files(
             demo_count=6,
             output_dir=tmp_path / "explain",
         )
-    for name in ("S3F_Concat_BUSI", "Bilinear_S3F-Net_SN2_BUSI"):
+    # a kit run folder's explanation goes to its seed folder's name; a file to its stem
+    for name in ("seed42", "Bilinear_S3F-Net_SN2_BUSI"):
         folder = tmp_path / "explain" / name
         summary = json.loads((folder / "contributions.json").read_text())
         assert summary["images"] == len(data.splits["test"]) and summary["spectral_dim"] == 4
         assert (folder / "spectral_filters_spectral_filter2.png").is_file()  # SN2: two filters
         assert (folder / "gradcam.png").is_file()
-    kit = json.loads((tmp_path / "explain/S3F_Concat_BUSI/contributions.json").read_text())
+    kit = json.loads((tmp_path / "explain/seed42/contributions.json").read_text())
+    assert kit["model"] == "S3F_Concat_BUSI/seed42 (synthetic demo data)"
     paper = json.loads(
         (tmp_path / "explain/Bilinear_S3F-Net_SN2_BUSI/contributions.json").read_text()
     )

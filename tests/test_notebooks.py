@@ -168,7 +168,7 @@ def test_sweep_builds_tables_beside_the_papers_numbers(tiny_sweep):
     assert busi["diff_accuracy_%"] == pytest.approx(busi["accuracy_%"] - 87.82, abs=0.01)
     assert busi["data"] == "synthetic demo"
     readme = (results / "README.md").read_text()
-    table_rows = [line for line in readme.splitlines() if line.startswith("| S³F-Net")]
+    table_rows = [line for line in readme.splitlines() if line.startswith("| S³F-Net (")]
     assert "SYNTHETIC DEMO DATA" in readme and len(table_rows) == 6  # 4 paper's + 2 concat
     assert "14 finished run(s)" in readme and "epochs=1" in readme
     assert (results / "confusion_matrices.png").stat().st_size > 10_000
