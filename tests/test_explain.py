@@ -277,7 +277,7 @@ def test_explainability_notebook_on_bilinear_sn2_and_paper_format_files(
         assert (folder / "spectral_filters_spectral_filter2.png").is_file()  # SN2: two filters
         assert (folder / "gradcam.png").is_file()
     kit = json.loads((tmp_path / "explain/seed42/contributions.json").read_text())
-    assert kit["model"] == "S3F_Concat_BUSI/seed42 (synthetic demo data)"
+    assert kit["model"] == "S3F_Concat_BUSI/bilinear-sn2/seed42 (synthetic demo data)"
     paper = json.loads(
         (tmp_path / "explain/Bilinear_S3F-Net_SN2_BUSI/contributions.json").read_text()
     )
