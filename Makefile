@@ -32,7 +32,9 @@ setup-latest: $(VENV_LATEST)/.installed
 
 # A small claims study on synthetic data: the twelve experiments × 3 seeds, the fusion ×
 # SpectraNet grid on BUSI × 3 seeds, then explainability on seed 42; tables, claims, figures.
+# S3F_SWEEP_NO_HTML: the demo keeps each executed notebook but skips its HTML copy (time).
 DEMO_JOBS ?= 2
+demo: export S3F_SWEEP_NO_HTML = 1
 demo: setup
 	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain
 	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --datasets BUSI \

@@ -143,7 +143,8 @@ def _execute_in_this_process(spec: dict) -> int:
     except Exception as exc:
         lines = str(exc).strip().splitlines()
         error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
-    if Path(spec["output"]).is_file():
+    # S3F_SWEEP_NO_HTML=1 (make demo): keep the executed notebook, skip its HTML copy (~2 s each)
+    if Path(spec["output"]).is_file() and not os.environ.get("S3F_SWEEP_NO_HTML"):
         try:
             from nbconvert import HTMLExporter
 
