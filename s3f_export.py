@@ -4,7 +4,7 @@
 
 Writes into the output folder:
     saved_model/        TF Serving: signature serving_default(images) → {"probabilities"}
-    model.tflite        same signature; needs the Flex delegate (the FFT ops, see docs/predict.md)
+    model.tflite        same signature, builtin ops only (the FFTs as DFT matrix products)
     preprocessing.json  how to prepare images (the model's own record)
     export.json         class names, input/output description, the measured check per format
 
@@ -97,36 +97,84 @@ def saved_model_probabilities(path: Path, images: np.ndarray) -> np.ndarray:
     return serve(images=tf.constant(images))["probabilities"].numpy()
 
 
-def _tflite_friendly_filter_class():
-    """SpectralFilter with its forward FFT written as a complex FFT2D.
+def _dft_matrices(height: int, width: int) -> dict[str, np.ndarray]:
+    """Real float32 matrices of the 2-D real DFT and its inverse (computed in float64).
 
-    TFLite's builtin RFFT2D accepts only power-of-two sizes (ChestXRay's 384 rows are not) and
-    it has no builtin IRFFT2D at all; FFT2D, like IRFFT2D, then runs as a TF (Flex) op, for
-    every size. Same maths as SpectralFilter.call: the rfft2d spectrum is the first W//2 + 1
-    columns of the full one; the numerical check of the export compares the two."""
+    Forward, for x of shape (..., H, W): Z = x·(cw + i·sw) along W (half spectrum, W//2 + 1
+    columns), then X = (ch + i·sh)·Z along H. Inverse: Z = (ch − i·sh)·X / H along H, then
+    y = Re(Z)·icw + Im(Z)·isw along W, where icw/isw weight the half spectrum like irfft2d
+    (interior columns twice; the imaginary parts of the DC and Nyquist columns drop out, as
+    irfft2d ignores them)."""
+    cols = width // 2 + 1
+    along_w = 2 * np.pi * np.outer(np.arange(width), np.arange(cols)) / width  # (W, L)
+    along_h = 2 * np.pi * np.outer(np.arange(height), np.arange(height)) / height  # (H, H)
+    weight = np.full(cols, 2.0)
+    weight[0] = 1.0
+    if width % 2 == 0:
+        weight[-1] = 1.0
+    matrices = {
+        "cw": np.cos(along_w),
+        "sw": -np.sin(along_w),
+        "ch": np.cos(along_h),
+        "sh": -np.sin(along_h),
+        "icw": weight[:, None] * np.cos(along_w.T) / width,  # (L, W)
+        "isw": -weight[:, None] * np.sin(along_w.T) / width,
+    }
+    return {name: m.astype(np.float32) for name, m in matrices.items()}
+
+
+def _tflite_friendly_filter_class():
+    """SpectralFilter with every FFT written as products with constant DFT matrices.
+
+    TFLite has no builtin IRFFT2D and no complex arithmetic beyond a few ops, its builtin RFFT2D
+    takes only power-of-two sizes (ChestXRay's 384 rows are not), and an interpreter without the
+    Flex delegate (TensorFlow 2.21's tf.lite, LiteRT, most phone builds) cannot run TF ops. Real
+    matrix products are builtin everywhere. Same maths as SpectralFilter.call, in real and
+    imaginary parts; the numerical check of the export compares the two."""
     import tensorflow as tf
 
     import s3f_common
 
+    def along_last(x, matrix):
+        """x (..., n) · matrix (n, m) → (..., m)."""
+        shape = tf.shape(x)
+        flat = tf.matmul(tf.reshape(x, [-1, matrix.shape[0]]), matrix)
+        return tf.reshape(flat, tf.concat([shape[:-1], [matrix.shape[1]]], axis=0))
+
+    def along_rows(matrix, x):
+        """matrix (m, n) applied to axis −2 of x (..., n, w) → (..., m, w)."""
+        swapped = tf.transpose(x, [0, 1, 3, 2])
+        return tf.transpose(along_last(swapped, tf.transpose(matrix)), [0, 1, 3, 2])
+
     class TFLiteSpectralFilter(s3f_common.SpectralFilter):
         def call(self, inputs):
-            fft_dtype = s3f_common._fft_dtype(self.compute_dtype)
-            x = tf.transpose(tf.cast(inputs, fft_dtype), [0, 3, 1, 2])
-            full = tf.signal.fft2d(tf.complex(x, tf.zeros_like(x)))
-            spectrum = self._crop(full[..., : self.width // 2 + 1])
-            kernel = tf.complex(
-                tf.cast(self.real_weights, fft_dtype), tf.cast(self.imag_weights, fft_dtype)
-            )
-            mixed = self._uncrop(self._mix(spectrum, kernel))
-            y = tf.signal.irfft2d(mixed, fft_length=[self.height, self.width])
-            y = tf.transpose(y, [0, 2, 3, 1]) + tf.cast(self.bias, fft_dtype)
+            m = {
+                name: tf.constant(value)
+                for name, value in _dft_matrices(self.height, self.width).items()
+            }
+            x = tf.transpose(tf.cast(inputs, tf.float32), [0, 3, 1, 2])  # (B, C, H, W)
+            z_re, z_im = along_last(x, m["cw"]), along_last(x, m["sw"])
+            x_re = along_rows(m["ch"], z_re) - along_rows(m["sh"], z_im)
+            x_im = along_rows(m["ch"], z_im) + along_rows(m["sh"], z_re)
+            x_re, x_im = self._crop(x_re), self._crop(x_im)
+            k_re = tf.cast(self.real_weights, tf.float32)
+            k_im = tf.cast(self.imag_weights, tf.float32)
+            # (a + ib)(c + id) summed over input channels; _mix is linear in each factor
+            y_re = self._mix(x_re, k_re) - self._mix(x_im, k_im)
+            y_im = self._mix(x_re, k_im) + self._mix(x_im, k_re)
+            y_re, y_im = self._uncrop(y_re), self._uncrop(y_im)
+            z_re = (along_rows(m["ch"], y_re) + along_rows(m["sh"], y_im)) / self.height
+            z_im = (along_rows(m["ch"], y_im) - along_rows(m["sh"], y_re)) / self.height
+            y = along_last(z_re, m["icw"]) + along_last(z_im, m["isw"])
+            y = tf.transpose(y, [0, 2, 3, 1]) + tf.cast(self.bias, tf.float32)
             return tf.cast(y, self.compute_dtype)
 
     return TFLiteSpectralFilter
 
 
 def write_tflite(model, path: Path, work_dir: Path) -> list[str]:
-    """Convert to TFLite; returns the TF (Flex) ops the file needs at run time."""
+    """Convert to TFLite with builtin ops only; returns the ops of the file that are not TFLite
+    builtins (none: the list is recorded in export.json as proof)."""
     import keras
     import tensorflow as tf
 
@@ -146,8 +194,6 @@ def write_tflite(model, path: Path, work_dir: Path) -> list[str]:
     write_saved_model(clone, source)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if any(isinstance(layer, s3f_common.SpectralFilter) for layer in model.layers):
-        converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
     write_atomic(path, converter.convert())
     shutil.rmtree(source)
     interpreter = _interpreter(path)

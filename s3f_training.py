@@ -411,8 +411,14 @@ class Run:
             model = s3f_common.load_model(resume_dir / s3f_callbacks.ResumeState.MODEL)
             s3f_callbacks.restore_seed_states(model, restored["seed_states"])
             print(f"resuming {self.experiment} after epoch {initial_epoch} from {resume_dir}")
+        # initial_value_threshold -inf: Keras ≥ 3.9 otherwise takes any first epoch as a best,
+        # NaN included, and would keep a diverged model as the checkpoint.
         checkpoint = keras.callbacks.ModelCheckpoint(
-            self.run_dir / "checkpoint.keras", monitor="val_f1", mode="max", save_best_only=True
+            self.run_dir / "checkpoint.keras",
+            monitor="val_f1",
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=-np.inf,
         )
         early_stopping = keras.callbacks.EarlyStopping(
             monitor="val_f1", mode="max", patience=self.f1_patience

@@ -5,6 +5,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests are CPU tests, even on a GPU box
 
+import shutil  # noqa: E402
+
 import pytest  # noqa: E402
 
 
@@ -29,3 +31,25 @@ def kernel_env(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory):
+    """The four synthetic datasets in their real layouts (6 images per class), read-only."""
+    from data_setup import synth_all
+
+    root = tmp_path_factory.mktemp("synth")
+    synth_all(root, count=6, size=48, seed=1)
+    return root
+
+
+@pytest.fixture
+def copy_of(synth_root, tmp_path):
+    """A private copy of one synthetic dataset, free to damage."""
+
+    def make(dataset):
+        target = tmp_path / dataset
+        shutil.copytree(synth_root / dataset, target)
+        return target
+
+    return make

@@ -12,30 +12,11 @@ import numpy as np
 import pytest
 
 import data_setup.loading as loading
-from data_setup import DatasetError, load_dataset, synth_all, synth_dataset
+from data_setup import DatasetError, load_dataset, synth_dataset
 from data_setup.__main__ import main as cli
 from data_setup.fetch import FetchError, fetch
 
 SIZE = (24, 32)
-
-
-@pytest.fixture(scope="session")
-def synth_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    synth_all(root, count=6, size=48, seed=1)
-    return root
-
-
-@pytest.fixture
-def copy_of(synth_root, tmp_path):
-    """A private copy of one synthetic dataset, free to damage."""
-
-    def make(dataset):
-        target = tmp_path / dataset
-        shutil.copytree(synth_root / dataset, target)
-        return target
-
-    return make
 
 
 def _load(dataset, root, tmp_path, **kw):

@@ -10,28 +10,11 @@ import numpy as np
 import pytest
 
 import data_setup.loading as loading
-from data_setup import DatasetError, load_dataset, synth_all
+from data_setup import DatasetError, load_dataset
 from data_setup.__main__ import main as cli
 from data_setup.synth import synth_dataset
 
 SIZE = (24, 32)
-
-
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    synth_all(root, count=6, size=48, seed=2)
-    return root
-
-
-@pytest.fixture
-def copy_of(synth_root, tmp_path):
-    def make(dataset):
-        target = tmp_path / dataset
-        shutil.copytree(synth_root / dataset, target)
-        return target
-
-    return make
 
 
 def _load(dataset, root, tmp_path, **kw):

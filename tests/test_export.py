@@ -10,26 +10,7 @@ import s3f_common
 import s3f_export
 import s3f_predict
 from data_setup.datasets import DATASETS
-from tests import paper_format
-
-
-def _run_folder(root, model, dataset, size_hw, channels, paper_format_file=False):
-    root.mkdir(parents=True)
-    if paper_format_file:  # the paper's classes (SpectralFilterLayer, module __main__)
-        paper_format.save_in_paper_format(model, root / "model.keras")
-    else:
-        model.save(root / "model.keras")
-    record = {
-        "dataset": dataset,
-        "class_names": list(DATASETS[dataset].class_names),
-        "image_size": list(size_hw),
-        "channels": channels,
-        "interpolation": "area",
-        "scale": 1 / 255,
-        "color": "gray" if channels == 1 else "rgb",
-    }
-    (root / "preprocessing.json").write_text(json.dumps(record))
-    return root
+from tests.helpers import run_folder
 
 
 def _serve_saved_model(path, images):
@@ -57,20 +38,19 @@ def test_s3f_net_with_spectral_filter_exports_both_formats(tmp_path, capsys, ker
     """A paper-format bilinear S³F-Net at 24×20: not a power of two, which TFLite's builtin
     RFFT2D would reject at run time."""
     model = s3f_common.build_model("s3f", (24, 20, 1), 4, "bilinear", 1)
-    run = _run_folder(tmp_path / "run", model, "BRISC2025", (24, 20), 1, paper_format_file=True)
+    run = run_folder(tmp_path / "run", model, "BRISC2025", (24, 20), 1, paper_format_file=True)
     out = tmp_path / "exported"
     assert s3f_export.main([str(run), str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("max |Δ probability| = ") == 2 and "FAILED" not in printed
-    assert "Flex delegate" in printed
+    assert "Flex delegate" not in printed
 
     record = json.loads((out / "export.json").read_text())
     assert record["class_names"] == list(DATASETS["BRISC2025"].class_names)
     assert record["input"]["shape"] == [None, 24, 20, 1]
     for fmt in ("saved_model", "tflite"):
         assert 0 <= record["checks"][fmt]["max_abs_diff"] <= 1e-4
-    assert "FlexIRFFT2D" in record["checks"]["tflite"]["flex_ops"]
-    assert "FlexRFFT2D" not in record["checks"]["tflite"]["flex_ops"]
+    assert record["checks"]["tflite"]["flex_ops"] == []  # builtins only: any TFLite runtime
     copied = s3f_predict.Preprocessing.load(out / "preprocessing.json")
     assert copied.to_json() == s3f_predict.Preprocessing.load(run / "preprocessing.json").to_json()
 
@@ -104,7 +84,7 @@ def test_binary_model_exports_one_column_per_class(tmp_path, keras):
 
 def test_failed_check_leaves_nothing_and_keeps_the_old_export(tmp_path, monkeypatch, capsys, keras):
     model = s3f_common.build_model("spatial", (16, 16, 3), 7)
-    run = _run_folder(tmp_path / "run", model, "HAM10000", (16, 16), 3)
+    run = run_folder(tmp_path / "run", model, "HAM10000", (16, 16), 3)
     out = tmp_path / "exported"
     samples = tmp_path / "samples"
     samples.mkdir()
@@ -135,3 +115,52 @@ def test_failed_check_leaves_nothing_and_keeps_the_old_export(tmp_path, monkeypa
     with pytest.raises(s3f_export.ExportCheckError):
         s3f_export.export(str(run), tmp_path / "fresh", formats=["saved_model"])
     assert not (tmp_path / "fresh").exists()
+
+
+@pytest.mark.parametrize(
+    "shape, options",
+    [
+        ((24, 20, 1), {}),
+        ((15, 21, 3), {}),  # odd sizes, dense mixing over 3 channels (einsum)
+        ((16, 22, 3), {"channel_mixing": "depthwise"}),
+        ((20, 18, 1), {"modes": (4, 5)}),
+        ((17, 16, 2), {"channel_mixing": "depthwise", "modes": (3, 4)}),
+    ],
+)
+def test_dft_matrix_filter_equals_the_fft_filter(shape, options, keras):
+    """The TFLite form of SpectralFilter (DFT matrix products) against the FFT layer itself, for
+    every channel-mixing and modes case, odd and even sizes."""
+    import tensorflow as tf
+
+    inputs = keras.Input(shape)
+    layer = s3f_common.SpectralFilter(6, **options)
+    model = keras.Model(inputs, layer(inputs))
+    portable = s3f_export._tflite_friendly_filter_class().from_config(layer.get_config())
+    portable.build((None, *shape))
+    rng = np.random.default_rng(3)
+    weights = [rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()]
+    layer.set_weights(weights)
+    portable.set_weights(weights)
+    images = rng.random((2, *shape), dtype=np.float32)
+    expected = model.predict(images, verbose=0)
+    got = portable(tf.constant(images)).numpy()
+    scale = np.abs(expected).max()
+    assert np.abs(got - expected).max() <= 1e-5 * scale
+
+
+def test_tflite_file_has_only_builtin_ops(tmp_path, keras):
+    """A SpectraNet-2 (dense mixing in its second filter, the einsum case) converts to TFLite
+    builtins only, so an interpreter without the Flex delegate runs it."""
+    model = s3f_common.build_model("spectranet", (20, 20, 1), 3, spectranet=2)
+    ops = s3f_export.write_tflite(model, tmp_path / "m.tflite", tmp_path)
+    assert ops == []
+    interpreter = s3f_export._interpreter(tmp_path / "m.tflite")
+    names = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert not any(name.startswith("Flex") for name in names)
+    assert "FULLY_CONNECTED" in names or "BATCH_MATMUL" in names  # the DFT products
+    images = np.random.default_rng(5).random((2, 20, 20, 1), dtype=np.float32)
+    np.testing.assert_allclose(
+        s3f_export.tflite_probabilities(tmp_path / "m.tflite", images),
+        model.predict(images, verbose=0),
+        atol=1e-5,
+    )

@@ -18,25 +18,9 @@ from data_setup.loading import decode_image
 from data_setup.synth import synth_dataset, synth_image
 from s3f_common import Release
 from tests import paper_format
+from tests.helpers import run_folder
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _run_folder(root, model, dataset, size_hw, channels):
-    """A run folder as training writes it: model.keras + preprocessing.json."""
-    root.mkdir(parents=True)
-    model.save(root / "model.keras")
-    record = {
-        "dataset": dataset,
-        "class_names": list(DATASETS[dataset].class_names),
-        "image_size": list(size_hw),
-        "channels": channels,
-        "interpolation": "area",
-        "scale": 1 / 255,
-        "color": "gray" if channels == 1 else "rgb",
-    }
-    (root / "preprocessing.json").write_text(json.dumps(record))
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +31,9 @@ def runs(tmp_path_factory, keras):
     rgb = s3f_common.build_model("spatial", (16, 20, 3), 7)
     binary = s3f_common.build_model("s3f", (16, 24, 1), 2, "bilinear", 2)
     return {
-        "gray": (_run_folder(base / "gray", gray, "BRISC2025", (16, 16), 1), gray),
-        "rgb": (_run_folder(base / "rgb", rgb, "HAM10000", (16, 20), 3), rgb),
-        "binary": (_run_folder(base / "binary", binary, "ChestXRay", (16, 24), 1), binary),
+        "gray": (run_folder(base / "gray", gray, "BRISC2025", (16, 16), 1), gray),
+        "rgb": (run_folder(base / "rgb", rgb, "HAM10000", (16, 20), 3), rgb),
+        "binary": (run_folder(base / "binary", binary, "ChestXRay", (16, 24), 1), binary),
     }
 
 
