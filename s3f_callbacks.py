@@ -29,9 +29,12 @@ class ValidationMetrics(keras.callbacks.Callback):
     def __init__(self, dataset, labels, binary):
         super().__init__()
         self.dataset, self.labels, self.binary = dataset, labels, binary
+        self._predict, self._predict_model = None, None
 
     def on_epoch_end(self, epoch, logs=None):
-        probs, loss = s3f_metrics.predict_with_loss(self.model, self.dataset)
+        if self._predict_model is not self.model:  # traced once per model, not every epoch
+            self._predict, self._predict_model = s3f_metrics.predictor(self.model), self.model
+        probs, loss = self._predict(self.dataset)
         scores = s3f_metrics.selection_scores(self.labels, probs, self.binary)
         logs.update(val_loss=loss, val_accuracy=scores["accuracy"], val_f1=scores["selection_f1"])
 

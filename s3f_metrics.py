@@ -24,8 +24,10 @@ def _loss_function(binary: bool):
     )
 
 
-def predict_with_loss(model, dataset) -> tuple[np.ndarray, float]:
-    """One pass over (images, labels) batches → (probabilities (N, units), mean loss).
+def predictor(model):
+    """A function dataset → (probabilities (N, units), mean loss) for `model`, over (images,
+    labels) batches, traced once: keep it to evaluate the same model again (tracing costs about
+    half a second, more than a demo epoch's whole validation pass).
 
     The per-image loss is taken inside a tf.function on the model's symbolic output, where the
     TensorFlow backend finds the logits, so the mean equals `model.evaluate`'s loss."""
@@ -38,14 +40,23 @@ def predict_with_loss(model, dataset) -> tuple[np.ndarray, float]:
         target = tf.cast(tf.reshape(labels, (-1, 1)), probs.dtype) if binary else labels
         return probs, loss_fn(target, probs)
 
-    all_probs, losses = [], []
-    for images, labels in dataset:
-        probs, loss = step(images, labels)
-        all_probs.append(np.asarray(probs, dtype=np.float64))
-        losses.append(np.asarray(loss, dtype=np.float64).reshape(-1))
-    if not all_probs:
-        raise ValueError("predict_with_loss: the dataset is empty")
-    return np.concatenate(all_probs), float(np.mean(np.concatenate(losses)))
+    def predict(dataset) -> tuple[np.ndarray, float]:
+        all_probs, losses = [], []
+        for images, labels in dataset:
+            probs, loss = step(images, labels)
+            all_probs.append(np.asarray(probs, dtype=np.float64))
+            losses.append(np.asarray(loss, dtype=np.float64).reshape(-1))
+        if not all_probs:
+            raise ValueError("predict_with_loss: the dataset is empty")
+        return np.concatenate(all_probs), float(np.mean(np.concatenate(losses)))
+
+    return predict
+
+
+def predict_with_loss(model, dataset) -> tuple[np.ndarray, float]:
+    """One pass over (images, labels) batches → (probabilities (N, units), mean loss), equal to
+    `model.evaluate`'s loss (see predictor)."""
+    return predictor(model)(dataset)
 
 
 def predicted_labels(probs: np.ndarray, binary: bool) -> np.ndarray:
