@@ -78,14 +78,22 @@ def _finite(value):
 
 
 class ResumeState(keras.callbacks.Callback):
-    """After every epoch: the model with its optimizer state (learning rate included), the
-    history so far and the state of the selection callbacks, so a rerun after a disconnect
-    continues from the last finished epoch and ends exactly where an uninterrupted run would.
+    """At epoch ends: the model with its optimizer state (learning rate included), the history
+    so far and the state of the selection callbacks, so a rerun after a disconnect continues
+    from the last saved epoch and ends exactly where an uninterrupted run would.
+
+    Saving the model takes ~0.3 s even for a small one, which on demo data is half an epoch. So
+    the state is saved after the first epoch, after the last (or when early stopping decided),
+    and otherwise once the training time since the last save is at least 1 / MAX_OVERHEAD times
+    what that save took: checkpointing costs at most ~10 % of the training time, and a
+    disconnect loses no more work than that. Epochs of real data take far longer than a save,
+    so there every epoch is saved.
 
     Files live in <run>/resume/ and are replaced atomically; Run.evaluate removes them."""
 
     STATE = "state.json"
     MODEL = "model.keras"
+    MAX_OVERHEAD = 0.1
 
     def __init__(self, folder: Path, checkpoint, early_stopping, plateau, restored=None):
         super().__init__()
@@ -93,6 +101,8 @@ class ResumeState(keras.callbacks.Callback):
         self.checkpoint, self.early_stopping, self.plateau = checkpoint, early_stopping, plateau
         self.restored = restored  # the state.json dict of an interrupted run, or None
         self.history: dict[str, list] = dict(restored["history"]) if restored else {}
+        self.save_cost: float | None = None  # seconds the last save took
+        self.saved_at = time.perf_counter()
 
     @classmethod
     def load(cls, folder: Path, settings: dict):
@@ -117,9 +127,26 @@ class ResumeState(keras.callbacks.Callback):
         for key in ("wait", "best", "cooldown_counter"):
             setattr(self.plateau, key, _from_json(callbacks[f"plateau_{key}"]))
 
+    @classmethod
+    def save_due(cls, since_last_save: float, save_cost: float | None, last_epoch: bool) -> bool:
+        """Save now? Always for the first save and the last epoch; else when the training time
+        since the last save pays for the save at MAX_OVERHEAD."""
+        if save_cost is None or last_epoch:
+            return True
+        return since_last_save * cls.MAX_OVERHEAD >= save_cost
+
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
+        last = self.model.stop_training or epoch + 1 >= self.params.get("epochs", epoch + 1)
+        started = time.perf_counter()
+        if not self.save_due(started - self.saved_at, self.save_cost, last):
+            return
+        self._save(epoch)
+        self.saved_at = time.perf_counter()
+        self.save_cost = self.saved_at - started
+
+    def _save(self, epoch):
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{os.getpid()}.tmp.keras"
         self.model.save(tmp)

@@ -289,6 +289,8 @@ def seed_strip_figure(runs: list[dict], path: Path, demo: bool = False):
         ax.set_title(dataset, fontsize=10)
         ax.set_xlabel("")
         ax.set_ylabel("test accuracy (%)")
+        low, high = ax.get_ylim()  # accuracy stops at 100 %: no empty band above it
+        ax.set_ylim(max(0, min(low, subset["accuracy"].min() - 2)), min(high, 101))
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     title = "Test accuracy per seed (dots) and mean (bar)"
     if demo:

@@ -208,8 +208,30 @@ def test_validation_pass_is_traced_once_per_run(tf_modules, tmp_path, monkeypatc
     assert len(built) == 1
 
 
-def test_interrupted_training_resumes_to_the_same_result(tf_modules, tmp_path, monkeypatch):
+def test_resume_saves_pay_for_themselves():
+    """A save is due first, at the last epoch, and once training since the last save took ten
+    times what that save did (at most ~10 % of the time goes to checkpoints)."""
+    import s3f_callbacks
+
+    due = s3f_callbacks.ResumeState.save_due
+    assert due(0.0, None, False) and due(0.0, 5.0, True)
+    assert not due(2.9, 0.3, False) and due(3.0, 0.3, False)
+    assert due(120.0, 0.3, False)  # a real-data epoch: saved every time
+
+
+@pytest.mark.parametrize(
+    "max_overhead, saved_epoch",
+    # every epoch saved (real data: epochs outlast a save), and only the first and the last
+    # (demo data: a save costs half an epoch), so the rerun repeats epoch 2 — same result
+    [(1e9, 2), (1e-9, 1)],
+)
+def test_interrupted_training_resumes_to_the_same_result(
+    max_overhead, saved_epoch, tf_modules, tmp_path, monkeypatch
+):
+    import s3f_callbacks
+
     s3f_training, _ = tf_modules
+    monkeypatch.setattr(s3f_callbacks.ResumeState, "MAX_OVERHEAD", max_overhead)
     # patience long enough to train past the interruption; lr_patience 1 exercises LR drops
     settings = dict(epochs=4, f1_patience=10, lr_patience=1)
     straight, data, model = _train(s3f_training, tmp_path / "straight", "Spatial_BUSI", **settings)
@@ -220,7 +242,8 @@ def test_interrupted_training_resumes_to_the_same_result(tf_modules, tmp_path, m
     first, data, model = _train(s3f_training, tmp_path / "resumed", "Spatial_BUSI", **settings)
     with pytest.raises(s3f_training.SimulatedDisconnect):
         first.train(model, data)
-    assert json.loads((first.run_dir / "resume" / "state.json").read_text())["epoch"] == 2
+    state = json.loads((first.run_dir / "resume" / "state.json").read_text())
+    assert state["epoch"] == saved_epoch
     monkeypatch.delenv("S3F_INTERRUPT_AFTER_EPOCH")
     second, data, model = _train(s3f_training, tmp_path / "resumed", "Spatial_BUSI", **settings)
     second.train(model, data)
