@@ -194,7 +194,15 @@ def write_tflite(model, path: Path, work_dir: Path) -> list[str]:
     write_saved_model(clone, source)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    write_atomic(path, converter.convert())
+    try:
+        flatbuffer = converter.convert()
+    except Exception as error:  # the converter's own error types differ between TF versions
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"TFLite: the model needs an op that TFLite has no builtin for ({first}); "
+            "export the SavedModel only (--format saved_model)"
+        ) from None
+    write_atomic(path, flatbuffer)
     shutil.rmtree(source)
     interpreter = _interpreter(path)
     return sorted({op["op_name"] for op in interpreter._get_ops_details()} - _builtin_names())
@@ -374,12 +382,6 @@ def main(argv=None) -> int:
     except (ValueError, OSError, FetchError) as error:
         print(f"s3f-export: error: {error}", file=sys.stderr)
         return 2
-    flex = record["checks"].get("tflite", {}).get("flex_ops")
-    if flex:
-        print(
-            f"note: model.tflite uses TF ops {', '.join(flex)}: run it with the Flex delegate "
-            "(included in the full `tensorflow` pip package)"
-        )
     print(f"exported {', '.join(record['checks'])} → {args.out_dir}")
     return 0
 

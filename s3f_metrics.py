@@ -47,7 +47,7 @@ def predictor(model):
             all_probs.append(np.asarray(probs, dtype=np.float64))
             losses.append(np.asarray(loss, dtype=np.float64).reshape(-1))
         if not all_probs:
-            raise ValueError("predict_with_loss: the dataset is empty")
+            raise ValueError("predictor: the dataset is empty")
         return np.concatenate(all_probs), float(np.mean(np.concatenate(losses)))
 
     return predict

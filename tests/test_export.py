@@ -164,3 +164,23 @@ def test_tflite_file_has_only_builtin_ops(tmp_path, keras):
         model.predict(images, verbose=0),
         atol=1e-5,
     )
+
+
+def test_an_op_without_a_tflite_builtin_is_one_clear_error(tmp_path, monkeypatch, capsys, keras):
+    import tensorflow as tf
+
+    model = s3f_common.build_model("spatial", (16, 16, 1), 4)
+    run = run_folder(tmp_path / "run", model, "BRISC2025", (16, 16), 1)
+
+    class Refusing:  # a converter that meets an op TFLite has no builtin for
+        def __init__(self, *args):
+            self.target_spec = type("Spec", (), {})()
+
+        def convert(self):
+            raise RuntimeError("'tf.Complex' op is neither a custom op nor a flex op\nmore lines")
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", Refusing)
+    assert s3f_export.main([str(run), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "no builtin" in error and "tf.Complex" in error and "more lines" not in error
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
