@@ -31,14 +31,15 @@ $(VENV_LATEST)/.installed: requirements-latest.txt pyproject.toml
 setup-latest: $(VENV_LATEST)/.installed
 
 # A small claims study on synthetic data: the twelve experiments × 3 seeds, the fusion ×
-# SpectraNet grid on BUSI × 3 seeds, then explainability on seed 42; tables, claims, figures.
+# SpectraNet grid on BUSI × 3 seeds, then explainability on seed 42; tables, claims, figures
+# (built once, by the last sweep, from every run under runs/demo).
 # S3F_SWEEP_NO_HTML: the demo keeps each executed notebook but skips its HTML copy (time).
 DEMO_JOBS ?= 2
 demo: export S3F_SWEEP_NO_HTML = 1
 demo: setup
-	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain
-	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --datasets BUSI \
-		--grid fusion=concat,bilinear spectranet=1,2
+	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables
+	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables \
+		--datasets BUSI --grid fusion=concat,bilinear spectranet=1,2
 	$(BIN)/python -m s3f_sweep --demo --jobs $(DEMO_JOBS)
 
 lint: setup
@@ -62,6 +63,7 @@ install-check:
 bench: setup
 	$(BIN)/python benchmarks/bench_spectral_filter.py
 	$(BIN)/python benchmarks/bench_data_loading.py
+	$(BIN)/python benchmarks/bench_sweep_workers.py
 
 clean-venv:
 	rm -rf $(VENV) $(VENV_LATEST)

@@ -1,20 +1,22 @@
-"""Running sweep jobs: one notebook per child process, locally or as a cluster task.
+"""Running sweep jobs: notebooks in worker processes, locally or as a cluster task.
 
-A Job is one notebook execution (a training run, or the explainability notebook on one). Each
-runs in its own child process (`python -m s3f_jobs SPEC`), which runs papermill and prints one
-result line; the sweep can stop it (SIGTERM ends its kernel too) and it dies with the process
-that started it. run_jobs runs many, N at a time with one GPU each, and shows each running
-run's epoch from its progress.json. Ctrl-C stops the running notebooks and the queue.
+A Job is one notebook execution (a training run, or the explainability notebook on one).
+run_jobs runs many, N at a time with one GPU each, in N NotebookWorkers: child processes
+(s3f_worker) that run papermill and keep their kernel from one notebook to the next, which
+saves a process, a kernel and a TensorFlow import per notebook. A worker dies with the process
+that started it, and the sweep can stop it (SIGTERM ends its kernel too): Ctrl-C stops the
+running notebooks and the queue. It shows each running run's epoch from its progress.json.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -25,9 +27,9 @@ from queue import Queue
 from tqdm.auto import tqdm
 
 from s3f_notebooks import NOTEBOOK_DIR
+from s3f_worker import RESULT_TAG, die_with_parent
 
 REPO = Path(__file__).resolve().parent
-RESULT_TAG = "S3F_SWEEP_RESULT "
 # Parameters that change where or how loudly a run reports, not what it computes.
 NOT_COMPARED = {"output_dir", "verbose", "gpu", "mount_drive", "EXPERIMENT"}
 
@@ -115,106 +117,122 @@ class Job:
 # --------------------------------------------------------------------------- one job
 
 
-def _execute_in_this_process(spec: dict) -> int:
-    """Child-process side of execute_job: run papermill, print one result line."""
-    import papermill
-    import psutil
-
-    def stop(*_):  # the sweep asks us to stop: end the kernel too, now
-        for child in psutil.Process().children(recursive=True):
-            child.kill()
-        os._exit(143)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep decides what Ctrl-C means
-    error = None
-    try:
-        papermill.execute_notebook(
-            spec["notebook"],
-            spec["output"],
-            parameters=spec["params"],
-            kernel_name="python3",
-            progress_bar=False,
-            cwd=spec["cwd"],
-        )
-    except papermill.PapermillExecutionError as exc:  # the kit's own message, one line
-        evalue = (exc.evalue or "").strip().splitlines()
-        error = f"{exc.ename}: {evalue[0] if evalue else ''}"
-    except Exception as exc:
-        lines = str(exc).strip().splitlines()
-        error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
-    # S3F_SWEEP_NO_HTML=1 (make demo): keep the executed notebook, skip its HTML copy (~2 s each)
-    if Path(spec["output"]).is_file() and not os.environ.get("S3F_SWEEP_NO_HTML"):
-        try:
-            from nbconvert import HTMLExporter
-
-            from data_setup.files import write_atomic
-
-            body, _ = HTMLExporter().from_filename(spec["output"])
-            write_atomic(Path(spec["output"]).with_suffix(".html"), body)
-        except Exception as exc:
-            print(f"HTML export failed: {exc}", file=sys.stderr)
-    print(RESULT_TAG + json.dumps({"error": error}), flush=True)
-    return 0
+LIVE_WORKERS: set[subprocess.Popen] = set()  # every running worker process, for Ctrl-C
+_LIVE_LOCK = threading.Lock()
 
 
-def _die_with_parent():
-    """Linux: the child gets SIGTERM when the thread that started it dies (a killed worker)."""
-    try:
-        import ctypes
+class NotebookWorker:
+    """A `python -m s3f_worker` child process that runs jobs one after another in one kept
+    kernel (keep_kernel=False: a new kernel per notebook); gpu pins it and its kernels to one
+    GPU. The process starts on first use and again after it died."""
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    def __init__(self, gpu: int | None = None, keep_kernel: bool = True):
+        self.gpu, self.keep_kernel = gpu, keep_kernel
+        self.process: subprocess.Popen | None = None
+        self._log = None  # the worker's and its kernels' stderr; each job's share → sweep.log
 
-
-RUNNING: dict[str, subprocess.Popen] = {}  # label → child process, for Ctrl-C
-_RUNNING_LOCK = threading.Lock()
-
-
-def execute_job(job: Job, env: dict | None = None) -> str | None:
-    """Run one notebook in a child process; returns an error line or None."""
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "notebook": str(NOTEBOOK_DIR / f"{job.notebook}.ipynb"),
-        "output": str(job.executed),
-        "params": job.params,
-        "cwd": str(job.run_dir.parent),
-    }
-    child_env = {**os.environ, **(env or {})}
-    # Kernels import the kit this sweep runs from.
-    child_env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO), child_env.get("PYTHONPATH")])
-    )
-    with open(job.run_dir / "sweep.log", "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "s3f_jobs", json.dumps(spec)],
+    def _start(self) -> None:
+        env = dict(os.environ)
+        # Kernels import the kit this sweep runs from.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        if self.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(self.gpu)
+        # Written through the child's descriptors only; read here with os.pread (no seeking).
+        self._log = tempfile.TemporaryFile(prefix="s3f-worker-")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "s3f_worker", *([] if self.keep_kernel else ["--fresh"])],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=log,
+            stderr=self._log,
             text=True,
             cwd=REPO,
-            env=child_env,
-            preexec_fn=_die_with_parent,
+            env=env,
+            preexec_fn=die_with_parent,
         )
-        with _RUNNING_LOCK:
-            RUNNING[job.label] = proc
+        with _LIVE_LOCK:
+            LIVE_WORKERS.add(self.process)
+
+    def run(self, job: Job) -> str | None:
+        """Run one job's notebook; returns an error line or None."""
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.process is None or self.process.poll() is not None:
+            self._forget()
+            self._start()
+        spec = {
+            "notebook": str(NOTEBOOK_DIR / f"{job.notebook}.ipynb"),
+            "output": str(job.executed),
+            "params": job.params,
+            "cwd": str(job.run_dir.parent),
+        }
+        log_start = os.fstat(self._log.fileno()).st_size
+        result = None
         try:
-            out, _ = proc.communicate()
+            self.process.stdin.write(json.dumps(spec) + "\n")
+            self.process.stdin.flush()
+            for line in self.process.stdout:  # anything else on stdout is not ours to parse
+                if line.startswith(RESULT_TAG):
+                    result = json.loads(line[len(RESULT_TAG) :])
+                    break
+        except OSError:  # the worker is gone: told below
+            pass
         finally:
-            with _RUNNING_LOCK:
-                RUNNING.pop(job.label, None)
-    lines = [ln for ln in out.splitlines() if ln.startswith(RESULT_TAG)]
-    if not lines:
-        return f"notebook process ended with code {proc.returncode} (log: {job.run_dir}/sweep.log)"
-    error = json.loads(lines[-1][len(RESULT_TAG) :])["error"]
-    if error is None and not job.finished:
-        differ = job.differences()
-        error = (
-            f"notebook finished but its metrics.json records {sorted(differ)} unlike asked"
-            if differ
-            else f"notebook finished but wrote no {job.marker}"
-        )
-    return error
+            self._copy_log(log_start, job.run_dir / "sweep.log")
+        if result is None:  # killed, out of memory, crashed: the next job gets a new worker
+            code = self.process.wait()
+            self._forget()
+            return f"notebook process ended with code {code} (log: {job.run_dir}/sweep.log)"
+        error = result["error"]
+        if error is None and not job.finished:
+            differ = job.differences()
+            error = (
+                f"notebook finished but its metrics.json records {sorted(differ)} unlike asked"
+                if differ
+                else f"notebook finished but wrote no {job.marker}"
+            )
+        return error
+
+    def _copy_log(self, start: int, path: Path) -> None:
+        end = os.fstat(self._log.fileno()).st_size
+        with open(path, "wb") as out:
+            out.write(os.pread(self._log.fileno(), end - start, start))
+
+    def _forget(self) -> None:
+        if self.process is not None:
+            with _LIVE_LOCK:
+                LIVE_WORKERS.discard(self.process)
+            for stream in (self.process.stdin, self.process.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if self._log is not None:
+            self._log.close()
+        self.process, self._log = None, None
+
+    def close(self) -> None:
+        """End the worker: its kernel is shut down once its stdin closes."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._forget()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
+def execute_job(job: Job, worker: NotebookWorker | None = None) -> str | None:
+    """Run one notebook in worker, or without one in a worker of its own with a new kernel (a
+    cluster task); returns an error line or None."""
+    if worker is not None:
+        return worker.run(job)
+    with NotebookWorker(keep_kernel=False) as one_off:
+        return one_off.run(job)
 
 
 def progress_status(jobs) -> str:
@@ -234,9 +252,9 @@ def progress_status(jobs) -> str:
 
 
 def stop_running(grace_s: float = 10.0) -> None:
-    """SIGTERM every running notebook process (each ends its kernel), then SIGKILL stragglers."""
-    with _RUNNING_LOCK:
-        procs = list(RUNNING.values())
+    """SIGTERM every worker process (each ends its kernel), then SIGKILL stragglers."""
+    with _LIVE_LOCK:
+        procs = list(LIVE_WORKERS)
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
@@ -251,34 +269,40 @@ def stop_running(grace_s: float = 10.0) -> None:
 # --------------------------------------------------------------------------- many jobs
 
 
-def run_jobs(todo: list[Job], parallel: int, desc: str, poll_s: float = 5.0):
-    """Run jobs `parallel` at a time (one GPU each when GPUs are visible); returns failures as
-    (job, message). Ctrl-C stops the running notebooks and the queue: SweepInterrupted."""
+def run_jobs(
+    todo: list[Job], parallel: int, desc: str, poll_s: float = 5.0, keep_kernels: bool = True
+):
+    """Run jobs `parallel` at a time, each slot a NotebookWorker (one GPU each when GPUs are
+    visible; keep_kernels=False: a new kernel per notebook); returns failures as (job, message).
+    Ctrl-C stops the running notebooks and the queue: SweepInterrupted."""
     gpus = count_gpus()
     parallel = max(1, parallel)
-    free_gpus: Queue = Queue()
-    for index in range(gpus):
-        free_gpus.put(index)
     if gpus and parallel > gpus:
         print(f"  {parallel} jobs but {gpus} GPUs: running {gpus} at a time, one GPU each")
         parallel = gpus
+    slots = [
+        NotebookWorker(gpu=index if gpus else None, keep_kernel=keep_kernels)
+        for index in range(parallel)
+    ]
+    free_workers: Queue = Queue()
+    for worker in slots:
+        free_workers.put(worker)
     stop, running, failures, done_jobs = threading.Event(), {}, [], []
     bar = tqdm(total=len(todo), desc=desc, unit="notebook")
 
     def task(job):
         if stop.is_set():
             return "not started"
-        gpu = free_gpus.get() if gpus else None
+        worker = free_workers.get()
         running[job.label] = job
         started = time.perf_counter()
         try:
-            error = execute_job(job, None if gpu is None else {"CUDA_VISIBLE_DEVICES": str(gpu)})
+            error = execute_job(job, worker)
         finally:
             running.pop(job.label, None)
-            if gpu is not None:
-                free_gpus.put(gpu)
+            free_workers.put(worker)
         if not stop.is_set():
-            on_gpu = f" (GPU {gpu})" if gpu is not None else ""
+            on_gpu = f" (GPU {worker.gpu})" if worker.gpu is not None else ""
             status = f"FAILED — {error}" if error else "done"
             bar.write(f"  {job.label}: {status} in {time.perf_counter() - started:.0f} s{on_gpu}")
         return error
@@ -307,10 +331,9 @@ def run_jobs(todo: list[Job], parallel: int, desc: str, poll_s: float = 5.0):
         bar.close()
         finished = [j for j in todo if j.finished]
         raise SweepInterrupted(finished, [j for j in todo if not j.finished]) from None
+    finally:
+        for worker in slots:  # after an interrupt they are already stopped
+            worker.close()
     pool.shutdown()
     bar.close()
     return failures
-
-
-if __name__ == "__main__":  # the child process of execute_job
-    sys.exit(_execute_in_this_process(json.loads(sys.argv[1])))

@@ -1,4 +1,4 @@
-"""Small builders shared by the prediction and export tests."""
+"""Small builders shared by tests: run folders, and finding a test's leftover processes."""
 
 import json
 
@@ -25,3 +25,17 @@ def run_folder(root, model, dataset, size_hw, channels, paper_format_file=False)
     }
     (root / "preprocessing.json").write_text(json.dumps(record))
     return root
+
+
+def processes_with_env(key, value):
+    """PIDs of live processes whose environment has key=value (a test marks its own with it)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get(key) == value:
+                found.append(proc.pid)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            pass
+    return found

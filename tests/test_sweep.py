@@ -17,6 +17,7 @@ import s3f_experiments
 import s3f_jobs
 import s3f_results
 import s3f_sweep
+from tests.helpers import processes_with_env
 
 REPO = Path(__file__).resolve().parents[1]
 BUSI = ["Spatial_BUSI", "SpectraNet_BUSI", "S3F_Concat_BUSI"]
@@ -38,7 +39,7 @@ def _commands(text: str, program: str = "-m s3f_sweep") -> list[list[str]]:
 def fake_execute(ran, fail=()):
     """Stands in for the notebook process: records the job, writes its marker like a notebook."""
 
-    def execute(job, env=None):
+    def execute(job, worker=None):
         ran.append(job.label)
         if job.label in fail:
             return "DatasetError: BUSI: folder does not exist"
@@ -204,9 +205,9 @@ def test_gpus_are_handed_out_one_per_running_notebook(tmp_path, monkeypatch):
 
     seen, lock = [], threading.Lock()
 
-    def execute(job, env=None):
+    def execute(job, worker):
         with lock:
-            seen.append(env["CUDA_VISIBLE_DEVICES"])
+            seen.append(worker.gpu)
         time.sleep(0.05)
         return None
 
@@ -214,7 +215,7 @@ def test_gpus_are_handed_out_one_per_running_notebook(tmp_path, monkeypatch):
     monkeypatch.setattr(s3f_jobs, "count_gpus", lambda: 2)
     jobs = s3f_sweep.plan_training(BUSI[:1], True, None, {}, tmp_path, [1, 2, 3, 4])
     assert s3f_sweep.run_jobs(jobs, 4, "t", poll_s=0.05) == []
-    assert sorted(seen) == ["0", "0", "1", "1"]
+    assert sorted(seen) == [0, 0, 1, 1]
 
 
 def test_progress_status_reads_each_runs_progress_file(tmp_path):
@@ -234,7 +235,7 @@ def test_progress_status_reads_each_runs_progress_file(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_kernels_and_queue_and_lists_runs(tmp_path):
     """A real sweep process: one SIGINT while the first notebook trains stops everything."""
-    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("psutil")
     cache = tmp_path / "cache"  # marks every process of this sweep (kernels inherit it)
     env = {
         **os.environ,
@@ -290,13 +291,7 @@ def test_ctrl_c_stops_kernels_and_queue_and_lists_runs(tmp_path):
     )
     assert not list((tmp_path / "runs").rglob("metrics.json"))  # nothing counts as finished
     time.sleep(1)
-    leftovers = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.environ().get("S3F_CACHE_DIR") == str(cache):
-                leftovers.append(proc.pid)
-        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
-            pass
+    leftovers = processes_with_env("S3F_CACHE_DIR", str(cache))
     assert leftovers == [], "kernels or notebook processes survived Ctrl-C"
 
 
