@@ -29,7 +29,8 @@ def sweep_seconds(output: Path, notebooks: int, jobs: int, epochs: int, keep: bo
     seeds = list(range(42, 42 + notebooks))
     todo = s3f_sweep.plan_training(["Spatial_BUSI"], True, None, params, output, seeds)
     started = time.perf_counter()
-    failures = s3f_jobs.run_jobs(todo, jobs, "kept" if keep else "fresh", poll_s=0.5)
+    label = "kept" if keep else "fresh"
+    failures = s3f_jobs.run_jobs(todo, jobs, label, poll_s=0.5, keep_kernels=keep)
     seconds = time.perf_counter() - started
     if failures:
         sys.exit(f"{len(failures)} notebook(s) failed, e.g. {failures[0][1]}")
