@@ -198,8 +198,8 @@ def serve(keep_kernel: bool = True) -> int:
         for line in sys.stdin:
             if line.strip():
                 error = execute_notebook(json.loads(line), kernel)
+                sys.stderr.flush()  # before the result line: the sweep then copies this job's log
                 print(RESULT_TAG + json.dumps({"error": error}), flush=True)
-                sys.stderr.flush()
     finally:
         kernel.discard()
     return 0
