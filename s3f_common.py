@@ -19,6 +19,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+import s3f_modelfile
+
 PAPER_LEARNING_RATE = 3e-4
 ARCHITECTURES = ("spatial", "spectranet", "s3f")
 FUSIONS = ("concat", "bilinear")
@@ -414,31 +416,39 @@ def _load_from_build_args(path: Path, error: Exception):
     warnings.warn(
         f"{path}: saved by Keras {saved_by}, whose config Keras {keras.__version__} cannot read "
         f"({type(error).__name__}); rebuilt the kit architecture and loaded its weights",
-        stacklevel=3,
+        stacklevel=4,
     )
     return model
 
 
 def load_model(path, compile=True):
-    """Load a `.keras` file written by the kit or released with the paper."""
+    """Load a `.keras` file written by the kit or released with the paper.
+
+    The file is checked first (s3f_modelfile): Keras deserializes it only if its config holds
+    nothing but Keras layers and the kit's classes, so no model file can run code."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a .keras model (expected the zip archive Keras writes)")
+    s3f_modelfile.check_model_file(path)
+    return _load_checked(path, compile)
+
+
+def _load_checked(path: Path, compile: bool):
     try:
-        return keras.saving.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=compile)
+        return keras.saving.load_model(
+            path, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=True
+        )
     except Exception as error:  # Keras raises many types; report them with the file's name
         rebuilt = _load_from_build_args(path, error)
         if rebuilt is not None:
             return rebuilt
         if not compile:
             raise ValueError(f"{path}: not a loadable S³F-Net model ({error})") from error
-        model = load_model(path, compile=False)
+        model = _load_checked(path, compile=False)
         # The weights loaded; only the saved training config did not (e.g. another Keras).
         warnings.warn(
             f"{path}: saved compile config unusable ({error}); recompiling like the paper",
-            stacklevel=2,
+            stacklevel=3,
         )
         return compile_like_paper(model, num_classes_of(model))
 
@@ -446,6 +456,7 @@ def load_model(path, compile=True):
 # --------------------------------------------------------------------------- pretrained weights
 
 RELEASE_BASE_URL = "https://github.com/Saiful185/S3F-Net/releases/download/v1.0.0-sn1"
+RELEASE_OVERHEAD_BYTES = 8 << 20  # config, metadata and HDF5 bookkeeping: ~1 MB for our models
 
 
 @dataclass(frozen=True)
@@ -463,6 +474,12 @@ class Release:
 
     def url(self, base_url: str | None = None) -> str:
         return f"{(base_url or RELEASE_BASE_URL).rstrip('/')}/{self.filename}"
+
+    def size_range(self) -> tuple[int, int]:
+        """Bytes the file can take, from the parameter count (no size is published): float32
+        weights, 4 bytes each, at least (3 leaves room for a re-compressed copy); with an Adam
+        state (two more copies) and the archive's overhead at most. Downloads stop there."""
+        return 3 * self.params, 12 * self.params + RELEASE_OVERHEAD_BYTES
 
 
 RELEASES = {
@@ -521,12 +538,43 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _check_release_file(path: Path, release: Release, source, recorded, force=False) -> str:
+    """Everything verifiable before Keras reads the file: its size, its SHA-256 against the
+    record, and its config (s3f_modelfile). Returns the SHA-256. `source` is `path` itself for
+    the cached file, the URL for a download."""
+    low, high = release.size_range()
+    size = path.stat().st_size
+    if not low <= size <= high:
+        raise ValueError(
+            f"{source}: {size:,} bytes, but a model of {release.params:,} parameters takes "
+            f"{low:,}–{high:,}: not the release file (truncated or replaced?)"
+        )
+    digest = _sha256(path)
+    if recorded and digest != recorded and not force and source == path:
+        raise ValueError(
+            f"{path}: changed since it was downloaded (SHA-256 differs from the record); "
+            "delete it or call with force=True"
+        )
+    if recorded and digest != recorded and not force:
+        raise ValueError(
+            f"{source}: differs from the file first downloaded (SHA-256 {digest[:12]}… ≠ "
+            f"recorded {recorded[:12]}…); refusing it (force=True accepts it)"
+        )
+    try:
+        s3f_modelfile.check_model_file(path)
+    except s3f_modelfile.UnsafeModelFile as error:
+        raise s3f_modelfile.UnsafeModelFile(source, error.reason) from None
+    return digest
+
+
 def pretrained(name: str, *, cache_dir=None, base_url=None, force=False, compile=True):
     """Download (once) and load one of the paper's released models, verified.
 
-    No checksum is published, so the file must load, match the registered architecture and
-    parameter count, and — after the first download — have the SHA-256 recorded then. A later
-    download that differs is refused unless force=True. Nothing unverified stays in the cache.
+    No checksum is published. Before Keras reads the file it must have a plausible size for the
+    registered parameter count, pass the model-file check (s3f_modelfile: nothing in it can run
+    code) and, after the first download, have the SHA-256 recorded then; a later download that
+    differs is refused unless force=True. After loading, it must match the registered
+    architecture and parameter count. Nothing unverified stays in the cache.
     """
     if name not in RELEASES:
         raise ValueError(f"unknown release {name!r}; expected one of {', '.join(RELEASES)}")
@@ -547,11 +595,7 @@ def pretrained(name: str, *, cache_dir=None, base_url=None, force=False, compile
     else:
         recorded = None
     if target.is_file() and not force:
-        if recorded and _sha256(target) != recorded:
-            raise ValueError(
-                f"{target}: changed since it was downloaded (SHA-256 differs from the record); "
-                "delete it or call with force=True"
-            )
+        _check_release_file(target, release, target, recorded)
         model = load_model(target, compile=compile)
         verify_release_model(model, release, target)
         return model
@@ -561,13 +605,14 @@ def pretrained(name: str, *, cache_dir=None, base_url=None, force=False, compile
     url = release.url(base_url)
     tmp = folder / f".{release.filename}.{os.getpid()}.part"
     try:
-        download_url(url, tmp)
-        digest = _sha256(tmp)
-        if recorded and digest != recorded and not force:
-            raise ValueError(
-                f"{url}: differs from the file first downloaded (SHA-256 {digest[:12]}… ≠ "
-                f"recorded {recorded[:12]}…); refusing it (force=True accepts it)"
-            )
+        download_url(
+            url,
+            tmp,
+            max_bytes=release.size_range()[1],
+            limit_note=f" (the most a file of {release.params:,} parameters takes)",
+            hint=f", or download it elsewhere and save it as {target}",
+        )
+        digest = _check_release_file(tmp, release, url, recorded, force)
         verified = tmp.with_suffix(".keras")  # Keras insists on the .keras suffix
         os.replace(tmp, verified)
         tmp = verified

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from data_setup.datasets import DATASETS
+from data_setup.fetch import MAX_DOWNLOAD_GB, MAX_UNPACKED_GB
 
 
 def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> int:
@@ -149,6 +150,14 @@ def main(argv=None) -> int:
     source.add_argument("--url")
     source.add_argument("--gdrive", dest="gdrive_id", help="Google Drive file id")
     p_fetch.add_argument("--dest", required=True)
+    p_fetch.add_argument(
+        "--max-download-gb", type=float, default=MAX_DOWNLOAD_GB,
+        help="refuse a larger download (default %(default)s)",
+    )
+    p_fetch.add_argument(
+        "--max-unpacked-gb", type=float, default=MAX_UNPACKED_GB,
+        help="refuse an archive that unpacks to more (default %(default)s)",
+    )
     p_synth = commands.add_parser("synth", help="write the synthetic demo datasets")
     p_synth.add_argument("root")
     p_synth.add_argument("--count", type=int, default=24, help="training images per class")
@@ -164,7 +173,15 @@ def main(argv=None) -> int:
         from data_setup.fetch import FetchError, fetch
 
         try:
-            dest = fetch(args.dest, zip_path=args.zip_path, url=args.url, gdrive_id=args.gdrive_id)
+            dest = fetch(
+                args.dest,
+                zip_path=args.zip_path,
+                url=args.url,
+                gdrive_id=args.gdrive_id,
+                dataset=args.dataset,
+                max_download_gb=args.max_download_gb,
+                max_unpacked_gb=args.max_unpacked_gb,
+            )
         except (FetchError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -54,14 +54,14 @@ def ensure_writable_dir(folder) -> Path:
     return folder
 
 
-def check_free_space(folder, needed: int, what: str) -> None:
+def check_free_space(folder, needed: int, what: str, *, label="cache folder", hint=MOVE_HINT):
     """Refuse before writing `needed` bytes into `folder` when the disk cannot hold them: a
     memory-mapped file on a full disk kills the process with SIGBUS and no message."""
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise CacheError(
-            f"cache folder {folder}: {what} needs {needed:,} bytes but the disk has {free:,} "
-            f"free; free space there or {MOVE_HINT}"
+            f"{label} {folder}: {what} needs {needed:,} bytes but the disk has {free:,} "
+            f"free; free space there or {hint}"
         )
 
 
