@@ -5,7 +5,7 @@ Per image, on a real photo (matplotlib's sample grace_hopper.jpg) re-encoded by 
   today – read the bytes, decode with OpenCV and resize (loading.decode_bytes), the structural
           end-marker check;
   kit   – the same plus libjpeg's warnings (loading.damage_of → jpeg_decoder_warning).
-Prints milliseconds per image (median of rounds) and the ratio kit / today.
+Prints milliseconds per image (median of alternating rounds) and the ratio kit / today.
 
     python benchmarks/bench_jpeg_damage.py [--rounds 7] [--repeat 20]
 """
@@ -30,15 +30,19 @@ def photo_jpeg(folder: Path, width: int, height: int) -> Path:
     return path
 
 
-def per_image_ms(work, repeat: int, rounds: int) -> float:
-    work()  # warm up
-    times = []
+def per_image_ms(works, repeat: int, rounds: int) -> list[float]:
+    """Median milliseconds per call of each work; rounds alternate between them, so a busy
+    machine slows both alike."""
+    times = [[] for _ in works]
+    for work in works:
+        work()  # warm up
     for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeat):
-            work()
-        times.append((time.perf_counter() - start) / repeat * 1e3)
-    return statistics.median(times)
+        for work, spent in zip(works, times, strict=True):
+            start = time.perf_counter()
+            for _ in range(repeat):
+                work()
+            spent.append((time.perf_counter() - start) / repeat * 1e3)
+    return [statistics.median(spent) for spent in times]
 
 
 def main():
@@ -61,8 +65,7 @@ def main():
                     loading.decode_bytes(data, size_hw, channels, path)
                     assert loading.damage_of(data) is None
 
-                base = per_image_ms(today, args.repeat, args.rounds)
-                new = per_image_ms(kit, args.repeat, args.rounds)
+                base, new = per_image_ms((today, kit), args.repeat, args.rounds)
                 print(
                     f"{width}×{height} JPEG → {size_hw[0]}×{size_hw[1]}×{channels}: "
                     f"today {base:6.2f} ms, with decoder warnings {new:6.2f} ms  "
