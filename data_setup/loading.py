@@ -54,6 +54,7 @@ class BadImage(Exception):
 # (0xD0-0xD7) nor another fill 0xFF.
 _SCAN_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
 _STANDALONE_MARKERS = {0x01, 0xD8, *range(0xD0, 0xD8)}  # no length field follows them
+_MAX_SEGMENTS = 100_000
 
 
 def jpeg_end(raw: bytes) -> int | None:
@@ -62,16 +63,16 @@ def jpeg_end(raw: bytes) -> int | None:
     skipped) and each scan's entropy-coded data to its next marker, so bytes appended after the
     image (a motion photo's video, a second JPEG) are never mistaken for part of it."""
     pos, size = 2, len(raw)
-    while pos + 1 < size:
-        if raw[pos] != 0xFF or raw[pos + 1] == 0x00:  # garbage: libjpeg skips to a marker too
-            found = _SCAN_MARKER.search(raw, pos)
+    for _ in range(_MAX_SEGMENTS):  # real files have a few dozen; bounds a hostile one's cost
+        if pos + 1 >= size:
+            return None
+        if raw[pos] != 0xFF or raw[pos + 1] in (0x00, 0xFF):  # garbage or fill bytes: skip them
+            found = _SCAN_MARKER.search(raw, pos)  # to the next marker, as libjpeg does
             if found is None:
                 return None
             pos = found.start()
         code = raw[pos + 1]
-        if code == 0xFF:  # fill byte before a marker
-            pos += 1
-        elif code == 0xD9:
+        if code == 0xD9:
             return pos + 2
         elif code in _STANDALONE_MARKERS:
             pos += 2
@@ -92,8 +93,13 @@ def jpeg_decoder_warning(raw: bytes) -> str | None:
     1/8 scale in gray: every scan's entropy data is still read (where damage shows) while the
     inverse DCT and colour work are skipped. Releases the GIL and keeps no shared state, so the
     decode workers can call it in parallel. Judgement only: the pixels stay OpenCV's."""
-    import simplejpeg
-
+    try:
+        import simplejpeg
+    except ImportError as error:  # a kit installed without its requirements
+        raise ModuleNotFoundError(
+            "simplejpeg is missing: install it (pip install simplejpeg, or the kit's "
+            "requirements.txt); the kit reads libjpeg's warnings about damaged JPEGs with it"
+        ) from error
     try:
         simplejpeg.decode_jpeg(raw, colorspace="GRAY", min_factor=8, strict=True)
     except ValueError as warning:
