@@ -33,6 +33,12 @@ def _fft_dtype(compute_dtype: str) -> str:
     return "float64" if compute_dtype == "float64" else "float32"
 
 
+def max_modes(height: int, width: int) -> tuple[int, int]:
+    """The largest `modes` a SpectralFilter takes on a height×width input: row frequencies
+    |k| < mh need 2·mh − 1 ≤ height rows; rfft2d keeps width // 2 + 1 columns."""
+    return (height + 1) // 2, width // 2 + 1
+
+
 @keras.saving.register_keras_serializable(package="s3f")
 class SpectralFilter(layers.Layer):
     """Learnable filter in the 2-D Fourier domain (the paper's `SpectralFilterLayer`).
@@ -77,11 +83,11 @@ class SpectralFilter(layers.Layer):
             rows, cols = full_rows, full_cols
         else:
             mh, mw = self.modes
-            if mh > (self.height + 1) // 2 or mw > full_cols:
+            most = max_modes(self.height, self.width)
+            if mh > most[0] or mw > most[1]:
                 raise ValueError(
                     f"SpectralFilter: modes {self.modes} exceed the spectrum of a "
-                    f"{self.height}×{self.width} input (at most ({(self.height + 1) // 2}, "
-                    f"{full_cols}))"
+                    f"{self.height}×{self.width} input (at most {most})"
                 )
             rows, cols = 2 * mh - 1, mw
         if self.channel_mixing == "dense":

@@ -32,6 +32,7 @@ import s3f_common
 import s3f_experiments
 import s3f_metrics
 from data_setup import load_dataset
+from data_setup.datasets import MAX_IMAGE_SIDE
 from data_setup.files import write_atomic, write_json_atomic
 from data_setup.synth import SYNTH_VERSION, synth_dataset
 
@@ -190,40 +191,49 @@ def write_metrics(out_dir: Path, result: dict) -> None:
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Four MaxPool(2) stages ('valid' padding) in the spatial tower need 16 px; SN1 has two, SN2 one.
+# keras.utils.set_random_seed seeds NumPy's legacy generator, which takes 0 … 2**32 − 1.
+MAX_SEED = 2**32 - 1
 MIN_SIDE = {"spatial": 16, "s3f": 16, ("spectranet", 1): 4, ("spectranet", 2): 2}
 
 
-def _as_pair(value, name):
-    """None, [a, b], or the text "[a, b]" (papermill's -p passes lists as text) → list or None."""
+def _as_pair(value, name, minimum=1, maximum=None):
+    """None, [a, b], or the text "[a, b]" (papermill's -p passes lists as text) → list or None;
+    both integers from minimum to maximum."""
     if value is None or value == "":
         return None
+    given, pair = value, value
     if isinstance(value, str):
         import ast
 
         try:
-            value = ast.literal_eval(value)
+            pair = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            value = None
+            pair = None
     if (
-        not isinstance(value, (list, tuple))
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        not isinstance(pair, (list, tuple))
+        or len(pair) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
     ):
-        raise ValueError(f"{name} must be None or two integers like [256, 256], got {value!r}")
-    return [int(v) for v in value]
+        raise ValueError(f"{name} must be None or two integers like [256, 256], got {given!r}")
+    if min(pair) < minimum or (maximum is not None and max(pair) > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"≥ {minimum}"
+        raise ValueError(f"{name} must be two integers {bounds}, got {given!r}")
+    return [int(v) for v in pair]
 
 
-def _integer(value, name, minimum, default=None):
-    """None → default; otherwise an int ≥ minimum (0 stays 0: only None means 'paper')."""
+def _integer(value, name, minimum, default=None, maximum=None):
+    """None → default; otherwise an int from minimum (to maximum); 0 stays 0: only None means
+    'paper'."""
     if value is None:
         return default
+    bounds = f"from {minimum} to {maximum}" if maximum is not None else f"≥ {minimum}"
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+            raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")
     return int(value)
 
 
@@ -304,6 +314,13 @@ class Run:
                 f"img_size {self.img_size} is too small for {exp.model_title}: its pooling "
                 f"stages need at least {minimum}×{minimum} pixels"
             )
+        if self.modes and exp.architecture != "spatial":
+            most = list(s3f_common.max_modes(*self.img_size))
+            if self.modes[0] > most[0] or self.modes[1] > most[1]:
+                raise ValueError(
+                    f"modes {self.modes} exceed the frequencies of a {self.img_size[0]}×"
+                    f"{self.img_size[1]} image: at most {most} (rows, columns)"
+                )
         if self.mount_drive and self.output_dir == "runs" and _in_colab():
             self.output_dir = DRIVE_RUNS  # /content is wiped when Colab disconnects
         self.run_dir = Path(self.output_dir).expanduser() / s3f_experiments.run_subdir(
@@ -315,13 +332,13 @@ class Run:
 
     def _validate(self):
         """Every parameter checked before any data is loaded; only None means 'paper'."""
-        self.img_size = _as_pair(self.img_size, "img_size")
-        self.modes = _as_pair(self.modes, "modes")
+        self.img_size = _as_pair(self.img_size, "img_size", 1, MAX_IMAGE_SIDE)
+        self.modes = _as_pair(self.modes, "modes", 1)
         self.epochs = _integer(self.epochs, "epochs", 1)
         self.f1_patience = _integer(self.f1_patience, "f1_patience", 0)
         self.lr_patience = _integer(self.lr_patience, "lr_patience", 0)
         self.batch_size = _integer(self.batch_size, "batch_size", 1)
-        self.seed = _integer(self.seed, "seed", 0)
+        self.seed = _integer(self.seed, "seed", 0, maximum=MAX_SEED)
         self.verbose = _integer(self.verbose, "verbose", 0)
         self.demo_count = _integer(self.demo_count, "demo_count", 2)
         if self.spectranet is not None:

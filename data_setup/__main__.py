@@ -21,7 +21,13 @@ def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> i
     skipped) and every warning (decodes but looks damaged: used, unless --strict)."""
     from data_setup.datasets import CUSTOM
     from data_setup.layouts import DatasetError, discover
-    from data_setup.loading import BadImage, damage_of, decode_bytes, read_bytes
+    from data_setup.loading import (
+        BadImage,
+        damage_of,
+        decode_bytes,
+        read_bytes,
+        stratified_split_problem,
+    )
 
     try:
         if dataset == CUSTOM:
@@ -37,7 +43,7 @@ def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> i
     print(f"{info.title}: found at {listing.root}")
     if dataset == CUSTOM:
         print(f"  classes (label order): {', '.join(info.class_names)}; layout {info.layout_kind}")
-    problems, warnings_, bad = list(listing.problems), [], set()
+    problems, warnings_, bad, undecodable = list(listing.problems), [], set(), set()
     for items in listing.splits.values():
         for path, _ in items:  # decode every image once: what training would hit
             try:
@@ -46,6 +52,7 @@ def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> i
             except BadImage as error:
                 problems.append((path, f"{error} (skipped)"))
                 bad.add(path)
+                undecodable.add(path)
                 continue
             damage = damage_of(data)
             if damage:
@@ -76,6 +83,11 @@ def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> i
     ]
     if missing:
         errors.append(f"no training images of class(es) {', '.join(missing)}")
+    if "all" in listing.splits and not errors:  # load_dataset splits what decodes, as here
+        labels = [label for p, label in listing.splits["all"] if p not in undecodable]
+        what = f"{info.id} train/test"
+        if problem := stratified_split_problem(labels, info.test_fraction, what, info.class_names):
+            errors.append(problem)
     if errors:
         for error in errors:
             print(f"error: {listing.root}: {error}", file=sys.stderr)

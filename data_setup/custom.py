@@ -8,11 +8,14 @@ Three layouts are recognised (searched up to three folders down, like the paper'
   <root>/<class>/*                split into train/test with a seeded stratified test fraction
   <root>/<name>.csv               columns file,label[,split]; file relative to the CSV's folder
 Class names are the sorted folder names (or sorted CSV labels); their order is the label index.
+CSV labels that are whole numbers are read as numbers: '01' and '1' are one class '1' (with a
+note), and numbers sort numerically (2 before 10).
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from data_setup.datasets import CUSTOM, DatasetInfo
@@ -54,7 +57,7 @@ def _label_csvs(folder: Path) -> list[Path]:
 
 def _detect(root: Path):
     """(layout kind, folder, class names, csv name) of the first layout found below root."""
-    level = [root]
+    level, single = [root], None  # single: the first folder holding one class folder only
     for _ in range(SEARCH_DEPTH + 1):
         for folder in level:
             if (folder / "train").is_dir() and (folder / "test").is_dir():
@@ -67,15 +70,26 @@ def _detect(root: Path):
             classes = [c for c in _class_dirs(folder) if _has_images(folder / c)]
             if len(classes) >= 2:
                 return "class_folders", folder, classes, ""
+            if len(classes) == 1 and single is None:
+                single = folder, classes
         level = [
             child
             for folder in level
             for child in _children(folder)
             if child.is_dir() and child.name not in IGNORED_NAMES and not child.name.startswith(".")
         ]
+    if single:  # one class folder is a dataset with a class missing, not "no dataset"
+        raise DatasetError(_too_few_classes(*single))
     raise DatasetError(
         f"{root}: no dataset found here or up to {SEARCH_DEPTH} folders below; "
         f"expected {CUSTOM_LAYOUT}"
+    )
+
+
+def _too_few_classes(folder: Path, classes: list[str]) -> str:
+    found = f"one class ({classes[0]})" if len(classes) == 1 else "no class"
+    return (
+        f"{folder}: found {found}; a dataset needs at least two classes (expected {CUSTOM_LAYOUT})"
     )
 
 
@@ -87,9 +101,35 @@ def _csv_rows(path: Path) -> list[list[str]]:
         raise DatasetError(f"{path}: cannot read as a UTF-8 CSV ({error})") from error
 
 
+def class_label(text: str) -> str:
+    """A CSV label as a class name: a whole number is read as that number, so '01' and '1' (as
+    spreadsheets write them) name one class '1'; any other text is kept as written."""
+    text = text.strip()
+    return str(int(text)) if re.fullmatch(r"[+-]?[0-9]{1,30}", text) else text
+
+
+def _class_order(name: str):
+    """Numbers in numeric order (2 before 10), before any other names in text order."""
+    return (0, int(name), "") if re.fullmatch(r"-?[0-9]{1,30}", name) else (1, 0, name)
+
+
 def _csv_classes(path: Path) -> list[str]:
-    labels = {row[1].strip() for row in _csv_rows(path)[1:] if len(row) >= 2 and row[1].strip()}
-    return sorted(labels)
+    labels = {class_label(row[1]) for row in _csv_rows(path)[1:] if len(row) >= 2}
+    return sorted(labels - {""}, key=_class_order)
+
+
+def _number_notes(path: Path, spellings: dict[str, set[str]]) -> list[tuple[Path, str]]:
+    """A note for each class whose labels were written differently from its number."""
+    notes = []
+    for name, written in sorted(spellings.items(), key=lambda item: _class_order(item[0])):
+        if written == {name}:
+            continue
+        shown = " and ".join(repr(w) for w in sorted(written))
+        if len(written) == 1:
+            notes.append((path, f"label {shown} read as the number {name} (class '{name}')"))
+        else:
+            notes.append((path, f"labels {shown} read as the number {name}: one class '{name}'"))
+    return notes
 
 
 def custom_dataset(
@@ -109,7 +149,7 @@ def custom_dataset(
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction!r}")
     kind, folder, classes, csv_name = _detect(root)
     if len(classes) < 2:
-        raise DatasetError(f"{folder}: found {len(classes)} class(es) {classes}; need at least 2")
+        raise DatasetError(_too_few_classes(folder, classes))
     return DatasetInfo(
         id=CUSTOM,
         title=f"custom dataset ({len(classes)} classes: {', '.join(classes)})",
@@ -134,12 +174,14 @@ def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[st
     header = [h.strip().lower() for h in rows[0]]
     has_split = len(header) > 2 and header[2] == "split"
     splits: dict[str, list] = {}
-    seen = set()
+    seen, spellings = set(), {}
     for line, row in enumerate(rows[1:], start=2):
         if not row or not row[0].strip():
             continue
         file = folder / row[0].strip()
-        label = row[1].strip() if len(row) > 1 else ""
+        written = row[1].strip() if len(row) > 1 else ""
+        label = class_label(written)
+        spellings.setdefault(label, set()).add(written)
         split = row[2].strip().lower() if has_split and len(row) > 2 else "all"
         if file in seen:
             listing.problems.append((path, f"line {line} ({row[0]}): listed again, counted once"))
@@ -155,6 +197,7 @@ def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[st
             listing.problems.append((file, why))
         else:
             splits.setdefault(split, []).append((file, info.class_names.index(label)))
+    listing.problems += _number_notes(path, {k: v for k, v in spellings.items() if k})
     if not splits:
         raise DatasetError(f"{path}: no usable rows (expected file,label[,split])")
     if has_split and set(splits) != {"train", "test"}:

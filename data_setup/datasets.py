@@ -88,6 +88,11 @@ DATASETS: dict[str, DatasetInfo] = {
 
 CUSTOM = "Custom"  # your own data: class names come from the folders or the CSV
 
+# The largest img_size side accepted: above the paper's sizes (at most 384×512) and the source
+# images of all four datasets (Chest X-Ray's largest are under 3,000 px); a larger request is a
+# typo that would make a cache of many gigabytes per hundred images.
+MAX_IMAGE_SIDE = 4096
+
 
 def dataset_info(dataset_id) -> DatasetInfo:
     if isinstance(dataset_id, DatasetInfo):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
-from data_setup.datasets import CUSTOM, DatasetInfo, dataset_info
+from data_setup.datasets import CUSTOM, MAX_IMAGE_SIDE, DatasetInfo, dataset_info
 from data_setup.files import (
     check_free_space,
     ensure_writable_dir,
@@ -33,7 +35,7 @@ from data_setup.files import (
 )
 from data_setup.layouts import DatasetError, Listing, discover
 
-CACHE_VERSION = 2  # 2: damaged files are decoded and recorded
+CACHE_VERSION = 3  # 2: damaged files are decoded and recorded; 3: decoder warnings are damage
 PROTOCOLS = ("paper", "holdout")
 
 
@@ -48,6 +50,67 @@ class BadImage(Exception):
     """One image that cannot be used; the reason is the message."""
 
 
+# A marker inside entropy-coded data: 0xFF followed by neither a stuffed 0x00, a restart code
+# (0xD0-0xD7) nor another fill 0xFF.
+_SCAN_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_STANDALONE_MARKERS = {0x01, 0xD8, *range(0xD0, 0xD8)}  # no length field follows them
+_MAX_SEGMENTS = 100_000
+
+
+def jpeg_end(raw: bytes) -> int | None:
+    """Offset just past the first image's end-of-image marker (FFD9), or None when the data
+    stops before it. Walks the segments by their lengths (an EXIF thumbnail's own FFD9 is
+    skipped) and each scan's entropy-coded data to its next marker, so bytes appended after the
+    image (a motion photo's video, a second JPEG) are never mistaken for part of it."""
+    pos, size = 2, len(raw)
+    for _ in range(_MAX_SEGMENTS):  # real files have a few dozen; bounds a hostile one's cost
+        if pos + 1 >= size:
+            return None
+        if raw[pos] != 0xFF or raw[pos + 1] in (0x00, 0xFF):  # garbage or fill bytes: skip them
+            found = _SCAN_MARKER.search(raw, pos)  # to the next marker, as libjpeg does
+            if found is None:
+                return None
+            pos = found.start()
+        code = raw[pos + 1]
+        if code == 0xD9:
+            return pos + 2
+        elif code in _STANDALONE_MARKERS:
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(raw[pos + 2 : pos + 4], "big")
+            if code == 0xDA:  # start of scan: entropy-coded data up to the next marker
+                found = _SCAN_MARKER.search(raw, pos)
+                if found is None:
+                    return None
+                pos = found.start()
+    return None
+
+
+def jpeg_decoder_warning(raw: bytes) -> str | None:
+    """libjpeg's first warning while decoding this JPEG (e.g. "Corrupt JPEG data: premature end
+    of data segment" for a damaged scan), or None. OpenCV prints these on stderr only, where
+    Python cannot see them; simplejpeg (libjpeg-turbo) raises them in strict mode. Decoded at
+    1/8 scale in gray: every scan's entropy data is still read (where damage shows) while the
+    inverse DCT and colour work are skipped. Releases the GIL and keeps no shared state, so the
+    decode workers can call it in parallel. Judgement only: the pixels stay OpenCV's."""
+    try:
+        import simplejpeg
+    except ImportError as error:  # a kit installed without its requirements
+        raise ModuleNotFoundError(
+            "simplejpeg is missing: install it (pip install simplejpeg, or the kit's "
+            "requirements.txt); the kit reads libjpeg's warnings about damaged JPEGs with it"
+        ) from error
+    try:
+        simplejpeg.decode_jpeg(raw, colorspace="GRAY", min_factor=8, strict=True)
+    except ValueError as warning:
+        try:  # a failure without strict is simplejpeg's limit, not a warning: no judgement
+            simplejpeg.decode_jpeg(raw, colorspace="GRAY", min_factor=8, strict=False)
+        except ValueError:
+            return None
+        return str(warning).strip()
+    return None
+
+
 def damage_of(data: np.ndarray) -> str | None:
     """Why a file that OpenCV decodes may still be damaged, or None. The paper used every file
     OpenCV decodes, so this only warns (skip_damaged=True drops them). Judged by content, not
@@ -55,9 +118,10 @@ def damage_of(data: np.ndarray) -> str | None:
     marker (phone "motion photos", some exporters) are not damage."""
     raw = data.tobytes()
     if raw.startswith(b"\xff\xd8"):
-        scan = raw.rfind(b"\xff\xda")  # last start-of-scan; entropy data stuffs every 0xFF
-        if raw.find(b"\xff\xd9", max(scan, 0)) < 0:
+        if jpeg_end(raw) is None:
             return "JPEG cut off (no end-of-image marker after its last scan)"
+        if warning := jpeg_decoder_warning(raw):
+            return f"JPEG decoder warning: {warning}"
     elif raw.startswith(b"\x89PNG") and b"IEND" not in raw:
         return "PNG cut off (no IEND chunk)"
     return None
@@ -378,10 +442,41 @@ class Dataset:
         return data.prefetch(tf.data.AUTOTUNE)
 
 
-def _stratified(indices, labels, fraction, seed, what):
+def stratified_split_problem(labels, fraction, what, class_names=()) -> str | None:
+    """Why a stratified split of `labels` holding out `fraction` cannot be made, in words, or
+    None. scikit-learn's rule (every class has 2 images; each side gets at least one image per
+    class), in one place so that `check` and load_dataset agree."""
+    classes, counts = np.unique(np.asarray(labels, dtype=int), return_counts=True)
+    names = [class_names[c] if c < len(class_names) else str(c) for c in classes]
+    single = [name for name, count in zip(names, counts, strict=True) if count < 2]
+    if single:
+        return (
+            f"cannot make a stratified {what} split: class(es) {', '.join(single)} have a single "
+            "image; every class needs at least 2"
+        )
+
+    def smaller_side(n):
+        held = math.ceil(fraction * n)  # as scikit-learn rounds
+        return min(held, n - held)
+
+    total, k = int(counts.sum()), len(classes)
+    if smaller_side(total) >= k:
+        return None
+    held = math.ceil(fraction * total)
+    enough = next((n for n in range(total, 100 * total) if smaller_side(n) >= k), None)
+    return (
+        f"cannot make a stratified {what} split: {fraction:.0%} of {total} images holds out "
+        f"{held} and keeps {total - held}, but each side needs an image of every one of the {k} "
+        "classes" + (f"; add images (at least {enough} in all)" if enough else "")
+    )
+
+
+def _stratified(indices, labels, fraction, seed, what, class_names=()):
+    if problem := stratified_split_problem(labels, fraction, what, class_names):
+        raise DatasetError(problem)
     try:
         return train_test_split(indices, test_size=fraction, stratify=labels, random_state=seed)
-    except ValueError as error:  # e.g. a class with a single image
+    except ValueError as error:  # anything the rule above does not foresee
         raise DatasetError(f"cannot make a stratified {what} split: {error}") from error
 
 
@@ -434,7 +529,23 @@ def read_split_file(path) -> dict[str, str]:
     return table
 
 
-def _rows_from_split_file(table, sources, path):
+def _relative_hint(unknown, known, root) -> str:
+    """How to write the split file's paths, with an example drawn from the user's own rows when
+    they carry a folder prefix (e.g. the dataset folder's name) in front of a real file."""
+    for file in unknown:
+        parts = Path(file).parts
+        for cut in range(1, len(parts)):
+            stripped = Path(*parts[cut:]).as_posix()
+            if stripped in known:
+                return (
+                    f"; paths are relative to the dataset root {root}: write '{stripped}', "
+                    f"not '{file}'"
+                )
+    example = min(known, default="")
+    return f"; paths are relative to the dataset root {root}, e.g. '{example}'"
+
+
+def _rows_from_split_file(table, sources, path, root):
     """{split: (source, rows)} from a split file; every usable image must be listed once."""
     where = {}
     for source in sources.values():
@@ -444,7 +555,7 @@ def _rows_from_split_file(table, sources, path):
     if unknown:
         raise DatasetError(
             f"{path}: {len(unknown)} listed file(s) are not usable images of this dataset, "
-            f"e.g. {', '.join(unknown[:3])}"
+            f"e.g. {', '.join(unknown[:3])}" + _relative_hint(unknown, where, root)
         )
     unlisted = sorted(set(where) - set(table))
     if unlisted:
@@ -505,8 +616,10 @@ def load_dataset(
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     size_hw = tuple(int(v) for v in (img_size or info.image_size))
-    if len(size_hw) != 2 or min(size_hw) < 2:
-        raise ValueError(f"img_size must be [H, W] with positive sides, got {img_size!r}")
+    if len(size_hw) != 2 or min(size_hw) < 2 or max(size_hw) > MAX_IMAGE_SIDE:
+        raise ValueError(
+            f"img_size must be [H, W] with sides from 2 to {MAX_IMAGE_SIDE}, got {img_size!r}"
+        )
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     workers = workers or min(8, os.cpu_count() or 1)
     listing = discover(dataset_id, root)
@@ -549,7 +662,9 @@ def load_dataset(
 
     extras = {}
     if split_file:
-        chosen = _rows_from_split_file(read_split_file(split_file), sources, split_file)
+        chosen = _rows_from_split_file(
+            read_split_file(split_file), sources, split_file, listing.root
+        )
         extras["split_file"] = str(split_file)
         train_src, train_rows = chosen["train"]
         test_src, test_rows = chosen["test"]
@@ -564,7 +679,12 @@ def load_dataset(
         every = sources["all"]
         all_rows = np.arange(len(every.labels))
         train_rows, test_rows = _stratified(
-            all_rows, every.labels, info.test_fraction, info.split_seed, f"{info.id} train/test"
+            all_rows,
+            every.labels,
+            info.test_fraction,
+            info.split_seed,
+            f"{info.id} train/test",
+            info.class_names,
         )
         train_src = test_src = every
     else:

@@ -98,6 +98,48 @@ def test_invalid_parameters_are_clear_errors_before_any_data(
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(img_size="abc"), "img_size must be None or two integers like [256, 256], got 'abc'"),
+        (dict(seed=4294967296), "seed must be an integer from 0 to 4294967295, got 4294967296"),
+        (
+            dict(img_size=[100000, 100000]),
+            "img_size must be two integers from 1 to 4096, got [100000, 100000]",
+        ),
+        (dict(modes=[0, 4]), "modes must be two integers ≥ 1, got [0, 4]"),
+        (dict(modes="[0, 4]"), "modes must be two integers ≥ 1, got '[0, 4]'"),
+        (
+            dict(modes=[33, 4], img_size=[64, 64]),
+            "modes [33, 4] exceed the frequencies of a 64×64 image: at most [32, 33] "
+            "(rows, columns)",
+        ),
+    ],
+)
+def test_out_of_range_parameters_name_the_given_value_and_the_range(
+    overrides, message, tf_modules, tmp_path
+):
+    s3f_training, _ = tf_modules
+    with pytest.raises(ValueError) as error:
+        s3f_training.Run("S3F_Concat_BUSI", output_dir=str(tmp_path), **overrides)
+    assert str(error.value) == message
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_bounds_themselves_are_accepted(tf_modules, tmp_path):
+    s3f_training, _ = tf_modules
+    run = s3f_training.Run(
+        "S3F_Concat_BUSI",
+        output_dir=str(tmp_path),
+        seed=2**32 - 1,
+        modes=[32, 33],
+        img_size=[64, 64],
+    )
+    assert run.seed == 4294967295 and run.modes == [32, 33]
+    run = s3f_training.Run("Spatial_BUSI", output_dir=str(tmp_path), img_size=[4096, 16])
+    assert run.img_size == [4096, 16]
+
+
 def test_zero_means_zero_and_integers_become_floats(tf_modules, tmp_path):
     s3f_training, _ = tf_modules
     run = s3f_training.Run(
