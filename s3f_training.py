@@ -18,6 +18,7 @@ from after an interruption, and progress.json the current epoch.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ import tensorflow as tf
 import s3f_callbacks
 import s3f_common
 import s3f_experiments
+import s3f_locks
 import s3f_metrics
 from data_setup import load_dataset
 from data_setup.files import (
@@ -240,6 +242,43 @@ def _choice(value, name, allowed):
     return value
 
 
+RUN_BUSY_HINT = "wait for it to finish or stop it, or write this run elsewhere (another output_dir)"
+
+
+def _run_lock(run) -> s3f_locks.FolderLock:
+    what = f"training {run.experiment} seed {run.seed} into this folder"
+    return s3f_locks.FolderLock(run.run_dir, what, hint=RUN_BUSY_HINT)
+
+
+def _takes_run_lock(train):
+    """Run.train holds the run folder's lock (s3f_locks) until evaluate is done: two processes
+    never train one run folder at once. A failed training gives it up at once."""
+
+    @functools.wraps(train)
+    def locked(self, *args, **kwargs):
+        lock = _run_lock(self).acquire()
+        try:
+            return train(self, *args, **kwargs)
+        except BaseException:
+            lock.release()
+            raise
+
+    return locked
+
+
+def _gives_up_run_lock(evaluate):
+    @functools.wraps(evaluate)
+    def locked(self, *args, **kwargs):
+        lock = _run_lock(self).acquire()  # held since train (or taken now)
+        try:
+            return evaluate(self, *args, **kwargs)
+        finally:
+            lock.depth = 1  # the run is over: however often train ran, the lock goes
+            lock.release()
+
+    return locked
+
+
 @dataclass
 class Run:
     """The parameters of one notebook; values left None take the registry's paper settings
@@ -406,6 +445,7 @@ class Run:
             )
         return model
 
+    @_takes_run_lock
     def train(self, model, data):
         """Fit with the paper's recipe. An interrupted run (same settings) resumes from its last
         finished epoch; a NaN loss stops training and is recorded."""
@@ -491,6 +531,7 @@ class Run:
             )
         return fit
 
+    @_gives_up_run_lock
     def evaluate(self, data) -> dict:
         """Test the best checkpoint; write predictions, split, figures, history and (last)
         metrics.json."""
