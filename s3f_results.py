@@ -11,7 +11,6 @@ flags collapsed or diverged runs. Demo-data runs are labelled as such everywhere
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import warnings
@@ -22,7 +21,7 @@ import pandas as pd
 
 import s3f_experiments
 import s3f_records
-from data_setup.files import write_atomic
+from data_setup.files import atomic_path, write_atomic
 from s3f_records import REQUIRED_KEYS  # noqa: F401  (the records' schema, kept importable here)
 
 DEMO_BANNER = (
@@ -275,9 +274,8 @@ def _explain_section(runs: list[dict], results_dir: Path) -> list[str]:
         target.mkdir(parents=True, exist_ok=True)
         for file in EXPLAIN_FILES:
             if (source / file).is_file():
-                tmp = target / f".{file}.tmp"
-                shutil.copyfile(source / file, tmp)
-                os.replace(tmp, target / file)
+                with atomic_path(target / file) as tmp:
+                    shutil.copyfile(source / file, tmp)
         overall = json.loads(found[0].read_text())["overall"]
         key = (m["dataset"], m["experiment"], m.get("variant", ""), m.get("protocol", "paper"),
                s3f_records.settings_key(m))  # fmt: skip

@@ -204,3 +204,24 @@ def test_seed_strip_panels_share_one_accuracy_range(tmp_path):
     low, high = limits.pop()
     assert math.isclose(high, 101) and low <= 100 * runs[2]["accuracy"]
     assert not pd.isna(low)
+
+
+def test_explained_runs_are_copied_whole_and_left_without_temp_files(tmp_path):
+    runs = tmp_path / "runs"
+    folder = _fake_run(runs, "S3F_Concat_BUSI", 42, 0.8)
+    explained = folder / "explain" / "seed42"
+    explained.mkdir(parents=True)
+    shares = {"l2_spatial_%": 60.0, "l2_spectral_%": 40.0}
+    shares.update({"balanced_spatial_%": 55.0, "balanced_spectral_%": 45.0})
+    (explained / "contributions.json").write_text(json.dumps({"overall": shares}))
+    (explained / "contributions_bar.png").write_bytes(b"png")
+    _quiet_build(runs, tmp_path / "results")
+    copied = tmp_path / "results" / "explain" / "S3F_Concat_BUSI" / "seed42"
+    assert sorted(p.name for p in copied.iterdir()) == [
+        "contributions.json",
+        "contributions_bar.png",
+    ]
+    assert (
+        "| BUSI | S³F-Net (concat, SN2) | paper | 1 | 60.0 | 40.0 | 55.0 | 45.0 |"
+        in (tmp_path / "results" / "README.md").read_text()
+    )
