@@ -113,6 +113,8 @@ class ResumeState(keras.callbacks.Callback):
             state = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             return None
+        if not isinstance(state, dict):
+            return None  # not a state this kit wrote: train afresh (it is overwritten)
         return state if state.get("settings") == json.loads(json.dumps(settings)) else None
 
     def on_train_begin(self, logs=None):
