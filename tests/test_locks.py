@@ -102,6 +102,12 @@ def test_a_second_sweep_on_a_busy_output_stops_and_a_stale_lock_is_taken_over(
     assert f"took over the lock of pid {holder.pid}" in capsys.readouterr().err
 
 
+def test_sweep_help_says_a_second_sweep_stops():
+    text = " ".join(s3f_sweep.build_parser().format_help().split())
+    assert "a second sweep on a busy output folder stops at once (exit status 2)" in text
+    assert "a lock left by a killed sweep is taken over" in text
+
+
 def test_a_sweep_never_clears_a_run_folder_that_is_training(tmp_path, monkeypatch):
     ran = []
     monkeypatch.setattr(s3f_jobs, "execute_job", fake_execute(ran))
