@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import keras
 import numpy as np
 
 import s3f_metrics
-from data_setup.files import write_json_atomic
+from data_setup.files import atomic_path, write_json_atomic
 
 
 class ValidationMetrics(keras.callbacks.Callback):
@@ -114,6 +113,8 @@ class ResumeState(keras.callbacks.Callback):
             state = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             return None
+        if not isinstance(state, dict):
+            return None  # not a state this kit wrote: train afresh (it is overwritten)
         return state if state.get("settings") == json.loads(json.dumps(settings)) else None
 
     def on_train_begin(self, logs=None):
@@ -148,9 +149,8 @@ class ResumeState(keras.callbacks.Callback):
 
     def _save(self, epoch):
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{os.getpid()}.tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, self.folder / self.MODEL)
+        with atomic_path(self.folder / self.MODEL, "the resume state (model and optimizer)") as tmp:
+            self.model.save(tmp)
         state = {
             "settings": self.restored["settings"] if self.restored else self.settings,
             "epoch": epoch + 1,

@@ -74,24 +74,62 @@ def _paper_delta(claim: Claim):
     return round(a - b, 2)
 
 
+PREDICTION_COLUMNS = {"file", "true_label", "predicted_label"}
+
+
+def _predictions_problem(run) -> str | None:
+    """Why this run's per-image predictions cannot be paired, or None."""
+    path = Path(run["run_dir"]) / "predictions.csv"
+    if not path.is_file():
+        return "predictions.csv missing (needed to pair the test images)"
+    try:
+        columns = set(pd.read_csv(path, nrows=0).columns)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        return f"predictions.csv unreadable ({type(error).__name__})"
+    if not PREDICTION_COLUMNS <= columns:
+        return f"predictions.csv lacks {', '.join(sorted(PREDICTION_COLUMNS - columns))}"
+    return None
+
+
 def _by_model(runs, protocol):
-    """(experiment, variant) → {seed: run record} for one protocol."""
-    table: dict[tuple, dict] = {}
+    """(experiment, variant) → {seed: run record} for one protocol, and (experiment, variant) →
+    [(run folder, reason)] for the runs that could not be used. A model run with several sets
+    of settings is compared in the one with most seeds (the others are listed, not pooled)."""
+    import s3f_records
+
+    grouped: dict[tuple, dict] = {}
+    left_out: dict[tuple, list] = {}
     for m in runs:
         if m.get("protocol", "paper") != protocol:
             continue
-        if not (Path(m["run_dir"]) / "predictions.csv").is_file():
-            continue  # runs of kit versions before per-image predictions: cannot be paired
         key = (m["experiment"], m.get("variant", ""))
-        table.setdefault(key, {})[m.get("seed")] = m
-    return table
+        reason = _predictions_problem(m)
+        if reason:
+            left_out.setdefault(key, []).append((m.get("run_subdir", m["run_dir"]), reason))
+            continue
+        by_settings = grouped.setdefault(key, {})
+        by_settings.setdefault(s3f_records.settings_key(m), {})[m.get("seed")] = m
+    table = {}
+    for key, by_settings in grouped.items():
+        ranked = sorted(by_settings.items(), key=lambda item: -len(item[1]))
+        table[key] = ranked[0][1]
+        differing = s3f_records.differing_settings([k for k, _ in ranked])
+        for index, (_, seeds) in enumerate(ranked[1:], start=1):
+            shown = s3f_records.describe_settings({n: v[index] for n, v in differing.items()})
+            for m in seeds.values():
+                left_out.setdefault(key, []).append(
+                    (m.get("run_subdir", m["run_dir"]), f"other settings ({shown})")
+                )
+    return table, left_out
 
 
 def _predictions(run) -> pd.DataFrame:
     return pd.read_csv(Path(run["run_dir"]) / "predictions.csv")
 
 
-def evaluate_claim(claim: Claim, models: dict) -> dict:
+def evaluate_claim(claim: Claim, models: dict, left_out: dict | None = None) -> dict:
+    unused = [f"{run}: {why}" for model in (claim.better, claim.worse)
+              for run, why in (left_out or {}).get(model, [])]  # fmt: skip
     row = {
         "claim": claim.text,
         "dataset": claim.dataset,
@@ -99,6 +137,7 @@ def evaluate_claim(claim: Claim, models: dict) -> dict:
         "worse": "/".join(p for p in claim.worse if p),
         "metric": "accuracy",
         "paper_delta": _paper_delta(claim),
+        "left_out": "; ".join(unused),
     }
     a, b = models.get(claim.better, {}), models.get(claim.worse, {})
     seeds = sorted(set(a) & set(b), key=lambda s: (s is None, s))
@@ -145,8 +184,8 @@ def claims_table(runs: list[dict], protocol: str | None = None) -> pd.DataFrame:
     if protocol is None:
         protocols = pd.Series([m.get("protocol", "paper") for m in runs])
         protocol = protocols.mode().iloc[0] if len(protocols) else "paper"
-    models = _by_model(runs, protocol)
-    frame = pd.DataFrame([evaluate_claim(c, models) for c in paper_claims()])
+    models, left_out = _by_model(runs, protocol)
+    frame = pd.DataFrame([evaluate_claim(c, models, left_out) for c in paper_claims()])
     frame.insert(0, "protocol", protocol)
     tested = frame["p"].notna()
     frame["p_holm"] = math.nan
@@ -156,9 +195,16 @@ def claims_table(runs: list[dict], protocol: str | None = None) -> pd.DataFrame:
     return frame
 
 
+# A verdict other than inconclusive needs this many paired seeds: one or two seeds cannot tell
+# a real effect from the spread between seeds, whatever a per-image test says.
+MIN_SEEDS_FOR_VERDICT = 3
+
+
 def _verdict(row) -> str:
     if row["n_seeds"] == 0:
-        return "not run"
+        return "runs unusable" if row.get("left_out") else "not run"
+    if row["n_seeds"] < MIN_SEEDS_FOR_VERDICT:
+        return "inconclusive"
     p, low, high = row["p_holm"], row["ci_low"], row["ci_high"]
     if not (p < ALPHA):
         return "inconclusive"
@@ -206,10 +252,12 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
         "unseeded run. Ours: mean over seeds with a 95 % bootstrap CI; p: paired t-test across "
         "seeds, Holm-corrected over this table (one seed: McNemar's exact p and the paired "
         "bootstrap CI over test images); McNemar: seeds whose per-image exact test has "
-        "p < 0.05. Verdict: *supported* / *contradicted* when the CI excludes 0 and Holm "
-        "p < 0.05, else *inconclusive*. A paired t-test can reach p < 0.05 from 2 seeds only "
-        "with a very consistent effect; 5 seeds or more are advised (README: 'How many seeds?').",
+        "p < 0.05. Verdict: *supported* / *contradicted* when at least "
+        f"{MIN_SEEDS_FOR_VERDICT} seeds were paired, the CI excludes 0 and Holm p < 0.05, else "
+        f"*inconclusive* (fewer than {MIN_SEEDS_FOR_VERDICT} seeds always are: the spread "
+        "between seeds is unknown); 5 seeds or more are advised (README: 'How many seeds?').",
         "",
+        *_left_out_lines(frame),
         "| claim | dataset | paper Δ | our mean Δ | 95 % CI | seeds | p (Holm) | McNemar | "
         "verdict |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -225,6 +273,19 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
     return lines
 
 
+def _left_out_lines(frame: pd.DataFrame) -> list[str]:
+    """The runs the claims could not use, once each, with the reason."""
+    unused = dict.fromkeys(item for text in frame["left_out"] if text for item in text.split("; "))
+    if not unused:
+        return []
+    return [
+        f"**{len(unused)} run(s) could not be used for the claims:**",
+        "",
+        *(f"- {item}" for item in unused),
+        "",
+    ]
+
+
 def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     import matplotlib.pyplot as plt
 
@@ -238,7 +299,7 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     colours = {"supported": "#2a9d4b", "contradicted": "#c0392b", "inconclusive": "#7f7f7f"}
     for yi, r in zip(y, frame.itertuples(), strict=True):
         if r.n_seeds == 0:
-            ax.text(0, yi, "not run", va="center", ha="center", fontsize=7, color="#999999")
+            ax.text(0, yi, r.verdict, va="center", ha="center", fontsize=7, color="#999999")
             continue
         colour = colours.get(r.verdict, "#7f7f7f")
         if not math.isnan(r.ci_low):
@@ -281,6 +342,8 @@ def seed_strip_figure(runs: list[dict], path: Path, demo: bool = False):
     figure, axes = plt.subplots(
         1, max(1, len(datasets)), figsize=(4.2 * max(1, len(datasets)), 4.8), squeeze=False
     )
+    # One y-range for every panel: the same height means the same accuracy gap everywhere.
+    low = max(0, frame["accuracy"].min() - 2) if len(frame) else 0
     for ax, dataset in zip(axes.flat, datasets, strict=False):
         subset = frame[frame["dataset"] == dataset]
         sns.stripplot(data=subset, x="model", y="accuracy", ax=ax, size=6, jitter=0.15)
@@ -289,8 +352,7 @@ def seed_strip_figure(runs: list[dict], path: Path, demo: bool = False):
         ax.set_title(dataset, fontsize=10)
         ax.set_xlabel("")
         ax.set_ylabel("test accuracy (%)")
-        low, high = ax.get_ylim()  # accuracy stops at 100 %: no empty band above it
-        ax.set_ylim(max(0, min(low, subset["accuracy"].min() - 2)), min(high, 101))
+        ax.set_ylim(low, 101)  # accuracy stops at 100 %: no empty band above it
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     title = "Test accuracy per seed (dots) and mean (bar)"
     if demo:

@@ -28,7 +28,7 @@ import numpy as np
 
 import s3f_predict
 from data_setup.fetch import FetchError
-from data_setup.files import write_atomic
+from data_setup.files import DiskFullError, disk_full_error, is_disk_full, write_atomic
 
 FORMATS = ("saved_model", "tflite")
 TOLERANCE = 1e-4
@@ -330,6 +330,10 @@ def export(
             shutil.rmtree(old)
         else:
             os.replace(work, out_dir)
+    except Exception as error:  # TensorFlow reports a full disk as ResourceExhaustedError
+        if is_disk_full(error) and not isinstance(error, DiskFullError):
+            raise disk_full_error(out_dir.parent, f"the export {out_dir.name}/") from error
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return record

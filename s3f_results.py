@@ -11,7 +11,6 @@ flags collapsed or diverged runs. Demo-data runs are labelled as such everywhere
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import warnings
@@ -21,22 +20,14 @@ import numpy as np
 import pandas as pd
 
 import s3f_experiments
-from data_setup.files import write_atomic
+import s3f_records
+from data_setup.files import atomic_path, write_atomic
+from s3f_records import REQUIRED_KEYS  # noqa: F401  (the records' schema, kept importable here)
 
 DEMO_BANNER = (
     "SYNTHETIC DEMO DATA — these numbers test the pipeline end to end; they say nothing about "
     "the paper's datasets."
 )
-REQUIRED_KEYS = {
-    "experiment",
-    "accuracy",
-    "weighted_f1",
-    "macro_f1",
-    "confusion_matrix",
-    "class_names",
-    "protocol",
-    "params",
-}
 # metric key in metrics.json → column name; accuracy is shown in percent.
 METRICS = {
     "accuracy": "accuracy_%",
@@ -51,22 +42,20 @@ GROUP = ["dataset", "experiment", "variant", "protocol"]
 SETTINGS_SHOWN = ("epochs", "img_size", "demo_count", "bn_momentum", "batch_size", "precision")
 
 
-def collect_runs(output) -> list[dict]:
-    """Every finished run under `output` (recursive): its metrics.json plus run_subdir (relative
-    POSIX path) and run_dir. Unusable files are reported and left out."""
+def collect(output) -> tuple[list[dict], list[s3f_records.Unusable], list[str]]:
+    """Every usable finished run under `output` (recursive), each record plus run_subdir
+    (relative POSIX path) and run_dir; every unusable metrics.json with its reason; and a note
+    for each run left out because the same settings and seed were already counted."""
     output = Path(output)
-    runs = []
+    runs, unusable = [], []
     for path in sorted(output.rglob("metrics.json")):
-        try:
-            metrics = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            warnings.warn(f"{path}: not valid JSON ({error}); left out of the tables", stacklevel=2)
-            continue
-        if metrics.get("experiment") not in KNOWN_EXPERIMENTS:
+        metrics, reason = s3f_records.read(path)
+        name = metrics.get("experiment") if isinstance(metrics, dict) else None
+        if isinstance(name, str) and name not in KNOWN_EXPERIMENTS:
             continue  # e.g. a pretrained-release evaluation: not a sweep run
-        missing = REQUIRED_KEYS - set(metrics)
-        if missing:
-            warnings.warn(f"{path}: lacks {sorted(missing)}; left out of the tables", stacklevel=2)
+        reason = reason or s3f_records.problem(metrics)
+        if reason:
+            unusable.append(s3f_records.Unusable(path, reason))
             continue
         settings = metrics.get("run_settings") or {
             k: metrics.get(k) for k in ("fusion", "spectranet", "protocol", "seed")
@@ -75,6 +64,17 @@ def collect_runs(output) -> list[dict]:
         metrics["run_subdir"] = path.parent.relative_to(output).as_posix()
         metrics["run_dir"] = str(path.parent)
         runs.append(metrics)
+    runs, notes = s3f_records.drop_repeated_seeds(runs)
+    return runs, unusable, notes
+
+
+def collect_runs(output) -> list[dict]:
+    """The usable runs of `collect`; each unusable record and repeated seed is a warning."""
+    runs, unusable, notes = collect(output)
+    for item in unusable:
+        warnings.warn(f"{item}; left out of the tables", stacklevel=2)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     return runs
 
 
@@ -134,6 +134,7 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
             "variant": m["variant"],
             "protocol": m["protocol"],
             "seed": m.get("seed"),
+            "settings": s3f_records.settings_key(m),
             "run_subdir": m["run_subdir"],
             "model": _model_title(m),
             "data": "synthetic demo" if m.get("demo_data") else "real",
@@ -157,19 +158,39 @@ def _flags(group: pd.DataFrame) -> str:
         count = int(group[flag].sum())
         if count:
             flags.append(f"⚠ {flag} {count}/{len(group)}")
+    for column in METRICS.values():  # a metric missing or NaN in some runs: mean of the others
+        count = int(group[column].notna().sum())
+        if 0 < count < len(group):
+            flags.append(f"{column} from {count}/{len(group)} runs")
     return "; ".join(flags)
 
 
+def _settings_labels(per_run: pd.DataFrame) -> dict:
+    """settings key → what sets it apart from the other settings of its experiment × variant ×
+    protocol ('epochs=50'), or '' where that model has one set of settings only."""
+    labels = {}
+    for _, family in per_run.groupby(GROUP, sort=False):
+        keys = list(dict.fromkeys(family["settings"]))
+        differing = s3f_records.differing_settings(keys)
+        for index, key in enumerate(keys):
+            values = {name: column[index] for name, column in differing.items()}
+            labels[(*family.iloc[0][GROUP], key)] = s3f_records.describe_settings(values)
+    return labels
+
+
 def summary_frame(runs: list[dict]) -> pd.DataFrame:
-    """One row per experiment × variant × protocol: mean and sd over seeds, paper, Δ."""
+    """One row per experiment × variant × protocol × recorded settings (runs that differ in
+    anything but their seed are never pooled): mean and sd over seeds, paper, Δ."""
     per_run = runs_frame(runs)
     if per_run.empty:
         return per_run
+    labels = _settings_labels(per_run)
     rows = []
-    for keys, group in per_run.groupby(GROUP, sort=False):
+    for keys, group in per_run.groupby([*GROUP, "settings"], sort=False):
         first = group.iloc[0]
-        row = dict(zip(GROUP, keys, strict=True))
+        row = dict(zip(GROUP, keys[:-1], strict=True))
         row.update(
+            settings=labels[keys],
             model=first["model"],
             data=first["data"],
             n_runs=len(group),
@@ -180,7 +201,8 @@ def summary_frame(runs: list[dict]) -> pd.DataFrame:
         for key, column in METRICS.items():
             mean = group[column].mean()
             row[column] = round(mean, 4)
-            row[f"{column}_sd"] = round(group[column].std(ddof=1), 4) if len(group) > 1 else np.nan
+            finite = int(group[column].notna().sum())
+            row[f"{column}_sd"] = round(group[column].std(ddof=1), 4) if finite > 1 else np.nan
             target = _value(paper, key) if paper else np.nan
             row[f"paper_{column}"] = target
             row[f"diff_{column}"] = round(mean - target, 4)
@@ -219,7 +241,10 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     header += ["params", "input", "epochs", "best", "flags"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in frame.iterrows():
-        cells = [row["model"], row["variant"] or "paper's", row["protocol"], str(row["n_runs"])]
+        variant = row["variant"] or "paper's"
+        if row.get("settings"):  # this model was also run with other settings: a row each
+            variant += f" ({row['settings']})"
+        cells = [row["model"], variant, row["protocol"], str(row["n_runs"])]
         for column in METRICS.values():
             digits = 2 if column == "accuracy_%" else 3
             cells += [_cell(row, column, digits), *_paper(row, column, digits)]
@@ -249,17 +274,17 @@ def _explain_section(runs: list[dict], results_dir: Path) -> list[str]:
         target.mkdir(parents=True, exist_ok=True)
         for file in EXPLAIN_FILES:
             if (source / file).is_file():
-                tmp = target / f".{file}.tmp"
-                shutil.copyfile(source / file, tmp)
-                os.replace(tmp, target / file)
+                with atomic_path(target / file) as tmp:
+                    shutil.copyfile(source / file, tmp)
         overall = json.loads(found[0].read_text())["overall"]
-        key = (m["dataset"], m["experiment"], m.get("variant", ""), m.get("protocol", "paper"))
+        key = (m["dataset"], m["experiment"], m.get("variant", ""), m.get("protocol", "paper"),
+               s3f_records.settings_key(m))  # fmt: skip
         groups.setdefault(key, []).append((m, overall))
     if not groups:
         return []
     columns = ("l2_spatial_%", "l2_spectral_%", "balanced_spatial_%", "balanced_spectral_%")
     rows, datasets = [], []
-    for (dataset, _, _, protocol), members in sorted(groups.items()):
+    for (dataset, _, _, protocol, _), members in sorted(groups.items()):
         m = members[0][0]
         cells = []
         for column in columns:
@@ -314,14 +339,27 @@ def _settings_line(runs: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def _left_out_section(unusable, notes) -> list[str]:
+    """The records the tables could not use, each with its reason, and repeated seeds."""
+    if not unusable and not notes:
+        return []
+    lines = [f"**Left out: {len(unusable)} unusable record(s), {len(notes)} repeated run(s).**", ""]
+    lines += [f"- `{item.path}`: {item.reason}" for item in unusable]
+    lines += [f"- {note}" for note in notes]
+    return [*lines, ""]
+
+
 def build_results(output, results_dir) -> pd.DataFrame:
     """Write summary.csv, runs.csv, README.md, confusion_matrices.png and metrics/…json from
     every finished run under `output`; return the summary table."""
     import s3f_plots
 
     results_dir = Path(results_dir)
-    runs = collect_runs(output)
+    runs, unusable, notes = collect(output)
+    for warning in [*(f"{item}; left out of the tables" for item in unusable), *notes]:
+        warnings.warn(warning, stacklevel=2)
     frame = summary_frame(runs)
+    frame.attrs.update(unusable=unusable, notes=notes, runs=len(runs))
     if frame.empty:
         print(f"no finished runs under {output}; results left as they were")
         return frame
@@ -336,18 +374,20 @@ def build_results(output, results_dir) -> pd.DataFrame:
         write_atomic(target, json.dumps(small, indent=1))
 
     entries = []  # one confusion matrix per group: summed over its seeds
-    for keys, group in pd.DataFrame(runs).groupby(
-        ["experiment", "variant", "protocol"], sort=False
-    ):
-        total = np.sum([np.array(c) for c in group["confusion_matrix"]], axis=0)
-        name, variant, protocol = keys
+    per_run = runs_frame(runs)
+    labels = _settings_labels(per_run)
+    for keys, group in per_run.groupby([*GROUP, "settings"], sort=False):
+        members = [runs[i] for i in group.index]
+        total = np.sum([np.array(m["confusion_matrix"]) for m in members], axis=0)
+        _, name, variant, protocol, _ = keys
         title = "/".join(p for p in (name, variant, protocol if protocol != "paper" else "") if p)
+        title += f" ({labels[keys]})" if labels[keys] else ""
         seeds = f", {len(group)} seeds summed" if len(group) > 1 else ""
         entries.append(
             (
                 f"{title}{seeds}\nacc {100 * np.trace(total) / total.sum():.1f}%",
                 total.tolist(),
-                group.iloc[0]["class_names"],
+                members[0]["class_names"],
             )
         )
     s3f_plots.confusion_grid(
@@ -373,8 +413,11 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "protocol: the test set also served for checkpoint selection, early stopping and LR "
         'scheduling; "holdout" runs validate on a split of train instead, so they are honest '
         "estimates and expected to be lower). Δ = ours − paper. **Flags** mark runs whose "
-        "predictions collapsed to one class or whose training diverged.",
+        "predictions collapsed to one class or whose training diverged. Runs are pooled only "
+        "when their recorded settings (seed aside) and data agree; a model run with other "
+        "settings gets a row of its own that names the difference.",
         "",
+        *_left_out_section(unusable, notes),
     ]
     for dataset in [*s3f_experiments.RECIPES, "Custom"]:
         subset = frame[frame["dataset"] == dataset]
@@ -406,7 +449,52 @@ def build_results(output, results_dir) -> pd.DataFrame:
     return frame
 
 
+def terminal_summary(frame: pd.DataFrame, results_dir) -> str:
+    """A few lines for the terminal: one per group (accuracy, runs, seeds), what was left out,
+    and where the full tables are."""
+    unusable, notes = frame.attrs.get("unusable", []), frame.attrs.get("notes", [])
+    lines = [f"{frame.attrs.get('runs', 0)} run(s) in {len(frame)} group(s):"] if len(frame) else []
+    for _, row in frame.iterrows():
+        name = "/".join(p for p in (row["experiment"], row["variant"]) if p)
+        name += "" if row["protocol"] == "paper" else f" ({row['protocol']})"
+        name += f" [{row['settings']}]" if row["settings"] else ""
+        lines.append(
+            f"  {name}: accuracy {_cell(row, 'accuracy_%', 2)} %, {row['n_runs']} run(s)"
+            + (f", seeds {row['seeds']}" if row["seeds"] else "")
+            + (f"  {row['flags']}" if row["flags"] else "")
+        )
+    if unusable:
+        lines.append(f"{len(unusable)} record(s) left out:")
+        lines += [f"  {item}" for item in unusable]
+    if notes:
+        lines.append(f"{len(notes)} repeated run(s) counted once:")
+        lines += [f"  {note}" for note in notes]
+    if len(frame):
+        lines.append(f"tables and figures in {results_dir} (README.md, summary.csv, runs.csv)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m s3f_results",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )
+    parser.add_argument("runs_dir", help="folder of run folders (searched at any depth)")
+    parser.add_argument("results_dir", help="where README.md, the tables and figures go")
+    args = parser.parse_args(argv)
+    if not Path(args.runs_dir).is_dir():
+        print(f"s3f_results: {args.runs_dir}: no such folder", file=sys.stderr)
+        return 2
+    with warnings.catch_warnings():  # the summary lists them once, below
+        warnings.simplefilter("ignore", UserWarning)
+        frame = build_results(args.runs_dir, args.results_dir)
+    print(terminal_summary(frame, args.results_dir))
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m s3f_results RUNS_DIR RESULTS_DIR")
-    print(build_results(sys.argv[1], sys.argv[2]).to_string())
+    sys.exit(main())

@@ -16,6 +16,10 @@ differences named (--force reruns it). A failing notebook does not stop the othe
 listed at the end and the exit status is 1. Ctrl-C stops the running notebooks and the queue.
 Tables are rebuilt from every finished run under --output (default results/ for the default
 output folders, else <output>/results). --cluster runs each notebook as a Ray task (s3f_cluster).
+One sweep per --output at a time: a second sweep on a busy output folder stops at once (exit
+status 2) with a message naming the other process (pid, host, command, since when); a lock left
+by a killed sweep is taken over. A notebook run by hand into a run folder that is training
+stops the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from functools import cache
 from pathlib import Path
 
 import s3f_experiments
+import s3f_locks
 from s3f_experiments import DEMO_PARAMETERS
 from s3f_jobs import (  # noqa: F401  (re-exported: the sweep's API)
     REPO,
@@ -238,6 +243,14 @@ def explain_job(training: Job) -> Job:
     )
 
 
+# One sweep per output folder: a second one stops (it does not wait) with this advice.
+OUTPUT_BUSY = (
+    "a second sweep stops rather than wait: let that one finish, stop it, or choose another "
+    "--output"
+)
+RUN_FOLDER_BUSY = "wait for that notebook to finish or stop it, then run the sweep again"
+
+
 def prepare(jobs_list: list[Job], force: bool, log=print) -> list[Job]:
     """The jobs to run. Finished ones are skipped; one finished with other parameters stops the
     sweep unless force; leftovers of unfinished runs are cleared so nothing stale remains."""
@@ -259,6 +272,7 @@ def prepare(jobs_list: list[Job], force: bool, log=print) -> list[Job]:
             log(f"  {job.label}: already finished, skipped (use --force to rerun)")
             continue
         if job.run_dir.exists():
+            s3f_locks.ensure_free(job.run_dir, RUN_FOLDER_BUSY)  # never clear a run in training
             shutil.rmtree(job.run_dir)
         todo.append(job)
     return todo
@@ -297,7 +311,9 @@ def run_sweep(
         return run_jobs(todo, jobs, desc, keep_kernels=keep_kernels)
 
     print(f"{len(training)} training run(s) planned")
+    lock = s3f_locks.FolderLock(output_dir, "a sweep on this output folder", OUTPUT_BUSY)
     try:
+        lock.acquire()
         failures = execute(prepare(training, force), "sweep")
         if explain:
             explaining = [
@@ -307,7 +323,10 @@ def run_sweep(
                 and s3f_experiments.get_experiment(job.notebook).architecture == "s3f"
             ]
             failures += execute(prepare(explaining, force), "explain")
+    except s3f_locks.FolderBusy as busy:
+        raise SweepError(str(busy)) from None
     finally:
+        lock.release()
         if runner:
             runner.close()
     if results_dir is not None:

@@ -18,6 +18,7 @@ from after an interruption, and progress.json the current epoch.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -30,10 +31,18 @@ import tensorflow as tf
 import s3f_callbacks
 import s3f_common
 import s3f_experiments
+import s3f_locks
 import s3f_metrics
 from data_setup import load_dataset
 from data_setup.datasets import MAX_IMAGE_SIDE
-from data_setup.files import write_atomic, write_json_atomic
+from data_setup.files import (
+    DiskFullError,
+    disk_full_error,
+    is_disk_full,
+    remove_stale_temps,
+    write_atomic,
+    write_json_atomic,
+)
 from data_setup.synth import SYNTH_VERSION, synth_dataset
 
 
@@ -243,6 +252,43 @@ def _choice(value, name, allowed):
     return value
 
 
+RUN_BUSY_HINT = "wait for it to finish or stop it, or write this run elsewhere (another output_dir)"
+
+
+def _run_lock(run) -> s3f_locks.FolderLock:
+    what = f"training {run.experiment} seed {run.seed} into this folder"
+    return s3f_locks.FolderLock(run.run_dir, what, hint=RUN_BUSY_HINT)
+
+
+def _takes_run_lock(train):
+    """Run.train holds the run folder's lock (s3f_locks) until evaluate is done: two processes
+    never train one run folder at once. A failed training gives it up at once."""
+
+    @functools.wraps(train)
+    def locked(self, *args, **kwargs):
+        lock = _run_lock(self).acquire()
+        try:
+            return train(self, *args, **kwargs)
+        except BaseException:
+            lock.release()
+            raise
+
+    return locked
+
+
+def _gives_up_run_lock(evaluate):
+    @functools.wraps(evaluate)
+    def locked(self, *args, **kwargs):
+        lock = _run_lock(self).acquire()  # held since train (or taken now)
+        try:
+            return evaluate(self, *args, **kwargs)
+        finally:
+            lock.depth = 1  # the run is over: however often train ran, the lock goes
+            lock.release()
+
+    return locked
+
+
 @dataclass
 class Run:
     """The parameters of one notebook; values left None take the registry's paper settings
@@ -416,18 +462,19 @@ class Run:
             )
         return model
 
+    @_takes_run_lock
     def train(self, model, data):
         """Fit with the paper's recipe. An interrupted run (same settings) resumes from its last
         finished epoch; a NaN loss stops training and is recorded."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         binary = s3f_common.is_binary(len(data.class_names))
         resume_dir = self.run_dir / "resume"
+        remove_stale_temps(resume_dir)  # a killed run's half-written state
         restored = s3f_callbacks.ResumeState.load(resume_dir, self.resume_settings())
-        initial_epoch = restored["epoch"] if restored else 0
         if restored:
-            model = s3f_common.load_model(resume_dir / s3f_callbacks.ResumeState.MODEL)
-            s3f_callbacks.restore_seed_states(model, restored["seed_states"])
-            print(f"resuming {self.experiment} after epoch {initial_epoch} from {resume_dir}")
+            model = _resumed_model(resume_dir, restored)
+            print(f"resuming {self.experiment} after epoch {restored['epoch']} from {resume_dir}")
+        initial_epoch = restored["epoch"] if restored else 0
         # initial_value_threshold -inf: Keras ≥ 3.9 otherwise takes any first epoch as a best,
         # NaN included, and would keep a diverged model as the checkpoint.
         checkpoint = keras.callbacks.ModelCheckpoint(
@@ -475,15 +522,21 @@ class Run:
         if restored and restored.get("stopped"):  # interrupted after early stopping decided
             self.history = resume.history
             return None
-        fit = model.fit(
-            train,
-            epochs=self.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps,
-            class_weight=data.class_weights(),
-            callbacks=callbacks,
-            verbose=0,
-        )
+        try:
+            fit = model.fit(
+                train,
+                epochs=self.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps,
+                class_weight=data.class_weights(),
+                callbacks=callbacks,
+                verbose=0,
+            )
+        except Exception as error:
+            if is_disk_full(error) and not isinstance(error, DiskFullError):
+                _drop_damaged(self.run_dir / "checkpoint.keras")  # Keras writes it in place
+                raise disk_full_error(self.run_dir, "the training checkpoint") from error
+            raise
         self.history = resume.history or fit.history
         losses = np.asarray(self.history.get("loss", []), dtype=float)
         bad = np.flatnonzero(~np.isfinite(losses))
@@ -495,6 +548,7 @@ class Run:
             )
         return fit
 
+    @_gives_up_run_lock
     def evaluate(self, data) -> dict:
         """Test the best checkpoint; write predictions, split, figures, history and (last)
         metrics.json."""
@@ -558,6 +612,35 @@ class Run:
     def resume_settings(self) -> dict:
         """What must match for a saved state to be continued (not how it is shown)."""
         return {k: v for k, v in self.settings().items() if k not in ("verbose", "output_dir")}
+
+
+class ResumeError(RuntimeError):
+    """The saved state of an interrupted run cannot be continued; the message says what to do."""
+
+
+def _resumed_model(resume_dir: Path, restored: dict):
+    """The model of an interrupted run, with its random-generator states, or one ResumeError
+    that names the folder and how to start afresh."""
+    try:
+        model = s3f_common.load_model(resume_dir / s3f_callbacks.ResumeState.MODEL)
+        s3f_callbacks.restore_seed_states(model, restored["seed_states"])
+        for key in ("epoch", "history", "callbacks"):
+            restored[key]  # noqa: B018  (a state without these cannot be continued)
+    except Exception as error:
+        raise ResumeError(
+            f"{resume_dir}: the saved state of an interrupted run cannot be continued "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+            "delete that folder to train this run again from epoch 1"
+        ) from error
+    return model
+
+
+def _drop_damaged(path: Path) -> None:
+    """Remove a .keras file that a failed write left incomplete (a zip without its end)."""
+    import zipfile
+
+    if path.is_file() and not zipfile.is_zipfile(path):
+        path.unlink()
 
 
 class SimulatedDisconnect(RuntimeError):

@@ -36,6 +36,8 @@ get_ipython().reset(new_session=True)
 import gc as _gc, os as _os, sys as _sys
 if "keras" in _sys.modules:
     _sys.modules["keras"].backend.clear_session()
+if "s3f_locks" in _sys.modules:  # a run the last notebook left unfinished is not ours now
+    _sys.modules["s3f_locks"].release_all()
 if "matplotlib.pyplot" in _sys.modules:
     _sys.modules["matplotlib.pyplot"].close("all")
 _os.chdir({cwd!r})

@@ -5,21 +5,84 @@ A reader (or a resumed sweep) never sees a half-written file, whatever interrupt
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+
+
+class DiskFullError(OSError):
+    """A write ran out of disk space; the message names the folder (and the space needed)."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """ENOSPC/EDQUOT from Python, or TensorFlow's file-system error for it (a
+    ResourceExhaustedError that says "No space left on device")."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(error)
+
+
+def disk_full_error(folder, what: str, needed: int | None = None) -> DiskFullError:
+    """One sentence for a full disk: the folder, what could not be written, free space, need."""
+    folder = Path(folder)
+    try:
+        free = f"{shutil.disk_usage(folder).free:,} bytes free"
+    except OSError:
+        free = "free space unknown"
+    need = f", about {needed:,} bytes needed" if needed else ""
+    error = DiskFullError(
+        f"{folder}: the disk is full — {what} could not be written ({free}{need}); "
+        "free space there (or choose a folder on another disk) and run again"
+    )
+    error.errno = errno.ENOSPC
+    return error
+
+
+def temp_name(path) -> Path:
+    """The temporary name `path` is written under: hidden, in the same folder, with this
+    process id (remove_stale_temps collects it once the writer is gone) and the same suffix
+    (Keras insists on .keras)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+
+
+@contextmanager
+def atomic_path(path, what: str = "", needed: int | None = None):
+    """For writers that take a file name (Keras' model.save, TensorFlow's exports):
+
+        with atomic_path(folder / "model.keras", "the resume state") as tmp:
+            model.save(tmp)
+
+    The writer writes `tmp`; on success it replaces `path` in one rename, on any failure it is
+    removed (a file or a folder). A full disk becomes one DiskFullError naming the folder and,
+    where known, the space needed (by default the size of the file being replaced)."""
+    path = Path(path)
+    tmp = temp_name(path)
+    if needed is None and path.is_file():
+        needed = path.stat().st_size
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except Exception as error:
+        if is_disk_full(error) and not isinstance(error, DiskFullError):
+            raise disk_full_error(path.parent, what or path.name, needed) from error
+        raise
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path, data: bytes | str) -> Path:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path, needed=len(data)) as tmp:
+        tmp.write_bytes(data)
     return path
 
 

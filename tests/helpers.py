@@ -1,6 +1,8 @@
 """Small builders shared by tests: run folders, and finding a test's leftover processes."""
 
+import contextlib
 import json
+import subprocess
 
 from data_setup.datasets import DATASETS
 from tests import paper_format
@@ -39,3 +41,24 @@ def processes_with_env(key, value):
         except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
             pass
     return found
+
+
+@contextlib.contextmanager
+def small_disk(folder, size: str):
+    """A real file system of `size` (tmpfs) mounted at `folder`, to fill for full-disk tests;
+    the test is skipped where mounting is not allowed (not root, a container without the
+    capability)."""
+    import pytest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -10,7 +10,7 @@ import s3f_common
 import s3f_export
 import s3f_predict
 from data_setup.datasets import DATASETS
-from tests.helpers import run_folder
+from tests.helpers import run_folder, small_disk
 
 
 def _serve_saved_model(path, images):
@@ -184,3 +184,40 @@ def test_an_op_without_a_tflite_builtin_is_one_clear_error(tmp_path, monkeypatch
     error = capsys.readouterr().err
     assert "no builtin" in error and "tf.Complex" in error and "more lines" not in error
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+FULL_DISK_END = "bytes free); free space there (or choose a folder on another disk) and run again"
+
+
+def test_a_full_disk_is_one_message_naming_the_folder(tmp_path, monkeypatch, capsys, keras):
+    import tensorflow as tf
+
+    model = s3f_common.build_model("spatial", (16, 16, 3), 7)
+    run = run_folder(tmp_path / "run", model, "HAM10000", (16, 16), 3)
+
+    def disk_fills(model, target):  # as TensorFlow's writer fails half-way
+        target.mkdir()
+        (target / "saved_model.pb").write_bytes(b"half")
+        raise tf.errors.ResourceExhaustedError(None, None, f"{target}; No space left on device")
+
+    monkeypatch.setattr(s3f_export, "write_saved_model", disk_fills)
+    assert s3f_export.main([str(run), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(
+        f"s3f-export: error: {tmp_path}: the disk is full — the export out/ could not be written ("
+    )
+    assert error.endswith(FULL_DISK_END) and "\n" not in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no half-written export
+
+
+def test_export_onto_a_really_full_disk_leaves_nothing(tmp_path, capsys, keras):
+    model = s3f_common.build_model("spatial", (16, 16, 3), 7)
+    run = run_folder(tmp_path / "run", model, "HAM10000", (16, 16), 3)
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        assert s3f_export.main([str(run), str(disk / "out")]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith(
+            f"s3f-export: error: {disk}: the disk is full — the export out/ could not be written ("
+        ), error
+        assert error.endswith(FULL_DISK_END)
+        assert list(disk.iterdir()) == []

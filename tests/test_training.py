@@ -348,3 +348,73 @@ def test_data_zip_is_unpacked_once_and_used(tf_modules, tmp_path, monkeypatch):
         "Spatial_BUSI", data_zip=str(archive), output_dir=str(tmp_path), **TINY
     )
     assert again.data_dir == run.data_dir
+
+
+FULL_DISK_END = "bytes free); free space there (or choose a folder on another disk) and run again"
+
+
+def test_a_full_disk_at_a_resume_save_is_one_message_and_leaves_no_temp(
+    keras, tf_modules, tmp_path, monkeypatch
+):
+    import errno
+    from pathlib import Path
+
+    s3f_training, _ = tf_modules
+    run, data, model = _train(s3f_training, tmp_path)
+    real_save = keras.Model.save
+
+    def save(self, filepath, *args, **kwargs):
+        if ".tmp" in Path(filepath).name:  # the resume state's temporary file: disk full
+            Path(filepath).write_bytes(b"PK\x03\x04 half a zip")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", save)
+    with pytest.raises(OSError) as raised:
+        run.train(model, data)
+    resume = run.run_dir / "resume"
+    message = str(raised.value)
+    assert isinstance(raised.value, s3f_training.DiskFullError)
+    assert message.startswith(
+        f"{resume}: the disk is full — the resume state (model and optimizer) could not be "
+        "written ("
+    )
+    assert message.endswith(FULL_DISK_END)
+    assert [p.name for p in resume.iterdir() if ".tmp" in p.name] == []
+
+
+def test_training_onto_a_really_full_disk_leaves_no_temp_or_broken_model(tf_modules, tmp_path):
+    import zipfile
+
+    from tests.helpers import small_disk
+
+    s3f_training, _ = tf_modules
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        run, data, model = _train(s3f_training, disk)
+        with pytest.raises(s3f_training.DiskFullError) as raised:
+            run.train(model, data)
+        message = str(raised.value)
+        assert message.startswith(f"{run.run_dir}") and "the disk is full — " in message
+        assert message.endswith(FULL_DISK_END)
+        files = [p for p in disk.rglob("*") if p.is_file()]
+        assert [p for p in files if ".tmp" in p.name] == []
+        assert all(zipfile.is_zipfile(p) for p in files if p.suffix == ".keras")
+
+
+def test_a_damaged_resume_state_says_to_delete_it(tf_modules, tmp_path, monkeypatch):
+    s3f_training, _ = tf_modules
+    monkeypatch.setenv("S3F_INTERRUPT_AFTER_EPOCH", "1")
+    run, data, model = _train(s3f_training, tmp_path)
+    with pytest.raises(s3f_training.SimulatedDisconnect):
+        run.train(model, data)
+    monkeypatch.delenv("S3F_INTERRUPT_AFTER_EPOCH")
+    resume = run.run_dir / "resume"
+    (resume / "model.keras").write_bytes(b"not a zip")
+    rerun, data, model = _train(s3f_training, tmp_path)
+    with pytest.raises(s3f_training.ResumeError) as raised:
+        rerun.train(model, data)
+    message = str(raised.value)
+    assert message.startswith(
+        f"{resume}: the saved state of an interrupted run cannot be continued ("
+    )
+    assert message.endswith("); delete that folder to train this run again from epoch 1")

@@ -1,0 +1,169 @@
+"""Run records (metrics.json) checked before any table or claim uses them.
+
+    runs, unusable = collect(runs_dir)   # usable records; (path, reason) for every other one
+
+A record is a finished run's metrics.json. Tables and claims never trust one blindly: a file
+that is not a JSON object, lacks a field, or holds a value of the wrong kind (a string where a
+number belongs, a NaN accuracy, a confusion matrix that does not fit the class names) is left
+out and named with its reason, so the counts of the tables always agree with the runs used.
+
+Runs are pooled only when everything that decides their numbers was the same
+(`settings_key`: the recorded run settings except where the run was written, and the data's
+fingerprint); the same settings and seed found twice count once (`drop_repeated_seeds`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED_KEYS = {
+    "experiment",
+    "accuracy",
+    "weighted_f1",
+    "macro_f1",
+    "confusion_matrix",
+    "class_names",
+    "protocol",
+    "params",
+}
+# Metrics every table needs: a run without a finite value of each cannot be used.
+REQUIRED_METRICS = ("accuracy", "weighted_f1", "macro_f1")
+# Metrics that may be missing or NaN (e.g. κ when one class is all there is): a mean leaves
+# such a run out of that metric only, and the table says so.
+OPTIONAL_METRICS = ("cohen_kappa", "mcc", "roc_auc", "roc_auc_macro", "loss")
+FRACTIONS = {"accuracy", "weighted_f1", "macro_f1", "roc_auc", "roc_auc_macro"}
+# Run settings that say where a run was written or how it printed, not what it computed.
+NOT_DECIDING = {"seed", "output_dir", "verbose", "data_dir", "data_zip", "mount_drive"}
+
+
+@dataclass(frozen=True)
+class Unusable:
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number_problem(key: str, value, required: bool) -> str | None:
+    if value is None:
+        return f"{key} is null" if required else None
+    if not _is_number(value):
+        return f"{key} is {value!r} ({type(value).__name__}), not a number"
+    if not math.isfinite(value):
+        return f"{key} is {value} (not a finite number)" if required else None
+    if key in FRACTIONS and not 0 <= value <= 1:
+        return f"{key} is {value}, outside 0–1"
+    return None
+
+
+def _matrix_problem(matrix, classes) -> str | None:
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        return "class_names is not a list of names"
+    size = len(classes)
+    if not (
+        isinstance(matrix, list)
+        and len(matrix) == size
+        and all(isinstance(row, list) and len(row) == size for row in matrix)
+        and all(_is_count(v) for row in matrix for v in row)
+    ):
+        return f"confusion_matrix is not a {size}×{size} table of counts (one row per class)"
+    return None
+
+
+def problem(record) -> str | None:
+    """Why this parsed metrics.json cannot be used, or None when it can."""
+    if not isinstance(record, dict):
+        return f"is a JSON {type(record).__name__}, not an object of metrics"
+    missing = REQUIRED_KEYS - set(record)
+    if missing:
+        return f"lacks {', '.join(sorted(missing))}"
+    for key in REQUIRED_METRICS:
+        found = _number_problem(key, record[key], required=True)
+        if found:
+            return found
+    for key in OPTIONAL_METRICS:
+        found = _number_problem(key, record.get(key), required=False)
+        if found:
+            return found
+    found = _matrix_problem(record["confusion_matrix"], record["class_names"])
+    if found:
+        return found
+    if not isinstance(record["params"], int) or isinstance(record["params"], bool):
+        return f"params is {record['params']!r}, not a whole number"
+    seed = record.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        return f"seed is {seed!r}, not a whole number"
+    for key in ("experiment", "protocol", "variant", "dataset"):
+        if key in record and not isinstance(record[key], str):
+            return f"{key} is {record[key]!r}, not a name"
+    if not isinstance(record.get("run_settings") or {}, dict):
+        return "run_settings is not an object"
+    return None
+
+
+def read(path: Path):
+    """(parsed JSON, None) or (None, why it cannot be parsed) for one metrics.json."""
+    try:
+        return json.loads(Path(path).read_text()), None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return None, f"not valid JSON ({error})"
+
+
+def settings_key(record: dict) -> str:
+    """What decides a run's numbers, seed aside, as one comparable string."""
+    settings = {
+        k: v for k, v in (record.get("run_settings") or {}).items() if k not in NOT_DECIDING
+    }
+    settings["demo_data"] = bool(record.get("demo_data"))
+    settings["data"] = record.get("dataset_fingerprint")
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
+def differing_settings(keys: list[str]) -> dict[str, list]:
+    """Of several settings_key strings: the settings whose values differ, with each key's
+    values in the order given."""
+    decoded = [json.loads(k) for k in keys]
+    names = sorted({n for d in decoded for n in d})
+    return {
+        n: [d.get(n) for d in decoded]
+        for n in names
+        if len({json.dumps(d.get(n), sort_keys=True) for d in decoded}) > 1
+    }
+
+
+def describe_settings(values: dict) -> str:
+    """{'epochs': 50, 'data': 'ab…'} → 'epochs=50, other data'."""
+    parts = []
+    for name, value in values.items():
+        parts.append("other data" if name == "data" else f"{name}={json.dumps(value)}")
+    return ", ".join(parts)
+
+
+def drop_repeated_seeds(runs: list[dict]) -> tuple[list[dict], list[str]]:
+    """Keep one run per (experiment, variant, protocol, settings, seed): the first by folder.
+    Returns the kept runs and one note per repeat left out."""
+    kept, seen, notes = [], {}, []
+    for m in sorted(runs, key=lambda r: r["run_subdir"]):
+        seed = m.get("seed")
+        key = (m["experiment"], m.get("variant", ""), m["protocol"], settings_key(m), seed)
+        if seed is not None and key in seen:
+            notes.append(
+                f"{m['run_subdir']}: the same settings and seed {seed} as "
+                f"{seen[key]['run_subdir']}; counted once (that run)"
+            )
+            continue
+        seen[key] = m
+        kept.append(m)
+    return kept, notes
