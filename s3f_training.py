@@ -92,14 +92,35 @@ def evaluate_model(
     result.update(clean_test_metrics(data, labels, probs, binary))
     write_predictions(out_dir / "predictions.csv", test.files, labels, probs, data.class_names)
     if result["collapsed"]:
-        print(
-            f"WARNING: {experiment} predicts one class for every test image "
-            f"({result['predicted_class_counts']}): the model learned nothing usable"
-        )
+        print(collapse_warning(experiment, result["predicted_class_counts"], model))
     context = s3f_plots.run_context(data.protocol, demo)
     s3f_plots.confusion_figure(result, out_dir / "confusion_matrix.png", context)
     s3f_plots.roc_figure(labels, probs, data.class_names, out_dir / "roc.png", experiment, context)
     return result
+
+
+def collapse_warning(experiment: str, counts, model) -> str:
+    """What a one-class model means and the likeliest fix: BatchNorm's moving averages."""
+    momenta = [
+        layer.momentum
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    fastest = s3f_experiments.BN_MOMENTUM_LADDER[-1]
+    text = (
+        f"WARNING: {experiment} predicts one class for every test image ({counts}): "
+        "the model learned nothing usable. "
+    )
+    if momenta and max(momenta) > fastest:
+        return text + (
+            f"Likely cause: BatchNorm momentum {max(momenta)} — with few optimizer steps its "
+            "moving averages lag the weights, so inference differs from training. Rerun with "
+            f"bn_momentum={fastest} (-p bn_momentum {fastest}), or more epochs or images."
+        )
+    return text + (
+        "Try more epochs or images, a higher learning_rate, or check the labels "
+        "(s3f-data check)."
+    )
 
 
 def clean_test_metrics(data, labels, probs, binary) -> dict:
@@ -379,8 +400,43 @@ class Run:
         )
         return data
 
+    def steps_per_epoch(self, data) -> int:
+        return -(-len(data.splits["train"].labels) // self.batch_size)
+
+    def choose_bn_momentum(self, data) -> float:
+        """The BatchNorm momentum this run trains with, said out loud when it is not the
+        paper's. bn_momentum None with a data_dir: S3F_Custom takes the slowest momentum whose
+        moving averages settle within the run's optimizer steps (s3f_experiments.
+        bn_momentum_for); a paper experiment keeps 0.99 and warns when the run is too short."""
+        paper = s3f_experiments.BN_MOMENTUM_LADDER[0]
+        self.bn_momentum_reason = "set" if self.bn_momentum is not None else "paper"
+        if self.bn_momentum is not None:
+            return float(self.bn_momentum)
+        steps = self.epochs * self.steps_per_epoch(data)
+        suited = s3f_experiments.bn_momentum_for(steps)
+        if suited == paper:
+            return paper
+        short = (
+            f"{steps} optimizer steps ({self.epochs} epochs × {self.steps_per_epoch(data)}) are "
+            f"too few for BatchNorm momentum {paper}'s moving averages (they need "
+            f"≥ {s3f_experiments.bn_steps_needed(paper)})"
+        )
+        if self.custom:
+            self.bn_momentum_reason = f"chosen for {steps} steps"
+            print(
+                f"bn_momentum = {suited} (paper: {paper}): {short}; "
+                f"set bn_momentum to choose another"
+            )
+            return suited
+        print(
+            f"WARNING: {short}: predictions may collapse to one class. The paper's {paper} is "
+            f"kept for this paper experiment; -p bn_momentum {suited} suits a run this short"
+        )
+        return paper
+
     def build_model(self, data):
         keras.mixed_precision.set_global_policy(self.precision)
+        self.bn_momentum_used = self.choose_bn_momentum(data)
         model = s3f_common.build_model(
             self.spec.architecture,
             data.input_shape,
@@ -388,7 +444,7 @@ class Run:
             self.fusion,
             self.spectranet,
             learning_rate=self.learning_rate,
-            bn_momentum=self.bn_momentum,
+            bn_momentum=self.bn_momentum_used,
             channel_mixing=self.channel_mixing,
             modes=self.modes,
             name=self.experiment,
@@ -454,7 +510,7 @@ class Run:
         train = data.tf_dataset(
             "train", self.batch_size, seed=self.seed, epochs=self.epochs, first_epoch=initial_epoch
         )
-        steps = -(-len(data.splits["train"].labels) // self.batch_size)
+        steps = self.steps_per_epoch(data)
         if restored and restored.get("stopped"):  # interrupted after early stopping decided
             self.history = resume.history
             return None
@@ -514,6 +570,8 @@ class Run:
             protocol=self.protocol,
             seed=self.seed,
             demo_data=self.demo,
+            bn_momentum=getattr(self, "bn_momentum_used", None),  # None: built outside build_model
+            bn_momentum_reason=getattr(self, "bn_momentum_reason", None),
             run_settings=self.settings(),
         )
         frame = pd.DataFrame(history)
