@@ -118,8 +118,7 @@ def collapse_warning(experiment: str, counts, model) -> str:
             f"bn_momentum={fastest} (-p bn_momentum {fastest}), or more epochs or images."
         )
     return text + (
-        "Try more epochs or images, a higher learning_rate, or check the labels "
-        "(s3f-data check)."
+        "Try more epochs or images, a higher learning_rate, or check the labels (s3f-data check)."
     )
 
 

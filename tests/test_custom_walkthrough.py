@@ -126,9 +126,7 @@ def test_from_a_folder_of_class_subfolders_to_predictions_and_exports(kernel_env
     assert "max" in exported.stdout and report
 
 
-def test_ninety_images_with_the_default_settings_learn_and_say_which_momentum(
-    kernel_env, tmp_path
-):
+def test_ninety_images_with_the_default_settings_learn_and_say_which_momentum(kernel_env, tmp_path):
     """Issue 19.2: 3 classes × 30 demo-like images at 32×32 for 20 epochs (100 optimizer steps)
     collapsed to one class with BatchNorm momentum 0.99; the run now chooses 0.9 and says so."""
     from data_setup.synth import synth_image
