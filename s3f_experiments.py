@@ -119,7 +119,7 @@ MIN_LR = 1e-6
 @dataclass(frozen=True)
 class PaperResult:
     """Everything the original notebook printed on the test set ("paper" protocol, one unseeded
-    run, best checkpoint selected on the test set; SPEC §6.1)."""
+    run, best checkpoint selected on the test set; docs/paper.md §6.1)."""
 
     accuracy: float  # percent
     weighted_f1: float
@@ -154,7 +154,7 @@ class PaperResult:
 
 @dataclass(frozen=True)
 class PaperContributions:
-    """The paper's branch-contribution means on the test set (its XAI notebook, SPEC §6.2).
+    """The paper's branch-contribution means on the test set (its XAI notebook, docs/paper.md §6.2).
     It explained *concatenation* S³F-Nets (SN1; BUSI SN2) with bilinear-resizing loaders."""
 
     fusion: str
@@ -175,7 +175,7 @@ class PaperContributions:
         }
 
 
-# The README headline table of the original repository differs from its notebooks (SPEC §6);
+# The README headline table of the original repository differs from its notebooks (docs/paper.md §6);
 # the kit compares with the notebooks. Known defects of the originals, for readers:
 PAPER_DEFECTS = (
     "The original README's headline numbers differ slightly from what the notebooks printed "
@@ -247,7 +247,7 @@ class Experiment:
         return f"S³F-Net ({self.fusion}, SN{self.spectranet})"
 
 
-# (dataset, architecture) → (params, SPEC §6.1 row: acc %, wF1, mF1, κ, MCC, AUC, loss,
+# (dataset, architecture) → (params, docs/paper.md §6.1 row: acc %, wF1, mF1, κ, MCC, AUC, loss,
 # epochs run, best epoch[, PNEUMONIA F1])
 _PAPER = {
     ("BRISC2025", "spatial"): (1_309_284, (98.22, 0.9822, 0.9833, 0.9756, 0.9757, (0.9989, 0.9987), 0.0716, 109, 69)),
@@ -263,7 +263,7 @@ _PAPER = {
     ("HAM10000", "spectranet"): (6_537_863, (63.10, 0.6408, 0.4378, 0.4059, 0.4074, (0.8232, 0.8324), 1.1092, 121, 81)),
     ("HAM10000", "s3f"): (7_859_979, (69.31, 0.7047, 0.5149, 0.5153, 0.5185, (0.8811, 0.8835), 1.1984, 169, 129)),
 }  # fmt: skip
-# Test-set support per class (SPEC §6.1), in each dataset's class order.
+# Test-set support per class (docs/paper.md §6.1), in each dataset's class order.
 PAPER_TEST_SUPPORT = {
     "BRISC2025": (254, 306, 140, 310),
     "ChestXRay": (234, 390),

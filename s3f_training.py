@@ -56,7 +56,7 @@ def demo_data_dir(dataset: str, count: int = 24, seed: int = 0) -> Path:
 def evaluate_model(
     model, data, out_dir: Path, experiment: str, batch_size: int = 16, demo: bool = False
 ) -> dict:
-    """Every SPEC §4 metric of `model` on the test split, plus predictions.csv and the
+    """Every docs/paper.md §4 metric of `model` on the test split, plus predictions.csv and the
     confusion-matrix and ROC figures in `out_dir`. Returns the metrics; the caller adds its own
     fields and calls write_metrics."""
     import s3f_plots

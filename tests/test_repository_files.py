@@ -39,3 +39,21 @@ def test_repository_option_rewrites_the_one_setting(tmp_path, monkeypatch):
     assert 'KIT_REPOSITORY = "my-lab/s3f-fork"' in copy.read_text()
     assert "git+https://github.com/my-lab/s3f-fork" in s3f_notebooks.setup_cell()
     assert "github/my-lab/s3f-fork/blob/main" in s3f_notebooks.colab_url("Spatial_BUSI")
+
+
+def test_citations_point_at_the_kits_own_reference_of_the_paper():
+    import subprocess
+
+    reference = (REPO / "docs" / "paper.md").read_text()
+    for number in ("138,700,851", "0.8782", "85.77 / 14.23", "119 / 59"):  # §1.5, §6.1, §6.2
+        assert number in reference
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    spec = "SPEC" + " §"  # split so this file does not match itself
+    for name in tracked:
+        path = REPO / name
+        if path.suffix in (".py", ".md") and path.is_file():
+            assert spec not in path.read_text(), f"{name} cites a document not in the repository"
+    assert "docs/paper.md" in (REPO / "README.md").read_text()
+    assert "docs/paper.md §5" in (REPO / "results" / "README.md").read_text()
