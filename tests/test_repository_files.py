@@ -57,3 +57,45 @@ def test_citations_point_at_the_kits_own_reference_of_the_paper():
             assert spec not in path.read_text(), f"{name} cites a document not in the repository"
     assert "docs/paper.md" in (REPO / "README.md").read_text()
     assert "docs/paper.md §5" in (REPO / "results" / "README.md").read_text()
+
+
+def _run_setup_cell_as_colab(tmp_path, monkeypatch, files=()):
+    """The setup cell in a fake Colab where /content is tmp_path: what pip is asked to install
+    and whether Drive was mounted."""
+    import importlib.util
+    import subprocess
+    import sys
+    import types
+
+    content = tmp_path / "content"
+    for name in files:
+        (content / name).parent.mkdir(parents=True, exist_ok=True)
+        (content / name).write_bytes(b"PK")
+    mounted, installed = [], []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "s3f_common" else real_find_spec(name, *a),
+    )
+    monkeypatch.setattr(subprocess, "run", lambda command, check: installed.append(command[-1]))
+    code = s3f_notebooks.setup_cell().replace("/content/", f"{content}/")
+    exec(compile(code, "setup-cell", "exec"), {})
+    return installed, mounted
+
+
+def test_colab_installs_the_kit_from_an_uploaded_zip_then_drive_then_github(
+    tmp_path, monkeypatch
+):
+    content = tmp_path / "content"
+    installed, mounted = _run_setup_cell_as_colab(tmp_path, monkeypatch, ["s3f-kit.zip"])
+    assert installed == [str(content / "s3f-kit.zip")] and mounted == []
+    drive_zip = "drive/MyDrive/s3f-kit.zip"
+    installed, mounted = _run_setup_cell_as_colab(tmp_path / "b", monkeypatch, [drive_zip])
+    assert installed == [str(tmp_path / "b" / "content" / drive_zip)]
+    assert mounted == [str(tmp_path / "b" / "content" / "drive")]
+    installed, _ = _run_setup_cell_as_colab(tmp_path / "c", monkeypatch)
+    assert installed == [f"git+https://github.com/{s3f_experiments.KIT_REPOSITORY}"]
