@@ -99,6 +99,22 @@ def evaluate_model(
     return result
 
 
+def device_description() -> str:
+    """Where this process trains: 'GPU (NVIDIA A100-SXM4-40GB)' for each visible GPU, else
+    'CPU' (recorded in metrics.json; the sweep prints it per finished run)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    described = []
+    for gpu in gpus:
+        try:
+            name = tf.config.experimental.get_device_details(gpu).get("device_name")
+        except (RuntimeError, ValueError):
+            name = None
+        described.append(f"GPU ({name})" if name else "GPU")
+    return ", ".join(described)
+
+
 def collapse_warning(experiment: str, counts, model) -> str:
     """What a one-class model means and the likeliest fix: BatchNorm's moving averages."""
     momenta = [
@@ -569,6 +585,7 @@ class Run:
             protocol=self.protocol,
             seed=self.seed,
             demo_data=self.demo,
+            device=device_description(),
             bn_momentum=getattr(self, "bn_momentum_used", None),  # None: built outside build_model
             bn_momentum_reason=getattr(self, "bn_momentum_reason", None),
             run_settings=self.settings(),

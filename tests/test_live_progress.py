@@ -1,6 +1,7 @@
 """Epoch lines reach the terminal of a plain papermill call as they happen, once in the notebook,
 and once in a sweep run's sweep.log (not on the sweep's own terminal) (issue 19.1)."""
 
+import json
 import os
 import re
 import subprocess
@@ -76,3 +77,15 @@ def test_a_sweep_files_each_epoch_line_once_in_sweep_log_not_on_its_terminal(
     assert [int(m.group(1)) for m in EPOCH_LINE.finditer(text)] == [1, 2]
     out, err = capfd.readouterr()
     assert not EPOCH_LINE.search(out + err)  # the sweep's terminal shows its bar and summaries
+    metrics = json.loads((jobs[0].run_dir / "metrics.json").read_text())
+    assert metrics["device"] == "CPU"  # the tests hide GPUs (conftest)
+    assert "Spatial_BUSI/seed42: done in" in out + err and " s on CPU" in out + err
+
+
+def test_the_sweep_names_each_runs_device(tmp_path):
+    job = s3f_jobs.Job("A/seed42", "A", {}, tmp_path)
+    assert s3f_jobs.run_device(job, None) == ""  # nothing recorded (e.g. the run failed)
+    assert s3f_jobs.run_device(job, 1) == " (GPU 1)"
+    (tmp_path / "metrics.json").write_text(json.dumps({"device": "GPU (NVIDIA T4)"}))
+    assert s3f_jobs.run_device(job, 1) == " on GPU (NVIDIA T4), CUDA_VISIBLE_DEVICES=1"
+    assert s3f_jobs.run_device(job, None) == " on GPU (NVIDIA T4)"
