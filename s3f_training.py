@@ -90,6 +90,7 @@ def evaluate_model(
         keras_version=keras.__version__,
     )
     result.update(clean_test_metrics(data, labels, probs, binary))
+    print(leakage_summary(result))
     write_predictions(out_dir / "predictions.csv", test.files, labels, probs, data.class_names)
     if result["collapsed"]:
         print(collapse_warning(experiment, result["predicted_class_counts"], model))
@@ -135,6 +136,23 @@ def collapse_warning(experiment: str, counts, model) -> str:
         )
     return text + (
         "Try more epochs or images, a higher learning_rate, or check the labels (s3f-data check)."
+    )
+
+
+def leakage_summary(result: dict) -> str:
+    """One line: how many test images have a near-duplicate in training, and the accuracy on
+    the others (the clean test)."""
+    clean = result["clean_test"]
+    total = result["leaked_test_images"] + clean["images"]
+    line = (
+        f"Leakage audit: {result['leaked_test_images']} of {total} test images have a "
+        "near-duplicate in training"
+    )
+    if not clean["images"]:
+        return line + "; no clean test image is left to score"
+    return line + (
+        f"; clean-test accuracy {clean['accuracy']:.4f} on the other {clean['images']} "
+        f"(all: {result['accuracy']:.4f})"
     )
 
 

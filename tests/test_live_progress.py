@@ -60,6 +60,7 @@ def test_plain_papermill_shows_each_epoch_on_stderr_while_it_runs(kernel_env, tm
     assert seen == [1, 2, 3]  # each epoch once on the terminal
     text = _notebook_text(tmp_path / "out.ipynb")
     assert [int(m.group(1)) for m in EPOCH_LINE.finditer(text)] == [1, 2, 3]  # once in it
+    assert "Leakage audit: " in text and "test images have a near-duplicate" in text
 
 
 @pytest.mark.slow
