@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,15 +39,33 @@ class ValidationMetrics(keras.callbacks.Callback):
         logs.update(val_loss=loss, val_accuracy=scores["accuracy"], val_f1=scores["selection_f1"])
 
 
+def terminal_fd() -> int | None:
+    """The file descriptor of the terminal that started this process, where it is not stdout.
+
+    In a Jupyter kernel print() goes to the notebook, and ipykernel (≥ 6) also routes fd 2 into
+    the notebook, keeping a copy of the original descriptor that it echoes to. Writing to that
+    copy reaches the terminal of a plain `papermill` call (and a sweep worker's log) without a
+    second line in the notebook. A kernel without fd capture: fd 2 itself. A plain Python
+    process: None (print() already reaches the terminal)."""
+    original = getattr(sys.stderr, "_original_stdstream_copy", None)  # ipykernel's echo target
+    if isinstance(original, int):
+        return original
+    in_kernel = "ipykernel" in sys.modules and sys.stdout is not sys.__stdout__
+    return 2 if in_kernel else None
+
+
 class EpochLog(keras.callbacks.Callback):
-    """One flushed line per epoch (headless runs show it live; notebooks stay short) and a
-    small progress.json the sweep polls to show which runs are at which epoch."""
+    """One flushed line per epoch and a small progress.json the sweep polls to show which runs
+    are at which epoch. The line goes to the notebook (print) and, in a kernel, to the terminal
+    that started it as it happens (terminal_fd): a plain `papermill` call shows each epoch live,
+    and the notebook has it once."""
 
     def __init__(self, run_dir: Path, epochs: int, label: str, verbose: int = 1):
         super().__init__()
         self.run_dir, self.epochs, self.label, self.verbose = Path(run_dir), epochs, label, verbose
         self.best = -math.inf
         self.started = time.perf_counter()
+        self.terminal = terminal_fd()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -59,17 +78,27 @@ class EpochLog(keras.callbacks.Callback):
         seconds = time.perf_counter() - self.started
         if self.verbose:
             loss, val_loss = logs.get("loss", float("nan")), logs.get("val_loss", float("nan"))
-            print(
+            line = (
                 f"{self.label} epoch {epoch + 1}/{self.epochs}  loss {loss:.4f}"
                 f"  val_loss {val_loss:.4f}  val_f1 {f1:.4f}"
-                f"  best {self.best:.4f}  {seconds:.1f} s/epoch",
-                flush=True,
+                f"  best {self.best:.4f}  {seconds:.1f} s/epoch"
             )
-            sys.stdout.flush()
+            print(line, flush=True)
+            self._to_terminal(line)
         write_json_atomic(
             self.run_dir / "progress.json",
             {"epoch": epoch + 1, "epochs": self.epochs, "best_val_f1": _finite(self.best)},
         )
+
+    def _to_terminal(self, line: str) -> None:
+        if self.terminal is None:
+            return
+        try:
+            # On a terminal, start a clean line: papermill's cell bar may be on this one.
+            clear = "\r\x1b[2K" if os.isatty(self.terminal) else ""
+            os.write(self.terminal, f"{clear}{line}\n".encode(errors="replace"))
+        except OSError:  # the terminal went away (closed pipe): the notebook still has the line
+            self.terminal = None
 
 
 def _finite(value):

@@ -71,7 +71,7 @@ def branch_vectors(model, images_dataset):
 
 # --------------------------------------------------------------------------- contributions
 def contribution_scores(spatial: np.ndarray, spectral: np.ndarray) -> pd.DataFrame:
-    """SPEC §5 per image: L2 shares and balanced contribution shares, in percent."""
+    """docs/paper.md §5 per image: L2 shares and balanced contribution shares, in percent."""
     norm_s, norm_p = np.linalg.norm(spatial, axis=1), np.linalg.norm(spectral, axis=1)
     total = norm_s + norm_p
     total = np.where(total == 0, 1.0, total)
@@ -196,7 +196,7 @@ def explain(
         spatial_dim=int(spatial.shape[1]),
         spectral_dim=int(spectral.shape[1]),
         fusion=fusion_kind(model),
-        # The paper explained concat models (SPEC §6.2): its shares for this dataset, beside ours.
+        # The paper explained concat models (paper.md §6.2): its shares for the dataset beside ours.
         paper=s3f_experiments.paper_contributions(data.info.id),
     )
     write_atomic(out_dir / "contributions.csv", scores.to_csv(index=False))

@@ -369,8 +369,10 @@ def main(argv=None) -> int:
         help="largest allowed |Δ probability| (default %(default)s)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing out_dir")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parser.parse_args(argv)  # --help answers before TensorFlow is imported
+    import s3f_env
+
+    s3f_env.import_tensorflow_quietly()  # a CPU machine: no CUDA-registration noise
     try:
         record = export(
             args.model,

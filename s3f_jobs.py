@@ -235,6 +235,19 @@ def execute_job(job: Job, worker: NotebookWorker | None = None) -> str | None:
         return one_off.run(job)
 
 
+def run_device(job: Job, gpu: int | None) -> str:
+    """' on GPU (NVIDIA T4)' / ' on CPU': the device the run's metrics.json records (the
+    notebook's own view), else the GPU index the worker was pinned to."""
+    try:
+        device = json.loads((job.run_dir / job.marker).read_text()).get("device")
+    except (OSError, ValueError, AttributeError):
+        device = None
+    if device:
+        pinned = f", CUDA_VISIBLE_DEVICES={gpu}" if gpu is not None else ""
+        return f" on {device}{pinned}"
+    return f" (GPU {gpu})" if gpu is not None else ""
+
+
 def progress_status(jobs) -> str:
     """'S3F_Concat_BUSI/seed42 3/25 (F1 0.61)' for each running job that reported an epoch."""
     parts = []
@@ -302,9 +315,9 @@ def run_jobs(
             running.pop(job.label, None)
             free_workers.put(worker)
         if not stop.is_set():
-            on_gpu = f" (GPU {worker.gpu})" if worker.gpu is not None else ""
             status = f"FAILED — {error}" if error else "done"
-            bar.write(f"  {job.label}: {status} in {time.perf_counter() - started:.0f} s{on_gpu}")
+            where = run_device(job, worker.gpu)
+            bar.write(f"  {job.label}: {status} in {time.perf_counter() - started:.0f} s{where}")
         return error
 
     pool = ThreadPoolExecutor(parallel)

@@ -1,4 +1,4 @@
-"""Predictions, losses and the paper's evaluation metrics (SPEC §3–§4).
+"""Predictions, losses and the paper's evaluation metrics (docs/paper.md §3–§4).
 
 The loss is computed exactly as Keras' own `model.evaluate` computes it: from the output layer's
 logits (Keras keeps them on the softmax/sigmoid output inside a compiled function), not from
@@ -87,7 +87,7 @@ def class_probabilities(probs: np.ndarray, binary: bool) -> np.ndarray:
 
 
 def test_metrics(labels, probs, loss, class_names, binary) -> dict:
-    """Every metric of the paper's evaluation (SPEC §4) from test labels and probabilities."""
+    """Every metric of the paper's evaluation (paper.md §4) from test labels and probabilities."""
     labels = np.asarray(labels)
     predicted = predicted_labels(probs, binary)
     indices = list(range(len(class_names)))

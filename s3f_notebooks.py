@@ -28,22 +28,31 @@ def colab_url(name: str) -> str:
 
 
 SETUP_TEMPLATE = """\
-# Setup — locally the kit is installed (`make setup` or `pip install -e .`); in Colab it is
-# installed from GitHub; pip keeps Colab's own TensorFlow, Keras and OpenCV (lower bounds only).
+# Setup — locally the kit is installed (`make setup` or `pip install -e .`). In Colab it is
+# installed from a zip of the kit (`git archive --format=zip -o s3f-kit.zip HEAD`) uploaded to
+# the session's files (/content/s3f-kit.zip) or put on Drive at KIT_ZIP; without one, from
+# GitHub. pip keeps Colab's own TensorFlow, Keras and OpenCV (lower bounds only).
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
+KIT_ZIP = "/content/drive/MyDrive/s3f-kit.zip"  # "" → install from GitHub ({repository})
 IN_COLAB = "google.colab" in sys.modules
 if importlib.util.find_spec("s3f_common") is None:
     if not IN_COLAB:
         raise ModuleNotFoundError(
             "s3f_common is not importable: run `make setup` (or `pip install -e .`) in the kit"
         )
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/{repository}"],
-        check=True,
-    )
+    uploaded = Path("/content/s3f-kit.zip")
+    if not uploaded.is_file() and KIT_ZIP.startswith("/content/drive/"):
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+    found = [z for z in (uploaded, Path(KIT_ZIP or uploaded)) if z.is_file()]
+    source = str(found[0]) if found else "git+https://github.com/{repository}"
+    print(f"installing the kit from {source}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
 import s3f_env
 
 s3f_env.prepare_notebook()  # kit errors in one line, no widget warnings"""
@@ -97,7 +106,7 @@ mount_drive = False  # Colab: mount Google Drive (for data_dir/output_dir under 
 gpu = None  # pin to one GPU index (set by the sweep runner)
 verbose = 1  # 1: one line per epoch; 0: quiet
 demo_count = None  # synthetic training images per class when data_dir is empty (None: demo default)
-bn_momentum = None  # None: Keras default 0.99 (paper); on demo data 0.9 (few steps)
+bn_momentum = None  # None: 0.99 (paper; warns if too few steps); demo data 0.9; S3F_Custom: fits the steps
 channel_mixing = "dense"  # SpectralFilter: "dense" (paper) or "depthwise" (kit, far fewer params)
 modes = None  # SpectralFilter: None (paper: all frequencies) or [mh, mw] lowest frequencies (kit)
 precision = "float32"  # "float32" (paper) | "mixed_float16" | "mixed_bfloat16" (GPU speed; FFTs stay float32)

@@ -64,6 +64,32 @@ def confusion_figure(metrics: dict, path: Path, context: str = ""):
     return figure
 
 
+# Curves that lie on top of each other (a perfect classifier's, or two classes' alike) stay
+# distinguishable: each class gets its own dash pattern and marker, wider lines underneath.
+_ROC_STYLES = ("-", "--", "-.", ":")
+_ROC_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def coinciding_curves(curves, tolerance: float = 1e-9) -> list[list[str]]:
+    """Groups (2 or more names) of ROC curves that trace the same path; curves: (name, fpr,
+    tpr). Compared on a common false-positive-rate grid, the upper envelope at each step."""
+    grid = np.linspace(0, 1, 201)
+    traced = [(name, np.interp(grid, fpr, tpr)) for name, fpr, tpr in curves]
+    groups: list[list[str]] = []
+    used = set()
+    for index, (name, tpr) in enumerate(traced):
+        if name in used:
+            continue
+        same = [
+            other for other, other_tpr in traced[index + 1 :]
+            if other not in used and np.max(np.abs(tpr - other_tpr)) <= tolerance
+        ]  # fmt: skip
+        if same:
+            groups.append([name, *same])
+            used.update(same)
+    return groups
+
+
 def roc_figure(labels, probs, class_names, path: Path, title: str = "", context: str = ""):
     figure, ax = plt.subplots(figsize=(5.2, 4.8))
     labels = np.asarray(labels)
@@ -72,22 +98,53 @@ def roc_figure(labels, probs, class_names, path: Path, title: str = "", context:
         if probs.shape[1] == 1
         else [(name, labels == i, probs[:, i]) for i, name in enumerate(class_names)]
     )
+    drawn = []
     for name, positive, score in curves:
         if positive.all() or not positive.any():
             continue  # no ROC curve without both classes
         fpr, tpr, _ = roc_curve(positive, score)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+        drawn.append((name, fpr, tpr))
+    for index, (name, fpr, tpr) in enumerate(drawn):
+        ax.plot(
+            fpr,
+            tpr,
+            linestyle=_ROC_STYLES[index % len(_ROC_STYLES)],
+            marker=_ROC_MARKERS[index % len(_ROC_MARKERS)],
+            markevery=max(1, len(fpr) // 6),
+            markersize=5,
+            linewidth=1.2 + 1.6 * (len(drawn) - 1 - index) / max(1, len(drawn) - 1),
+            alpha=0.85,
+            label=f"{name} (AUC {auc(fpr, tpr):.3f})",
+        )
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
+    notes = [" = ".join(group) for group in coinciding_curves(drawn)]
+    if notes:
+        ax.text(
+            0.98, 0.3, "same curve: " + "; ".join(notes), transform=ax.transAxes, ha="right",
+            fontsize=7, wrap=True, bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0},
+        )  # fmt: skip
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title(_titled(f"{title or 'test split'}: ROC (one-vs-rest)", context), fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     _save(figure, path)
     return figure
 
 
+def best_epoch_of(frame) -> int | None:
+    """The epoch whose checkpoint was kept: the highest finite validation F1 (the first one)."""
+    if "val_f1" not in frame:
+        return None
+    f1 = np.asarray(frame["val_f1"], dtype=float)
+    if not np.isfinite(f1).any():
+        return None
+    return int(frame.index[int(np.nanargmax(np.where(np.isfinite(f1), f1, np.nan)))])
+
+
 def history_figure(frame, path: Path, title: str, context: str = ""):
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.9))
+    # constrained layout places the two-line title right above the panels (no empty band)
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.9), layout="constrained")
+    best = best_epoch_of(frame)
     for ax, (train_key, val_key, name) in zip(
         axes,
         [
@@ -100,11 +157,15 @@ def history_figure(frame, path: Path, title: str, context: str = ""):
         for key in (train_key, val_key):
             if key and key in frame:
                 ax.plot(frame.index, frame[key], label=key)
+        if best is not None:
+            ax.axvline(best, color="0.35", linestyle=":", linewidth=1, label=f"best epoch {best}")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=7)
+    if best is not None:
+        axes[2].plot(best, frame["val_f1"].loc[best], "o", color="0.2", markersize=5)
     figure.suptitle(_titled(title, context), fontsize=11)
-    figure.tight_layout(rect=(0, 0, 1, 0.88 if context else 0.93))
     _save(figure, path)
     return figure
 

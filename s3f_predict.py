@@ -387,8 +387,10 @@ def main(argv=None) -> int:
         "--gradcam", metavar="DIR", help="also write a Grad-CAM overlay PNG per image"
     )
     parser.add_argument("--batch-size", type=int, default=32)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parser.parse_args(argv)  # --help answers before TensorFlow is imported
+    import s3f_env
+
+    s3f_env.import_tensorflow_quietly()  # a CPU machine: no CUDA-registration noise
     try:
         model, prep, notes = resolve_model(args.model)
         files, found_notes = collect_files(args.inputs)

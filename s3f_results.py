@@ -4,7 +4,7 @@
 
 Finds every `metrics.json` under the runs folder (any depth: one folder per experiment, model
 variant, protocol and seed — s3f_experiments.run_subdir), groups the runs by experiment ×
-variant × protocol, reports mean ± sd across seeds beside the paper's numbers (SPEC §6), and
+variant × protocol, reports mean ± sd across seeds beside the paper's numbers (paper.md §6), and
 flags collapsed or diverged runs. Demo-data runs are labelled as such everywhere.
 """
 
@@ -264,7 +264,7 @@ EXPLAIN_FILES = ("contributions.json", "contributions_bar.png", "contributions_k
 
 def _explain_section(runs: list[dict], results_dir: Path) -> list[str]:
     """Copy each explained run's table and figures; a Markdown section with the mean ± sd of
-    the shares over seeds per model, and the paper's numbers (SPEC §6.2) beside them."""
+    the shares over seeds per model, and the paper's numbers (docs/paper.md §6.2) beside them."""
     groups: dict[tuple, list] = {}
     for m in runs:
         found = sorted(Path(m["run_dir"]).glob("explain/*/contributions.json"))
@@ -313,12 +313,12 @@ def _explain_section(runs: list[dict], results_dir: Path) -> list[str]:
     return [
         "## Branch contributions of the S³F-Net runs (test split)",
         "",
-        "Share of each branch in the fused vector (SPEC §5): L2 = ‖v‖ / (‖s‖ + ‖p‖); balanced "
-        "= ‖v‖/√d normalised, which compares a 512-d and a 4-d vector fairly. Mean ± sd over "
-        "seeds. The paper's XAI notebook explained **concatenation** models (SPEC §6.2; its rows "
-        "are marked **paper**), so the sweep also trains and explains the concat variant where "
-        "the paper's best model is bilinear. Per-class means, filter pictures and Grad-CAM maps "
-        "are in each run's `explain/` folder.",
+        "Share of each branch in the fused vector (docs/paper.md §5): L2 = ‖v‖ / (‖s‖ + ‖p‖); "
+        "balanced = ‖v‖/√d normalised, which compares a 512-d and a 4-d vector fairly. Mean ± sd "
+        "over seeds. The paper's XAI notebook explained **concatenation** models "
+        "(docs/paper.md §6.2; its rows are marked **paper**), so the sweep also trains and "
+        "explains the concat variant where the paper's best model is bilinear. Per-class means, "
+        "filter pictures and Grad-CAM maps are in each run's `explain/` folder.",
         "",
         "| dataset | model | protocol | runs | L2 spatial % | L2 spectral % | "
         "balanced spatial % | balanced spectral % | figures |",
@@ -440,7 +440,7 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "",
         "![confusion matrices](confusion_matrices.png)",
         "",
-        "Per-run metrics (every SPEC §4 metric and the per-class report): "
+        "Per-run metrics (every metric of docs/paper.md §4 and the per-class report): "
         "`metrics/<run folder>.json`; one row per run: [`runs.csv`](runs.csv); all columns of "
         "the groups: [`summary.csv`](summary.csv).",
         "",

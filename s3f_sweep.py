@@ -211,8 +211,8 @@ def plan_training(
 
 
 def paper_xai_variants(names) -> list[tuple[str, dict]]:
-    """The paper's XAI notebook explains concatenation S³F-Nets on all four datasets (SPEC §6.2):
-    the concat variant of every selected S³F-Net experiment whose paper model is bilinear."""
+    """The paper's XAI notebook explains concatenation S³F-Nets on all four datasets (paper.md
+    §6.2): the concat variant of every selected S³F-Net experiment whose paper model is bilinear."""
     return [
         (name, {"fusion": "concat"})
         for name in names

@@ -66,7 +66,7 @@ def demo_data_dir(dataset: str, count: int = 24, seed: int = 0) -> Path:
 def evaluate_model(
     model, data, out_dir: Path, experiment: str, batch_size: int = 16, demo: bool = False
 ) -> dict:
-    """Every SPEC §4 metric of `model` on the test split, plus predictions.csv and the
+    """Every docs/paper.md §4 metric of `model` on the test split, plus predictions.csv and the
     confusion-matrix and ROC figures in `out_dir`. Returns the metrics; the caller adds its own
     fields and calls write_metrics."""
     import s3f_plots
@@ -100,16 +100,70 @@ def evaluate_model(
         keras_version=keras.__version__,
     )
     result.update(clean_test_metrics(data, labels, probs, binary))
+    print(leakage_summary(result))
     write_predictions(out_dir / "predictions.csv", test.files, labels, probs, data.class_names)
     if result["collapsed"]:
-        print(
-            f"WARNING: {experiment} predicts one class for every test image "
-            f"({result['predicted_class_counts']}): the model learned nothing usable"
-        )
+        print(collapse_warning(experiment, result["predicted_class_counts"], model))
     context = s3f_plots.run_context(data.protocol, demo)
     s3f_plots.confusion_figure(result, out_dir / "confusion_matrix.png", context)
     s3f_plots.roc_figure(labels, probs, data.class_names, out_dir / "roc.png", experiment, context)
     return result
+
+
+def device_description() -> str:
+    """Where this process trains: 'GPU (NVIDIA A100-SXM4-40GB)' for each visible GPU, else
+    'CPU' (recorded in metrics.json; the sweep prints it per finished run)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    described = []
+    for gpu in gpus:
+        try:
+            name = tf.config.experimental.get_device_details(gpu).get("device_name")
+        except (RuntimeError, ValueError):
+            name = None
+        described.append(f"GPU ({name})" if name else "GPU")
+    return ", ".join(described)
+
+
+def collapse_warning(experiment: str, counts, model) -> str:
+    """What a one-class model means and the likeliest fix: BatchNorm's moving averages."""
+    momenta = [
+        layer.momentum
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    fastest = s3f_experiments.BN_MOMENTUM_LADDER[-1]
+    text = (
+        f"WARNING: {experiment} predicts one class for every test image ({counts}): "
+        "the model learned nothing usable. "
+    )
+    if momenta and max(momenta) > fastest:
+        return text + (
+            f"Likely cause: BatchNorm momentum {max(momenta)} — with few optimizer steps its "
+            "moving averages lag the weights, so inference differs from training. Rerun with "
+            f"bn_momentum={fastest} (-p bn_momentum {fastest}), or more epochs or images."
+        )
+    return text + (
+        "Try more epochs or images, a higher learning_rate, or check the labels (s3f-data check)."
+    )
+
+
+def leakage_summary(result: dict) -> str:
+    """One line: how many test images have a near-duplicate in training, and the accuracy on
+    the others (the clean test)."""
+    clean = result["clean_test"]
+    total = result["leaked_test_images"] + clean["images"]
+    line = (
+        f"Leakage audit: {result['leaked_test_images']} of {total} test images have a "
+        "near-duplicate in training"
+    )
+    if not clean["images"]:
+        return line + "; no clean test image is left to score"
+    return line + (
+        f"; clean-test accuracy {clean['accuracy']:.4f} on the other {clean['images']} "
+        f"(all: {result['accuracy']:.4f})"
+    )
 
 
 def clean_test_metrics(data, labels, probs, binary) -> dict:
@@ -442,8 +496,43 @@ class Run:
         )
         return data
 
+    def steps_per_epoch(self, data) -> int:
+        return -(-len(data.splits["train"].labels) // self.batch_size)
+
+    def choose_bn_momentum(self, data) -> float:
+        """The BatchNorm momentum this run trains with, said out loud when it is not the
+        paper's. bn_momentum None with a data_dir: S3F_Custom takes the slowest momentum whose
+        moving averages settle within the run's optimizer steps (s3f_experiments.
+        bn_momentum_for); a paper experiment keeps 0.99 and warns when the run is too short."""
+        paper = s3f_experiments.BN_MOMENTUM_LADDER[0]
+        self.bn_momentum_reason = "set" if self.bn_momentum is not None else "paper"
+        if self.bn_momentum is not None:
+            return float(self.bn_momentum)
+        steps = self.epochs * self.steps_per_epoch(data)
+        suited = s3f_experiments.bn_momentum_for(steps)
+        if suited == paper:
+            return paper
+        short = (
+            f"{steps} optimizer steps ({self.epochs} epochs × {self.steps_per_epoch(data)}) are "
+            f"too few for BatchNorm momentum {paper}'s moving averages (they need "
+            f"≥ {s3f_experiments.bn_steps_needed(paper)})"
+        )
+        if self.custom:
+            self.bn_momentum_reason = f"chosen for {steps} steps"
+            print(
+                f"bn_momentum = {suited} (paper: {paper}): {short}; "
+                f"set bn_momentum to choose another"
+            )
+            return suited
+        print(
+            f"WARNING: {short}: predictions may collapse to one class. The paper's {paper} is "
+            f"kept for this paper experiment; -p bn_momentum {suited} suits a run this short"
+        )
+        return paper
+
     def build_model(self, data):
         keras.mixed_precision.set_global_policy(self.precision)
+        self.bn_momentum_used = self.choose_bn_momentum(data)
         model = s3f_common.build_model(
             self.spec.architecture,
             data.input_shape,
@@ -451,7 +540,7 @@ class Run:
             self.fusion,
             self.spectranet,
             learning_rate=self.learning_rate,
-            bn_momentum=self.bn_momentum,
+            bn_momentum=self.bn_momentum_used,
             channel_mixing=self.channel_mixing,
             modes=self.modes,
             name=self.experiment,
@@ -518,7 +607,7 @@ class Run:
         train = data.tf_dataset(
             "train", self.batch_size, seed=self.seed, epochs=self.epochs, first_epoch=initial_epoch
         )
-        steps = -(-len(data.splits["train"].labels) // self.batch_size)
+        steps = self.steps_per_epoch(data)
         if restored and restored.get("stopped"):  # interrupted after early stopping decided
             self.history = resume.history
             return None
@@ -585,6 +674,9 @@ class Run:
             protocol=self.protocol,
             seed=self.seed,
             demo_data=self.demo,
+            device=device_description(),
+            bn_momentum=getattr(self, "bn_momentum_used", None),  # None: built outside build_model
+            bn_momentum_reason=getattr(self, "bn_momentum_reason", None),
             run_settings=self.settings(),
         )
         frame = pd.DataFrame(history)

@@ -10,7 +10,7 @@ time per epoch (the dataset's training-set size / throughput) and peak accelerat
     kit-mixed-xla
 
 with each model's ratio against its own paper-f32 line, and a full-reproduction estimate: the
-measured step times × the epochs the paper actually ran (SPEC §6.1), in GPU hours.
+measured step times × the epochs the paper actually ran (docs/paper.md §6.1), in GPU hours.
 
     python benchmarks/bench_gpu.py                       # all twelve, paper sizes
     python benchmarks/bench_gpu.py --only S3F_Concat_BUSI --steps 20
@@ -34,9 +34,9 @@ import numpy as np  # noqa: E402
 
 import s3f_experiments  # noqa: E402
 
-# Training-set sizes of the paper's runs (SPEC §2; BUSI: 80 % of 780; Chest X-Ray: train + val).
+# Training-set sizes of the paper's runs (paper.md §2; BUSI: 80 % of 780; Chest X-Ray: train + val).
 TRAIN_IMAGES = {"BRISC2025": 5000, "ChestXRay": 5232, "BUSI": 624, "HAM10000": 10015}
-# Epochs the original notebooks ran before early stopping (SPEC §6.1 "epochs run"). Used unless
+# Epochs the original notebooks ran before early stopping (paper.md §6.1 "epochs run"). Used unless
 # the registry provides them (s3f_experiments.paper_metrics(name)["epochs_run"]).
 EPOCHS_RUN = {
     "Spatial_BRISC2025": 109, "SpectraNet_BRISC2025": 129, "S3F_Bilinear_BRISC2025": 136,
@@ -141,7 +141,7 @@ def report(rows: list[dict], small: bool) -> list[str]:
         )
     lines.append("")
     lines.append(
-        f"Full reproduction ({len(baseline)} model(s) × the epochs the paper ran, SPEC §6.1; "
+        f"Full reproduction ({len(baseline)} model(s) × the epochs the paper ran, paper.md §6.1; "
         "training steps only, the per-epoch validation pass comes on top):"
     )
     for config in CONFIGS:

@@ -124,3 +124,32 @@ def test_from_a_folder_of_class_subfolders_to_predictions_and_exports(kernel_env
     assert (tmp_path / "export" / "model.tflite").is_file()
     assert (tmp_path / "export" / "saved_model").is_dir()
     assert "max" in exported.stdout and report
+
+
+def test_ninety_images_with_the_default_settings_learn_and_say_which_momentum(kernel_env, tmp_path):
+    """Issue 19.2: 3 classes × 30 demo-like images at 32×32 for 20 epochs (100 optimizer steps)
+    collapsed to one class with BatchNorm momentum 0.99; the run now chooses 0.9 and says so."""
+    from data_setup.synth import synth_image
+
+    data = tmp_path / "my_images"
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("alpha", "beta", "gamma")):
+        (data / name).mkdir(parents=True)
+        for i in range(30):
+            image, _ = synth_image(rng, label, 48, 48, 1, 3)
+            cv2.imwrite(str(data / name / f"{name}_{i:02d}.png"), image)
+    runs, executed = tmp_path / "runs", tmp_path / "out.ipynb"
+    subprocess.run(
+        [
+            sys.executable, "-m", "papermill", "notebooks/S3F_Custom.ipynb", str(executed),
+            "-p", "data_dir", str(data), "-p", "img_size", "[32, 32]", "-p", "epochs", "20",
+            "-p", "output_dir", str(runs),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+    )  # fmt: skip
+    metrics = json.loads((runs / "S3F_Custom" / "seed42" / "metrics.json").read_text())
+    assert metrics["cohen_kappa"] >= 0.5 and not metrics["collapsed"]
+    assert metrics["bn_momentum"] == 0.9 and metrics["bn_momentum_reason"] == "chosen for 100 steps"
+    assert "bn_momentum = 0.9 (paper: 0.99): 100 optimizer steps" in executed.read_text()

@@ -56,7 +56,7 @@ def _expected_params(exp):
 
 
 def test_registry_params_follow_the_spec_formula():
-    # SPEC §1.5 gives three counts exactly; the formula must reproduce them and the registry.
+    # paper.md §1.5 gives three counts exactly; the formula must reproduce them and the registry.
     assert EXPERIMENTS["S3F_Bilinear_BRISC2025"].params == 3_443_592
     assert EXPERIMENTS["S3F_Concat_ChestXRay"].params == 7_638_409
     assert EXPERIMENTS["S3F_Concat_BUSI"].params == 138_700_851

@@ -1,4 +1,4 @@
-"""The registry holds every number the paper printed (SPEC §6.1, §6.2), consistently."""
+"""The registry holds every number the paper printed (docs/paper.md §6.1, §6.2), consistently."""
 
 import pytest
 

@@ -23,4 +23,4 @@ def test_bench_gpu_runs_small_and_reports_ratios_and_estimate(keras, tmp_path, c
     assert "SpectraNet_BUSI          paper-f32" in out and "    1.00 " in out
     expected_hours = rows[0]["epoch_s"] * bench.epochs_run("SpectraNet_BUSI") / 3600
     assert f"{expected_hours:8.2f} GPU hours" in out
-    assert bench.epochs_run("S3F_Concat_BUSI") == 119  # SPEC §6.1
+    assert bench.epochs_run("S3F_Concat_BUSI") == 119  # docs/paper.md §6.1
