@@ -1,4 +1,4 @@
-"""Do a run's probabilities mean anything? Proper scores, ECE, reliability bins, temperature scaling.
+"""Do a run's probabilities mean anything? Proper scores, ECE, reliability, temperature.
 
 Accuracy and F1 only look at the predicted class. A clinician reading "p = 0.93" needs the
 probability itself to be right, which is calibration, a separate axis of evaluation. Proper
