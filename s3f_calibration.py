@@ -73,7 +73,7 @@ def reliability(labels, class_probs, bins: int = BINS) -> dict:
             row["accuracy"] = float(correct[members].mean())
             ece += count / len(labels) * abs(row["accuracy"] - row["confidence"])
         rows.append(row)
-    return {"bins": rows, "ece": float(ece), "binning": f"{bins} equal-width top-label bins"}
+    return {"bins": rows, "ece": float(ece), "binning": f"{bins} equal-width bins"}
 
 
 def scores(labels, class_probs) -> dict:

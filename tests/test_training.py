@@ -306,3 +306,36 @@ def test_data_zip_is_unpacked_once_and_used(tf_modules, tmp_path, monkeypatch):
         "Spatial_BUSI", data_zip=str(archive), output_dir=str(tmp_path), **TINY
     )
     assert again.data_dir == run.data_dir
+
+
+@pytest.mark.parametrize("protocol", ["holdout", "paper"])
+def test_a_run_reports_intervals_per_class_metrics_and_calibration(
+    tf_modules, tmp_path, protocol
+):
+    s3f_training, s3f_metrics = tf_modules
+    run = s3f_training.Run(
+        "Spatial_ChestXRay", epochs=1, protocol=protocol, output_dir=str(tmp_path), **TINY
+    )
+    data = run.load_data()
+    run.train(run.build_model(data), data)
+    metrics = json.loads(json.dumps(run.evaluate(data)))  # what metrics.json holds
+    accuracy = metrics["intervals"]["accuracy"]
+    assert accuracy["value"] == pytest.approx(metrics["accuracy"])
+    assert accuracy["ci_low"] <= accuracy["value"] <= accuracy["ci_high"]
+    assert metrics["intervals"]["bootstrap"]["resamples"] >= 2000
+    assert set(metrics["per_class"]) == set(data.class_names)
+    pneumonia = metrics["per_class"]["PNEUMONIA"]["sensitivity"]
+    assert pneumonia["n"] == int(np.sum(data.splits["test"].labels == 1))
+    calibration = metrics["calibration"]
+    assert {"nll", "brier", "ece", "reliability"} <= set(calibration)
+    scaling = calibration["temperature_scaling"]
+    point = metrics["operating_point"]
+    if protocol == "holdout":
+        assert scaling["temperature"] > 0 and "after" in scaling
+        assert 0 <= point["threshold"] <= 1 and "Youden" in point["status"]
+    else:  # the paper's validation data is its test split: nothing is fitted or chosen on it
+        assert "temperature" not in scaling and "paper protocol" in scaling["status"]
+        assert "threshold" not in point and "test split" in point["status"]
+    assert (run.run_dir / "reliability.png").stat().st_size > 0
+    report = s3f_metrics.reviewer_report(metrics)
+    assert "accuracy" in report and "[" in report and "PNEUMONIA" in report
