@@ -116,3 +116,62 @@ def group_report(groups_by_split: dict[str, list[str | None]]) -> dict:
         if sets[a] & sets[b]
     }
     return report
+
+
+def combine_groups(*labelings) -> list[int]:
+    """One integer group per image such that two images share a group whenever any labeling
+    puts them together (a patient id, a lesion id, a near-duplicate group), transitively. None
+    in a labeling means the image belongs to no group there."""
+    sizes = {len(labels) for labels in labelings}
+    if len(sizes) != 1:
+        raise ValueError(f"combine_groups: labelings of different lengths {sorted(sizes)}")
+    count = sizes.pop()
+    parent = list(range(count))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for labels in labelings:
+        first = {}
+        for index, label in enumerate(labels):
+            if label is None:
+                continue
+            if label in first:
+                parent[root(index)] = root(first[label])
+            else:
+                first[label] = index
+    roots = [root(i) for i in range(count)]
+    renumber = {r: n for n, r in enumerate(dict.fromkeys(roots))}
+    return [renumber[r] for r in roots]
+
+
+def grouped_folds(labels, groups, folds: int, seed: int):
+    """[(fit_rows, held_rows)] of a stratified group k-fold: every group on one side of each
+    fold, class proportions kept as far as the groups allow (sklearn's StratifiedGroupKFold).
+    One clear error when the data cannot make `folds` folds with every class in each fit part."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    distinct = len(np.unique(groups))
+    if distinct < folds:
+        raise DatasetError(
+            f"cannot make {folds} grouped folds from {distinct} patient/lesion/duplicate groups"
+        )
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    result = []
+    for number, (fit, held) in enumerate(splitter.split(labels, labels, groups)):
+        missing = set(np.unique(labels)) - set(np.unique(labels[fit]))
+        if missing or not len(held):
+            raise DatasetError(
+                f"grouped fold {number} of {folds} leaves class(es) {sorted(missing)} out of "
+                "its training part; use fewer folds"
+            )
+        result.append((fit, held))
+    return result

@@ -65,3 +65,29 @@ def test_group_report_names_groups_two_splits_share():
     assert report["ungrouped"] == {"train": 1, "test": 0}
     assert report["largest"]["train"] == 2
     assert report["shared"] == {"test/train": ["p2"]}
+
+
+def test_combine_groups_is_transitive_across_labelings():
+    patients = ["p1", "p1", None, "p2", None]
+    duplicates = [None, 7, 7, None, None]  # image 1 (p1) is a copy of image 2
+    assert groups.combine_groups(patients, duplicates) == [0, 0, 0, 1, 2]
+    with pytest.raises(ValueError, match="different lengths"):
+        groups.combine_groups([1, 2], [1])
+
+
+def test_grouped_folds_keep_each_group_on_one_side():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 40)
+    ids = [f"patient{i // 3}" for i in range(120)]  # three images per patient
+    rng.shuffle(ids)
+    folds = groups.grouped_folds(labels, groups.combine_groups(ids), folds=4, seed=1)
+    assert len(folds) == 4
+    held_all = np.concatenate([held for _, held in folds])
+    assert sorted(held_all) == list(range(120))  # every image held out exactly once
+    for fit, held in folds:
+        assert not {ids[i] for i in fit} & {ids[i] for i in held}
+        assert set(labels[fit]) == {0, 1, 2}
+    with pytest.raises(DatasetError, match="cannot make 5 grouped folds from 3"):
+        groups.grouped_folds([0, 1, 0, 1], [0, 0, 1, 2], folds=5, seed=0)
