@@ -126,3 +126,113 @@ def test_metrics(labels, probs, loss, class_names, binary) -> dict:
     except ValueError as error:
         result["roc_auc_error"] = str(error)
     return result
+
+
+def reviewer_metrics(labels, probs, class_names, binary, protocol, val=None) -> dict:
+    """What a medical-imaging reviewer asks of one run beyond the paper's numbers: a bootstrap
+    interval on every headline metric, per-class sensitivity/specificity/PPV/NPV with Wilson
+    intervals, calibration (NLL, Brier, ECE, reliability bins; temperature scaling fitted on the
+    validation split), and for a binary model the operating point chosen on validation by
+    Youden's J beside the paper's p > 0.5. `val`: (labels, probs) of the validation split, used
+    under holdout only (under the paper protocol the validation data is the test split)."""
+    import s3f_calibration
+    import s3f_intervals
+
+    labels = np.asarray(labels)
+    class_probs = class_probabilities(probs, binary)
+    predicted = predicted_labels(probs, binary)
+    use_val = protocol != "paper" and val is not None
+    val_labels, val_probs = (np.asarray(val[0]), val[1]) if use_val else (None, None)
+    record = {
+        "intervals": s3f_intervals.bootstrap_intervals(labels, predicted, class_probs),
+        "per_class": s3f_intervals.clinical_metrics(labels, predicted, class_names),
+        "calibration": s3f_calibration.calibration_report(
+            protocol,
+            labels,
+            class_probs,
+            val_labels,
+            class_probabilities(val_probs, binary) if use_val else None,
+        ),
+    }
+    if binary:
+        record["operating_point"] = _youden_operating_point(
+            protocol, labels, probs, class_names, val_labels, val_probs
+        )
+    return record
+
+
+def _youden_operating_point(protocol, labels, probs, class_names, val_labels, val_probs) -> dict:
+    import s3f_intervals
+
+    if val_labels is None:
+        why = (
+            "the paper protocol's validation data is the test split"
+            if protocol == "paper"
+            else "no validation predictions"
+        )
+        return {"status": f"not chosen: {why}", "paper_threshold": BINARY_THRESHOLD}
+    threshold = s3f_intervals.youden_threshold(protocol, val_labels, val_probs[:, 0])
+    predicted = (probs[:, 0] >= threshold).astype(int)
+    positive = class_names[1]
+    clinical = s3f_intervals.clinical_metrics(labels, predicted, class_names)[positive]
+    return {
+        "status": "chosen on the validation split (Youden's J)",
+        "paper_threshold": BINARY_THRESHOLD,
+        "threshold": threshold,
+        "positive_class": positive,
+        "accuracy": float(np.mean(predicted == labels)),
+        "sensitivity": clinical["sensitivity"],
+        "specificity": clinical["specificity"],
+    }
+
+
+def _with_interval(entry: dict, scale: float = 100.0, digits: int = 1) -> str:
+    value, low, high = (entry[k] * scale for k in ("value", "ci_low", "ci_high"))
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def reviewer_report(metrics: dict) -> str:
+    """The run's intervals, per-class metrics and calibration as a few lines of text (what the
+    notebook prints under its metrics)."""
+    intervals = metrics["intervals"]
+    boot = intervals["bootstrap"]
+    lines = [
+        f"Test metrics with 95 % intervals ({boot['method']}, {boot['resamples']} resamples; "
+        "one run: these intervals cover the test sample, not seeds):"
+    ]
+    for name in ("accuracy", "weighted_f1", "macro_f1", "cohen_kappa", "mcc", "roc_auc"):
+        entry = intervals[name]
+        if np.isfinite(entry["value"]):
+            lines.append(f"  {name:<12} {_with_interval(entry)}")
+    lines.append("Per class (%, Wilson 95 % intervals):")
+    for name, values in metrics["per_class"].items():
+        cells = ", ".join(
+            f"{key} {_with_interval(values[key])}"
+            for key in ("sensitivity", "specificity", "ppv", "npv")
+            if values[key]["n"]
+        )
+        lines.append(f"  {name}: {cells}")
+    cal = metrics["calibration"]
+    lines.append(
+        f"Calibration: NLL {cal['nll']:.3f}, Brier {cal['brier']:.3f}, ECE {cal['ece']:.3f}"
+    )
+    scaling = cal["temperature_scaling"]
+    if "after" in scaling:
+        after = scaling["after"]
+        lines.append(
+            f"  temperature {scaling['temperature']:.2f} ({scaling['status']}): NLL "
+            f"{after['nll']:.3f}, Brier {after['brier']:.3f}, ECE {after['ece']:.3f}"
+        )
+    else:
+        lines.append(f"  temperature scaling {scaling['status']}")
+    point = metrics.get("operating_point")
+    if point and "threshold" in point:
+        lines.append(
+            f"Operating point p ≥ {point['threshold']:.3f} ({point['status']}): accuracy "
+            f"{point['accuracy'] * 100:.1f} %, {point['positive_class']} sensitivity "
+            f"{_with_interval(point['sensitivity'])}, specificity "
+            f"{_with_interval(point['specificity'])}"
+        )
+    elif point:
+        lines.append(f"Operating point: p > {point['paper_threshold']} only ({point['status']})")
+    return "\n".join(lines)

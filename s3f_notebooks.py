@@ -176,9 +176,11 @@ def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
         nbformat.v4.new_markdown_cell("## Evaluate the best checkpoint on the test split"),
         nbformat.v4.new_code_cell(
             "from IPython.display import Image, display\n\n"
+            "from s3f_metrics import reviewer_report\n\n"
             "metrics = run.evaluate(data)\n"
             "print({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})\n"
-            "for figure in ('confusion_matrix', 'roc', 'history'):\n"
+            "print(reviewer_report(metrics))\n"
+            "for figure in ('confusion_matrix', 'roc', 'reliability', 'history'):\n"
             "    display(Image(filename=str(run.run_dir / f'{figure}.png')))"
         ),
     ]

@@ -170,6 +170,49 @@ def history_figure(frame, path: Path, title: str, context: str = ""):
     return figure
 
 
+def _draw_reliability(ax, bins, label, style):
+    filled = [b for b in bins if b["count"]]
+    ax.plot(
+        [b["confidence"] for b in filled],
+        [b["accuracy"] for b in filled],
+        style,
+        label=label,
+        markersize=4,
+    )
+
+
+def reliability_figure(calibration: dict, path: Path, title: str, context: str = ""):
+    """Accuracy against top-label confidence per bin (the diagonal is perfect calibration),
+    after temperature scaling too where it was fitted; image counts per bin underneath."""
+    figure, (ax, counts) = plt.subplots(
+        2, 1, figsize=(5, 5.6), sharex=True, gridspec_kw={"height_ratios": (3, 1)}
+    )
+    ax.plot([0, 1], [0, 1], "k:", linewidth=0.8, label="perfectly calibrated")
+    reliability = calibration["reliability"]
+    before = f"test (ECE {calibration['ece']:.3f}, NLL {calibration['nll']:.3f})"
+    _draw_reliability(ax, reliability["bins"], before, "o-")
+    scaled = calibration["temperature_scaling"].get("after")
+    if scaled:
+        t = calibration["temperature_scaling"]["temperature"]
+        _draw_reliability(
+            ax, scaled["reliability"]["bins"],
+            f"after temperature {t:.2f} (ECE {scaled['ece']:.3f}, NLL {scaled['nll']:.3f})", "s--",
+        )  # fmt: skip
+    ax.set_ylabel("accuracy in bin")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(_titled(f"{title}: reliability", context), fontsize=9)
+    centres = [(b["low"] + b["high"]) / 2 for b in reliability["bins"]]
+    width = reliability["bins"][0]["high"] - reliability["bins"][0]["low"]
+    counts.bar(centres, [b["count"] for b in reliability["bins"]], width=width * 0.9)
+    counts.set_xlabel(f"confidence of the predicted class ({reliability['binning']})")
+    counts.set_ylabel("images")
+    counts.set_xlim(0, 1)
+    figure.tight_layout()
+    _save(figure, path)
+    return figure
+
+
 def confusion_grid(entries, path: Path, banner: str = "") -> None:
     """One figure of many confusion matrices; entries: (title, matrix, class_names)."""
     columns = 3

@@ -101,12 +101,24 @@ def evaluate_model(
     )
     result.update(clean_test_metrics(data, labels, probs, binary))
     print(leakage_summary(result))
+    val = None
+    if data.protocol != "paper":  # a validation split apart from the test images exists
+        val_probs, _ = s3f_metrics.predict_with_loss(model, data.tf_dataset("val", batch_size))
+        val = (data.splits["val"].labels, val_probs)
+    result.update(
+        s3f_metrics.reviewer_metrics(
+            labels, probs, list(data.class_names), binary, data.protocol, val
+        )
+    )
     write_predictions(out_dir / "predictions.csv", test.files, labels, probs, data.class_names)
     if result["collapsed"]:
         print(collapse_warning(experiment, result["predicted_class_counts"], model))
     context = s3f_plots.run_context(data.protocol, demo)
     s3f_plots.confusion_figure(result, out_dir / "confusion_matrix.png", context)
     s3f_plots.roc_figure(labels, probs, data.class_names, out_dir / "roc.png", experiment, context)
+    s3f_plots.reliability_figure(
+        result["calibration"], out_dir / "reliability.png", experiment, context
+    )
     return result
 
 

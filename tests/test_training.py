@@ -430,3 +430,34 @@ def test_leakage_summary_counts_duplicates_and_gives_the_clean_accuracy(tf_modul
     assert "clean-test accuracy 0.8571 on the other 7 (all: 0.9000)" in line
     empty = {"accuracy": 1.0, "leaked_test_images": 4, "clean_test": {"images": 0}}
     assert "no clean test image" in s3f_training.leakage_summary(empty)
+@pytest.mark.parametrize("protocol", ["holdout", "paper"])
+def test_a_run_reports_intervals_per_class_metrics_and_calibration(
+    tf_modules, tmp_path, protocol
+):
+    s3f_training, s3f_metrics = tf_modules
+    run = s3f_training.Run(
+        "Spatial_ChestXRay", epochs=1, protocol=protocol, output_dir=str(tmp_path), **TINY
+    )
+    data = run.load_data()
+    run.train(run.build_model(data), data)
+    metrics = json.loads(json.dumps(run.evaluate(data)))  # what metrics.json holds
+    accuracy = metrics["intervals"]["accuracy"]
+    assert accuracy["value"] == pytest.approx(metrics["accuracy"])
+    assert accuracy["ci_low"] <= accuracy["value"] <= accuracy["ci_high"]
+    assert metrics["intervals"]["bootstrap"]["resamples"] >= 2000
+    assert set(metrics["per_class"]) == set(data.class_names)
+    pneumonia = metrics["per_class"]["PNEUMONIA"]["sensitivity"]
+    assert pneumonia["n"] == int(np.sum(data.splits["test"].labels == 1))
+    calibration = metrics["calibration"]
+    assert {"nll", "brier", "ece", "reliability"} <= set(calibration)
+    scaling = calibration["temperature_scaling"]
+    point = metrics["operating_point"]
+    if protocol == "holdout":
+        assert scaling["temperature"] > 0 and "after" in scaling
+        assert 0 <= point["threshold"] <= 1 and "Youden" in point["status"]
+    else:  # the paper's validation data is its test split: nothing is fitted or chosen on it
+        assert "temperature" not in scaling and "paper protocol" in scaling["status"]
+        assert "threshold" not in point and "test split" in point["status"]
+    assert (run.run_dir / "reliability.png").stat().st_size > 0
+    report = s3f_metrics.reviewer_report(metrics)
+    assert "accuracy" in report and "[" in report and "PNEUMONIA" in report

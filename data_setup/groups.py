@@ -1,0 +1,177 @@
+"""Which images belong together: the patient of a chest film, the lesion of a dermoscopy photo.
+
+A validation split that shares a patient or a lesion with training selects checkpoints on
+leaked data. Near-duplicate grouping (data_setup.audit) does not catch it, because two films of
+one patient, or two photographs of one lesion, are different images. The groups come from what
+each dataset records:
+
+- Chest X-Ray (Kermany): the file name. `person1946_bacteria_4874.jpeg` and
+  `person1946_bacteria_4875.jpeg` are patient `person1946`. Normal films are `IM-NNNN-MMMM` or
+  `NORMAL2-IM-NNNN-MMMM`, patient `IM-NNNN` or `NORMAL2-IM-NNNN`; the two series are numbered
+  apart, so they are kept apart.
+- HAM10000: the lesion id, from the ISIC 2018 lesion-groupings CSV
+  (`ISIC2018_Task3_Training_LesionGroupings.csv`: `image`, `lesion_id`) or the HAM10000 metadata
+  (`HAM10000_metadata.csv`: `lesion_id`, `image_id`, …), when either sits in the dataset folder.
+  Without one, images stay ungrouped, and `check` says so.
+- Custom data: an optional `group` column in its CSV (read by data_setup.custom).
+
+Which rule applies is a fact of each dataset (`DatasetInfo.grouping`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+from pathlib import Path
+
+from data_setup.layouts import DatasetError
+
+KERMANY_PATIENT = re.compile(r"^(person\d+)_|^((?:NORMAL2-)?IM-\d+)-", re.IGNORECASE)
+LESION_CSVS = {  # file name → (image column, lesion column)
+    "ISIC2018_Task3_Training_LesionGroupings.csv": ("image", "lesion_id"),
+    "HAM10000_metadata.csv": ("image_id", "lesion_id"),
+}
+MAX_CSV_BYTES = 32 * 2**20  # the real lesion CSVs are < 1 MB; a larger file is not one of them
+
+
+def kermany_patient(file_name: str) -> str | None:
+    """The patient of a Kermany chest film from its file name, or None if it has none."""
+    match = KERMANY_PATIENT.match(Path(file_name).name)
+    if not match:
+        return None
+    return match.group(1).lower() if match.group(1) else match.group(2).upper()
+
+
+def _find_lesion_csv(root: Path) -> Path | None:
+    for depth in ("", "*/", "*/*/"):
+        for name in LESION_CSVS:
+            found = sorted(root.glob(depth + name))
+            if found:
+                return found[0]
+    return None
+
+
+def read_lesion_csv(path: Path) -> dict[str, str]:
+    """image id → lesion id from one of the LESION_CSVS (bounded read, one clear error)."""
+    image_column, lesion_column = LESION_CSVS[path.name]
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise DatasetError(
+            f"{path}: {size / 2**20:.0f} MB is too large for a lesion-groupings CSV "
+            f"(at most {MAX_CSV_BYTES // 2**20} MB expected)"
+        )
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: not UTF-8 text ({error.reason})") from error
+    rows = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in rows.fieldnames or []]
+    if image_column not in header or lesion_column not in header:
+        raise DatasetError(
+            f"{path}: columns {header}; expected '{image_column}' and '{lesion_column}'"
+        )
+    table = {}
+    for row in rows:
+        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        if row.get(image_column) and row.get(lesion_column):
+            table[row[image_column]] = row[lesion_column]
+    return table
+
+
+def image_groups(grouping: str, root: Path, files: list[Path]) -> tuple[list[str | None], str]:
+    """(group of each file, where the groups come from) under the dataset's grouping rule.
+    `files` are paths of the dataset's images; an image with no group gets None."""
+    if grouping == "kermany_patient":
+        return [kermany_patient(f.name) for f in files], "patient ids from Kermany file names"
+    if grouping == "ham_lesion":
+        path = _find_lesion_csv(Path(root))
+        if path is None:
+            names = " or ".join(LESION_CSVS)
+            return [None] * len(files), f"no lesion ids (put {names} in the dataset folder)"
+        table = read_lesion_csv(path)
+        return [table.get(f.stem) for f in files], f"lesion ids from {path.name}"
+    return [None] * len(files), "no patient or lesion ids"
+
+
+def group_report(groups_by_split: dict[str, list[str | None]]) -> dict:
+    """Groups per split, images without a group, and the groups two splits share."""
+    sets = {split: set(groups) - {None} for split, groups in groups_by_split.items()}
+    report = {
+        "groups": {split: len(found) for split, found in sets.items()},
+        "ungrouped": {
+            split: sum(g is None for g in groups) for split, groups in groups_by_split.items()
+        },
+        "largest": {
+            split: max(Counter(g for g in groups if g is not None).values(), default=0)
+            for split, groups in groups_by_split.items()
+        },
+    }
+    splits = sorted(sets)
+    report["shared"] = {
+        f"{a}/{b}": sorted(sets[a] & sets[b])
+        for i, a in enumerate(splits)
+        for b in splits[i + 1 :]
+        if sets[a] & sets[b]
+    }
+    return report
+
+
+def combine_groups(*labelings) -> list[int]:
+    """One integer group per image such that two images share a group whenever any labeling
+    puts them together (a patient id, a lesion id, a near-duplicate group), transitively. None
+    in a labeling means the image belongs to no group there."""
+    sizes = {len(labels) for labels in labelings}
+    if len(sizes) != 1:
+        raise ValueError(f"combine_groups: labelings of different lengths {sorted(sizes)}")
+    count = sizes.pop()
+    parent = list(range(count))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for labels in labelings:
+        first = {}
+        for index, label in enumerate(labels):
+            if label is None:
+                continue
+            if label in first:
+                parent[root(index)] = root(first[label])
+            else:
+                first[label] = index
+    roots = [root(i) for i in range(count)]
+    renumber = {r: n for n, r in enumerate(dict.fromkeys(roots))}
+    return [renumber[r] for r in roots]
+
+
+def grouped_folds(labels, groups, folds: int, seed: int):
+    """[(fit_rows, held_rows)] of a stratified group k-fold: every group on one side of each
+    fold, class proportions kept as far as the groups allow (sklearn's StratifiedGroupKFold).
+    One clear error when the data cannot make `folds` folds with every class in each fit part."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    distinct = len(np.unique(groups))
+    if distinct < folds:
+        raise DatasetError(
+            f"cannot make {folds} grouped folds from {distinct} patient/lesion/duplicate groups"
+        )
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    result = []
+    for number, (fit, held) in enumerate(splitter.split(labels, labels, groups)):
+        missing = set(np.unique(labels)) - set(np.unique(labels[fit]))
+        if missing or not len(held):
+            raise DatasetError(
+                f"grouped fold {number} of {folds} leaves class(es) {sorted(missing)} out of "
+                "its training part; use fewer folds"
+            )
+        result.append((fit, held))
+    return result
