@@ -136,3 +136,37 @@ def minimum_seeds_for_significance(alpha: float = 0.05) -> dict:
     )
     effect = {n: float(stats.t.ppf(1 - alpha / 2, n - 1) / math.sqrt(n)) for n in (2, 3, 5, 10)}
     return {"wilcoxon_exact": wilcoxon_n, "paired_t": 2, "paired_t_effect_in_sd": effect}
+
+
+def corrected_resampled_t(differences, test_fraction: float) -> dict:
+    """Nadeau & Bengio's (2003) corrected resampled t-test over the k·r differences of a
+    repeated k-fold cross-validation (one per fold and repetition; seeds of one fold count as
+    repetitions).
+
+    The folds share most of their training data, so their differences are positively
+    correlated and the plain paired t-test is far too confident. The correction inflates the
+    variance of the mean from σ²/n to (1/n + n_test/n_train)·σ², with n_test/n_train =
+    test_fraction / (1 − test_fraction). That is 1/(k − 1) for k folds, and the test has n − 1
+    degrees of freedom. It assumes the differences are exchangeable, and it is conservative
+    when the training sets overlap less than k-fold ones do."""
+    d = np.asarray([v for v in differences if v is not None and np.isfinite(v)], dtype=float)
+    n = len(d)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    result = {"n": n, "mean_delta": float(d.mean()) if n else math.nan}
+    if n < 2:
+        return {**result, "t": math.nan, "p": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    variance = float(d.var(ddof=1))
+    scale = math.sqrt((1 / n + test_fraction / (1 - test_fraction)) * variance)
+    if scale == 0:
+        p = 1.0 if d[0] == 0 else 0.0
+        return {**result, "t": math.nan, "p": p, "ci_low": float(d[0]), "ci_high": float(d[0])}
+    t = float(d.mean() / scale)
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * scale)
+    return {
+        **result,
+        "t": t,
+        "p": float(2 * stats.t.sf(abs(t), n - 1)),
+        "ci_low": float(d.mean() - half),
+        "ci_high": float(d.mean() + half),
+    }

@@ -1,0 +1,169 @@
+"""Standard deep CNNs beside S³F-Net: keras.applications backbones under the paper's recipe.
+
+The paper's abstract compares S³F-Net with "many top-performing, much deeper models", yet its
+only trained baseline is its own 1.3 M-parameter spatial CNN. Here the usual ImageNet
+architectures are trained on the same data, split, recipe and seeds:
+
+- `BASELINES` names each backbone with what it needs: its keras.applications constructor, the
+  input scaling its ImageNet weights expect, and its smallest input side.
+- `build_baseline` puts the kit's conventions around the backbone. Images arrive scaled to
+  [0, 1], as for every kit model. A grayscale image is repeated to three channels. The model
+  rescales inside itself to what the backbone was trained on, so a saved `.keras` file is
+  complete. Global average pooling and the paper's head follow: one sigmoid unit for two
+  classes, a softmax otherwise, float32. It compiles like the paper (Adam 3e-4).
+- Weights: ImageNet where they can be fetched (Colab). Without internet the backbone starts
+  from random weights and says so. Either way the run records which one it used
+  (`weights_used`), and the tables show it.
+- `count_flops`: the FLOPs of one forward pass. It counts the multiply-adds of the convolution,
+  dense, spectral-filter and bilinear-fusion layers, two FLOPs each, plus the FFTs of the
+  spectral filters (5·N·log₂N for an N-point complex transform, halved for a real one). It
+  leaves out normalization, activation and pooling layers, so every model is counted by the
+  same rule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+import s3f_common
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    constructor: str  # keras.applications.<constructor>
+    scaling: str  # how [0, 1] images become the backbone's ImageNet input
+    min_side: int = 32  # keras.applications refuses smaller inputs
+    note: str = ""
+
+
+BASELINES: dict[str, Baseline] = {
+    b.name: b
+    for b in (
+        Baseline("ResNet50V2", "ResNet50V2", "minus_one_to_one", note="He et al. 2016, 25.6 M"),
+        Baseline("DenseNet121", "DenseNet121", "imagenet_mean_std", note="Huang et al. 2017"),
+        # EfficientNetV2 scales its own input (include_preprocessing): it takes 0–255 pixels.
+        Baseline("EfficientNetV2B0", "EfficientNetV2B0", "zero_to_255", note="Tan & Le 2021"),
+    )
+}
+WEIGHTS = ("imagenet", "random")
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def get_baseline(name: str) -> Baseline:
+    try:
+        return BASELINES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}"
+        ) from None
+
+
+def _scaled(x, scaling: str):
+    if scaling == "minus_one_to_one":
+        return layers.Rescaling(2.0, offset=-1.0, name="to_minus_one_one")(x)
+    if scaling == "imagenet_mean_std":
+        return layers.Normalization(
+            mean=list(_IMAGENET_MEAN), variance=[s * s for s in _IMAGENET_STD], name="imagenet_norm"
+        )(x)
+    return layers.Rescaling(255.0, name="to_0_255")(x)
+
+
+def _backbone(spec: Baseline, input_shape, weights: str, log=print):
+    """(backbone, weights used): ImageNet weights if they can be fetched, else random."""
+    constructor = getattr(keras.applications, spec.constructor)
+    options = dict(include_top=False, input_shape=input_shape, pooling="avg")
+    if spec.scaling == "zero_to_255":
+        options["include_preprocessing"] = True
+    if weights == "imagenet":
+        try:
+            return constructor(weights="imagenet", **options), "imagenet"
+        except Exception as error:  # noqa: BLE001  (no internet, blocked host, bad cache…)
+            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            log(
+                f"{spec.name}: ImageNet weights could not be fetched ({reason}); "
+                "training from random initialization (recorded as weights_used='random')"
+            )
+    return constructor(weights=None, **options), "random"
+
+
+def build_baseline(
+    name: str,
+    input_shape,
+    num_classes: int,
+    *,
+    weights: str = "imagenet",
+    learning_rate: float = s3f_common.PAPER_LEARNING_RATE,
+    log=print,
+):
+    """A compiled baseline model and the weights it starts from ("imagenet" or "random")."""
+    spec = get_baseline(name)
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    height, width, channels = (int(d) for d in input_shape)
+    if min(height, width) < spec.min_side:
+        raise ValueError(
+            f"{name} needs images of at least {spec.min_side}×{spec.min_side} pixels "
+            f"(keras.applications), got {height}×{width}"
+        )
+    if channels not in (1, 3):
+        raise ValueError(f"{name}: images must have 1 or 3 channels, got {channels}")
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int ≥ 2, got {num_classes!r}")
+    inputs = keras.Input((height, width, channels), name="image")
+    # Grayscale films: the same channel three times, as ImageNet backbones expect RGB.
+    rgb = layers.Concatenate(name="gray_to_rgb")([inputs] * 3) if channels == 1 else inputs
+    backbone, used = _backbone(spec, (height, width, 3), weights, log)
+    features = backbone(_scaled(rgb, spec.scaling))
+    binary = s3f_common.is_binary(num_classes)
+    units, activation = (1, "sigmoid") if binary else (num_classes, "softmax")
+    outputs = layers.Dense(units, activation=activation, dtype="float32", name="head")(features)
+    model = keras.Model(inputs, outputs, name=f"Baseline_{name}")
+    return s3f_common.compile_like_paper(model, num_classes, learning_rate), used
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+
+def _spatial(shape) -> int:
+    return math.prod(int(d) for d in shape[1:-1])
+
+
+def _fft_flops(height: int, width: int, channels: int) -> float:
+    n = height * width
+    return channels * 2.5 * n * math.log2(max(n, 2))  # a real transform: half a complex one
+
+
+def _layer_flops(layer) -> float:
+    if isinstance(layer, keras.Model):
+        return sum(_layer_flops(inner) for inner in layer.layers)
+    if isinstance(layer, layers.DepthwiseConv2D):
+        kh, kw = layer.kernel_size
+        out = layer.output.shape
+        return 2.0 * _spatial(out) * int(out[-1]) * kh * kw
+    if isinstance(layer, layers.Conv2D):
+        kh, kw = layer.kernel_size
+        cin = int(layer.input.shape[-1])
+        out = layer.output.shape
+        return 2.0 * _spatial(out) * int(out[-1]) * kh * kw * cin / layer.groups
+    if isinstance(layer, layers.Dense):
+        shape = layer.input.shape
+        return 2.0 * math.prod(int(d) for d in shape[1:]) * layer.units
+    if isinstance(layer, s3f_common.SpectralFilter):
+        channels, per_input, rows, cols = layer.real_weights.shape
+        mixing = 8.0 * channels * per_input * rows * cols  # complex multiply-add: 8 real FLOPs
+        return mixing + _fft_flops(layer.height, layer.width, layer.channels + layer.filters)
+    if isinstance(layer, s3f_common.BilinearFusion):
+        a, b = (int(s[-1]) for s in (t.shape for t in layer.input))
+        return 2.0 * a * b
+    return 0.0
+
+
+def count_flops(model) -> int:
+    """FLOPs of one image's forward pass (see the module docstring for what is counted)."""
+    return int(round(sum(_layer_flops(layer) for layer in model.layers)))
