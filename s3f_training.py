@@ -91,6 +91,7 @@ def evaluate_model(
         protocol=data.protocol,
         image_size=list(data.image_size),
         dataset_fingerprint=data.fingerprint,
+        grouping=_grouping_record(data),
         skipped_files=len(data.skipped),
         skipped=[list(s) for s in data.skipped],
         damaged_files=[list(d) for d in getattr(data, "damaged", [])],
@@ -176,6 +177,14 @@ def leakage_summary(result: dict) -> str:
         f"; clean-test accuracy {clean['accuracy']:.4f} on the other {clean['images']} "
         f"(all: {result['accuracy']:.4f})"
     )
+
+
+def _grouping_record(data) -> dict:
+    """Which patient/lesion ids the run's splits were kept apart by, and how many per split."""
+    if not hasattr(data, "groups_of"):
+        return {"source": "no patient or lesion ids"}
+    counts = {split: len(set(data.groups_of(split)) - {None}) for split in ("train", "val", "test")}
+    return {"source": data.grouping, "groups": counts}
 
 
 def clean_test_metrics(data, labels, probs, binary) -> dict:

@@ -66,6 +66,13 @@ def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> i
         print(f"  {split:5s} {len(usable):6d}  {per_class}")
     if listing.ignored_masks:
         print(f"  ({listing.ignored_masks} segmentation masks ignored, as in the paper)")
+    try:
+        from data_setup.groups import report_lines
+
+        for line in report_lines(info, listing, bad):
+            print(line)
+    except DatasetError as error:  # e.g. an unreadable lesion CSV: the images are still usable
+        print(f"  warning: {error} (patient/lesion ids not read; images still usable)")
     for title, entries in (("problem file(s)", problems), ("warning(s)", warnings_)):
         if entries:
             print(f"{len(entries)} {title}:")

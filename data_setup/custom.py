@@ -6,7 +6,8 @@
 Three layouts are recognised (searched up to three folders down, like the paper's datasets):
   <root>/{train,test}/<class>/*   the split you have
   <root>/<class>/*                split into train/test with a seeded stratified test fraction
-  <root>/<name>.csv               columns file,label[,split]; file relative to the CSV's folder
+  <root>/<name>.csv               columns file,label[,split][,group]; file relative to the
+                                  CSV's folder; group (optional): the patient or lesion
 Class names are the sorted folder names (or sorted CSV labels); their order is the label index.
 CSV labels that are whole numbers are read as numbers: '01' and '1' are one class '1' (with a
 note), and numbers sort numerically (2 before 10).
@@ -167,12 +168,15 @@ def custom_dataset(
 
 
 def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[str, list]:
-    """Splits of a file,label[,split] CSV: 'train'/'test' when it has a split column, else
+    """Splits of a file,label[,split][,group] CSV: 'train'/'test' when it has a split column, else
     'all' (split by load_dataset). Rows naming missing files or other classes are problems."""
     path = folder / info.csv_name
     rows = _csv_rows(path)
     header = [h.strip().lower() for h in rows[0]]
-    has_split = len(header) > 2 and header[2] == "split"
+    has_split = "split" in header[2:]
+    split_column = header.index("split") if has_split else None
+    # optional: the patient/lesion each image belongs to (kept on one side of every split)
+    group_column = header.index("group") if "group" in header[2:] else None
     splits: dict[str, list] = {}
     seen, spellings = set(), {}
     for line, row in enumerate(rows[1:], start=2):
@@ -182,7 +186,10 @@ def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[st
         written = row[1].strip() if len(row) > 1 else ""
         label = class_label(written)
         spellings.setdefault(label, set()).add(written)
-        split = row[2].strip().lower() if has_split and len(row) > 2 else "all"
+        split = "all"
+        if has_split and len(row) > split_column:
+            split = row[split_column].strip().lower()
+        group = row[group_column].strip() if group_column and len(row) > group_column else ""
         if file in seen:
             listing.problems.append((path, f"line {line} ({row[0]}): listed again, counted once"))
             continue
@@ -197,6 +204,8 @@ def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[st
             listing.problems.append((file, why))
         else:
             splits.setdefault(split, []).append((file, info.class_names.index(label)))
+            if group:
+                listing.groups[file] = group
     listing.problems += _number_notes(path, {k: v for k, v in spellings.items() if k})
     if not splits:
         raise DatasetError(f"{path}: no usable rows (expected file,label[,split])")

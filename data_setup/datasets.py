@@ -29,6 +29,10 @@ class DatasetInfo:
     split_seed: int = 42
     ignore_stem: str = ""  # file stems containing this are not images to classify (BUSI masks)
     csv_name: str = ""  # label_csv: the CSV file, relative to the root
+    # Which images belong to one patient or lesion (data_setup.groups): "kermany_patient"
+    # (from file names), "ham_lesion" (from a lesion CSV beside the data), "csv_group" (a custom
+    # CSV's group column) or "" (none known).
+    grouping: str = ""
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -54,6 +58,7 @@ DATASETS: dict[str, DatasetInfo] = {
             source="https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia",
             paper_split="train/ (5,216) + val/ (16) = 5,232 / test 624",
             extra_train=("val",),  # the paper trained on Kaggle's train/ and its 16-image val/
+            grouping="kermany_patient",
         ),
         DatasetInfo(
             id="BUSI",
@@ -81,6 +86,7 @@ DATASETS: dict[str, DatasetInfo] = {
             source="https://challenge.isic-archive.com/data/#2018 (task 3 training + test)",
             paper_split="official train 10,015 / test 1,512",
             layout_kind="onehot_csv",
+            grouping="ham_lesion",
         ),
     )
 }

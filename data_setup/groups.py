@@ -33,6 +33,7 @@ LESION_CSVS = {  # file name → (image column, lesion column)
     "ISIC2018_Task3_Training_LesionGroupings.csv": ("image", "lesion_id"),
     "HAM10000_metadata.csv": ("image_id", "lesion_id"),
 }
+GROUP_NOUNS = {"kermany_patient": "patients", "ham_lesion": "lesions", "csv_group": "groups"}
 MAX_CSV_BYTES = 32 * 2**20  # the real lesion CSVs are < 1 MB; a larger file is not one of them
 
 
@@ -93,6 +94,18 @@ def image_groups(grouping: str, root: Path, files: list[Path]) -> tuple[list[str
         table = read_lesion_csv(path)
         return [table.get(f.stem) for f in files], f"lesion ids from {path.name}"
     return [None] * len(files), "no patient or lesion ids"
+
+
+def listing_groups(info, listing) -> tuple[dict[str, str], str]:
+    """{file relative to the dataset root: patient or lesion id} of a discovered dataset, and
+    where the ids come from. Files without an id are left out."""
+    if listing.groups:  # a custom CSV's group column
+        table = {str(p.relative_to(listing.root)): g for p, g in listing.groups.items()}
+        return table, "the CSV's group column"
+    files = [path for items in listing.splits.values() for path, _ in items]
+    ids, source = image_groups(info.grouping, listing.root, files)
+    table = {str(p.relative_to(listing.root)): g for p, g in zip(files, ids, strict=True) if g}
+    return table, source
 
 
 def group_report(groups_by_split: dict[str, list[str | None]]) -> dict:
@@ -175,3 +188,33 @@ def grouped_folds(labels, groups, folds: int, seed: int):
             )
         result.append((fit, held))
     return result
+
+
+def report_lines(info, listing, excluded=frozenset()) -> list[str]:
+    """What `check` prints about patients or lesions: ids per split, images without one, and
+    the ids that two official splits share (a leak the split itself makes). `excluded`: files
+    (paths) that check found unusable."""
+    if not (info.grouping or listing.groups):
+        return []
+    table, source = listing_groups(info, listing)
+    noun = GROUP_NOUNS.get(info.grouping, "groups") if not listing.groups else "groups"
+    by_split = {
+        split: [table.get(str(p.relative_to(listing.root))) for p, _ in items if p not in excluded]
+        for split, items in listing.splits.items()
+    }
+    report = group_report(by_split)
+    counts = ", ".join(f"{split} {n:,}" for split, n in report["groups"].items())
+    lines = [f"  {noun} ({source}): {counts}"]
+    ungrouped = {s: n for s, n in report["ungrouped"].items() if n}
+    if ungrouped and table:
+        lines.append(
+            "  images without an id: " + ", ".join(f"{s} {n:,}" for s, n in ungrouped.items())
+        )
+    for pair, shared in report["shared"].items():
+        a, b = pair.split("/")
+        lines.append(
+            f"  warning: {len(shared):,} {noun} have images in both {a} and {b} "
+            f"(e.g. {', '.join(shared[:3])}): the official split is not {noun[:-1]}-disjoint; "
+            "clean-test metrics leave their test images out"
+        )
+    return lines

@@ -29,6 +29,7 @@ class Listing:
     splits: dict[str, list[tuple[Path, int]]]  # official split → (file, label index)
     problems: list[tuple[Path, str]] = field(default_factory=list)  # (path, what is wrong)
     ignored_masks: int = 0
+    groups: dict[Path, str] = field(default_factory=dict)  # file → patient/lesion (custom CSV)
 
     def counts(self, class_names) -> dict[str, dict[str, int]]:
         return {

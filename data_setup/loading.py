@@ -33,6 +33,7 @@ from data_setup.files import (
     write_atomic,
     write_json_atomic,
 )
+from data_setup.groups import listing_groups
 from data_setup.layouts import DatasetError, Listing, discover
 
 CACHE_VERSION = 3  # 2: damaged files are decoded and recorded; 3: decoder warnings are damage
@@ -323,6 +324,12 @@ class Dataset:
     fingerprint: str
     extras: dict = field(default_factory=dict)
     damaged: list[tuple[str, str]] = field(default_factory=list)  # used, but look damaged
+    groups: dict[str, str] = field(default_factory=dict)  # file → patient/lesion id (known ones)
+    grouping: str = "no patient or lesion ids"  # where the ids come from (data_setup.groups)
+
+    def groups_of(self, split: str) -> list[str | None]:
+        """The patient or lesion of each image of a split (None where unknown)."""
+        return [self.groups.get(f) for f in self.splits[split].files]
 
     @property
     def class_names(self) -> list[str]:
@@ -356,14 +363,15 @@ class Dataset:
         return [(file, name) for name in names for file in self.splits[name].files]
 
     def write_split_csv(self, path) -> None:
-        """split.csv (file,split): what load_dataset(split_file=…) takes to pin this split."""
+        """split.csv (file,split,group): what load_dataset(split_file=…) takes to pin this split;
+        group is the image's patient or lesion where known (the grouping the split kept)."""
         import csv
         import io
 
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["file", "split"])
-        writer.writerows(self.split_table())
+        writer.writerow(["file", "split", "group"])  # group: patient/lesion, "" if unknown
+        writer.writerows((f, split, self.groups.get(f, "")) for f, split in self.split_table())
         write_atomic(Path(path), buffer.getvalue())
 
     def summary(self) -> str:
@@ -623,6 +631,7 @@ def load_dataset(
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     workers = workers or min(8, os.cpu_count() or 1)
     listing = discover(dataset_id, root)
+    group_table, group_source = listing_groups(info, listing)
     if listing.problems:
         warnings.warn(
             f"{listing.root}: {len(listing.problems)} problem file(s):\n"
@@ -725,4 +734,6 @@ def load_dataset(
         fingerprint=fingerprint,
         extras=extras,
         damaged=[(f, why) for f, why in damaged if f in used],
+        groups=group_table,
+        grouping=group_source,
     )
