@@ -166,11 +166,13 @@ def leakage_summary(result: dict) -> str:
     """One line: how many test images have a near-duplicate in training, and the accuracy on
     the others (the clean test)."""
     clean = result["clean_test"]
-    total = result["leaked_test_images"] + clean["images"]
+    total = result.get("test_images", result["leaked_test_images"] + clean["images"])
     line = (
         f"Leakage audit: {result['leaked_test_images']} of {total} test images have a "
         "near-duplicate in training"
     )
+    if result.get("shared_group_test_images"):
+        line += f", {result['shared_group_test_images']} a patient or lesion that training has"
     if not clean["images"]:
         return line + "; no clean test image is left to score"
     return line + (
@@ -188,8 +190,9 @@ def _grouping_record(data) -> dict:
 
 
 def clean_test_metrics(data, labels, probs, binary) -> dict:
-    """Metrics on the test images with no near-duplicate in training (data_setup.audit): what
-    the numbers are worth once train/test leakage is taken out."""
+    """Metrics on the test images with no near-duplicate in training (data_setup.audit) and no
+    patient or lesion in training (data_setup.groups): what the numbers are worth once
+    train/test leakage is taken out."""
     from sklearn import metrics as skm
 
     from data_setup import audit
@@ -199,8 +202,21 @@ def clean_test_metrics(data, labels, probs, binary) -> dict:
         audit.hashes_of_arrays(train.source.images[train.indices]),
         audit.hashes_of_arrays(test.source.images[test.indices]),
     )
-    clean = ~leaked
-    result = {"leaked_test_images": int(leaked.sum())}
+    # A test image of a patient or lesion that training also saw is leaked too (its other films)
+    training = set(data.groups_of("train")) if hasattr(data, "groups_of") else set()
+    if training and data.protocol != "paper":
+        training |= set(data.groups_of("val"))
+    shared = np.asarray(
+        [g is not None and g in training for g in data.groups_of("test")]
+        if training
+        else np.zeros(len(leaked), bool)
+    )
+    clean = ~(leaked | shared)
+    result = {
+        "test_images": len(leaked),
+        "leaked_test_images": int(leaked.sum()),
+        "shared_group_test_images": int(shared.sum()),
+    }
     if clean.sum() == 0:
         result["clean_test"] = {"images": 0}
         return result

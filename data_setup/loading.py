@@ -33,7 +33,7 @@ from data_setup.files import (
     write_atomic,
     write_json_atomic,
 )
-from data_setup.groups import listing_groups
+from data_setup.groups import combine_groups, listing_groups
 from data_setup.layouts import DatasetError, Listing, discover
 
 CACHE_VERSION = 3  # 2: damaged files are decoded and recorded; 3: decoder warnings are damage
@@ -488,31 +488,54 @@ def _stratified(indices, labels, fraction, seed, what, class_names=()):
         raise DatasetError(f"cannot make a stratified {what} split: {error}") from error
 
 
-def _holdout_rows(source, rows, fraction, seed):
-    """A stratified validation split that keeps each near-duplicate group on one side
-    (data_setup.audit), so validation never scores copies of training images."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
+def _holdout_rows(source, rows, fraction, seed, patients=None):
+    """A stratified validation split that keeps each near-duplicate group (data_setup.audit)
+    and each patient or lesion (`patients`: an id or None per row, data_setup.groups) on one
+    side, so validation never scores copies of training images or their patients' other films.
+    Returns (fit rows, validation rows, the grouping kept)."""
     from data_setup import audit
 
     rows = np.asarray(rows)
     labels = source.labels[rows]
-    groups = audit.duplicate_groups(audit.hashes_of_arrays(source.images[rows]))
-    if len(set(groups)) < len(groups):
-        folds = max(2, round(1 / fraction))
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-        try:
-            fit, val = next(splitter.split(rows, labels, groups))
-        except ValueError:
-            fit = val = np.array([], int)
-        if len(np.unique(labels[fit])) == len(np.unique(labels)) and len(val):
-            return rows[fit], rows[val]
+    duplicates = list(audit.duplicate_groups(audit.hashes_of_arrays(source.images[rows])))
+    patients = patients or [None] * len(rows)
+    attempts = [("patients/lesions and near-duplicates", combine_groups(duplicates, patients))]
+    if any(p is not None for p in patients):
+        attempts.append(("patients/lesions only", combine_groups(patients)))
+    for kept, groups in attempts:
+        if len(set(groups)) == len(groups):
+            break  # nothing to keep together
+        split = _grouped_holdout(rows, labels, np.asarray(groups), fraction, seed)
+        if split is not None:
+            return (*split, kept)
         warnings.warn(
-            "holdout: near-duplicate groups leave no stratified validation split; "
-            "split without grouping",
+            f"holdout: keeping {kept} together leaves no stratified validation split",
             stacklevel=3,
         )
-    return _stratified(rows, labels, fraction, seed, "holdout validation")
+    else:
+        if attempts:
+            warnings.warn("holdout: validation split made without grouping", stacklevel=3)
+        fit, val = _stratified(rows, labels, fraction, seed, "holdout validation")
+        return fit, val, "none (the groups left no stratified split)"
+    fit, val = _stratified(rows, labels, fraction, seed, "holdout validation")
+    return fit, val, "none needed (no two images share a group)"
+
+
+def _grouped_holdout(rows, labels, groups, fraction, seed):
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    # one fold of k is the validation split; small classes allow fewer folds (a larger share)
+    folds = min(max(2, round(1 / fraction)), int(np.bincount(labels)[np.unique(labels)].min()))
+    if folds < 2:
+        return None
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    try:
+        fit, val = next(splitter.split(rows, labels, groups))
+    except ValueError:
+        return None
+    if len(np.unique(labels[fit])) == len(np.unique(labels)) and len(val):
+        return rows[fit], rows[val]
+    return None
 
 
 def read_split_file(path) -> dict[str, str]:
@@ -708,7 +731,11 @@ def load_dataset(
         train = Split("train", train_src, np.sort(train_rows))
         val = Split("val", val_src, np.sort(usable(val_src, val_rows)))
     else:
-        fit_rows, val_rows = _holdout_rows(train_src, train_rows, val_fraction, seed)
+        patients = [group_table.get(train_src.files[r]) for r in train_rows]
+        fit_rows, val_rows, kept = _holdout_rows(
+            train_src, train_rows, val_fraction, seed, patients
+        )
+        extras["holdout_grouping"] = kept
         train, val = (
             Split("train", train_src, np.sort(fit_rows)),
             Split("val", train_src, np.sort(val_rows)),

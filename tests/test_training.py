@@ -418,6 +418,8 @@ def test_a_damaged_resume_state_says_to_delete_it(tf_modules, tmp_path, monkeypa
         f"{resume}: the saved state of an interrupted run cannot be continued ("
     )
     assert message.endswith("); delete that folder to train this run again from epoch 1")
+
+
 def test_leakage_summary_counts_duplicates_and_gives_the_clean_accuracy(tf_modules):
     s3f_training, _ = tf_modules
     result = {
@@ -430,6 +432,12 @@ def test_leakage_summary_counts_duplicates_and_gives_the_clean_accuracy(tf_modul
     assert "clean-test accuracy 0.8571 on the other 7 (all: 0.9000)" in line
     empty = {"accuracy": 1.0, "leaked_test_images": 4, "clean_test": {"images": 0}}
     assert "no clean test image" in s3f_training.leakage_summary(empty)
+    shared = {**result, "test_images": 12, "shared_group_test_images": 2}
+    assert "3 of 12 test images have a near-duplicate in training, 2 a patient or lesion" in (
+        s3f_training.leakage_summary(shared)
+    )
+
+
 @pytest.mark.parametrize("protocol", ["holdout", "paper"])
 def test_a_run_reports_intervals_per_class_metrics_and_calibration(
     tf_modules, tmp_path, protocol

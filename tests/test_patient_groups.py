@@ -1,0 +1,134 @@
+"""Patient- and lesion-level grouping: check's report, split.csv, holdout splits that keep each
+patient or lesion on one side (read back from split.csv), custom group columns."""
+
+import csv
+import shutil
+
+import pytest
+
+from data_setup import groups
+from data_setup.__main__ import check
+from data_setup.loading import load_dataset
+
+SIZE = (16, 16)
+
+
+def _kermany_names(root, per_patient=3):
+    """Rename a synthetic Chest X-Ray tree to Kermany's file names, `per_patient` films each;
+    the first test patient of each class also has films in train (the leak check should name)."""
+    for split, offset in (("train", 0), ("val", 500), ("test", 900)):
+        for cls in ("NORMAL", "PNEUMONIA"):
+            folder = root / split / cls
+            if not folder.is_dir():
+                continue
+            for i, path in enumerate(sorted(folder.glob("*.jpeg"))):
+                patient = offset + i // per_patient
+                if split == "test" and i < per_patient:
+                    patient = 0  # shares patient 0 with train
+                name = (
+                    f"person{patient}_bacteria_{offset + i}.jpeg"
+                    if cls == "PNEUMONIA"
+                    else f"IM-{patient:04d}-{i + 1:04d}.jpeg"
+                )
+                path.rename(folder / name)
+
+
+@pytest.fixture
+def kermany(tmp_path):
+    from data_setup import synth_dataset
+
+    root = synth_dataset("ChestXRay", tmp_path / "data", count=24, size=40, seed=3)
+    _kermany_names(root)
+    return root
+
+
+def _split_csv(data, path):
+    data.write_split_csv(path)
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_check_reports_patients_and_the_ones_train_and_test_share(kermany, capsys):
+    assert check("ChestXRay", str(kermany)) == 0
+    out = capsys.readouterr().out
+    assert "  patients (patient ids from Kermany file names): train " in out
+    assert "patients have images in both test and train (e.g. IM-0000, person0)" in out
+
+
+def test_holdout_keeps_every_patient_on_one_side(kermany, tmp_path):
+    for seed in (1, 2, 3):
+        data = load_dataset(
+            "ChestXRay", kermany, img_size=SIZE, protocol="holdout", seed=seed,
+            cache_dir=tmp_path / "cache",
+        )  # fmt: skip
+        rows = _split_csv(data, tmp_path / "split.csv")
+        side = {}
+        for row in rows:
+            assert row["group"], row  # every Kermany name carries its patient
+            side.setdefault(row["group"], set()).add(row["split"])
+        fit_val = [g for g, sides in side.items() if {"train", "val"} <= sides]
+        assert fit_val == [], f"seed {seed}: patients on both sides of the holdout split"
+        assert {"train", "val", "test"} <= {r["split"] for r in rows}
+    assert data.grouping == "patient ids from Kermany file names"
+
+
+def test_holdout_keeps_every_lesion_on_one_side(synth_root, tmp_path):
+    root = tmp_path / "HAM10000"
+    shutil.copytree(synth_root / "HAM10000", root)
+    images = sorted((root / "images").glob("*.jpg"))
+    lines = ["lesion_id,image_id,dx"] + [
+        f"HAM_{i // 2:07d},{p.stem},nv" for i, p in enumerate(images)  # two photos per lesion
+    ]
+    (root / "HAM10000_metadata.csv").write_text("\n".join(lines) + "\n")
+    data = load_dataset(
+        "HAM10000", root, img_size=SIZE, protocol="holdout", seed=4, cache_dir=tmp_path / "c"
+    )
+    rows = _split_csv(data, tmp_path / "split.csv")
+    train = {r["group"] for r in rows if r["split"] == "train"}
+    val = {r["group"] for r in rows if r["split"] == "val"}
+    assert val and not train & val
+    assert data.grouping == "lesion ids from HAM10000_metadata.csv"
+
+
+def test_a_custom_csv_group_column_is_used(tmp_path):
+    from data_setup import synth_dataset
+
+    source = synth_dataset("BUSI", tmp_path / "busi", count=12, size=32, seed=5)
+    root = tmp_path / "mine"
+    root.mkdir()
+    rows = ["file,label,group"]
+    for cls in ("benign", "malignant"):
+        for i, path in enumerate(sorted((source / cls).glob("*.png"))):
+            if "_mask" in path.stem:
+                continue
+            shutil.copy(path, root / f"{cls}_{i}.png")
+            rows.append(f"{cls}_{i}.png,{cls},subject{i // 3}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    data = load_dataset("Custom", root, img_size=SIZE, protocol="holdout", cache_dir=tmp_path / "c")
+    assert data.grouping == "the CSV's group column"
+    split = _split_csv(data, tmp_path / "split.csv")
+    train = {r["group"] for r in split if r["split"] == "train"}
+    val = {r["group"] for r in split if r["split"] == "val"}
+    assert not train & val
+
+
+def test_group_report_counts_what_check_prints():
+    report = groups.group_report({"train": ["a", "a", "b"], "test": ["c"]})
+    assert report["shared"] == {} and report["groups"] == {"train": 2, "test": 1}
+
+
+def test_clean_test_leaves_out_test_images_of_patients_training_has(kernel_env, kermany, tmp_path):
+    import numpy as np
+
+    import s3f_training
+
+    data = load_dataset("ChestXRay", kermany, img_size=SIZE, cache_dir=tmp_path / "cache")
+    test = data.splits["test"]
+    in_train = set(data.groups_of("train"))
+    shared = [g in in_train for g in data.groups_of("test")]
+    assert sum(shared) == 6  # patient 0's three normal and three pneumonia test films
+    probs = np.full((len(test.labels), 1), 0.9)
+    result = s3f_training.clean_test_metrics(data, test.labels, probs, binary=True)
+    assert result["shared_group_test_images"] == 6
+    assert result["clean_test"]["images"] <= len(test.labels) - 6
+    assert result["test_images"] == len(test.labels)
