@@ -186,7 +186,10 @@ def _grouping_record(data) -> dict:
     if not hasattr(data, "groups_of"):
         return {"source": "no patient or lesion ids"}
     counts = {split: len(set(data.groups_of(split)) - {None}) for split in ("train", "val", "test")}
-    return {"source": data.grouping, "groups": counts}
+    record = {"source": data.grouping, "groups": counts}
+    if "holdout_grouping" in getattr(data, "extras", {}):
+        record["validation_kept_together"] = data.extras["holdout_grouping"]
+    return record
 
 
 def clean_test_metrics(data, labels, probs, binary) -> dict:
