@@ -123,3 +123,25 @@ def test_holdout_keeps_duplicate_groups_on_one_side(tmp_path):
     for name in ("glioma", "meningioma"):
         family = {f for f in train | val if f.split("/")[-2] == name and "/dup" in f}
         assert family <= train or family <= val
+
+
+def test_clean_test_metrics_leave_out_test_copies_of_training_images(tmp_path):
+    import s3f_training
+
+    root = tmp_path / "brisc"
+    synth_dataset("BRISC2025", root, count=6, size=64, seed=6)
+    base = root / "classification_task"
+    first = sorted((base / "train" / "glioma").iterdir())[0]
+    image = cv2.imread(str(first), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(base / "test" / "glioma" / "leak.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    data = load_dataset("BRISC2025", root, img_size=(32, 32), cache_dir=tmp_path / "cache")
+    labels = data.splits["test"].labels
+    probs = np.eye(len(data.class_names))[labels]  # a perfect model
+    result = s3f_training.clean_test_metrics(data, labels, probs, binary=False)
+    assert result["leaked_test_images"] >= 1
+    assert result["clean_test"]["images"] == len(labels) - result["leaked_test_images"]
+    assert result["clean_test"]["accuracy"] == 1.0
+    leaked = audit.leaked_test_mask(data.audit_features("train"), data.audit_features("test"))
+    assert [f for f, m in zip(data.splits["test"].files, leaked, strict=True) if m] == [
+        "test/glioma/leak.jpg"
+    ]
