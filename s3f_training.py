@@ -200,10 +200,8 @@ def clean_test_metrics(data, labels, probs, binary) -> dict:
 
     from data_setup import audit
 
-    train, test = data.splits["train"], data.splits["test"]
     leaked = audit.leaked_test_mask(
-        audit.hashes_of_arrays(train.source.images[train.indices]),
-        audit.hashes_of_arrays(test.source.images[test.indices]),
+        data.audit_features("train"), data.audit_features("test"), progress="clean test"
     )
     # A test image of a patient or lesion that training also saw is leaked too (its other films)
     training = set(data.groups_of("train")) if hasattr(data, "groups_of") else set()

@@ -356,6 +356,14 @@ class Dataset:
         weights = compute_class_weight("balanced", classes=present, y=labels)
         return {int(c): float(w) for c, w in zip(present, weights, strict=True)}
 
+    def audit_features(self, name: str):
+        """The leakage audit's features of split `name`'s images, in row order, from the
+        feature cache beside the decode cache (computed on first use: data_setup.audit_cache)."""
+        from data_setup.audit_cache import source_features
+
+        view = self.splits[name]
+        return source_features(self.info.id, view.source, self.root).take(view.indices)
+
     def split_table(self) -> list[tuple[str, str]]:
         """(file, split) for every image used, files relative to the dataset root. Under the
         paper protocol the validation data is the test split, so no 'val' rows appear."""
@@ -488,16 +496,17 @@ def _stratified(indices, labels, fraction, seed, what, class_names=()):
         raise DatasetError(f"cannot make a stratified {what} split: {error}") from error
 
 
-def _holdout_rows(source, rows, fraction, seed, patients=None):
-    """A stratified validation split that keeps each near-duplicate group (data_setup.audit)
-    and each patient or lesion (`patients`: an id or None per row, data_setup.groups) on one
-    side, so validation never scores copies of training images or their patients' other films.
+def _holdout_rows(source, rows, fraction, seed, features, patients=None):
+    """A stratified validation split that keeps each near-duplicate group (data_setup.audit;
+    `features`: the rows' cached audit features) and each patient or lesion (`patients`: an id
+    or None per row, data_setup.groups) on one side, so validation never scores copies of
+    training images or their patients' other films.
     Returns (fit rows, validation rows, the grouping kept)."""
     from data_setup import audit
 
     rows = np.asarray(rows)
     labels = source.labels[rows]
-    duplicates = list(audit.duplicate_groups(audit.hashes_of_arrays(source.images[rows])))
+    duplicates = list(audit.duplicate_groups(features, progress="holdout"))
     patients = patients or [None] * len(rows)
     attempts = [("patients/lesions and near-duplicates", combine_groups(duplicates, patients))]
     if any(p is not None for p in patients):
@@ -731,9 +740,12 @@ def load_dataset(
         train = Split("train", train_src, np.sort(train_rows))
         val = Split("val", val_src, np.sort(usable(val_src, val_rows)))
     else:
+        from data_setup.audit_cache import source_features
+
+        features = source_features(info.id, train_src, listing.root).take(train_rows)
         patients = [group_table.get(train_src.files[r]) for r in train_rows]
         fit_rows, val_rows, kept = _holdout_rows(
-            train_src, train_rows, val_fraction, seed, patients
+            train_src, train_rows, val_fraction, seed, features, patients
         )
         extras["holdout_grouping"] = kept
         train, val = (
