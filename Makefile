@@ -1,6 +1,6 @@
 # Two commands a user needs (each creates .venv and installs the kit on first use):
 #   make demo   – the main job: a small claims study on synthetic demo data; it REGENERATES
-#                 the committed results/ (on another CPU type `git status` then shows changes)
+#                 the committed results/ (git status then shows changes: at least the wall times)
 #   make test   – lint + the whole test suite
 # CI (.ci/run) also tests the newest TensorFlow/Keras/OpenCV (requirements-latest.txt, in
 # .venv-latest) and a fresh `pip install .` (make install-check).
@@ -37,7 +37,7 @@ setup-latest: $(VENV_LATEST)/.installed
 # S3F_SWEEP_NO_HTML: the demo keeps each executed notebook but skips its HTML copy (time).
 # It overwrites the committed results/ (runs in runs/demo, ignored by git): the same numbers on
 # x86-64 CPUs with AVX2 at the pinned versions (S3F_DETERMINISTIC, README "What is
-# reproducible"); elsewhere `git diff results/` shows what differs. S3F_DETERMINISTIC=0 runs
+# reproducible"), new wall times on every run; elsewhere `git diff results/` shows what differs. S3F_DETERMINISTIC=0 runs
 # at TensorFlow's defaults (all cores).
 DEMO_JOBS ?= 2
 demo: export S3F_SWEEP_NO_HTML = 1
@@ -70,6 +70,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_spectral_filter.py
 	$(BIN)/python benchmarks/bench_data_loading.py
 	$(BIN)/python benchmarks/bench_sweep_workers.py
+	$(BIN)/python benchmarks/bench_reproducibility.py
 
 clean-venv:
 	rm -rf $(VENV) $(VENV_LATEST)
