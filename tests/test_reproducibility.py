@@ -95,3 +95,27 @@ def test_deterministic_runs_are_identical_on_emulated_other_machines(tmp_path):
         assert environment["onednn_max_cpu_isa"] == "AVX2"
         assert environment["intra_op_threads"] == s3f_env.DETERMINISTIC_THREADS
         assert environment["op_determinism"] is True
+
+
+def test_results_readme_states_machine_versions_and_what_reproduces():
+    import s3f_results
+
+    record = {
+        "cpu": "Some CPU",
+        "cpu_isa": "avx2",
+        "cpu_cores": 8,
+        "device": "CPU",
+        "tensorflow": "2.18.1",
+        "keras": "3.8.0",
+        "numpy": "2.0.2",
+        "python": "3.11.7",
+        "onednn_max_cpu_isa": "AVX2",
+        "intra_op_threads": 2,
+        "deterministic": True,
+    }
+    line = s3f_results._environment_line([{"environment": record}] * 2)
+    assert "Some CPU (avx2, 8 cores)" in line and "TensorFlow 2.18.1" in line
+    assert "whatever their core count" in line
+    mixed = [{"environment": record}, {"environment": {**record, "deterministic": False}}]
+    assert "set in 1 of 2 runs" in s3f_results._environment_line(mixed)
+    assert "not recorded" in s3f_results._environment_line([{}])
