@@ -1,5 +1,6 @@
 # Two commands a user needs (each creates .venv and installs the kit on first use):
-#   make demo   – the main job: a small claims study on synthetic demo data → results/
+#   make demo   – the main job: a small claims study on synthetic demo data; it REGENERATES
+#                 the committed results/ (git status then shows changes: at least the wall times)
 #   make test   – lint + the whole test suite
 # CI (.ci/run) also tests the newest TensorFlow/Keras/OpenCV (requirements-latest.txt, in
 # .venv-latest) and a fresh `pip install .` (make install-check).
@@ -34,8 +35,13 @@ setup-latest: $(VENV_LATEST)/.installed
 # SpectraNet grid on BUSI × 3 seeds, then explainability on seed 42; tables, claims, figures
 # (built once, by the last sweep, from every run under runs/demo).
 # S3F_SWEEP_NO_HTML: the demo keeps each executed notebook but skips its HTML copy (time).
+# It overwrites the committed results/ (runs in runs/demo, ignored by git): the same numbers on
+# x86-64 CPUs with AVX2 at the pinned versions (S3F_DETERMINISTIC, README "What is
+# reproducible"), new wall times on every run; elsewhere `git diff results/` shows what differs. S3F_DETERMINISTIC=0 runs
+# at TensorFlow's defaults (all cores).
 DEMO_JOBS ?= 2
 demo: export S3F_SWEEP_NO_HTML = 1
+demo: export S3F_DETERMINISTIC ?= 1
 demo: setup
 	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables
 	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables \
@@ -64,6 +70,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_spectral_filter.py
 	$(BIN)/python benchmarks/bench_data_loading.py
 	$(BIN)/python benchmarks/bench_sweep_workers.py
+	$(BIN)/python benchmarks/bench_reproducibility.py
 
 clean-venv:
 	rm -rf $(VENV) $(VENV_LATEST)

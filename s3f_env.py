@@ -11,9 +11,115 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import shutil
 import sys
 import warnings
+
+# S3F_DETERMINISTIC=1: the same seed gives bit-identical runs on every x86-64 CPU with AVX2 at
+# the same library versions, whatever its core count (measured: benchmarks/bench_reproducibility
+# .py). By default TensorFlow sizes its thread pools by the cores and oneDNN (which also does
+# the Eigen matrix products) picks kernels by the CPU's instruction set; both change the
+# rounding, and training amplifies it into different metrics. Environment variables, not a
+# notebook parameter: they must be in place before TensorFlow starts, which a reused kernel
+# (the sweep's workers) has done already.
+DETERMINISTIC_ENV = "S3F_DETERMINISTIC"
+DETERMINISTIC_THREADS = 2
+DETERMINISTIC_SETTINGS = {
+    "TF_ENABLE_ONEDNN_OPTS": "1",  # TensorFlow's Linux default, stated (not every build's)
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # the newest ISA nearly every x86-64 CPU since 2013 has
+    "TF_NUM_INTRAOP_THREADS": str(DETERMINISTIC_THREADS),
+    "TF_NUM_INTEROP_THREADS": str(DETERMINISTIC_THREADS),
+}
+
+
+def deterministic_requested(environ=os.environ) -> bool:
+    return environ.get(DETERMINISTIC_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def apply_deterministic_settings(environ=os.environ) -> bool:
+    """Fix oneDNN's instruction set and TensorFlow's thread counts when S3F_DETERMINISTIC is
+    set. Must run before TensorFlow is imported; afterwards it says so and changes nothing."""
+    if not deterministic_requested(environ):
+        return False
+    if "tensorflow" in sys.modules and any(
+        environ.get(k) != v for k, v in DETERMINISTIC_SETTINGS.items()
+    ):
+        warnings.warn(
+            f"{DETERMINISTIC_ENV} is set but TensorFlow was imported first: its settings take "
+            "effect only in a new process (set the variable before starting Python)",
+            stacklevel=2,
+        )
+        return False
+    environ.update(DETERMINISTIC_SETTINGS)
+    return True
+
+
+def _cpu_info() -> tuple[str, list[str]]:
+    """CPU model name and its flags (Linux /proc/cpuinfo; elsewhere platform's name only)."""
+    model, flags = platform.processor() or platform.machine(), []
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = value.split()
+                    break
+    return model, flags
+
+
+def _best_isa(flags) -> str | None:
+    for isa in ("avx512f", "avx2", "avx", "sse4_1"):
+        if isa in flags:
+            return isa
+    return None
+
+
+def _op_determinism_enabled() -> bool | None:
+    """TensorFlow has a public setter only; its getter lives in tensorflow.python."""
+    try:
+        from tensorflow.python.framework import config
+    except ImportError:
+        return None
+    getter = getattr(config, "is_op_determinism_enabled", None)
+    return bool(getter()) if getter else None
+
+
+def environment_record() -> dict:
+    """What decides whether another machine reproduces a run bit for bit (metrics.json)."""
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    model, flags = _cpu_info()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpus = tf.config.list_logical_devices("GPU")
+    return {
+        "deterministic": deterministic_requested(),
+        "device": "GPU" if gpus else "CPU",
+        "cpu": model,
+        "cpu_isa": _best_isa(flags),
+        "cpu_cores": cores,
+        "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()
+        or int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0)
+        or cores,
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()
+        or int(os.environ.get("TF_NUM_INTEROP_THREADS") or 0)
+        or cores,
+        "op_determinism": _op_determinism_enabled(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "platform": f"{platform.system()} {platform.machine()}",
+    }
+
+
+apply_deterministic_settings()  # at import: the notebooks import this module before TensorFlow
 
 # The kit's own, expected failures: bad input, missing files, a diverged run. A notebook shows
 # these as one line; anything else (a bug) keeps its full traceback.

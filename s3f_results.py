@@ -349,6 +349,34 @@ def _left_out_section(unusable, notes) -> list[str]:
     return [*lines, ""]
 
 
+def _environment_line(runs: list[dict]) -> str:
+    """Machine and versions of these runs (metrics.json 'environment'), each value once, and
+    what another machine reproduces of them (README: 'What is reproducible')."""
+    records = [m["environment"] for m in runs if isinstance(m.get("environment"), dict)]
+    if not records:
+        return "Machine and versions: not recorded in these runs' metrics.json."
+
+    def values(key):
+        return " / ".join(sorted({str(r.get(key)) for r in records}))
+
+    deterministic = sum(bool(r.get("deterministic")) for r in records)
+    line = (
+        f"Machine and versions: {values('cpu')} ({values('cpu_isa')}, {values('cpu_cores')} "
+        f"cores), {values('device')}; TensorFlow {values('tensorflow')}, Keras "
+        f"{values('keras')}, NumPy {values('numpy')}, Python {values('python')}; oneDNN ISA "
+        f"{values('onednn_max_cpu_isa')}, {values('intra_op_threads')} intra-op threads; "
+    )
+    if deterministic == len(records):
+        return line + (
+            "S3F_DETERMINISTIC=1: the same seeds at these versions give the same numbers on "
+            "x86-64 CPUs with AVX2, whatever their core count (README: 'What is reproducible')."
+        )
+    return line + (
+        f"S3F_DETERMINISTIC set in {deterministic} of {len(records)} runs: the others "
+        "reproduce only on a machine with the same CPU and core count."
+    )
+
+
 def build_results(output, results_dir) -> pd.DataFrame:
     """Write summary.csv, runs.csv, README.md, confusion_matrices.png and metrics/…json from
     every finished run under `output`; return the summary table."""
@@ -407,6 +435,8 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "of wall time in all (notebook start-up and explainability runs come on top).",
         "",
         f"Settings: {_settings_line(runs) or '–'}.",
+        "",
+        _environment_line(runs),
         "",
         "Cells are the mean ± sd over the seeds of a group. Paper numbers are those printed in "
         'the original notebooks for the paper\'s own model (variant "paper\'s"; "paper" '

@@ -24,6 +24,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+# isort: off
+import s3f_env  # first: S3F_DETERMINISTIC must be applied before TensorFlow starts
+# isort: on
 import keras
 import numpy as np
 import tensorflow as tf
@@ -99,6 +102,7 @@ def evaluate_model(
         data_dir=str(data.root),
         tensorflow_version=tf.__version__,
         keras_version=keras.__version__,
+        environment=s3f_env.environment_record(),
     )
     result.update(clean_test_metrics(data, labels, probs, binary))
     print(leakage_summary(result))

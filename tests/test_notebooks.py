@@ -140,6 +140,7 @@ def test_every_notebook_runs_and_writes_its_run_folder(tiny_sweep):
             "dataset_fingerprint",
             "skipped_files",
             "tensorflow_version",
+            "environment",
         ):
             assert key in metrics, f"{name}: {key}"
         assert ("roc_auc" in metrics) if n == 2 else ("roc_auc_macro" in metrics)
