@@ -31,19 +31,21 @@ $(VENV_LATEST)/.installed: requirements-latest.txt pyproject.toml
 
 setup-latest: $(VENV_LATEST)/.installed
 
-# A small claims study on synthetic data: the twelve experiments × 3 seeds, the fusion ×
-# SpectraNet grid on BUSI × 3 seeds, then explainability on seed 42; tables, claims, figures
-# (built once, by the last sweep, from every run under runs/demo).
+# A small claims study on synthetic data, enough to test all 13 of the paper's claims with 3
+# seeds each: the twelve experiments and the other fusion of each S³F-Net × 3 seeds, the
+# SpectraNet-1 variants on BUSI × 3 seeds, then explainability on seed 42; tables, claims,
+# figures (built once, by the last sweep, from every run under runs/demo).
 # S3F_SWEEP_NO_HTML: the demo keeps each executed notebook but skips its HTML copy (time).
 # It overwrites the committed results/ (runs in runs/demo, ignored by git): the same numbers on
 # x86-64 CPUs with AVX2 at the pinned versions (S3F_DETERMINISTIC, README "What is
-# reproducible"), new wall times on every run; elsewhere `git diff results/` shows what differs. S3F_DETERMINISTIC=0 runs
-# at TensorFlow's defaults (all cores).
+# reproducible"), new wall times on every run; elsewhere `git diff results/` shows what
+# differs. S3F_DETERMINISTIC=0 runs at TensorFlow's defaults (all cores).
 DEMO_JOBS ?= 2
 demo: export S3F_SWEEP_NO_HTML = 1
 demo: export S3F_DETERMINISTIC ?= 1
 demo: setup
-	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables
+	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables \
+		--grid fusion=concat,bilinear
 	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables \
 		--datasets BUSI --grid fusion=concat,bilinear spectranet=1,2
 	$(BIN)/python -m s3f_sweep --demo --jobs $(DEMO_JOBS)
