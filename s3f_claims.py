@@ -194,6 +194,7 @@ def _protocol_rows(runs: list[dict], protocol: str) -> list[dict]:
 
 def _ranked(protocols) -> list[str]:
     """The protocols found, most trusted first; the paper protocol last."""
+
     def rank(name):
         if name in PROTOCOL_TRUST:
             return PROTOCOL_TRUST.index(name)
@@ -205,7 +206,8 @@ def _ranked(protocols) -> list[str]:
 def _holm(frame: pd.DataFrame) -> pd.Series:
     """Holm-adjusted p over one family: the verdict rows together, each other role apart."""
     adjusted = pd.Series(math.nan, index=frame.index)
-    family = frame["role"].where(frame["role"] == "verdict", frame["role"] + "/" + frame["protocol"])
+    apart = frame["role"] + "/" + frame["protocol"]
+    family = frame["role"].where(frame["role"] == "verdict", apart)
     for name in family.unique():
         tested = (family == name) & frame["p"].notna()
         if tested.any():
