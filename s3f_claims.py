@@ -228,7 +228,11 @@ def claims_table(runs: list[dict], protocol: str | None = None) -> pd.DataFrame:
     rows = []
     for index in range(len(paper_claims())):
         candidates = [tables[name][index] for name in ranked]
-        decided = next((r for r in candidates if r["n_seeds"] > 0), candidates[0])
+        # Nothing paired anywhere: say so for the most trusted protocol whose runs were
+        # unusable, else for the most trusted one (the protocol the claim awaits).
+        decided = next((r for r in candidates if r["n_seeds"] > 0), None) or next(
+            (r for r in candidates if r["left_out"]), candidates[0]
+        )
         rows.append({**decided, "role": "verdict", "decided_by": decided["protocol"]})
         for other in candidates:
             if other is not decided and other["n_seeds"] > 0:
@@ -327,13 +331,14 @@ def _markdown_row(r: dict) -> str:
 
 
 def _decided_by_sentence(frame: pd.DataFrame) -> str:
-    deciding = frame.loc[frame["role"] == "verdict", "decided_by"]
-    if set(deciding) == {PAPER_PROTOCOL}:
+    deciding = frame.loc[(frame["role"] == "verdict") & (frame["n_seeds"] > 0), "decided_by"]
+    if set(deciding) <= {PAPER_PROTOCOL}:
         return (
             "Every verdict comes from paper-protocol runs (no holdout runs paired yet): the test "
             "set also chose their checkpoints, so they favour whatever was selected on it."
         )
-    counts = ", ".join(f"{n} by {name}" for name, n in deciding.value_counts().items())
+    counted = deciding.value_counts()
+    counts = ", ".join(f"{counted[name]} by {name}" for name in _ranked(counted.index))
     return (
         f"Verdicts ({counts}) come from the holdout runs wherever a claim has them: they select "
         "checkpoints on a split of train, so their test numbers are honest. The paper-protocol "
@@ -395,7 +400,10 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     figure, ax = plt.subplots(figsize=(8.5, height))
     y = dict(zip(verdicts["claim"] + verdicts["dataset"], np.arange(len(verdicts))[::-1],
                  strict=True))  # fmt: skip
-    labels = [f"{r.claim} — {r.dataset} ({r.decided_by})" for r in verdicts.itertuples()]
+    labels = [
+        f"{r.claim} — {r.dataset}" + (f" ({r.decided_by})" if r.n_seeds else "")
+        for r in verdicts.itertuples()
+    ]
     for r in frame.itertuples():
         yi = y[r.claim + r.dataset] - (0 if r.role == "verdict" else 0.28)
         if r.n_seeds == 0:
@@ -413,9 +421,9 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     ax.set_yticks(list(y.values()), labels, fontsize=8)
     ax.set_xlabel("Δ accuracy, points (claimed better − worse), mean over seeds with 95 % CI")
     _forest_legend(ax, frame[frame["n_seeds"] > 0])
-    decided = "/".join(sorted(set(verdicts["decided_by"])))
-    tested = int((verdicts["n_seeds"] > 0).sum())
-    title = f"The paper's claims (verdicts from {decided} runs, {tested} tested)"
+    tested = verdicts[verdicts["n_seeds"] > 0]
+    decided = "/".join(_ranked(set(tested["decided_by"]))) or "no"
+    title = f"The paper's claims (verdicts from {decided} runs, {len(tested)} tested)"
     if demo:
         title += "\nsynthetic demo data — says nothing about the paper"
     ax.set_title(title, fontsize=10, color="darkred" if demo else "black")

@@ -6,6 +6,8 @@ A record is a finished run's metrics.json. Tables and claims never trust one bli
 that is not a JSON object, lacks a field, or holds a value of the wrong kind (a string where a
 number belongs, a NaN accuracy, a confusion matrix that does not fit the class names) is left
 out and named with its reason, so the counts of the tables always agree with the runs used.
+The optional `intervals` and `calibration` objects, where present, must have the shape the
+tables read (numbers, or null/NaN for an undefined metric).
 
 Runs are pooled only when everything that decides their numbers was the same
 (`settings_key`: the recorded run settings except where the run was written, and the data's

@@ -146,7 +146,8 @@ def markdown_table(frame: pd.DataFrame) -> list[str]:
             if row["n_scaled"] < row["n_runs"]:
                 scaled[0] += f" ({row['n_scaled']}/{row['n_runs']} runs)"
         else:
-            scaled = [row["scaling"] or "not fitted", "–", "–", "–"]
+            why = " (paper protocol)" if row["protocol"] == "paper" else ""
+            scaled = [f"not fitted{why}", "–", "–", "–"]
         cells = [row["dataset"], row["model"], variant, row["protocol"], str(row["n_runs"]),
                  *(_cell(row, s) for s in SCORES), *scaled]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
