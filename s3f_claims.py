@@ -407,7 +407,8 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     for r in frame.itertuples():
         yi = y[r.claim + r.dataset] - (0 if r.role == "verdict" else 0.28)
         if r.n_seeds == 0:
-            ax.text(0, yi, r.verdict, va="center", ha="center", fontsize=7, color="#999999")
+            ax.text(0, yi, r.verdict, va="center", ha="center", fontsize=7, color="#999999",
+                    bbox={"facecolor": "white", "linewidth": 0, "pad": 1})  # fmt: skip
             continue
         colour = VERDICT_COLOURS.get(r.verdict, "#7f7f7f")
         width = 2 if r.role == "verdict" else 1
@@ -419,6 +420,7 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
             ax.plot(r.paper_delta, yi, "x", color="black")
     ax.axvline(0, color="black", linewidth=0.8, linestyle="--")
     ax.set_yticks(list(y.values()), labels, fontsize=8)
+    ax.set_ylim(-0.6, len(verdicts) - 0.4)  # room for the as-published line under the last row
     ax.set_xlabel("Δ accuracy, points (claimed better − worse), mean over seeds with 95 % CI")
     _forest_legend(ax, frame[frame["n_seeds"] > 0])
     tested = verdicts[verdicts["n_seeds"] > 0]

@@ -5,7 +5,10 @@
 Finds every `metrics.json` under the runs folder (any depth: one folder per experiment, model
 variant, protocol and seed — s3f_experiments.run_subdir), groups the runs by experiment ×
 variant × protocol, reports mean ± sd across seeds beside the paper's numbers (paper.md §6), and
-flags collapsed or diverged runs. Demo-data runs are labelled as such everywhere.
+flags collapsed or diverged runs. Every cell carries an interval: a single run's bootstrap
+interval from its metrics.json, or the t-interval across seeds. Calibration (NLL, Brier, ECE,
+reliability) is summarised by s3f_results_calibration. Demo-data runs are labelled as such
+everywhere.
 """
 
 from __future__ import annotations
@@ -392,8 +395,9 @@ def _left_out_section(unusable, notes) -> list[str]:
 
 
 def build_results(output, results_dir) -> pd.DataFrame:
-    """Write summary.csv, runs.csv, README.md, confusion_matrices.png and metrics/…json from
-    every finished run under `output`; return the summary table."""
+    """Write summary.csv, runs.csv, README.md, confusion_matrices.png, metrics/…json and, where
+    runs recorded them, calibration.csv and reliability.png from every finished run under
+    `output`; return the summary table."""
     import s3f_plots
 
     results_dir = Path(results_dir)
