@@ -454,12 +454,7 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "",
         f"Settings: {_settings_line(runs) or '–'}.",
         "",
-        "A group of several seeds shows mean ± sd [95 % t-interval of the mean across seeds]; "
-        "a single run (runs = 1) shows its value [95 % stratified bootstrap interval over its "
-        "test images] — that interval covers the test sample only, not "
-        "training randomness; older records without intervals show the bare number. Bounds "
-        "are the `*_ci_low` / `*_ci_high` columns of summary.csv and runs.csv. Paper numbers "
-        "are those printed in "
+        "Cells are the mean ± sd over the seeds of a group. Paper numbers are those printed in "
         'the original notebooks for the paper\'s own model (variant "paper\'s"; "paper" '
         "protocol: the test set also served for checkpoint selection, early stopping and LR "
         'scheduling; "holdout" runs validate on a split of train instead, so they are honest '
@@ -467,6 +462,13 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "predictions collapsed to one class or whose training diverged. Runs are pooled only "
         "when their recorded settings (seed aside) and data agree; a model run with other "
         "settings gets a row of its own that names the difference.",
+        "",
+        "The [low, high] of a cell: for several seeds, the 95 % t-interval of the mean across "
+        "seeds (`85.00 ± 5.00 [72.58, 97.42]`); for a single run (runs = 1), its own 95 % "
+        "stratified bootstrap interval over the test images (`87.82 [82.10, 92.31]`), which "
+        "covers the test sample only, not training randomness. Older records without intervals "
+        "show the bare number. Bounds: the `*_ci_low` / `*_ci_high` columns of summary.csv and "
+        "runs.csv.",
         "",
         *_left_out_section(unusable, notes),
     ]
