@@ -464,8 +464,8 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "settings gets a row of its own that names the difference.",
         "",
         "The [low, high] of a cell: for several seeds, the 95 % t-interval of the mean across "
-        "seeds (`85.00 ± 5.00 [72.58, 97.42]`); for a single run (runs = 1), its own 95 % "
-        "stratified bootstrap interval over the test images (`87.82 [82.10, 92.31]`), which "
+        "seeds (`mean ± sd [low, high]`); for a single run (runs = 1), its own 95 % "
+        "stratified bootstrap interval over the test images (`value [low, high]`), which "
         "covers the test sample only, not training randomness. Older records without intervals "
         "show the bare number. Bounds: the `*_ci_low` / `*_ci_high` columns of summary.csv and "
         "runs.csv.",
