@@ -181,26 +181,34 @@ def _draw_reliability(ax, bins, label, style):
     )
 
 
+def _draw_calibration(ax, calibration, seeds: str = ""):
+    """The diagonal, the test split's reliability curve and, where temperature scaling was
+    fitted, the curve after it; the legend gives ECE and NLL (`seeds`: ' (mean of 3 seeds)')."""
+    ax.plot([0, 1], [0, 1], "k:", linewidth=0.8, label="perfectly calibrated")
+    before = f"test (ECE {calibration['ece']:.3f}, NLL {calibration['nll']:.3f}{seeds})"
+    _draw_reliability(ax, calibration["reliability"]["bins"], before, "o-")
+    scaling = calibration.get("temperature_scaling") or {}
+    scaled = scaling.get("after")
+    if scaled:
+        _draw_reliability(
+            ax, scaled["reliability"]["bins"],
+            f"after temperature {scaling['temperature']:.2f} (ECE {scaled['ece']:.3f}, "
+            f"NLL {scaled['nll']:.3f})", "s--",
+        )  # fmt: skip
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=7, loc="upper left")
+
+
 def reliability_figure(calibration: dict, path: Path, title: str, context: str = ""):
     """Accuracy against top-label confidence per bin (the diagonal is perfect calibration),
     after temperature scaling too where it was fitted; image counts per bin underneath."""
     figure, (ax, counts) = plt.subplots(
         2, 1, figsize=(5, 5.6), sharex=True, gridspec_kw={"height_ratios": (3, 1)}
     )
-    ax.plot([0, 1], [0, 1], "k:", linewidth=0.8, label="perfectly calibrated")
+    _draw_calibration(ax, calibration)
     reliability = calibration["reliability"]
-    before = f"test (ECE {calibration['ece']:.3f}, NLL {calibration['nll']:.3f})"
-    _draw_reliability(ax, reliability["bins"], before, "o-")
-    scaled = calibration["temperature_scaling"].get("after")
-    if scaled:
-        t = calibration["temperature_scaling"]["temperature"]
-        _draw_reliability(
-            ax, scaled["reliability"]["bins"],
-            f"after temperature {t:.2f} (ECE {scaled['ece']:.3f}, NLL {scaled['nll']:.3f})", "s--",
-        )  # fmt: skip
     ax.set_ylabel("accuracy in bin")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7, loc="upper left")
     ax.set_title(_titled(f"{title}: reliability", context), fontsize=9)
     centres = [(b["low"] + b["high"]) / 2 for b in reliability["bins"]]
     width = reliability["bins"][0]["high"] - reliability["bins"][0]["low"]
@@ -209,6 +217,39 @@ def reliability_figure(calibration: dict, path: Path, title: str, context: str =
     counts.set_ylabel("images")
     counts.set_xlim(0, 1)
     figure.tight_layout()
+    _save(figure, path)
+    return figure
+
+
+def reliability_grid(entries, path: Path, banner: str = ""):
+    """One reliability panel per model; entries: (title, calibration, seeds note) with
+    calibration shaped like a run's record (its bins may pool several seeds). Grey bars: the
+    share of the test images in each confidence bin (same axis, 0–1)."""
+    columns = min(4, max(1, len(entries)))
+    rows = max(1, -(-len(entries) // columns))
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 4.0 * rows), squeeze=False, sharey=True
+    )
+    for ax in axes.flat[len(entries) :]:
+        ax.axis("off")
+    for ax, (title, calibration, seeds) in zip(axes.flat, entries, strict=False):
+        bins = calibration["reliability"]["bins"]
+        total = sum(b["count"] for b in bins) or 1
+        ax.bar(
+            [(b["low"] + b["high"]) / 2 for b in bins],
+            [b["count"] / total for b in bins],
+            width=(bins[0]["high"] - bins[0]["low"]) * 0.9,
+            color="0.85",
+            label="share of images",
+        )
+        _draw_calibration(ax, calibration, seeds)
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("confidence of the predicted class", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy in bin")
+    if banner:
+        figure.suptitle(banner, fontsize=11, color="darkred")
+    figure.tight_layout(rect=(0, 0, 1, 0.97 if banner else 1))
     _save(figure, path)
     return figure
 

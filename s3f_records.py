@@ -6,6 +6,8 @@ A record is a finished run's metrics.json. Tables and claims never trust one bli
 that is not a JSON object, lacks a field, or holds a value of the wrong kind (a string where a
 number belongs, a NaN accuracy, a confusion matrix that does not fit the class names) is left
 out and named with its reason, so the counts of the tables always agree with the runs used.
+The optional `intervals` and `calibration` objects, where present, must have the shape the
+tables read (numbers, or null/NaN for an undefined metric).
 
 Runs are pooled only when everything that decides their numbers was the same
 (`settings_key`: the recorded run settings except where the run was written, and the data's
@@ -82,6 +84,65 @@ def _matrix_problem(matrix, classes) -> str | None:
     return None
 
 
+def _optional_number(value) -> bool:
+    """null, NaN or a number (an interval of an undefined metric is NaN or null)."""
+    return value is None or _is_number(value)
+
+
+def _intervals_problem(intervals) -> str | None:
+    """Optional `intervals`: {metric: {value, ci_low, ci_high}} (plus the bootstrap's settings)."""
+    if intervals is None:
+        return None
+    if not isinstance(intervals, dict):
+        return "intervals is not an object"
+    for name, entry in intervals.items():
+        if name == "bootstrap":
+            continue
+        if not isinstance(entry, dict) or not all(
+            _optional_number(entry.get(k)) for k in ("value", "ci_low", "ci_high")
+        ):
+            return f"intervals.{name} is not {{value, ci_low, ci_high}} numbers"
+    return None
+
+
+CALIBRATION_SCORES = ("nll", "brier", "ece")
+
+
+def _scores_problem(scores, where: str) -> str | None:
+    if not isinstance(scores, dict):
+        return f"{where} is not an object"
+    for key in CALIBRATION_SCORES:
+        if not _optional_number(scores.get(key)):
+            return f"{where}.{key} is {scores.get(key)!r}, not a number"
+    bins = (scores.get("reliability") or {}).get("bins", [])
+    if not isinstance(bins, list) or not all(
+        isinstance(b, dict)
+        and all(_is_number(b.get(k)) for k in ("low", "high"))
+        and _is_count(b.get("count"))
+        and all(_optional_number(b.get(k)) for k in ("confidence", "accuracy"))
+        for b in bins
+    ):
+        return f"{where}.reliability.bins is not a list of {{low, high, count, …}} bins"
+    return None
+
+
+def _calibration_problem(calibration) -> str | None:
+    """Optional `calibration`: scores, reliability bins, and after temperature scaling."""
+    if calibration is None:
+        return None
+    found = _scores_problem(calibration, "calibration")
+    if found:
+        return found
+    scaling = calibration.get("temperature_scaling") or {}
+    if not isinstance(scaling, dict):
+        return "calibration.temperature_scaling is not an object"
+    if "after" in scaling:
+        if not _is_number(scaling.get("temperature")):
+            return "calibration.temperature_scaling.temperature is not a number"
+        return _scores_problem(scaling["after"], "calibration.temperature_scaling.after")
+    return None
+
+
 def problem(record) -> str | None:
     """Why this parsed metrics.json cannot be used, or None when it can."""
     if not isinstance(record, dict):
@@ -110,7 +171,9 @@ def problem(record) -> str | None:
             return f"{key} is {record[key]!r}, not a name"
     if not isinstance(record.get("run_settings") or {}, dict):
         return "run_settings is not an object"
-    return None
+    return _intervals_problem(record.get("intervals")) or _calibration_problem(
+        record.get("calibration")
+    )
 
 
 def read(path: Path):

@@ -5,7 +5,10 @@
 Finds every `metrics.json` under the runs folder (any depth: one folder per experiment, model
 variant, protocol and seed — s3f_experiments.run_subdir), groups the runs by experiment ×
 variant × protocol, reports mean ± sd across seeds beside the paper's numbers (paper.md §6), and
-flags collapsed or diverged runs. Demo-data runs are labelled as such everywhere.
+flags collapsed or diverged runs. Every cell carries an interval: a single run's bootstrap
+interval from its metrics.json, or the t-interval across seeds. Calibration (NLL, Brier, ECE,
+reliability) is summarised by s3f_results_calibration. Demo-data runs are labelled as such
+everywhere.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pandas as pd
 
 import s3f_experiments
 import s3f_records
+import s3f_stats
 from data_setup.files import atomic_path, write_atomic
 from s3f_records import REQUIRED_KEYS  # noqa: F401  (the records' schema, kept importable here)
 
@@ -114,6 +118,16 @@ def _value(metrics: dict, key: str):
     return 100 * value if key == "accuracy" else float(value)
 
 
+def _bootstrap(metrics: dict, key: str) -> tuple[float, float]:
+    """The run's own 95 % bootstrap interval of one metric (table units), NaN where the record
+    has none (older runs, the loss)."""
+    entry = (metrics.get("intervals") or {}).get(key)
+    if not entry or entry.get("ci_low") is None or entry.get("ci_high") is None:
+        return np.nan, np.nan
+    scale = 100 if key == "accuracy" else 1
+    return scale * float(entry["ci_low"]), scale * float(entry["ci_high"])
+
+
 def _model_title(m: dict) -> str:
     exp = _experiment(m)
     if m.get("architecture", exp.architecture) == "s3f":
@@ -147,7 +161,9 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
             "collapsed": bool(m.get("collapsed", False)),
             "diverged": bool(m.get("diverged", False)),
         }
-        row.update({column: _value(m, key) for key, column in METRICS.items()})
+        for key, column in METRICS.items():
+            row[column] = _value(m, key)
+            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = _bootstrap(m, key)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -178,6 +194,22 @@ def _settings_labels(per_run: pd.DataFrame) -> dict:
     return labels
 
 
+# What the [low, high] of a table cell is: one run's sampling uncertainty over its test images,
+# or the spread of the mean over seeds (which also covers training randomness).
+INTERVAL_KINDS = {
+    "one run": "95 % stratified bootstrap over the test images (one run)",
+    "seeds": "95 % t-interval of the mean across seeds",
+}
+
+
+def _group_interval(group: pd.DataFrame, column: str) -> tuple[float, float]:
+    """A single run: its bootstrap interval; several: the t-interval across their seeds."""
+    if len(group) == 1:
+        return group.iloc[0][f"{column}_ci_low"], group.iloc[0][f"{column}_ci_high"]
+    described = s3f_stats.describe(group[column].tolist())
+    return described["ci_low"], described["ci_high"]
+
+
 def summary_frame(runs: list[dict]) -> pd.DataFrame:
     """One row per experiment × variant × protocol × recorded settings (runs that differ in
     anything but their seed are never pooled): mean and sd over seeds, paper, Δ."""
@@ -206,6 +238,9 @@ def summary_frame(runs: list[dict]) -> pd.DataFrame:
             target = _value(paper, key) if paper else np.nan
             row[f"paper_{column}"] = target
             row[f"diff_{column}"] = round(mean - target, 4)
+            low, high = _group_interval(group, column)
+            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = round(low, 4), round(high, 4)
+        row["interval"] = INTERVAL_KINDS["one run" if len(group) == 1 else "seeds"]
         row.update(
             params=int(first["params"]),
             paper_params=_experiment(first).params or None,
@@ -225,6 +260,16 @@ def _cell(row, column, digits) -> str:
     if pd.isna(mean):
         return "–"
     return f"{mean:.{digits}f}" + ("" if pd.isna(sd) else f" ± {sd:.{digits}f}")
+
+
+def _interval_cell(row, column, digits) -> str:
+    """'87.82 [82.10, 92.31]' (one run) or '85.00 ± 5.00 [72.58, 97.42]' (several seeds); the
+    bare number where the records hold no interval."""
+    low, high = row.get(f"{column}_ci_low", np.nan), row.get(f"{column}_ci_high", np.nan)
+    cell = _cell(row, column, digits)
+    if cell == "–" or pd.isna(low) or pd.isna(high):
+        return cell
+    return f"{cell} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _paper(row, column, digits) -> tuple[str, str]:
@@ -247,7 +292,7 @@ def _markdown_table(frame: pd.DataFrame) -> str:
         cells = [row["model"], variant, row["protocol"], str(row["n_runs"])]
         for column in METRICS.values():
             digits = 2 if column == "accuracy_%" else 3
-            cells += [_cell(row, column, digits), *_paper(row, column, digits)]
+            cells += [_interval_cell(row, column, digits), *_paper(row, column, digits)]
         cells += [
             f"{row['params']:,}",
             row["image_size"],
@@ -378,8 +423,9 @@ def _environment_line(runs: list[dict]) -> str:
 
 
 def build_results(output, results_dir) -> pd.DataFrame:
-    """Write summary.csv, runs.csv, README.md, confusion_matrices.png and metrics/…json from
-    every finished run under `output`; return the summary table."""
+    """Write summary.csv, runs.csv, README.md, confusion_matrices.png, metrics/…json and, where
+    runs recorded them, calibration.csv and reliability.png from every finished run under
+    `output`; return the summary table."""
     import s3f_plots
 
     results_dir = Path(results_dir)
@@ -447,6 +493,13 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "when their recorded settings (seed aside) and data agree; a model run with other "
         "settings gets a row of its own that names the difference.",
         "",
+        "The [low, high] of a cell: for several seeds, the 95 % t-interval of the mean across "
+        "seeds (`mean ± sd [low, high]`); for a single run (runs = 1), its own 95 % "
+        "stratified bootstrap interval over the test images (`value [low, high]`), which "
+        "covers the test sample only, not training randomness. Older records without intervals "
+        "show the bare number. Bounds: the `*_ci_low` / `*_ci_high` columns of summary.csv and "
+        "runs.csv.",
+        "",
         *_left_out_section(unusable, notes),
     ]
     for dataset in [*s3f_experiments.RECIPES, "Custom"]:
@@ -464,6 +517,11 @@ def build_results(output, results_dir) -> pd.DataFrame:
         import s3f_claims
 
         parts += s3f_claims.write_claims(paper_runs, results_dir)
+    import s3f_results_calibration
+
+    parts += s3f_results_calibration.write_calibration(
+        runs, results_dir, banner=DEMO_BANNER if demo else ""
+    )
     parts += _explain_section(runs, results_dir)
     parts += [
         "## Confusion matrices",

@@ -1,0 +1,266 @@
+"""Reviewer numbers in results/: intervals in the tables, the calibration section, and claims
+decided by the most trusted protocol (no TensorFlow needed)."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import s3f_calibration
+import s3f_claims
+import s3f_intervals
+import s3f_plots
+import s3f_records
+import s3f_results
+import s3f_results_calibration
+from tests.test_claims import _runs, _write_run
+from tests.test_sweep import _fake_run
+
+BUSI = ["benign", "malignant", "normal"]
+
+
+def _build(runs, results):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return s3f_results.build_results(runs, results)
+
+
+def _predictions(seed, n=90, sharpness=3.0):
+    """Planted labels and over-confident softmax probabilities of a 3-class model."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    logits = rng.normal(size=(n, 3))
+    logits[np.arange(n), labels] += 1.5
+    probs = np.exp(sharpness * logits)
+    return labels, probs / probs.sum(axis=1, keepdims=True)
+
+
+def _reviewer_fields(seed, protocol="paper"):
+    """accuracy, intervals and calibration of one run, made by the kit's own functions."""
+    labels, probs = _predictions(seed)
+    predicted = probs.argmax(axis=1)
+    val = _predictions(seed + 100) if protocol == "holdout" else (None, None)
+    return {
+        "accuracy": float(np.mean(predicted == labels)),
+        "intervals": s3f_intervals.bootstrap_intervals(labels, predicted, probs),
+        "calibration": s3f_calibration.calibration_report(protocol, labels, probs, *val),
+    }
+
+
+def test_a_single_run_shows_its_bootstrap_interval_and_seeds_a_t_interval(tmp_path):
+    runs = tmp_path / "runs"
+    single = _reviewer_fields(7)
+    _fake_run(runs / "hand", "S3F_Concat_BUSI", 42, single["accuracy"], {"epochs": 50},
+              intervals=single["intervals"])  # fmt: skip
+    for seed, accuracy in ((42, 0.80), (43, 0.90), (44, 0.85)):
+        fields = _reviewer_fields(seed)
+        _fake_run(runs / "demo", "S3F_Concat_BUSI", seed, accuracy, {"epochs": 15},
+                  intervals=fields["intervals"])  # fmt: skip
+    _fake_run(runs, "Spatial_BUSI", 42, 0.75)  # an older record: no intervals
+    frame = _build(runs, tmp_path / "results").set_index(["experiment", "settings"])
+
+    one = frame.loc[("S3F_Concat_BUSI", "epochs=50")]
+    boot = single["intervals"]["accuracy"]
+    assert (one["accuracy_%_ci_low"], one["accuracy_%_ci_high"]) == pytest.approx(
+        (100 * boot["ci_low"], 100 * boot["ci_high"]), abs=1e-4
+    )
+    assert one["accuracy_%_ci_low"] < one["accuracy_%"] < one["accuracy_%_ci_high"]
+    assert one["mcc_ci_low"] == pytest.approx(single["intervals"]["mcc"]["ci_low"], abs=1e-4)
+    assert "bootstrap" in one["interval"] and "one run" in one["interval"]
+
+    seeds = frame.loc[("S3F_Concat_BUSI", "epochs=15")]
+    low, high = stats.t.interval(0.95, 2, loc=85.0, scale=5.0 / np.sqrt(3))
+    assert (seeds["accuracy_%_ci_low"], seeds["accuracy_%_ci_high"]) == pytest.approx(
+        (low, high), abs=1e-3
+    )
+    assert "across seeds" in seeds["interval"]
+
+    old = frame.loc[("Spatial_BUSI", "")]
+    assert pd.isna(old["accuracy_%_ci_low"]) and old["accuracy_%"] == pytest.approx(75.0)
+
+    readme = (tmp_path / "results" / "README.md").read_text()
+    single_cell = (
+        f"| {100 * boot['value']:.2f} [{100 * boot['ci_low']:.2f}, {100 * boot['ci_high']:.2f}] |"
+    )
+    assert single_cell in readme
+    assert f"| 85.00 ± 5.00 [{low:.2f}, {high:.2f}] |" in readme
+    spatial = next(line for line in readme.splitlines() if line.startswith("| Spatial"))
+    assert "| 75.00 |" in spatial and "[" not in spatial  # the bare number, no interval
+    per_run = pd.read_csv(tmp_path / "results" / "runs.csv")
+    assert {"accuracy_%_ci_low", "accuracy_%_ci_high", "roc_auc_ci_high"} <= set(per_run)
+    assert per_run["accuracy_%_ci_low"].notna().sum() == 4
+
+
+def test_the_calibration_table_holds_the_records_means_and_a_reliability_grid(tmp_path):
+    runs = tmp_path / "runs"
+    holdout = {seed: _reviewer_fields(seed, "holdout") for seed in (42, 43, 44)}
+    for seed, fields in holdout.items():
+        _fake_run(runs, "S3F_Concat_BUSI", seed, fields["accuracy"], {"protocol": "holdout"},
+                  protocol="holdout", calibration=fields["calibration"])  # fmt: skip
+    paper = _reviewer_fields(50)
+    _fake_run(runs, "Spatial_BUSI", 42, paper["accuracy"], calibration=paper["calibration"])
+    _fake_run(runs, "SpectraNet_BUSI", 42, 0.6)  # an older record: no calibration
+    _build(runs, tmp_path / "results")
+
+    table = pd.read_csv(tmp_path / "results" / "calibration.csv").set_index("experiment")
+    assert len(table) == 2  # the run without calibration is not a row
+    row = table.loc["S3F_Concat_BUSI"]
+    records = [f["calibration"] for f in holdout.values()]
+    for score in ("nll", "brier", "ece"):
+        values = [r[score] for r in records]
+        assert row[score] == pytest.approx(np.mean(values), rel=1e-5)
+        assert row[f"{score}_sd"] == pytest.approx(np.std(values, ddof=1), rel=1e-5)
+        after = [r["temperature_scaling"]["after"][score] for r in records]
+        assert row[f"{score}_after"] == pytest.approx(np.mean(after), rel=1e-5)
+    temperatures = [r["temperature_scaling"]["temperature"] for r in records]
+    assert row["temperature"] == pytest.approx(np.mean(temperatures), rel=1e-5)
+    assert row["n_scaled"] == 3 and row["nll_after"] < row["nll"]  # over-confident: T helps
+    spatial = table.loc["Spatial_BUSI"]
+    assert spatial["nll"] == pytest.approx(paper["calibration"]["nll"], rel=1e-5)
+    assert spatial["n_scaled"] == 0 and "paper protocol" in spatial["scaling"]
+
+    readme = (tmp_path / "results" / "README.md").read_text()
+    assert "## Calibration (test split)" in readme
+    assert "1 run(s) recorded no calibration" in readme
+    line = next(x for x in readme.splitlines() if x.startswith("| BUSI | S³F-Net"))
+    nll = [r["nll"] for r in records]
+    assert f"| {np.mean(nll):.3f} ± {np.std(nll, ddof=1):.3f} |" in line
+    assert "![reliability diagrams](reliability.png)" in readme
+    assert (tmp_path / "results" / "reliability.png").stat().st_size > 10_000
+
+
+def test_pooled_reliability_bins_are_the_bins_of_all_predictions_together():
+    parts = [_predictions(seed) for seed in (1, 2)]
+    labels = np.concatenate([p[0] for p in parts])
+    probs = np.concatenate([p[1] for p in parts])
+    separate = [s3f_calibration.reliability(*p) for p in parts]
+    pooled = s3f_results_calibration.pooled_bins(separate)
+    together = s3f_calibration.reliability(labels, probs)["bins"]
+    assert [b["count"] for b in pooled] == [b["count"] for b in together]
+    for mine, theirs in zip(pooled, together, strict=True):
+        if theirs["count"]:
+            assert mine["accuracy"] == pytest.approx(theirs["accuracy"])
+            assert mine["confidence"] == pytest.approx(theirs["confidence"])
+    other = s3f_calibration.reliability(*parts[0], bins=10)
+    assert s3f_results_calibration.pooled_bins([separate[0], other]) is None  # other binning
+
+
+def test_reliability_grid_draws_one_panel_per_model_with_after_scaling(tmp_path):
+    entries = [
+        ("BUSI: holdout", _reviewer_fields(1, "holdout")["calibration"], ", mean of 3 seeds"),
+        ("BUSI: paper", _reviewer_fields(2)["calibration"], ""),
+    ]
+    figure = s3f_plots.reliability_grid(entries, tmp_path / "grid.png", banner="DEMO")
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["BUSI: holdout", "BUSI: paper"]
+    legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in panels]
+    assert any(text.startswith("after temperature") for text in legends[0])
+    assert not any(text.startswith("after temperature") for text in legends[1])
+    assert any("mean of 3 seeds" in text for text in legends[0])
+    assert (tmp_path / "grid.png").stat().st_size > 10_000
+    assert not list(tmp_path.glob(".*tmp*"))  # written atomically: no temp file left
+
+
+def _holdout(runs):
+    for m in runs:
+        m["protocol"] = "holdout"
+    return runs
+
+
+def _busi_spatial_rows(frame):
+    return frame[(frame["dataset"] == "BUSI") & frame["claim"].str.contains("spatial")]
+
+
+def test_holdout_runs_decide_a_claim_and_the_paper_protocol_stands_as_published(tmp_path):
+    paper = _runs(tmp_path / "paper", 0.85, 0.75, seeds=3)  # supported under the paper protocol
+    holdout = _holdout(_runs(tmp_path / "holdout", 0.70, 0.82, seeds=3))  # … contradicted here
+    rng = np.random.default_rng(5)  # a second claim with paper-protocol runs only
+    paper += [_write_run(tmp_path / "paper", "SpectraNet_BUSI", "", seed, 0.5, rng)
+              for seed in (42, 43, 44)]  # fmt: skip
+    frame = s3f_claims.claims_table([*paper, *holdout])
+    rows = _busi_spatial_rows(frame)
+    assert list(rows["role"]) == ["verdict", "as published"]
+    decided, published = rows.iloc[0], rows.iloc[1]
+    assert (decided["protocol"], decided["verdict"]) == ("holdout", "contradicted")
+    assert (published["protocol"], published["verdict"]) == ("paper", "supported")
+    assert set(rows["decided_by"]) == {"holdout"}
+    # Holm over the verdict rows only: the as-published row is its own family of one.
+    assert published["p_holm"] == pytest.approx(published["p"])
+    alone = frame[(frame["dataset"] == "BUSI") & frame["claim"].str.contains("SpectraNet alone")]
+    assert len(alone) == 1  # no holdout runs: decided by the paper protocol, nothing beside it
+    assert (alone.iloc[0]["role"], alone.iloc[0]["decided_by"]) == ("verdict", "paper")
+    assert alone.iloc[0]["verdict"] == "supported"
+
+    lines = s3f_claims.write_claims([*paper, *holdout], tmp_path)
+    text = "\n".join(lines)
+    assert "| ↳ as published | BUSI | paper |" in text and "(supported under paper) |" in text
+    assert "**contradicted** |" in text and "1 by holdout, 1 by paper" in text
+    written = pd.read_csv(tmp_path / "claims.csv")
+    assert {"protocol", "role", "decided_by"} <= set(written) and len(written) == 14
+
+
+def test_fewer_than_three_holdout_seeds_decide_inconclusive_even_beside_a_published_win(
+    tmp_path,
+):
+    paper = _runs(tmp_path / "paper", 0.95, 0.55, seeds=3)
+    holdout = _holdout(_runs(tmp_path / "holdout", 0.95, 0.55, seeds=2))
+    rows = _busi_spatial_rows(s3f_claims.claims_table([*paper, *holdout]))
+    assert rows.iloc[0]["protocol"] == "holdout" and rows.iloc[0]["n_seeds"] == 2
+    assert rows.iloc[0]["verdict"] == "inconclusive"
+    assert rows.iloc[1]["verdict"] == "supported"  # as published, not the verdict
+
+
+def test_forest_plot_marks_deciding_and_as_published_results_apart(tmp_path):
+    paper = _runs(tmp_path / "paper", 0.85, 0.75, seeds=3)
+    holdout = _holdout(_runs(tmp_path / "holdout", 0.70, 0.82, seeds=3))
+    frame = s3f_claims.claims_table([*paper, *holdout])
+    figure = s3f_claims.forest_figure(frame, tmp_path / "forest.png")
+    ax = figure.axes[0]
+    markers = {
+        (line.get_marker(), line.get_markerfacecolor() == "white")
+        for line in ax.get_lines()
+        if line.get_marker() not in ("None", None, "", "x")
+    }
+    assert markers == {("o", False), ("D", True)}  # filled verdict, hollow as published
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "decides the verdict (holdout runs)" in legend
+    assert "as published (paper protocol, not the verdict)" in legend
+    assert {"supported", "contradicted"} <= set(legend)
+    assert any(label.get_text().endswith("(holdout)") for label in ax.get_yticklabels())
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"intervals": {"accuracy": {"value": "0.9"}}}, "intervals.accuracy is not"),
+        ({"calibration": {"nll": "low", "brier": 0.1, "ece": 0.1}}, "calibration.nll is 'low'"),
+        (
+            {
+                "calibration": {
+                    "nll": 0.1,
+                    "brier": 0.1,
+                    "ece": 0.1,
+                    "reliability": {"bins": [{"low": 0, "high": 1, "count": -1}]},
+                }
+            },
+            "calibration.reliability.bins is not",
+        ),  # fmt: skip
+    ],
+)
+def test_malformed_intervals_or_calibration_make_a_record_unusable(change, reason):
+    good = {
+        "experiment": "S3F_Concat_BUSI",
+        "accuracy": 0.5,
+        "weighted_f1": 0.5,
+        "macro_f1": 0.5,
+        "confusion_matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+        "class_names": BUSI,
+        "protocol": "paper",
+        "params": 10,
+        **_reviewer_fields(3, "holdout"),
+    }
+    good["accuracy"] = 0.5
+    assert s3f_records.problem(good) is None
+    assert s3f_records.problem({**good, **change}).startswith(reason)
