@@ -291,6 +291,7 @@ class Rehearsal:
         self.log = work / "stages.log"
         self.rows: list[dict] = []
         self.generated: dict[str, dict] = {}
+        self.on_row = lambda: None
 
     def record(self, dataset, stage, n, job=None, **fields):
         row = {"dataset": dataset, "stage": stage, "n": n, **fields}
@@ -299,15 +300,17 @@ class Rehearsal:
             row.update(run_stage(job, self.log))
             print(f" {row['seconds']:8.2f} s  {row['peak_rss_mb']:7.0f} MB", flush=True)
         self.rows.append(row)
+        self.on_row()
         return row
 
     def dataset(self, dataset: str):
         from data_setup.synth import REAL_COUNTS, scaled_counts, synth_full_size
 
         args = self.args
+        total = args.total.get(dataset, args.total.get("*"))
         counts = (
-            scaled_counts(dataset, args.total)
-            if args.total
+            scaled_counts(dataset, total)
+            if total
             else {split: list(c) for split, c in REAL_COUNTS[dataset].items()}
         )
         full_root = self.work / "data" / dataset / "full"
@@ -424,9 +427,12 @@ def markdown(rows, fitted, checks) -> str:
             wall, note = _cell(row.get("seconds")), _cell(exponent)
         if "skipped" in row:
             wall, note = f"skipped ({row['skipped']})", ""
-        lines.append(f"| {row['dataset']} | {row['stage']} | {row['n']} | {wall} | "
+        stage = row["stage"] + (" †" if "from" in row else "")
+        lines.append(f"| {row['dataset']} | {stage} | {row['n']} | {wall} | "
                      f"{_cell(row.get('peak_rss_mb'), 0)} | {_cell(row.get('disk_mb'), 1)} | "
                      f"{note} |")  # fmt: skip
+    for source in dict.fromkeys(r["from"] for r in rows if "from" in r):
+        lines += ["", f"† measured by an earlier run: `{source}`"]
     lines += ["", "| target | value | result |", "|---|---:|---|"]
     lines += [f"| {c['target']} | {c['value']} | {'pass' if c['pass'] else 'FAIL'} |"
               for c in checks]  # fmt: skip
@@ -445,7 +451,8 @@ def parse_args(argv=None):
                                         "(default 1000,2000,4000,full)")  # fmt: skip
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--models", help="experiments to train (default all twelve)")
-    parser.add_argument("--total", type=int, help="images per dataset instead of the real count")
+    parser.add_argument("--total", help="images per dataset instead of the real count: N, or "
+                                        "DATASET=N,… for some (e.g. ChestXRay=1000)")  # fmt: skip
     parser.add_argument("--img-size", help="H,W for every stage instead of the paper's")
     parser.add_argument("--train-steps", type=int, default=3, help="timed steps per model")
     parser.add_argument("--seeds", help="seed counts of the results stage (default 1,2,4,5)")
@@ -457,6 +464,8 @@ def parse_args(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
     parser.add_argument("--out", default=str(ROOT / "results" / "scale"),
                         help="writes OUT.md and OUT.json (default results/scale)")  # fmt: skip
+    parser.add_argument("--include", help="an earlier run's OUT.json: its rows of stages this run "
+                                          "does not measure join the table (marked)")  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -468,7 +477,7 @@ def parse_args(argv=None):
     if unknown:
         parser.error(f"unknown stage(s) or dataset(s): {', '.join(sorted(unknown))}")
     args.sizes = (args.sizes or ("60,120,full" if quick else "1000,2000,4000,full")).split(",")
-    args.total = args.total or (240 if quick else None)
+    args.total = _totals(args.total or ("240" if quick else ""), parser)
     size = args.img_size or ("32,32" if quick else None)
     args.img_size = [int(v) for v in size.split(",")] if size else None
     if args.models:
@@ -485,33 +494,26 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.child:
-        child(json.loads(args.child))
-        return 0
+def included_rows(path: Path, stages) -> list[dict]:
+    """Rows of an earlier report for stages not measured now, each naming its source."""
+    earlier = json.loads(path.read_text())
+    rows = []
+    for row in earlier["rows"]:
+        if row["stage"].split()[0] not in stages:
+            rows.append({**row, "from": earlier.get("command", str(path))})
+    return rows
+
+
+def write_report(args, rehearsal, started, argv, finished: bool) -> str:
+    """The table so far as OUT.md + OUT.json (atomically): a run cut short keeps its rows."""
     from data_setup.files import write_atomic, write_json_atomic
 
-    parent = Path(args.work) if args.work else Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="s3f-bench-scale-", dir=parent))
-    print(f"scratch: {work}  (stage logs: {work / 'stages.log'})", flush=True)
-    started = time.perf_counter()
-    rehearsal = Rehearsal(args, work)
-    try:
-        for dataset in args.datasets:
-            rehearsal.dataset(dataset)
-        if "results" in args.stages:
-            rehearsal.results()
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
     fitted = exponents(rehearsal.rows)
     checks = targets(rehearsal.rows, fitted, args.img_size)
     table = markdown(rehearsal.rows, fitted, checks)
-    print("\n" + table)
     report = {
         "command": " ".join(["python benchmarks/bench_scale.py", *(argv or sys.argv[1:])]),
+        "finished": finished,
         "machine": {"cpus": os.cpu_count(), "ram_gb": round(_ram_gb(), 1)},
         "wall_s": round(time.perf_counter() - started, 1),
         "generated": rehearsal.generated,
@@ -521,9 +523,49 @@ def main(argv=None):
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out.with_suffix(".json"), report)
-    write_atomic(args.out.with_suffix(".md"), table)
-    print(f"wrote {args.out}.md and {args.out}.json ({report['wall_s'] / 60:.1f} min)")
+    write_atomic(args.out.with_suffix(".md"), table if finished else "(unfinished)\n\n" + table)
+    return table
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        child(json.loads(args.child))
+        return 0
+    parent = Path(args.work) if args.work else Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="s3f-bench-scale-", dir=parent))
+    print(f"scratch: {work}  (stage logs: {work / 'stages.log'})", flush=True)
+    started = time.perf_counter()
+    rehearsal = Rehearsal(args, work)
+    if args.include:
+        rehearsal.rows += included_rows(Path(args.include), args.stages)
+    rehearsal.on_row = lambda: write_report(args, rehearsal, started, argv, finished=False)
+    try:
+        for dataset in args.datasets:
+            rehearsal.dataset(dataset)
+        if "results" in args.stages:
+            rehearsal.results()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    table = write_report(args, rehearsal, started, argv, finished=True)
+    print("\n" + table)
+    minutes = (time.perf_counter() - started) / 60
+    print(f"wrote {args.out}.md and {args.out}.json ({minutes:.1f} min)")
     return 0
+
+
+def _totals(text: str, parser) -> dict[str, int]:
+    """'240' → {'*': 240}; 'ChestXRay=1000,BRISC2025=2000' → per dataset."""
+    totals = {}
+    for part in filter(None, text.split(",")):
+        name, _, value = part.rpartition("=")
+        try:
+            totals[name or "*"] = int(value)
+        except ValueError:
+            parser.error(f"--total: expected N or DATASET=N, got {part!r}")
+    return totals
 
 
 def _ram_gb() -> float:

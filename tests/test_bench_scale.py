@@ -80,3 +80,19 @@ def test_quick_rehearsal_reports_every_stage(tmp_path):
     table = out.with_suffix(".md").read_text()
     assert "| BUSI | train Spatial_BUSI |" in table and "| all | results |" in table
     assert not list((tmp_path / "work").iterdir())  # scratch removed without --keep
+
+
+def test_included_rows_keep_only_stages_not_measured_and_are_marked(tmp_path):
+    bench = _bench()
+    earlier = {"command": "python benchmarks/bench_scale.py --stages train",
+               "rows": [{"dataset": "BUSI", "stage": "train Spatial_BUSI", "n": 624,
+                         "seconds": 2.5, "peak_rss_mb": 900.0, "disk_mb": 15.0},
+                        {"dataset": "BUSI", "stage": "check", "n": 780, "seconds": 1.0,
+                         "peak_rss_mb": 200.0}]}  # fmt: skip
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps(earlier))
+    rows = bench.included_rows(path, ["check", "decode"])
+    assert [r["stage"] for r in rows] == ["train Spatial_BUSI"]
+    table = bench.markdown(rows, {}, [])
+    assert "train Spatial_BUSI †" in table and "2.50 s/step" in table
+    assert earlier["command"] in table
