@@ -508,16 +508,19 @@ def write_report(args, rehearsal, started, argv, finished: bool) -> str:
     """The table so far as OUT.md + OUT.json (atomically): a run cut short keeps its rows."""
     from data_setup.files import write_atomic, write_json_atomic
 
-    fitted = exponents(rehearsal.rows)
-    checks = targets(rehearsal.rows, fitted, args.img_size)
-    table = markdown(rehearsal.rows, fitted, checks)
+    rows = rehearsal.rows
+    if args.include and Path(args.include).is_file():  # re-read: it may still be growing
+        rows = included_rows(Path(args.include), args.stages) + rows
+    fitted = exponents(rows)
+    checks = targets(rows, fitted, args.img_size)
+    table = markdown(rows, fitted, checks)
     report = {
         "command": " ".join(["python benchmarks/bench_scale.py", *(argv or sys.argv[1:])]),
         "finished": finished,
         "machine": {"cpus": os.cpu_count(), "ram_gb": round(_ram_gb(), 1)},
         "wall_s": round(time.perf_counter() - started, 1),
         "generated": rehearsal.generated,
-        "rows": rehearsal.rows,
+        "rows": rows,
         "exponents": {f"{d}/{s}": e for (d, s), e in fitted.items()},
         "targets": checks,
     }
@@ -538,8 +541,6 @@ def main(argv=None):
     print(f"scratch: {work}  (stage logs: {work / 'stages.log'})", flush=True)
     started = time.perf_counter()
     rehearsal = Rehearsal(args, work)
-    if args.include:
-        rehearsal.rows += included_rows(Path(args.include), args.stages)
     rehearsal.on_row = lambda: write_report(args, rehearsal, started, argv, finished=False)
     try:
         for dataset in args.datasets:
