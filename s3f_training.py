@@ -109,10 +109,8 @@ def clean_test_metrics(data, labels, probs, binary) -> dict:
 
     from data_setup import audit
 
-    train, test = data.splits["train"], data.splits["test"]
     leaked = audit.leaked_test_mask(
-        audit.hashes_of_arrays(train.source.images[train.indices]),
-        audit.hashes_of_arrays(test.source.images[test.indices]),
+        data.audit_features("train"), data.audit_features("test"), progress="clean test"
     )
     clean = ~leaked
     result = {"leaked_test_images": int(leaked.sum())}

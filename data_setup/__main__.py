@@ -85,7 +85,7 @@ def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> i
 
 def audit_command(dataset: str, root: str, out: str | None, channels: int = 1) -> int:
     """Print a duplicate summary and write every pair to a CSV."""
-    from data_setup.audit import MIN_CORRELATION, NEAR_THRESHOLD, audit
+    from data_setup.audit import MIN_LAYOUT_CORRELATION, MIN_PHASE_CORRELATION, audit
     from data_setup.datasets import CUSTOM
     from data_setup.layouts import DatasetError
 
@@ -111,8 +111,8 @@ def audit_command(dataset: str, root: str, out: str | None, channels: int = 1) -
     if leaks:
         print(f"  {leaks} pair(s) cross splits: test numbers may be inflated (see clean_test)")
     print(
-        f"pairs in {out} (hash distance ≤ {NEAR_THRESHOLD} bits, aligned correlation ≥ "
-        f"{MIN_CORRELATION})"
+        f"pairs in {out} (aligned phase correlation ≥ {MIN_PHASE_CORRELATION} and pixel "
+        f"correlation ≥ {MIN_LAYOUT_CORRELATION}; similarity ≥ 1)"
     )
     return 0
 

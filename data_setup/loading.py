@@ -285,6 +285,14 @@ class Dataset:
         weights = compute_class_weight("balanced", classes=present, y=labels)
         return {int(c): float(w) for c, w in zip(present, weights, strict=True)}
 
+    def audit_features(self, name: str):
+        """The leakage audit's features of split `name`'s images, in row order, from the
+        feature cache beside the decode cache (computed on first use: data_setup.audit_cache)."""
+        from data_setup.audit_cache import source_features
+
+        view = self.splits[name]
+        return source_features(self.info.id, view.source, self.root).take(view.indices)
+
     def split_table(self) -> list[tuple[str, str]]:
         """(file, split) for every image used, files relative to the dataset root. Under the
         paper protocol the validation data is the test split, so no 'val' rows appear."""
@@ -385,16 +393,17 @@ def _stratified(indices, labels, fraction, seed, what):
         raise DatasetError(f"cannot make a stratified {what} split: {error}") from error
 
 
-def _holdout_rows(source, rows, fraction, seed):
+def _holdout_rows(source, rows, fraction, seed, features):
     """A stratified validation split that keeps each near-duplicate group on one side
-    (data_setup.audit), so validation never scores copies of training images."""
+    (data_setup.audit; `features`: the rows' cached audit features), so validation never
+    scores copies of training images."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     from data_setup import audit
 
     rows = np.asarray(rows)
     labels = source.labels[rows]
-    groups = audit.duplicate_groups(audit.hashes_of_arrays(source.images[rows]))
+    groups = audit.duplicate_groups(features, progress="holdout")
     if len(set(groups)) < len(groups):
         folds = max(2, round(1 / fraction))
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -579,7 +588,10 @@ def load_dataset(
         train = Split("train", train_src, np.sort(train_rows))
         val = Split("val", val_src, np.sort(usable(val_src, val_rows)))
     else:
-        fit_rows, val_rows = _holdout_rows(train_src, train_rows, val_fraction, seed)
+        from data_setup.audit_cache import source_features
+
+        features = source_features(info.id, train_src, listing.root).take(train_rows)
+        fit_rows, val_rows = _holdout_rows(train_src, train_rows, val_fraction, seed, features)
         train, val = (
             Split("train", train_src, np.sort(fit_rows)),
             Split("val", train_src, np.sort(val_rows)),

@@ -16,9 +16,63 @@ import audit_accuracy  # noqa: E402
 
 
 def test_planted_copies_are_found_and_distinct_pairs_rarely_reported():
-    result = audit_accuracy.measure(per_class=8, threshold=audit.NEAR_THRESHOLD)
+    result = audit_accuracy.measure(audit_accuracy.synthetic_images(8, seed=0))
     assert result["recall"] >= 0.95
     assert result["false_pair_rate"] <= 0.01
+
+
+def test_distinct_chest_films_are_not_paired_but_their_copies_are():
+    films = audit_accuracy.xray_images(24, seed=3, width=(300, 420))
+    result = audit_accuracy.measure(films, seed=3)
+    assert result["recall"] == 1.0
+    assert result["false_pairs"] == 0
+
+
+def test_batched_verification_decides_as_the_per_pair_definition():
+    rng = np.random.default_rng(7)
+    films = audit_accuracy.xray_images(12, seed=1, width=(200, 260))
+    copies = [audit_accuracy.planted_copy(f, rng) for f in films]
+    thumbs = np.array([audit.thumbnail(im) for im in films + copies])
+    prepared = audit._Prepared(audit.Features(thumbs))
+    n = len(films)
+    pairs = [(i, i + n) for i in range(n)]  # copies
+    pairs += [tuple(rng.choice(2 * n, 2, replace=False)) for _ in range(300)]  # mostly distinct
+    i, j = np.array(pairs).T
+    batched = np.concatenate([
+        audit.batch_similarity(prepared.spectra[i[s : s + 64]], prepared.spectra[j[s : s + 64]])
+        for s in range(0, len(i), 64)
+    ])  # fmt: skip
+    reference = np.array([audit.pair_similarity(thumbs[a], thumbs[b]) for a, b in pairs])
+    np.testing.assert_allclose(batched, reference, rtol=1e-4, atol=1e-4)
+    decided = batched >= audit.MIN_SIMILARITY
+    assert decided.tolist() == (reference >= audit.MIN_SIMILARITY).tolist()
+    assert decided[:n].all() and 0 < decided.sum() < len(pairs)  # both outcomes occur
+
+
+def test_feature_cache_is_reused_and_invalidated_when_the_data_change(tmp_path, monkeypatch):
+    from data_setup import audit_cache
+
+    root = tmp_path / "brisc"
+    synth_dataset("BRISC2025", root, count=4, size=64, seed=2)
+    calls = []
+    real = audit_cache.features_of_files
+
+    def counted(paths, *args, **kwargs):
+        calls.append(len(list(paths)))
+        return real(paths, *args, **kwargs)
+
+    monkeypatch.setattr(audit_cache, "features_of_files", counted)
+    cache = tmp_path / "cache"
+    first = audit.audit("BRISC2025", root, cache_dir=cache)
+    assert len(calls) == 2  # train and test computed once
+    data = load_dataset("BRISC2025", root, img_size=(32, 32), cache_dir=cache)
+    train = data.audit_features("train")
+    assert len(calls) == 2 and len(train) == len(data.splits["train"])  # reused, also here
+    assert audit.audit("BRISC2025", root, cache_dir=cache) == first and len(calls) == 2
+    image = sorted((root / "classification_task" / "test" / "glioma").iterdir())[0]
+    cv2.imwrite(str(image), np.full((64, 64), 128, np.uint8))  # the data change
+    audit.audit("BRISC2025", root, cache_dir=cache)
+    assert len(calls) == 3  # only the changed split is recomputed
 
 
 def test_a_copy_in_both_splits_is_reported_and_grouped(tmp_path, capsys):
@@ -44,11 +98,11 @@ def test_duplicate_groups_and_leaked_mask():
     cv2.line(base[2], (5, 60), (60, 5), 255, 4)
     base[2, :, :20] = 90
     shifted = np.roll(base[0], 2, axis=1)
-    features = audit.hashes_of_arrays(np.array([*base, shifted]))
+    features = audit.features_of_arrays(np.array([*base, shifted]))
     groups = audit.duplicate_groups(features)
     assert groups[0] == groups[3] and len(set(groups[:3])) == 3
-    train = audit.hashes_of_arrays(base[:2])
-    test = audit.hashes_of_arrays(np.array([shifted, base[2]]))
+    train = audit.features_of_arrays(base[:2])
+    test = audit.features_of_arrays(np.array([shifted, base[2]]))
     assert audit.leaked_test_mask(train, test).tolist() == [True, False]
 
 

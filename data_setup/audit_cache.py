@@ -1,0 +1,207 @@
+"""The audit's per-image features (a 64×64 grayscale thumbnail and the SHA-256 of the file),
+computed once per dataset split and kept beside the decode cache.
+
+Decoding a 1–2 thousand pixel film is most of the audit's cost, so the features are cached
+in `<cache>/<dataset>_<split>_audit64_<key>.npz`, keyed by the same fingerprint as the decoded
+split (file names, labels, sizes, modification times: data_setup.loading) and by the dataset
+root: any change to the data gives a new key, hence a recomputation. `s3f-data audit`, the
+holdout grouping and every run's clean-test check read the same file. Written atomically
+(data_setup.files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+THUMB = 64
+FEATURES_VERSION = 1  # bump when the thumbnail changes
+
+
+@dataclass
+class Features:
+    """Per image: thumbnail (N, 64, 64) uint8, SHA-256 of the file (None for in-memory
+    images) and whether it decoded (an unusable image matches nothing)."""
+
+    thumbs: np.ndarray
+    digests: list[str] | None = None
+    usable: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.usable is None:
+            self.usable = np.ones(len(self.thumbs), bool)
+
+    def __len__(self):
+        return len(self.thumbs)
+
+    def take(self, rows) -> Features:
+        rows = np.asarray(rows, int)
+        digests = None if self.digests is None else [self.digests[r] for r in rows]
+        return Features(self.thumbs[rows], digests, self.usable[rows])
+
+    @staticmethod
+    def concatenate(parts) -> Features:
+        known = all(p.digests is not None for p in parts)
+        digests = [d for p in parts for d in p.digests] if known else None
+        return Features(
+            np.concatenate([p.thumbs for p in parts]).reshape(-1, THUMB, THUMB),
+            digests,
+            np.concatenate([p.usable for p in parts]),
+        )
+
+
+def thumbnail(gray: np.ndarray) -> np.ndarray:
+    """The 64×64 uint8 grayscale image the search works on."""
+    return cv2.resize(gray, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 3 and image.shape[-1] == 1:
+        return image[..., 0]
+    if image.ndim == 3:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    return image
+
+
+def features_of_arrays(images) -> Features:
+    """Features of in-memory (N, H, W[, C]) uint8 images (no digests)."""
+    return Features(np.array([thumbnail(_gray(np.asarray(im))) for im in images], np.uint8)
+                    .reshape(-1, THUMB, THUMB))  # fmt: skip
+
+
+def features_of_files(paths, workers: int | None = None, desc: str = "audit features"):
+    """Features of image files; a file that does not decode is marked unusable."""
+    paths = list(paths)
+
+    def one(path):
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError:
+            return None, ""
+        # Reduced decoding: a JPEG decodes straight to ½, ¼ or ⅛ size (much faster for
+        # 2000 px films); the thumbnail is far smaller than any of them.
+        image = None
+        if len(data):
+            shorter = _reduced_flag(data)
+            image = cv2.imdecode(data, shorter)
+            if image is None:
+                image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+        if image is None and len(data):  # cut-off JPEGs: the file decoder still reads them
+            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        thumb = thumbnail(image) if image is not None and image.size else None
+        return thumb, hashlib.sha256(data.tobytes()).hexdigest() if len(data) else ""
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:  # OpenCV releases the GIL while decoding
+        results = list(tqdm(pool.map(one, paths), total=len(paths), desc=desc, unit="img",
+                            disable=len(paths) < 200))  # fmt: skip
+    thumbs = np.zeros((len(paths), THUMB, THUMB), np.uint8)
+    usable = np.zeros(len(paths), bool)
+    for index, (thumb, _) in enumerate(results):
+        if thumb is not None:
+            thumbs[index], usable[index] = thumb, True
+    return Features(thumbs, [d for _, d in results], usable)
+
+
+def _reduced_flag(data: np.ndarray) -> int:
+    """IMREAD_REDUCED_GRAYSCALE_k for JPEGs big enough that k-fold reduction still leaves
+    ≥ 4× the thumbnail's side; plain grayscale otherwise (PNGs gain nothing)."""
+    if data[:2].tobytes() != b"\xff\xd8":
+        return cv2.IMREAD_GRAYSCALE
+    size = _jpeg_size(data)
+    if size is None:
+        return cv2.IMREAD_GRAYSCALE
+    shorter = min(size)
+    for factor, flag in ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+                         (2, cv2.IMREAD_REDUCED_GRAYSCALE_2)):  # fmt: skip
+        if shorter // factor >= 4 * THUMB:
+            return flag
+    return cv2.IMREAD_GRAYSCALE
+
+
+def _jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's start-of-frame marker, or None."""
+    raw = data[: 1 << 16].tobytes()
+    at = 2
+    while at + 9 < len(raw):
+        if raw[at] != 0xFF:
+            return None
+        marker = raw[at + 1]
+        length = int.from_bytes(raw[at + 2 : at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(raw[at + 5 : at + 7], "big"), int.from_bytes(
+                raw[at + 7 : at + 9], "big"
+            )
+        at += 2 + length
+    return None
+
+
+def _cache_path(cache_dir: Path, dataset_id: str, split: str, fingerprint: str, root) -> Path:
+    key = hashlib.sha256(
+        json.dumps([FEATURES_VERSION, dataset_id, split, fingerprint, str(root)]).encode()
+    ).hexdigest()[:20]
+    return cache_dir / f"{dataset_id}_{split}_audit{THUMB}_{key}.npz"
+
+
+def split_features(
+    dataset_id: str,
+    split: str,
+    root,
+    items,
+    fingerprint: str | None = None,
+    cache_dir=None,
+    workers: int | None = None,
+) -> Features:
+    """Features of one split's files (`items`: (path, label) as in a Listing), in that order,
+    from the cache when the fingerprint matches, else computed and cached."""
+    from data_setup.files import ensure_writable_dir, write_atomic
+    from data_setup.loading import _fingerprint, default_cache_dir
+
+    root = Path(root)
+    fingerprint = fingerprint or _fingerprint(items, root)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = _cache_path(cache_dir, dataset_id, split, fingerprint, root)
+    names = [str(Path(p).relative_to(root)) for p, _ in items]
+    cached = _read(path)
+    if cached is not None:
+        where = {name: row for row, name in enumerate(cached[0])}
+        if all(name in where for name in names):
+            return cached[1].take([where[name] for name in names])
+    features = features_of_files([p for p, _ in items], workers, f"{dataset_id} {split} audit")
+    ensure_writable_dir(cache_dir)
+    buffer = io.BytesIO()
+    np.savez(buffer, files=np.array(names, dtype=str), thumbs=features.thumbs,
+             digests=np.array(features.digests, dtype="S64"), usable=features.usable)  # fmt: skip
+    write_atomic(path, buffer.getvalue())
+    return features
+
+
+def source_features(dataset_id: str, source, root) -> Features:
+    """Features of a cached official split's rows (data_setup.loading.SourceSplit), from the
+    feature cache beside its decode cache."""
+    root = Path(root)
+    items = [(root / name, int(label)) for name, label in zip(source.files, source.labels,
+                                                               strict=True)]  # fmt: skip
+    return split_features(dataset_id, source.name, root, items, source.fingerprint,
+                          source.cache_path.parent)  # fmt: skip
+
+
+def _read(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            files = [str(f) for f in data["files"]]
+            digests = [d.decode() for d in data["digests"]]
+            return files, Features(data["thumbs"], digests, data["usable"])
+    except (OSError, ValueError, KeyError):  # damaged: recompute
+        return None
