@@ -464,8 +464,9 @@ def parse_args(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
     parser.add_argument("--out", default=str(ROOT / "results" / "scale"),
                         help="writes OUT.md and OUT.json (default results/scale)")  # fmt: skip
-    parser.add_argument("--include", help="an earlier run's OUT.json: its rows of stages this run "
-                                          "does not measure join the table (marked)")  # fmt: skip
+    parser.add_argument("--include", action="append",
+                        help="an earlier run's OUT.json (repeatable): its rows of datasets or "
+                             "stages this run does not measure join the table (†)")  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -494,12 +495,14 @@ def parse_args(argv=None):
     return args
 
 
-def included_rows(path: Path, stages) -> list[dict]:
-    """Rows of an earlier report for stages not measured now, each naming its source."""
+def included_rows(path: Path, datasets, stages) -> list[dict]:
+    """Rows of an earlier report that this run does not measure (another dataset or stage),
+    each naming its source."""
     earlier = json.loads(path.read_text())
     rows = []
     for row in earlier["rows"]:
-        if row["stage"].split()[0] not in stages:
+        measured_now = row["dataset"] in (*datasets, "all") and row["stage"].split()[0] in stages
+        if not measured_now:
             rows.append({**row, "from": earlier.get("command", str(path))})
     return rows
 
@@ -509,8 +512,9 @@ def write_report(args, rehearsal, started, argv, finished: bool) -> str:
     from data_setup.files import write_atomic, write_json_atomic
 
     rows = rehearsal.rows
-    if args.include and Path(args.include).is_file():  # re-read: it may still be growing
-        rows = included_rows(Path(args.include), args.stages) + rows
+    for path in map(Path, args.include or []):  # re-read: it may still be growing
+        if path.is_file():
+            rows = included_rows(path, args.datasets, args.stages) + rows
     fitted = exponents(rows)
     checks = targets(rows, fitted, args.img_size)
     table = markdown(rows, fitted, checks)
@@ -543,10 +547,10 @@ def main(argv=None):
     rehearsal = Rehearsal(args, work)
     rehearsal.on_row = lambda: write_report(args, rehearsal, started, argv, finished=False)
     try:
+        if "results" in args.stages:  # first: it needs no data
+            rehearsal.results()
         for dataset in args.datasets:
             rehearsal.dataset(dataset)
-        if "results" in args.stages:
-            rehearsal.results()
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

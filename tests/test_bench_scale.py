@@ -91,7 +91,7 @@ def test_included_rows_keep_only_stages_not_measured_and_are_marked(tmp_path):
                          "peak_rss_mb": 200.0}]}  # fmt: skip
     path = tmp_path / "earlier.json"
     path.write_text(json.dumps(earlier))
-    rows = bench.included_rows(path, ["check", "decode"])
+    rows = bench.included_rows(path, ["BUSI"], ["check", "decode"])
     assert [r["stage"] for r in rows] == ["train Spatial_BUSI"]
     table = bench.markdown(rows, {}, [])
     assert "train Spatial_BUSI †" in table and "2.50 s/step" in table
