@@ -177,6 +177,18 @@ def stage_results(job):
     return {"disk_mb": folder_mb(job["runs"]) + folder_mb(job["out"])}
 
 
+def peak_rss_mb() -> tuple[float, str]:
+    """This process's peak RSS. Linux: VmHWM, the high-water mark of this program's own memory
+    (ru_maxrss carries the forking parent's RSS across exec, a floor under every stage)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024, "VmHWM"
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "ru_maxrss"
+
+
 def child(job: dict) -> None:
     """Run one stage; the last stdout line is its JSON record."""
     if job["stage"] in ("train", "evaluate"):
@@ -194,7 +206,7 @@ def child(job: dict) -> None:
     with contextlib.redirect_stdout(sys.stderr):  # the stage's own output is not the record
         record = globals()[f"stage_{job['stage']}"](job)
     record.setdefault("seconds", time.perf_counter() - start)
-    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    record["peak_rss_mb"], record["rss_method"] = peak_rss_mb()
     print(json.dumps(record))
 
 
