@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 VENV_LATEST ?= .venv-latest
 BIN_LATEST := $(VENV_LATEST)/bin
 
-.PHONY: setup setup-latest demo test test-fast test-latest install-check lint bench clean-venv
+.PHONY: setup setup-latest demo test test-fast test-latest install-check lint bench bench-scale clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,12 @@ bench: setup
 	$(BIN)/python benchmarks/bench_data_loading.py
 	$(BIN)/python benchmarks/bench_sweep_workers.py
 	$(BIN)/python benchmarks/bench_reproducibility.py
+
+# The full-size rehearsal (docs/scale.md): every stage at the real datasets' counts and sizes
+# → results/scale.md|json. Hours on a 2-core CPU; SCALE_ARGS=--quick for a few-minute check.
+SCALE_ARGS ?=
+bench-scale: setup
+	$(BIN)/python benchmarks/bench_scale.py $(SCALE_ARGS)
 
 clean-venv:
 	rm -rf $(VENV) $(VENV_LATEST)

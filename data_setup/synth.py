@@ -13,6 +13,8 @@ through the very same loaders as the real data. Deterministic for a given seed.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -95,6 +97,93 @@ def _source_size(rng, dataset, size):
     return max(16, int(width * _ASPECT[dataset])), width
 
 
+@dataclass(frozen=True)
+class SynthFile:
+    """One image of a synthetic dataset: where it goes, its split and class, its masks."""
+
+    path: str  # relative to the dataset root
+    split: str  # "train", "val", "test" (HAM10000, Chest X-Ray, BRISC2025) or "all" (BUSI)
+    label: int
+    index: int  # position within its split and class
+    masks: tuple[str, ...] = ()  # BUSI: segmentation masks beside the image
+    gray_as_rgb: bool = False  # real folders mix 1- and 3-channel JPEGs
+    image_id: str = ""  # HAM10000: the CSV's image column
+
+
+def layout_plan(dataset: str, counts: dict[str, Sequence[int]]) -> list[SynthFile]:
+    """Every file of a synthetic `dataset` in its real layout, in writing order.
+
+    counts: images per class for each split ("train", "test", Chest X-Ray's "val"; BUSI has no
+    split of its own: "all"). Paths are relative to the folder synth_dataset returns."""
+    info = DATASETS[dataset]
+    files = []
+    if dataset in ("BRISC2025", "ChestXRay"):
+        suffix = ".jpg" if dataset == "BRISC2025" else ".jpeg"
+        for split, per_class in counts.items():
+            for label, name in enumerate(info.class_names):
+                for i in range(per_class[label]):
+                    path = f"{split}/{name}/{split}_{name.lower()}_{i:04d}{suffix}"
+                    files.append(SynthFile(path, split, label, i, gray_as_rgb=(i % 5 == 4)))
+    elif dataset == "BUSI":
+        for label, name in enumerate(info.class_names):
+            for i in range(1, counts["all"][label] + 1):
+                masks = [f"{name}/{name} ({i})_mask.png"]
+                if i % 7 == 0:  # some real lesions have a second mask
+                    masks.append(f"{name}/{name} ({i})_mask_1.png")
+                files.append(
+                    SynthFile(f"{name}/{name} ({i}).png", "all", label, i - 1, tuple(masks))
+                )
+    else:  # HAM10000: CSV of one-hot labels + a folder of RGB JPEGs, per split
+        number = 24306
+        for split in counts:
+            for label in range(len(info.class_names)):
+                for i in range(counts[split][label]):
+                    image_id = f"ISIC_{number:07d}"
+                    number += 1
+                    folder = _HAM_FOLDERS[split][1]
+                    files.append(
+                        SynthFile(f"{folder}/{image_id}.jpg", split, label, i, image_id=image_id)
+                    )
+    return files
+
+
+_HAM_FOLDERS = {
+    "train": ("GroundTruth.csv", "images"),
+    "test": ("Test_GroundTruth.csv", "Test_images"),
+}
+_BASES = {
+    "BRISC2025": "classification_task",
+    "ChestXRay": "chest_xray",
+    "BUSI": "Dataset_BUSI_with_GT",
+}
+
+
+def dataset_base(dataset: str, root) -> Path:
+    """The folder synth_dataset returns for `dataset` written under `root`."""
+    return Path(root) / _BASES[dataset] if dataset in _BASES else Path(root)
+
+
+def write_index(dataset: str, base, files: Sequence[SynthFile]) -> None:
+    """HAM10000's label CSVs for `files` (sorted by image id, as the real ones); others: none."""
+    if dataset != "HAM10000":
+        return
+    info = DATASETS[dataset]
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    for split, (csv_name, _) in _HAM_FOLDERS.items():
+        rows = []
+        for file in files:
+            if file.split == split:
+                onehot = ["0.0"] * len(info.class_names)
+                onehot[file.label] = "1.0"
+                rows.append([file.image_id, *onehot])
+        rows.sort()
+        with open(base / csv_name, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image", *info.class_names])
+            writer.writerows(rows)
+
+
 def synth_dataset(dataset: str, root, count: int = 24, size: int = 96, seed: int = 0) -> Path:
     """Write one synthetic dataset under `root` in its real layout; returns the dataset folder.
 
@@ -102,62 +191,24 @@ def synth_dataset(dataset: str, root, count: int = 24, size: int = 96, seed: int
     """
     info = DATASETS[dataset]
     rng = np.random.default_rng([seed, list(DATASETS).index(dataset)])
-    root = Path(root)
-    n_test = max(3, count // 2)
-
-    def image(label, gray_as_rgb=False):
-        height, width = _source_size(rng, dataset, size)
-        img, mask = synth_image(
-            rng, label, height, width, info.channels, len(info.class_names)
-        )
-        if gray_as_rgb:  # real folders mix 1- and 3-channel JPEGs
-            img = np.repeat(img[..., None], 3, axis=2)
-        return img, mask
-
-    if dataset in ("BRISC2025", "ChestXRay"):
-        base = root / ("classification_task" if dataset == "BRISC2025" else "chest_xray")
-        suffix = ".jpg" if dataset == "BRISC2025" else ".jpeg"
-        splits = {"train": count, "test": n_test}
-        if dataset == "ChestXRay":
-            splits["val"] = 2  # the real 16-image val folder, unused by the paper
-        for split, n in splits.items():
-            for label, name in enumerate(info.class_names):
-                for i in range(n):
-                    img, _ = image(label, gray_as_rgb=(i % 5 == 4))
-                    _write(base / split / name / f"{split}_{name.lower()}_{i:04d}{suffix}", img)
-        return base
+    n_test, classes = max(3, count // 2), len(info.class_names)
     if dataset == "BUSI":
-        base = root / "Dataset_BUSI_with_GT"
-        for label, name in enumerate(info.class_names):
-            for i in range(1, count + n_test + 1):
-                img, mask = image(label)
-                _write(base / name / f"{name} ({i}).png", img)
-                _write(base / name / f"{name} ({i})_mask.png", mask * 255)
-                if i % 7 == 0:  # some real lesions have a second mask
-                    _write(base / name / f"{name} ({i})_mask_1.png", mask * 255)
-        return base
-    # HAM10000: CSV of one-hot labels + a folder of RGB JPEGs, per split
-    base, number = root, 24306
-    for csv_name, folder, n in (
-        ("GroundTruth.csv", "images", count),
-        ("Test_GroundTruth.csv", "Test_images", n_test),
-    ):
-        rows = []
-        for label in range(len(info.class_names)):
-            for _ in range(n):
-                image_id = f"ISIC_{number:07d}"
-                number += 1
-                img, _ = image(label)
-                _write(base / folder / f"{image_id}.jpg", img)
-                onehot = ["0.0"] * len(info.class_names)
-                onehot[label] = "1.0"
-                rows.append([image_id, *onehot])
-        rows.sort()
-        base.mkdir(parents=True, exist_ok=True)
-        with open(base / csv_name, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["image", *info.class_names])
-            writer.writerows(rows)
+        counts = {"all": [count + n_test] * classes}
+    else:
+        counts = {"train": [count] * classes, "test": [n_test] * classes}
+        if dataset == "ChestXRay":
+            counts["val"] = [2] * classes  # the real 16-image val folder, unused by the paper
+    base = dataset_base(dataset, root)
+    files = layout_plan(dataset, counts)
+    for file in files:  # one random stream, in plan order: the same images for a seed
+        height, width = _source_size(rng, dataset, size)
+        img, mask = synth_image(rng, file.label, height, width, info.channels, classes)
+        if file.gray_as_rgb:
+            img = np.repeat(img[..., None], 3, axis=2)
+        _write(base / file.path, img)
+        for mask_path in file.masks:
+            _write(base / mask_path, mask * 255)
+    write_index(dataset, base, files)
     return base
 
 
@@ -165,3 +216,88 @@ def synth_all(root, count: int = 24, size: int = 96, seed: int = 0) -> dict[str,
     """All four datasets, each in its own subfolder of `root` named by dataset id."""
     root = Path(root)
     return {d: synth_dataset(d, root / d, count, size, seed) for d in DATASETS}
+
+
+# --------------------------------------------------------------------------- full size
+# The real datasets' images per split and class (class order of data_setup.datasets), for the
+# full-size rehearsal (benchmarks/bench_scale.py). Chest X-Ray, BUSI and HAM10000: the Kaggle /
+# ISIC releases' folders and CSVs. BRISC2025: the official 5,000 / 1,010 split, its training
+# classes in the proportions of its test support.
+REAL_COUNTS = {
+    "BRISC2025": {"train": (1257, 1515, 693, 1535), "test": (254, 306, 140, 310)},
+    "ChestXRay": {"train": (1341, 3875), "val": (8, 8), "test": (234, 390)},
+    "BUSI": {"all": (437, 210, 133)},
+    "HAM10000": {
+        "train": (1113, 6705, 514, 327, 1099, 115, 142),
+        "test": (171, 909, 93, 43, 217, 44, 35),
+    },
+}
+# Source image sizes (H, W) of the real files: BRISC2025 512×512, HAM10000 450×600; the Kermany
+# chest films are 1,000–2,000 px wide in varied aspect, BUSI scans about 500–700 px wide.
+_REAL_WIDTH = {"BRISC2025": (512, 512), "ChestXRay": (1000, 2000), "BUSI": (500, 700),
+               "HAM10000": (600, 600)}  # fmt: skip
+_REAL_ASPECT = {"BRISC2025": (1.0, 1.0), "ChestXRay": (0.65, 0.95), "BUSI": (0.7, 0.9),
+                "HAM10000": (0.75, 0.75)}  # fmt: skip
+_BASE_SIDE = 160  # drawn at this size, then enlarged: drawing at 2,000 px costs ~0.5 s an image
+
+
+def scaled_counts(dataset: str, total: int) -> dict[str, list[int]]:
+    """REAL_COUNTS scaled to about `total` images in all, keeping every split's class mix;
+    at least 2 images per split and class (a stratified split needs two)."""
+    real = REAL_COUNTS[dataset]
+    full = sum(sum(c) for c in real.values())
+    fraction = min(1.0, total / full)
+    return {split: [max(2, round(c * fraction)) for c in cls] for split, cls in real.items()}
+
+
+def _noise_tile(seed: int) -> np.ndarray:
+    """Sensor-like noise to add to an enlarged drawing: a JPEG then costs what a real one does."""
+    return np.random.default_rng(seed).normal(0, 10, (2048, 2048)).astype(np.int16)
+
+
+def full_size_image(rng, label, height, width, channels, num_classes, noise):
+    """A synth_image drawn small, enlarged to (height, width), with per-pixel noise added."""
+    scale = _BASE_SIDE / max(height, width)
+    small_h, small_w = max(16, round(height * scale)), max(16, round(width * scale))
+    img, mask = synth_image(rng, label, small_h, small_w, channels, num_classes)
+    img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+    mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    y = int(rng.integers(0, noise.shape[0] - height + 1)) if height < noise.shape[0] else 0
+    x = int(rng.integers(0, noise.shape[1] - width + 1)) if width < noise.shape[1] else 0
+    tile = np.resize(noise[y : y + height, x : x + width], (height, width))
+    tile = tile[..., None] if img.ndim == 3 else tile
+    return np.clip(img.astype(np.int16) + tile, 0, 255).astype(np.uint8), mask
+
+
+def synth_full_size(dataset: str, root, counts=None, seed: int = 0, workers: int = 4):
+    """Write `dataset` at the real counts (or `counts`, as scaled_counts gives) and the real
+    source sizes, with a thread pool; returns (dataset folder, list of SynthFile). Each image
+    has its own random stream, so any subset of the plan is the same images."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    info = DATASETS[dataset]
+    counts = counts or {split: list(c) for split, c in REAL_COUNTS[dataset].items()}
+    base = dataset_base(dataset, root)
+    files = layout_plan(dataset, counts)
+    noise = _noise_tile(seed)
+    order = list(DATASETS).index(dataset)
+    splits = ("train", "val", "test", "all")
+
+    def write(file: SynthFile):
+        rng = np.random.default_rng([seed, order, splits.index(file.split), file.label, file.index])
+        low, high = _REAL_WIDTH[dataset]
+        width = int(rng.integers(low, high + 1))
+        height = int(width * rng.uniform(*_REAL_ASPECT[dataset]))
+        img, mask = full_size_image(
+            rng, file.label, height, width, info.channels, len(info.class_names), noise
+        )
+        if file.gray_as_rgb:
+            img = np.repeat(img[..., None], 3, axis=2)
+        _write(base / file.path, img)
+        for mask_path in file.masks:
+            _write(base / mask_path, mask * 255)
+
+    with ThreadPoolExecutor(workers) as pool:  # OpenCV and NumPy release the GIL
+        list(pool.map(write, files))
+    write_index(dataset, base, files)
+    return base, files

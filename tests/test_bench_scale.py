@@ -1,0 +1,98 @@
+"""benchmarks/bench_scale.py: the growth-exponent fit, the full-size plan, and a tiny rehearsal."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_setup.datasets import DATASETS
+from data_setup.synth import REAL_COUNTS, layout_plan, scaled_counts
+from s3f_experiments import PAPER_TEST_SUPPORT
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scale.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_scale", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0, 0.5])
+def test_growth_exponent_recovers_a_planted_power_law(power):
+    ns = np.array([1000, 2000, 4000, 6010])
+    assert _bench().growth_exponent(ns, 3e-4 * ns**power) == pytest.approx(power, abs=1e-9)
+
+
+def test_growth_exponent_needs_two_sizes():
+    assert _bench().growth_exponent([500, 500], [1.0, 2.0]) is None
+
+
+def test_real_counts_match_the_paper_splits():
+    for dataset, support in PAPER_TEST_SUPPORT.items():
+        if "test" in REAL_COUNTS[dataset]:
+            assert tuple(REAL_COUNTS[dataset]["test"]) == support
+    totals = {d: sum(map(sum, c.values())) for d, c in REAL_COUNTS.items()}
+    assert totals == {"BRISC2025": 6010, "ChestXRay": 5856, "BUSI": 780, "HAM10000": 11527}
+
+
+def test_scaled_counts_keep_every_class_and_shrink():
+    for dataset in DATASETS:
+        small = scaled_counts(dataset, 1000)
+        real = REAL_COUNTS[dataset]
+        for split, per_class in small.items():
+            assert all(2 <= s <= r for s, r in zip(per_class, real[split], strict=True))
+        files = layout_plan(dataset, small)
+        assert len(files) == sum(map(sum, small.values()))
+        assert len({f.path for f in files}) == len(files)
+
+
+def test_sizes_for_ends_at_full_and_has_three_points():
+    sizes_for = _bench().sizes_for
+    assert sizes_for(6010, ["1000", "2000", "4000", "full"]) == [1000, 2000, 4000, 6010]
+    assert sizes_for(780, ["1000", "2000", "full"]) == [195, 390, 780]
+
+
+@pytest.mark.slow
+def test_quick_rehearsal_reports_every_stage(tmp_path):
+    out = tmp_path / "scale"
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--datasets", "BUSI", "--total", "90",
+         "--sizes", "30,60,full", "--seeds", "1,2", "--work", str(tmp_path / "work"),
+         "--out", str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.with_suffix(".json").read_text())
+    stages = {row["stage"].split()[0] for row in report["rows"]}
+    assert stages == {"check", "decode", "reload", "audit", "holdout", "train", "evaluate",
+                      "results"}  # fmt: skip
+    busi = [r for r in report["rows"] if r["stage"] == "check"]
+    assert [r["n"] for r in busi] == sorted(r["n"] for r in busi) and len(busi) == 3
+    assert all(r["peak_rss_mb"] > 0 and r["seconds"] >= 0 for r in report["rows"])
+    assert report["exponents"]["BUSI/check"] is not None
+    assert any("peak RSS" not in t["target"] for t in report["targets"])
+    table = out.with_suffix(".md").read_text()
+    assert "| BUSI | train Spatial_BUSI |" in table and "| all | results |" in table
+    assert not list((tmp_path / "work").iterdir())  # scratch removed without --keep
+
+
+def test_included_rows_keep_only_stages_not_measured_and_are_marked(tmp_path):
+    bench = _bench()
+    earlier = {"command": "python benchmarks/bench_scale.py --stages train",
+               "rows": [{"dataset": "BUSI", "stage": "train Spatial_BUSI", "n": 624,
+                         "seconds": 2.5, "peak_rss_mb": 900.0, "disk_mb": 15.0},
+                        {"dataset": "BUSI", "stage": "check", "n": 780, "seconds": 1.0,
+                         "peak_rss_mb": 200.0}]}  # fmt: skip
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps(earlier))
+    rows = bench.included_rows(path, ["BUSI"], ["check", "decode"])
+    assert [r["stage"] for r in rows] == ["train Spatial_BUSI"]
+    table = bench.markdown(rows, {}, [])
+    assert "train Spatial_BUSI †" in table and "2.50 s/step" in table
+    assert earlier["command"] in table
