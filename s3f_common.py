@@ -19,6 +19,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+import s3f_experiments
+
 PAPER_LEARNING_RATE = 3e-4
 ARCHITECTURES = ("spatial", "spectranet", "s3f")
 FUSIONS = ("concat", "bilinear")
@@ -107,10 +109,8 @@ class SpectralFilter(layers.Layer):
             )
         _, height, width, channels = input_shape
         self.height, self.width, self.channels = int(height), int(width), int(channels)
-        full_rows, full_cols = self.height, self.width // 2 + 1
-        if self.modes is None:
-            rows, cols = full_rows, full_cols
-        else:
+        full_cols = self.width // 2 + 1
+        if self.modes is not None:
             mh, mw = self.modes
             if mh > (self.height + 1) // 2 or mw > full_cols:
                 raise ValueError(
@@ -118,20 +118,17 @@ class SpectralFilter(layers.Layer):
                     f"{self.height}×{self.width} input (at most ({(self.height + 1) // 2}, "
                     f"{full_cols}))"
                 )
-            rows, cols = 2 * mh - 1, mw
-        if self.channel_mixing == "dense":
-            per_input = self.filters
-        else:
-            if self.filters < self.channels:
-                raise ValueError(
-                    f"SpectralFilter(channel_mixing='depthwise'): filters ({self.filters}) must "
-                    f"be at least the input channels ({self.channels})"
-                )
-            # ceil(F / C) filters per input channel; when C does not divide F (RGB with F=32:
-            # 11 per channel) the surplus last ones are dropped, so input c feeds outputs
-            # c·⌈F/C⌉ … and every output still filters exactly one input channel.
-            per_input = -(-self.filters // self.channels)
-        shape = (self.channels, per_input, rows, cols)
+        if self.channel_mixing == "depthwise" and self.filters < self.channels:
+            raise ValueError(
+                f"SpectralFilter(channel_mixing='depthwise'): filters ({self.filters}) must "
+                f"be at least the input channels ({self.channels})"
+            )
+        # Depthwise: ceil(F / C) filters per input channel; when C does not divide F (RGB with
+        # F=32: 11 per channel) the surplus last ones are dropped, so input c feeds outputs
+        # c·⌈F/C⌉ … and every output still filters exactly one input channel.
+        shape = s3f_experiments.spectral_kernel_shape(
+            self.height, self.width, self.channels, self.filters, self.channel_mixing, self.modes
+        )
         # Creation order real, imag, bias matches the paper's saved files.
         # autocast=False: under mixed precision the weights must reach the FFT in float32.
         self.real_weights = self.add_weight(
@@ -292,15 +289,16 @@ def _spectral_block(x, filters, index, bn_momentum, **filter_options):
 
 def spectranet_branch(inputs, variant=1, bn_momentum=BN_MOMENTUM, **filter_options):
     """SpectraNet-1 or -2 followed by the funnel head → the 4-d spectral summary vector."""
+    widths = s3f_experiments.SPECTRAL_FILTERS.get(variant)
     if variant == 1:
-        x = _spectral_block(inputs, 32, 1, bn_momentum, **filter_options)
+        x = _spectral_block(inputs, widths[0], 1, bn_momentum, **filter_options)
         x = _depthwise_separable(x, 64, "spectral_sep1", bn_momentum)
         x = layers.MaxPooling2D(2, name="spectral_pool1")(x)
         x = _depthwise_separable(x, 128, "spectral_sep2", bn_momentum)
         x = layers.MaxPooling2D(2, name="spectral_pool2")(x)
     elif variant == 2:
-        x = _spectral_block(inputs, 32, 1, bn_momentum, **filter_options)
-        x = _spectral_block(x, 64, 2, bn_momentum, **filter_options)
+        x = _spectral_block(inputs, widths[0], 1, bn_momentum, **filter_options)
+        x = _spectral_block(x, widths[1], 2, bn_momentum, **filter_options)
         x = _depthwise_separable(x, 128, "spectral_sep1", bn_momentum)
         x = layers.MaxPooling2D(2, name="spectral_pool1")(x)
     else:

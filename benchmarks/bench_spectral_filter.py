@@ -3,19 +3,17 @@
 Every comparison runs the kit's form and a reference in the same process, interleaved, so that
 machine noise hits both alike; it prints the best of three rounds' medians and their ratio.
 
-1. Forward+backward of SpectralFilter(32) on a (16, 256, 256, 1) batch (every SpectraNet's
-   first filter): the kit's broadcast product against a plain einsum("bchw,cfhw->bfhw").
-2. Forward+backward of SpectralFilter(64) on a (16, 256, 256, 32) batch (the BUSI
+1. Forward+backward of SpectralFilter(64) on a (16, 256, 256, 32) batch (the BUSI
    SpectraNet-2's second filter, 135 M weights), weight and input gradients: the kit's
    frequency-major real matmuls against the einsum form of 0.2.2 (s3f_common._einsum_mix).
-3. One training step (forward, backward, Adam update) of the full BUSI S³F-Net (concat, SN2,
+2. One training step (forward, backward, Adam update) of the full BUSI S³F-Net (concat, SN2,
    138.7 M parameters) at 256×256, batch 16, with the kit's mixing and with 0.2.2's.
-4. Training throughput (images/s) of the S³F-Net bilinear SN1 at 256×256, batch 16, with
+3. Training throughput (images/s) of the S³F-Net bilinear SN1 at 256×256, batch 16, with
    `model.fit` on NumPy arrays (--fit-batches 0 skips it).
 
     python benchmarks/bench_spectral_filter.py [--repeats 5] [--fit-batches 12]
 
-Mind the memory: part 3 needs about 6 GB.
+Mind the memory: part 2 needs about 6 GB.
 """
 
 import argparse
@@ -72,7 +70,7 @@ def compare(name, make_step, repeats):
     )
 
 
-def layer_step(layer, x, input_gradient):
+def layer_step(layer, x):
     x = tf.constant(x)
 
     def make():
@@ -82,9 +80,8 @@ def layer_step(layer, x, input_gradient):
                 tape.watch(x)
                 y = layer(x)
                 loss = tf.reduce_sum(y * y)
-            # A first layer never needs its input's gradient; a second one does.
-            sources = [*layer.trainable_weights, *([x] if input_gradient else [])]
-            return tape.gradient(loss, sources)
+            # a second filter needs its input's gradient too
+            return tape.gradient(loss, [*layer.trainable_weights, x])
 
         return step
 
@@ -108,11 +105,6 @@ def main():
     args = parser.parse_args()
     rng = np.random.default_rng(0)
 
-    x = rng.random((16, 256, 256, 1), dtype=np.float32)
-    layer = s3f_common.SpectralFilter(32)
-    layer.build(x.shape)
-    compare("SpectralFilter(32) fwd+bwd, (16,256,256,1)", layer_step(layer, x, False), args.repeats)
-
     x = rng.random((16, 256, 256, 32), dtype=np.float32)
     layer = s3f_common.SpectralFilter(64)
     layer.build(x.shape)
@@ -120,7 +112,7 @@ def main():
         expected = layer(x[:2]).numpy()
     np.testing.assert_allclose(layer(x[:2]).numpy(), expected, rtol=1e-4, atol=1e-4)
     compare(
-        "SpectralFilter(64) fwd+bwd, (16,256,256,32)", layer_step(layer, x, True), args.repeats
+        "SpectralFilter(64) fwd+bwd, (16,256,256,32)", layer_step(layer, x), args.repeats
     )
     del layer, x
 
