@@ -3,17 +3,20 @@
 Every comparison runs the kit's form and a reference in the same process, interleaved, so that
 machine noise hits both alike; it prints the best of three rounds' medians and their ratio.
 
-1. Forward+backward of SpectralFilter(64) on a (16, 256, 256, 32) batch (the BUSI
+1. Forward+backward of SpectralFilter(32) on a (16, 256, 256, 1) batch (every SpectraNet's
+   first filter, weight gradients): the kit's broadcast product against a plain
+   einsum("bchw,cfhw->bfhw").
+2. Forward+backward of SpectralFilter(64) on a (16, 256, 256, 32) batch (the BUSI
    SpectraNet-2's second filter, 135 M weights), weight and input gradients: the kit's
    frequency-major real matmuls against the einsum form of 0.2.2 (s3f_common._einsum_mix).
-2. One training step (forward, backward, Adam update) of the full BUSI S³F-Net (concat, SN2,
+3. One training step (forward, backward, Adam update) of the full BUSI S³F-Net (concat, SN2,
    138.7 M parameters) at 256×256, batch 16, with the kit's mixing and with 0.2.2's.
-3. Training throughput (images/s) of the S³F-Net bilinear SN1 at 256×256, batch 16, with
+4. Training throughput (images/s) of the S³F-Net bilinear SN1 at 256×256, batch 16, with
    `model.fit` on NumPy arrays (--fit-batches 0 skips it).
 
     python benchmarks/bench_spectral_filter.py [--repeats 5] [--fit-batches 12]
 
-Mind the memory: part 2 needs about 6 GB.
+Mind the memory: part 3 needs about 6 GB.
 """
 
 import argparse
@@ -36,9 +39,13 @@ def einsum_mix_complex(self, spectrum, real, imag):
     return self._mix(spectrum, kernel)
 
 
-def reference_form():
-    """Within this context, SpectralFilter layers trace 0.2.2's form."""
-    return mock.patch.object(s3f_common.SpectralFilter, "_mix_complex", einsum_mix_complex)
+def plain_einsum_mix_complex(self, spectrum, real, imag):
+    return s3f_common._einsum_mix(spectrum, tf.complex(real, imag))
+
+
+def reference_form(mix=einsum_mix_complex):
+    """Within this context, SpectralFilter layers trace the reference form (0.2.2's)."""
+    return mock.patch.object(s3f_common.SpectralFilter, "_mix_complex", mix)
 
 
 def timed(step, repeats):
@@ -51,11 +58,11 @@ def timed(step, repeats):
     return statistics.median(times)
 
 
-def compare(name, make_step, repeats):
+def compare(name, make_step, repeats, reference_mix=einsum_mix_complex, label="0.2.2 einsum"):
     """make_step() returns a tf.function; traced once under each form, timed interleaved."""
     kit = make_step()
     kit()  # trace + warm-up
-    with reference_form():
+    with reference_form(reference_mix):
         reference = make_step()
         reference()
     kit_times, ref_times = [], []
@@ -64,13 +71,13 @@ def compare(name, make_step, repeats):
         ref_times.append(timed(reference, repeats))
     t_kit, t_ref = min(kit_times), min(ref_times)
     print(
-        f"{name}: kit {t_kit * 1e3:.0f} ms, 0.2.2 einsum {t_ref * 1e3:.0f} ms, "
+        f"{name}: kit {t_kit * 1e3:.0f} ms, {label} {t_ref * 1e3:.0f} ms, "
         f"ratio {t_kit / t_ref:.2f} (speed-up {t_ref / t_kit:.2f}x)",
         flush=True,
     )
 
 
-def layer_step(layer, x):
+def layer_step(layer, x, input_gradient=True):
     x = tf.constant(x)
 
     def make():
@@ -80,8 +87,9 @@ def layer_step(layer, x):
                 tape.watch(x)
                 y = layer(x)
                 loss = tf.reduce_sum(y * y)
-            # a second filter needs its input's gradient too
-            return tape.gradient(loss, [*layer.trainable_weights, x])
+            # a first layer never needs its input's gradient; a second one does
+            sources = [*layer.trainable_weights, *([x] if input_gradient else [])]
+            return tape.gradient(loss, sources)
 
         return step
 
@@ -104,6 +112,17 @@ def main():
     parser.add_argument("--fit-batches", type=int, default=12)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
+
+    x = rng.random((16, 256, 256, 1), dtype=np.float32)
+    layer = s3f_common.SpectralFilter(32)
+    layer.build(x.shape)
+    compare(
+        "SpectralFilter(32) fwd+bwd, (16,256,256,1)",
+        layer_step(layer, x, input_gradient=False),
+        args.repeats,
+        plain_einsum_mix_complex,
+        "plain einsum",
+    )
 
     x = rng.random((16, 256, 256, 32), dtype=np.float32)
     layer = s3f_common.SpectralFilter(64)
