@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+import s3f_experiments
 import s3f_modelfile
 
 PAPER_LEARNING_RATE = 3e-4
@@ -37,6 +38,42 @@ def max_modes(height: int, width: int) -> tuple[int, int]:
     """The largest `modes` a SpectralFilter takes on a height×width input: row frequencies
     |k| < mh need 2·mh − 1 ≤ height rows; rfft2d keeps width // 2 + 1 columns."""
     return (height + 1) // 2, width // 2 + 1
+
+
+def _to_frequency_major(t):
+    """(A, N, h, w) → (h·w, A, N): one small matrix per frequency, for a batched matmul."""
+    return tf.reshape(tf.transpose(t, [2, 3, 0, 1]), [-1, tf.shape(t)[0], t.shape[1]])
+
+
+def _from_frequency_major(t, kernel_shape):
+    """(h·w, B, F) → (B, F, h, w), the inverse of _to_frequency_major for the mixed output."""
+    _, filters, rows, cols = kernel_shape
+    return tf.transpose(tf.reshape(t, [rows, cols, -1, filters]), [2, 3, 0, 1])
+
+
+def _gauss_frequency_major_mix(spectrum, real, imag):
+    """Dense channel mixing Σ_c X[b, c, h, w]·K[c, f, h, w] as real batched matmuls over the
+    frequencies, with Gauss's three-multiplication complex product.
+
+    The weights keep the paper's (C, F, h, w) layout; each step transposes the real and imaginary
+    parts once into (h·w, C, F) and never builds the complex kernel (the einsum built it, then
+    transposed it, and did the reverse for its gradient: for the BUSI SpectraNet-2's 135 M
+    weights that was about half a training step). Three real products instead of four:
+    Re = Xr·Kr − Xi·Ki, Im = (Xr + Xi)·(Kr + Ki) − Xr·Kr − Xi·Ki."""
+    x = _to_frequency_major(spectrum)
+    x_re, x_im = tf.math.real(x), tf.math.imag(x)
+    k_re, k_im = _to_frequency_major(real), _to_frequency_major(imag)
+    re_re = tf.matmul(x_re, k_re)
+    im_im = tf.matmul(x_im, k_im)
+    both = tf.matmul(x_re + x_im, k_re + k_im)
+    mixed = tf.complex(re_re - im_im, both - re_re - im_im)
+    return _from_frequency_major(mixed, real.shape)
+
+
+def _einsum_mix(spectrum, kernel):
+    """Reference: the einsum form of dense mixing used up to 0.2.2 (kept for the tests and
+    benchmarks/bench_spectral_filter.py)."""
+    return tf.einsum("bchw,cfhw->bfhw", spectrum, kernel)
 
 
 @keras.saving.register_keras_serializable(package="s3f")
@@ -78,10 +115,7 @@ class SpectralFilter(layers.Layer):
             )
         _, height, width, channels = input_shape
         self.height, self.width, self.channels = int(height), int(width), int(channels)
-        full_rows, full_cols = self.height, self.width // 2 + 1
-        if self.modes is None:
-            rows, cols = full_rows, full_cols
-        else:
+        if self.modes is not None:
             mh, mw = self.modes
             most = max_modes(self.height, self.width)
             if mh > most[0] or mw > most[1]:
@@ -89,20 +123,17 @@ class SpectralFilter(layers.Layer):
                     f"SpectralFilter: modes {self.modes} exceed the spectrum of a "
                     f"{self.height}×{self.width} input (at most {most})"
                 )
-            rows, cols = 2 * mh - 1, mw
-        if self.channel_mixing == "dense":
-            per_input = self.filters
-        else:
-            if self.filters < self.channels:
-                raise ValueError(
-                    f"SpectralFilter(channel_mixing='depthwise'): filters ({self.filters}) must "
-                    f"be at least the input channels ({self.channels})"
-                )
-            # ceil(F / C) filters per input channel; when C does not divide F (RGB with F=32:
-            # 11 per channel) the surplus last ones are dropped, so input c feeds outputs
-            # c·⌈F/C⌉ … and every output still filters exactly one input channel.
-            per_input = -(-self.filters // self.channels)
-        shape = (self.channels, per_input, rows, cols)
+        if self.channel_mixing == "depthwise" and self.filters < self.channels:
+            raise ValueError(
+                f"SpectralFilter(channel_mixing='depthwise'): filters ({self.filters}) must "
+                f"be at least the input channels ({self.channels})"
+            )
+        # Depthwise: ceil(F / C) filters per input channel; when C does not divide F (RGB with
+        # F=32: 11 per channel) the surplus last ones are dropped, so input c feeds outputs
+        # c·⌈F/C⌉ … and every output still filters exactly one input channel.
+        shape = s3f_experiments.spectral_kernel_shape(
+            self.height, self.width, self.channels, self.filters, self.channel_mixing, self.modes
+        )
         # Creation order real, imag, bias matches the paper's saved files.
         # autocast=False: under mixed precision the weights must reach the FFT in float32.
         self.real_weights = self.add_weight(
@@ -136,7 +167,8 @@ class SpectralFilter(layers.Layer):
         return tf.pad(full, [[0, 0], [0, 0], [0, 0], [0, self.width // 2 + 1 - mw]])
 
     def _mix(self, spectrum, kernel):
-        """Σ_c X[b, c] ⊙ K[c, f] — the fastest equivalent form for each case."""
+        """Σ_c X[b, c] ⊙ K[c, f] for one kernel tensor, real or complex (the TFLite form mixes
+        real and imaginary parts separately through this)."""
         if self.channel_mixing == "depthwise":
             mixed = spectrum[:, :, None] * kernel[None]  # (B, C, m, h, w)
             shape = tf.shape(mixed)
@@ -149,17 +181,24 @@ class SpectralFilter(layers.Layer):
             # One input channel: a broadcast product, no matmul and no transposes (2–3× faster
             # than the einsum in forward+backward; benchmarks/bench_spectral_filter.py).
             return spectrum * kernel[0][None]
-        return tf.einsum("bchw,cfhw->bfhw", spectrum, kernel)
+        return _from_frequency_major(
+            tf.matmul(_to_frequency_major(spectrum), _to_frequency_major(kernel)), kernel.shape
+        )
+
+    def _mix_complex(self, spectrum, real, imag):
+        """Σ_c X[b, c] ⊙ (real + i·imag)[c, f], the fastest equivalent form for each case."""
+        if self.channel_mixing == "dense" and self.channels > 1:
+            return _gauss_frequency_major_mix(spectrum, real, imag)
+        return self._mix(spectrum, tf.complex(real, imag))
 
     def call(self, inputs):
         fft_dtype = _fft_dtype(self.compute_dtype)
         x = tf.cast(inputs, fft_dtype)
         x = tf.transpose(x, [0, 3, 1, 2])  # FFTs act on the two innermost axes
         spectrum = self._crop(tf.signal.rfft2d(x, fft_length=[self.height, self.width]))
-        kernel = tf.complex(
-            tf.cast(self.real_weights, fft_dtype), tf.cast(self.imag_weights, fft_dtype)
-        )
-        mixed = self._uncrop(self._mix(spectrum, kernel))
+        real = tf.cast(self.real_weights, fft_dtype)
+        imag = tf.cast(self.imag_weights, fft_dtype)
+        mixed = self._uncrop(self._mix_complex(spectrum, real, imag))
         # fft_length is explicit: inferred from the half-spectrum it is wrong for odd widths.
         y = tf.signal.irfft2d(mixed, fft_length=[self.height, self.width])
         y = tf.transpose(y, [0, 2, 3, 1]) + tf.cast(self.bias, fft_dtype)
@@ -255,15 +294,16 @@ def _spectral_block(x, filters, index, bn_momentum, **filter_options):
 
 def spectranet_branch(inputs, variant=1, bn_momentum=BN_MOMENTUM, **filter_options):
     """SpectraNet-1 or -2 followed by the funnel head → the 4-d spectral summary vector."""
+    widths = s3f_experiments.SPECTRAL_FILTERS.get(variant)
     if variant == 1:
-        x = _spectral_block(inputs, 32, 1, bn_momentum, **filter_options)
+        x = _spectral_block(inputs, widths[0], 1, bn_momentum, **filter_options)
         x = _depthwise_separable(x, 64, "spectral_sep1", bn_momentum)
         x = layers.MaxPooling2D(2, name="spectral_pool1")(x)
         x = _depthwise_separable(x, 128, "spectral_sep2", bn_momentum)
         x = layers.MaxPooling2D(2, name="spectral_pool2")(x)
     elif variant == 2:
-        x = _spectral_block(inputs, 32, 1, bn_momentum, **filter_options)
-        x = _spectral_block(x, 64, 2, bn_momentum, **filter_options)
+        x = _spectral_block(inputs, widths[0], 1, bn_momentum, **filter_options)
+        x = _spectral_block(x, widths[1], 2, bn_momentum, **filter_options)
         x = _depthwise_separable(x, 128, "spectral_sep1", bn_momentum)
         x = layers.MaxPooling2D(2, name="spectral_pool1")(x)
     else:

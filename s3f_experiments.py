@@ -421,3 +421,55 @@ def run_subdir(experiment: str, settings: dict) -> str:
     seed = settings.get("seed")
     parts.append(f"seed{DEFAULT_SEED if seed is None else int(seed)}")
     return "/".join(parts)
+
+
+# --------------------------------------------------------------------------- disk footprint
+# SpectraNet filter widths; the SpectralFilter layers of SpectraNet-1 and -2 (s3f_common).
+SPECTRAL_FILTERS = {1: (32,), 2: (32, 64)}
+
+
+def spectral_kernel_shape(height, width, channels, filters, channel_mixing="dense", modes=None):
+    """(C, per-input filters, rows, cols) of one SpectralFilter's real and imaginary weights
+    (shared with SpectralFilter.build; TensorFlow-free so the sweep can size a plan)."""
+    rows, cols = (height, width // 2 + 1) if modes is None else (2 * modes[0] - 1, modes[1])
+    per_input = filters if channel_mixing == "dense" else -(-filters // channels)
+    return (channels, per_input, rows, cols)
+
+
+def _spectral_weights(image_size, channels, spectranet, channel_mixing, modes) -> int:
+    count, inputs = 0, channels
+    for filters in SPECTRAL_FILTERS[spectranet]:
+        c, per, rows, cols = spectral_kernel_shape(*image_size, inputs, filters, channel_mixing, modes)
+        count += 2 * c * per * rows * cols + filters
+        inputs = filters
+    return count
+
+
+def estimated_parameters(experiment: str, settings: dict) -> int:
+    """The parameter count of a planned run, without building it: the registry's count at the
+    paper's configuration with the SpectralFilter weights (nearly all of a SpectraNet's) resized
+    to the run's image size, SpectraNet, channel mixing and modes. Within ~1 %: the small layers
+    around them change a little with fusion and SpectraNet."""
+    exp = get_experiment(experiment)
+    if experiment == CUSTOM_EXPERIMENT:
+        exp = custom_experiment(settings.get("architecture") or "s3f")
+        like = next(e for e in EXPERIMENTS.values() if e.architecture == exp.architecture)
+        channels = settings.get("channels") or 1
+    else:
+        like, channels = exp, exp.info.channels
+    if exp.architecture == "spatial":
+        return like.params
+    paper = _spectral_weights(like.info.image_size, like.info.channels, like.spectranet, "dense", None)
+    modes = settings.get("modes")
+    if isinstance(modes, str):
+        import ast
+
+        modes = ast.literal_eval(modes)
+    planned = _spectral_weights(
+        settings.get("img_size") or exp.info.image_size,
+        channels,
+        int(settings.get("spectranet") or exp.spectranet),
+        settings.get("channel_mixing") or "dense",
+        None if not modes else tuple(int(m) for m in modes),
+    )
+    return like.params - paper + planned

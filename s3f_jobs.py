@@ -30,8 +30,9 @@ from s3f_notebooks import NOTEBOOK_DIR
 from s3f_worker import RESULT_TAG, die_with_parent
 
 REPO = Path(__file__).resolve().parent
-# Parameters that change where or how loudly a run reports, not what it computes.
-NOT_COMPARED = {"output_dir", "verbose", "gpu", "mount_drive", "EXPERIMENT"}
+# Parameters that change where or how loudly a run reports (or what it keeps), not what it
+# computes.
+NOT_COMPARED = {"output_dir", "verbose", "gpu", "mount_drive", "EXPERIMENT", "keep_optimizer"}
 
 
 class SweepError(Exception):

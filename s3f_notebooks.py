@@ -82,7 +82,8 @@ run = Run(
     spectranet=spectranet, output_dir=output_dir, f1_patience=f1_patience,
     lr_patience=lr_patience, verbose=verbose, demo_count=demo_count, bn_momentum=bn_momentum,
     channel_mixing=channel_mixing, modes=modes, precision=precision, jit_compile=jit_compile,
-    split_file=split_file, skip_damaged=skip_damaged, data_zip=data_zip, mount_drive=mount_drive,{custom}
+    split_file=split_file, skip_damaged=skip_damaged, data_zip=data_zip, mount_drive=mount_drive,
+    keep_optimizer=keep_optimizer,{custom}
 )
 print(f"{EXPERIMENT}: {run.epochs} epochs at {run.img_size}, protocol '{protocol}' → {run.run_dir}")"""
 
@@ -113,7 +114,8 @@ precision = "float32"  # "float32" (paper) | "mixed_float16" | "mixed_bfloat16" 
 jit_compile = False  # XLA-compile the training step (GPU speed)
 split_file = ""  # CSV file,split pinning the split exactly (e.g. another run's split.csv)
 skip_damaged = False  # drop images that decode but look damaged (the paper used them)
-data_zip = ""  # a dataset .zip (e.g. on Drive) or URL, unpacked once to local disk; sets data_dir'''
+data_zip = ""  # a dataset .zip (e.g. on Drive) or URL, unpacked once to local disk; sets data_dir
+keep_optimizer = False  # model.keras with the optimizer's state (3x the size; never needed to predict)'''
 
 
 CUSTOM_PARAMETERS = """

@@ -278,6 +278,44 @@ def prepare(jobs_list: list[Job], force: bool, log=print) -> list[Job]:
     return todo
 
 
+# Files of one finished run besides model.keras (executed notebook, figures, CSVs), measured at
+# the paper's sizes (docs/sweep.md), rounded up.
+RUN_FILES_BYTES = 2 * 2**20
+
+
+def run_footprint(job: Job) -> tuple[int, int]:
+    """(bytes a finished run keeps, bytes more while it trains), from its parameter count: float32
+    weights, three times that with Adam's two moments, which resume/model.keras and
+    checkpoint.keras both hold while the run trains."""
+    settings = job.expected or job.params
+    weights = 4 * s3f_experiments.estimated_parameters(job.notebook, settings)
+    kept = weights * (3 if settings.get("keep_optimizer") else 1) + RUN_FILES_BYTES
+    return kept, 2 * 3 * weights
+
+
+def disk_warning(todo: list[Job], output_dir: Path, parallel: int) -> str | None:
+    """A warning when the planned runs will not fit the free space of output_dir's disk."""
+    if not todo:
+        return None
+    footprints = [run_footprint(job) for job in todo]
+    in_flight = sorted((training for _, training in footprints), reverse=True)[: max(parallel, 1)]
+    needed = sum(kept for kept, _ in footprints) + sum(in_flight)
+    folder = Path(output_dir)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if needed <= free:
+        return None
+    gb = 1e9
+    return (
+        f"WARNING: this plan needs about {needed / gb:.1f} GB on {folder} and {free / gb:.1f} GB "
+        f"are free: {len(todo)} run(s) keep {sum(k for k, _ in footprints) / gb:.1f} GB (largest "
+        f"{max(k for k, _ in footprints) / gb:.2f} GB each), and a run holds "
+        f"{max(in_flight) / gb:.1f} GB more while it trains. Free space, choose another --output, "
+        "or plan fewer runs; the sweep starts anyway and a full disk stops it."
+    )
+
+
 def run_sweep(
     names,
     demo,
@@ -314,7 +352,11 @@ def run_sweep(
     lock = s3f_locks.FolderLock(output_dir, "a sweep on this output folder", OUTPUT_BUSY)
     try:
         lock.acquire()
-        failures = execute(prepare(training, force), "sweep")
+        todo = prepare(training, force)
+        warning = disk_warning(todo, output_dir, jobs)
+        if warning:
+            print(warning)
+        failures = execute(todo, "sweep")
         if explain:
             explaining = [
                 explain_job(job)

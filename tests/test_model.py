@@ -321,3 +321,122 @@ def test_load_model_names_the_file_on_garbage(tmp_path, keras):
     path.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="broken.keras"):
         s3f_common.load_model(path)
+
+
+# ---------------------------------------------------------------- fast dense mixing vs einsum
+def _einsum_mix_complex(self, spectrum, real, imag):
+    """0.2.2's form: the complex kernel built, then the einsum (one channel: broadcast)."""
+    kernel = tf.complex(real, imag)
+    if self.channel_mixing == "dense" and self.channels > 1:
+        return s3f_common._einsum_mix(spectrum, kernel)
+    return self._mix(spectrum, kernel)
+
+
+def _outputs_and_gradients(layer, x, probe):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * probe)
+    return [y, *tape.gradient(loss, [*layer.trainable_weights, x])]
+
+
+@pytest.mark.parametrize(
+    "batch,channels,filters,rows,cols",
+    [(2, 3, 5, 7, 5), (3, 32, 64, 8, 5), (1, 2, 2, 1, 1), (4, 6, 3, 9, 4)],
+)
+def test_frequency_major_mixing_equals_the_einsum(batch, channels, filters, rows, cols):
+    rng = np.random.default_rng(channels * filters + rows)
+    shape = (batch, channels, rows, cols)
+    x = tf.Variable(tf.complex(*(rng.standard_normal(shape).astype(np.float32) for _ in "ri")))
+    real, imag = (
+        tf.Variable(rng.standard_normal((channels, filters, rows, cols)).astype(np.float32))
+        for _ in "ri"
+    )
+    probe = rng.standard_normal((batch, filters, rows, cols)).astype(np.float32)
+    results = []
+    for mix in (
+        lambda: s3f_common._gauss_frequency_major_mix(x, real, imag),
+        lambda: s3f_common._einsum_mix(x, tf.complex(real, imag)),
+    ):
+        with tf.GradientTape() as tape:
+            y = mix()
+            loss = tf.reduce_sum(tf.math.real(y) * probe - 2 * tf.math.imag(y) * probe)
+        results.append([y, *tape.gradient(loss, [x, real, imag])])
+    for got, expected in zip(*results, strict=True):
+        got, expected = got.numpy(), expected.numpy()
+        assert got.shape == expected.shape
+        assert np.linalg.norm(got - expected) <= 1e-5 * np.linalg.norm(expected)
+
+
+@pytest.mark.parametrize(
+    "shape,options,dtype,tolerance",
+    [
+        ((2, 12, 9, 3), {}, "float32", 1e-5),  # odd width
+        ((2, 11, 10, 4), {"modes": (3, 4)}, "float32", 1e-5),  # cropped spectrum
+        ((2, 8, 7, 3), {"channel_mixing": "depthwise"}, "float32", 1e-5),
+        ((2, 8, 8, 1), {}, "float32", 1e-5),  # one input channel: the broadcast product
+        ((2, 9, 8, 3), {}, "float64", 1e-12),
+        ((2, 8, 10, 3), {}, "mixed_float16", 2e-3),  # float16 output, float32 FFT and mixing
+    ],
+)
+def test_spectral_filter_equals_its_einsum_form(shape, options, dtype, tolerance, keras):
+    from unittest import mock
+
+    rng = np.random.default_rng(sum(shape))
+    layer = s3f_common.SpectralFilter(5, dtype=dtype, **options)
+    layer.build(shape)
+    x = rng.standard_normal(shape).astype(np.float32)
+    probe = rng.standard_normal((*shape[:3], 5)).astype(np.float32)
+    got = _outputs_and_gradients(layer, x, probe)
+    with mock.patch.object(s3f_common.SpectralFilter, "_mix_complex", _einsum_mix_complex):
+        expected = _outputs_and_gradients(layer, x, probe)
+    assert len(got) == 5  # output; real, imag and bias gradients; input gradient
+    for a, b in zip(got, expected, strict=True):
+        a, b = (np.asarray(t, dtype=np.float64) for t in (a, b))
+        assert np.linalg.norm(a - b) <= tolerance * np.linalg.norm(b)
+
+
+def test_a_model_saved_with_the_einsum_form_predicts_identically(tmp_path, keras):
+    """Same variables (names, shapes, order) as 0.2.2: its files load and predict the same."""
+    from unittest import mock
+
+    with mock.patch.object(s3f_common.SpectralFilter, "_mix_complex", _einsum_mix_complex):
+        model = s3f_common.build_model("s3f", (32, 24, 3), 3, "concat", 2)
+        x = np.random.default_rng(9).random((3, 32, 24, 3)).astype(np.float32)
+        expected = model(x, training=False).numpy()
+        model.save(tmp_path / "einsum.keras")
+    loaded = s3f_common.load_model(tmp_path / "einsum.keras")
+    second = loaded.get_layer("spectral_filter2")
+    names = [v.path.split("/")[-1] for v in second.weights]
+    assert names == ["real_weights", "imag_weights", "bias"]
+    assert second.get_weights()[0].shape == (32, 64, 32, 13)
+    np.testing.assert_allclose(loaded(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "experiment,settings",
+    [
+        ("S3F_Concat_BUSI", {"img_size": [32, 32]}),
+        ("S3F_Bilinear_HAM10000", {"img_size": [24, 30], "spectranet": 2}),
+        ("SpectraNet_ChestXRay", {"img_size": [32, 24], "channel_mixing": "depthwise"}),
+        ("SpectraNet_BUSI", {"img_size": [32, 32], "modes": [4, 5]}),
+        ("S3F_Custom", {"img_size": [20, 20], "channels": 3}),
+    ],
+)
+def test_estimated_parameters_are_within_a_percent(experiment, settings, keras):
+    import s3f_experiments
+
+    exp = s3f_experiments.get_experiment(experiment)
+    channels = settings.get("channels") or exp.info.channels
+    model = s3f_common.build_model(
+        exp.architecture,
+        (*settings["img_size"], channels),
+        exp.num_classes if exp.paper else 4,
+        exp.fusion,
+        settings.get("spectranet", exp.spectranet),
+        channel_mixing=settings.get("channel_mixing", "dense"),
+        modes=settings.get("modes"),
+    )
+    estimate = s3f_experiments.estimated_parameters(experiment, settings)
+    assert abs(estimate - model.count_params()) <= 0.01 * model.count_params()

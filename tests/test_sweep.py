@@ -387,3 +387,24 @@ def test_results_cover_every_run_with_mean_sd_paper_and_flags(tmp_path, monkeypa
     assert "epochs=3" in readme and "twelve" not in readme
     assert (tmp_path / "results/metrics/S3F_Concat_BUSI/seed44.json").is_file()
     assert len(s3f_results.pd.read_csv(tmp_path / "results" / "runs.csv")) == 5
+
+
+def test_a_plan_that_does_not_fit_the_disk_is_warned_about(tmp_path, monkeypatch):
+    """Five seeds of the paper's BUSI S³F-Net: ~0.55 GB each when finished, 3.3 GB more while
+    one trains; 5 GB free is not enough, 10 GB is."""
+    jobs = s3f_sweep.plan_training(["S3F_Concat_BUSI"], False, tmp_path, {}, tmp_path / "out",
+                                   seeds=[1, 2, 3, 4, 5])
+    kept, training = s3f_sweep.run_footprint(jobs[0])
+    assert 0.55e9 < kept < 0.56e9 + s3f_sweep.RUN_FILES_BYTES and training == 6 * 4 * 138_700_851
+    usage = type("Usage", (), {})
+    monkeypatch.setattr(s3f_sweep.shutil, "disk_usage", lambda path: usage)
+    usage.free = 5e9
+    warning = s3f_sweep.disk_warning(jobs, tmp_path / "out" / "not-yet", parallel=1)
+    assert warning.startswith("WARNING: this plan needs about 6.1 GB on ")
+    assert str(tmp_path) in warning and "5 run(s)" in warning
+    usage.free = 10e9
+    assert s3f_sweep.disk_warning(jobs, tmp_path / "out", parallel=1) is None
+    # keeping the optimizer state triples what each finished run keeps
+    keeping = s3f_sweep.plan_training(["S3F_Concat_BUSI"], False, tmp_path,
+                                      {"keep_optimizer": True}, tmp_path / "out")
+    assert s3f_sweep.run_footprint(keeping[0])[0] > 3 * kept - 3 * s3f_sweep.RUN_FILES_BYTES

@@ -198,6 +198,49 @@ def test_a_run_folder_holds_predictions_split_and_preprocessing(tf_modules, tmp_
     assert saved["loss"] == pytest.approx(
         best.evaluate(data.tf_dataset("test", 8), verbose=0)[0], rel=1e-5
     )
+    # the finished model has no optimizer state yet predicts what evaluate wrote
+    assert _optimizer_arrays(folder / "model.keras") == [()] * 2  # iterations, learning rate
+    assert not (folder / "checkpoint.keras").exists()
+    probabilities = best.predict(data.tf_dataset("test", 8), verbose=0)
+    np.testing.assert_allclose(probabilities, probs, atol=1e-6)
+
+
+def _optimizer_arrays(path):
+    """Shapes of the optimizer variables a .keras file stores."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(path) as archive, h5py.File(
+        io.BytesIO(archive.read("model.weights.h5"))
+    ) as weights:
+        group = weights.get("optimizer/vars", {})
+        return [group[key].shape for key in sorted(group, key=int)]
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_finished_model_keeps_the_optimizer_state_only_when_asked(
+    keep, keras, tf_modules, tmp_path
+):
+    import s3f_common
+
+    s3f_training, _ = tf_modules
+    model = s3f_common.build_model("spectranet", (16, 16, 1), 3)
+    x = np.random.default_rng(2).random((8, 16, 16, 1)).astype(np.float32)
+    model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+    model.save(tmp_path / "checkpoint.keras")
+    s3f_training.save_finished_model(
+        model, tmp_path / "checkpoint.keras", tmp_path / "model.keras", keep_optimizer=keep
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]  # no temporary left
+    arrays = _optimizer_arrays(tmp_path / "model.keras")
+    moments = 2 * len(model.trainable_weights)  # Adam: m and v per trainable weight
+    assert len(arrays) == (2 + moments if keep else 2)
+    loaded = s3f_common.load_model(tmp_path / "model.keras")
+    assert loaded.optimizer.get_config()["learning_rate"] == pytest.approx(3e-4)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    loaded.fit(x, np.arange(8) % 3, epochs=1, verbose=0)  # still compiled: trains on
 
 
 def test_nan_loss_stops_training_and_is_recorded(keras, tf_modules, tmp_path):
