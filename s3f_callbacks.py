@@ -50,7 +50,9 @@ def terminal_fd() -> int | None:
     original = getattr(sys.stderr, "_original_stdstream_copy", None)  # ipykernel's echo target
     if isinstance(original, int):
         return original
-    in_kernel = "ipykernel" in sys.modules and sys.stdout is not sys.__stdout__
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    in_kernel = type(shell).__name__ == "ZMQInteractiveShell"  # a Jupyter kernel, not a console
     return 2 if in_kernel else None
 
 
