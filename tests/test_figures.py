@@ -77,8 +77,11 @@ def test_history_marks_the_best_epoch_right_under_its_title(tmp_path):
     figure = s3f_plots.history_figure(frame, tmp_path / "h.png", "X: training history", context)
     for ax in figure.axes:
         assert "best epoch 2" in ax.get_legend_handles_labels()[1]
-    figure.canvas.draw()
-    renderer = figure.canvas.get_renderer()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)  # the saved figure is closed: newer matplotlib detaches it
+    canvas.draw()
+    renderer = canvas.get_renderer()
     title_bottom = figure._suptitle.get_window_extent(renderer).y0
     panels_top = max(ax.title.get_window_extent(renderer).y1 for ax in figure.axes)
     assert 0 <= title_bottom - panels_top < 0.05 * figure.bbox.height  # no empty band
