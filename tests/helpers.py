@@ -62,3 +62,18 @@ def small_disk(folder, size: str):
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def minimal_record(class_names=("a", "b", "c"), **fields) -> dict:
+    """The smallest metrics.json that s3f_records accepts (three classes, paper protocol)."""
+    return {
+        "experiment": "S3F_Concat_BUSI",
+        "accuracy": 0.5,
+        "weighted_f1": 0.5,
+        "macro_f1": 0.5,
+        "confusion_matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+        "class_names": list(class_names),
+        "protocol": "paper",
+        "params": 10,
+        **fields,
+    }

@@ -104,16 +104,9 @@ def test_unusable_records_are_named_with_their_reason_and_counts_agree(tmp_path)
     ],
 )
 def test_each_kind_of_bad_value_is_refused(change, reason):
-    good = {
-        "experiment": "S3F_Concat_BUSI",
-        "accuracy": 0.5,
-        "weighted_f1": 0.5,
-        "macro_f1": 0.5,
-        "confusion_matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
-        "class_names": ["a", "b", "c"],
-        "protocol": "paper",
-        "params": 10,
-    }
+    from tests.helpers import minimal_record
+
+    good = minimal_record()
     assert s3f_records.problem(good) is None
     assert s3f_records.problem({**good, **change}).startswith(reason)
 

@@ -250,17 +250,9 @@ def test_forest_plot_marks_deciding_and_as_published_results_apart(tmp_path):
     ],
 )
 def test_malformed_intervals_or_calibration_make_a_record_unusable(change, reason):
-    good = {
-        "experiment": "S3F_Concat_BUSI",
-        "accuracy": 0.5,
-        "weighted_f1": 0.5,
-        "macro_f1": 0.5,
-        "confusion_matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
-        "class_names": BUSI,
-        "protocol": "paper",
-        "params": 10,
-        **_reviewer_fields(3, "holdout"),
-    }
+    from tests.helpers import minimal_record
+
+    good = minimal_record(BUSI, **_reviewer_fields(3, "holdout"))
     good["accuracy"] = 0.5
     assert s3f_records.problem(good) is None
     assert s3f_records.problem({**good, **change}).startswith(reason)
