@@ -133,32 +133,26 @@ def group_report(groups_by_split: dict[str, list[str | None]]) -> dict:
 
 def combine_groups(*labelings) -> list[int]:
     """One integer group per image such that two images share a group whenever any labeling
-    puts them together (a patient id, a lesion id, a near-duplicate group), transitively. None
-    in a labeling means the image belongs to no group there."""
+    puts them together (a patient id, a lesion id, a near-duplicate group), transitively: the
+    connected components of the graph linking each image to the first one with its label (as
+    data_setup.audit groups duplicate pairs). None in a labeling means no group there."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     sizes = {len(labels) for labels in labelings}
     if len(sizes) != 1:
         raise ValueError(f"combine_groups: labelings of different lengths {sorted(sizes)}")
     count = sizes.pop()
-    parent = list(range(count))
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    rows, cols = [], []
     for labels in labelings:
         first = {}
         for index, label in enumerate(labels):
-            if label is None:
-                continue
-            if label in first:
-                parent[root(index)] = root(first[label])
-            else:
-                first[label] = index
-    roots = [root(i) for i in range(count)]
-    renumber = {r: n for n, r in enumerate(dict.fromkeys(roots))}
-    return [renumber[r] for r in roots]
+            if label is not None:
+                rows.append(first.setdefault(label, index))
+                cols.append(index)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(count, count))
+    return connected_components(graph, directed=False)[1].tolist()
 
 
 def grouped_folds(labels, groups, folds: int, seed: int):
