@@ -33,7 +33,8 @@ setup-latest: $(VENV_LATEST)/.installed
 
 # A small claims study on synthetic data, enough to test all 13 of the paper's claims with 3
 # seeds each: the twelve experiments and the other fusion of each S³F-Net × 3 seeds, the
-# SpectraNet-1 variants on BUSI × 3 seeds, then explainability on seed 42; tables, claims,
+# SpectraNet-1 variants on BUSI (concat S³F-Net, SpectraNet alone) × 3 seeds, then
+# explainability on seed 42; tables, claims,
 # figures (built once, by the last sweep, from every run under runs/demo).
 # S3F_SWEEP_NO_HTML: the demo keeps each executed notebook but skips its HTML copy (time).
 # It overwrites the committed results/ (runs in runs/demo, ignored by git): the same numbers on
@@ -47,7 +48,7 @@ demo: setup
 	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables \
 		--grid fusion=concat,bilinear
 	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables \
-		--datasets BUSI --grid fusion=concat,bilinear spectranet=1,2
+		--datasets BUSI --grid fusion=concat spectranet=1
 	$(BIN)/python -m s3f_sweep --demo --jobs $(DEMO_JOBS)
 
 lint: setup
