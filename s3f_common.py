@@ -21,23 +21,15 @@ from keras import layers
 
 import s3f_experiments
 import s3f_modelfile
+from s3f_experiments import ARCHITECTURES, CHANNEL_MIXINGS, FUSIONS, max_modes  # noqa: F401
 
-PAPER_LEARNING_RATE = 3e-4
-ARCHITECTURES = ("spatial", "spectranet", "s3f")
-FUSIONS = ("concat", "bilinear")
-CHANNEL_MIXINGS = ("dense", "depthwise")
-BN_MOMENTUM = 0.99  # Keras' default, as in the paper
+PAPER_LEARNING_RATE = s3f_experiments.LEARNING_RATE
+BN_MOMENTUM = s3f_experiments.BN_MOMENTUM_LADDER[0]  # Keras' default, as in the paper
 
 
 def _fft_dtype(compute_dtype: str) -> str:
     # TensorFlow's FFTs exist only for float32/float64, so float16/bfloat16 compute in float32.
     return "float64" if compute_dtype == "float64" else "float32"
-
-
-def max_modes(height: int, width: int) -> tuple[int, int]:
-    """The largest `modes` a SpectralFilter takes on a height×width input: row frequencies
-    |k| < mh need 2·mh − 1 ≤ height rows; rfft2d keeps width // 2 + 1 columns."""
-    return (height + 1) // 2, width // 2 + 1
 
 
 def _to_frequency_major(t):
@@ -322,9 +314,14 @@ def is_binary(num_classes: int) -> bool:
     return num_classes == 2
 
 
-def compile_like_paper(model, num_classes, learning_rate=PAPER_LEARNING_RATE):
+def compile_like_paper(model, num_classes, learning_rate=PAPER_LEARNING_RATE, jit_compile=False):
+    """Adam and cross-entropy as the paper; jit_compile: XLA-compiled steps (a kit option)."""
     loss = "binary_crossentropy" if is_binary(num_classes) else "sparse_categorical_crossentropy"
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    optimizer = keras.optimizers.Adam(learning_rate)
+    if jit_compile:
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=True)
+    else:
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model
 
 
@@ -339,6 +336,7 @@ def build_model(
     channel_mixing="dense",
     modes=None,
     bn_momentum=None,
+    jit_compile=False,
     name=None,
 ):
     """Build and compile one of the paper's models.
@@ -349,6 +347,7 @@ def build_model(
     channel_mixing / modes: kit options of every SpectralFilter (see its docstring).
     bn_momentum: None → Keras' default 0.99 (paper). The kit's demo uses 0.9: with only a few
         hundred steps, 0.99 moving statistics are still far from the data and inference collapses.
+    jit_compile: XLA-compile the training step (GPU speed; the same loss and optimizer).
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -382,7 +381,7 @@ def build_model(
             features
         )
     model = keras.Model(inputs, outputs, name=name or f"{architecture}_{fusion}_sn{spectranet}")
-    return compile_like_paper(model, num_classes, learning_rate)
+    return compile_like_paper(model, num_classes, learning_rate, jit_compile)
 
 
 # --------------------------------------------------------------------------- loading
@@ -422,8 +421,11 @@ def _build_args(config: dict) -> dict | None:
         return None
     fusion = found.get("fusion", {}).get("class_name") == "BilinearFusion"
     spectral = found.get("spectral_filter1", {}).get("config", {})
-    momentum = [layer["config"]["momentum"] for layer in found.values()
-                if layer["class_name"] == "BatchNormalization"]
+    momentum = [
+        layer["config"]["momentum"]
+        for layer in found.values()
+        if layer["class_name"] == "BatchNormalization"
+    ]
     units = found["head"]["config"]["units"]
     return dict(
         architecture=architecture[branches],

@@ -111,6 +111,19 @@ def demo_note(experiment: str, applied: dict) -> str:
 
 
 BATCH_SIZE = 16
+# The model's variant choices (s3f_common builds them; s3f_config validates run parameters).
+ARCHITECTURES = ("spatial", "spectranet", "s3f")
+FUSIONS = ("concat", "bilinear")
+CHANNEL_MIXINGS = ("dense", "depthwise")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def max_modes(height: int, width: int) -> tuple[int, int]:
+    """The largest `modes` a SpectralFilter takes on a height×width input: row frequencies
+    |k| < mh need 2·mh − 1 ≤ height rows; rfft2d keeps width // 2 + 1 columns."""
+    return (height + 1) // 2, width // 2 + 1
+
+
 LEARNING_RATE = 3e-4
 LR_FACTOR = 0.2
 MIN_LR = 1e-6
@@ -173,21 +186,6 @@ class PaperContributions:
             "balanced_spectral": round(100 - self.balanced_spatial, 2),
             "balanced_spatial_per_class": dict(self.balanced_spatial_per_class),
         }
-
-
-# The README headline table of the original repository differs from its notebooks (docs/paper.md §6);
-# the kit compares with the notebooks. Known defects of the originals, for readers:
-PAPER_DEFECTS = (
-    "The original README's headline numbers differ slightly from what the notebooks printed "
-    "(BRISC2025 S³F 98.76 vs 98.81, baseline 98.27 vs 98.22; Chest X-Ray S³F 93.11 vs 93.91, "
-    "baseline 87.98 vs 86.54; BUSI baseline 84.30 vs 84.62; HAM10000 wF1 0.704 vs 0.705).",
-    "The committed evaluation cells of the BRISC2025 and HAM10000 S³F-Net notebooks do not "
-    "parse: their printed outputs came from earlier code.",
-    "In the BUSI S³F-Net notebook the logged best epoch (val wF1 0.8768, loss 0.3902) does not "
-    "match the printed evaluation (wF1 0.8773, loss 0.3729): the evaluated checkpoint is not "
-    "the one the log calls best.",
-    "Every published number is a single unseeded run, selected on the test set.",
-)
 
 
 PAPER_CONTRIBUTIONS = {
@@ -357,70 +355,9 @@ def get_experiment(name: str) -> Experiment:
 
 
 # --------------------------------------------------------------------------- run identity
-# A run is experiment + model variant + protocol + seed. Its folder name says only what differs
-# from the paper's setting, so the paper's run of an experiment stays short:
-#   S3F_Concat_BUSI/seed42/                      the paper's model, protocol and default seed
-#   S3F_Concat_BUSI/bilinear-sn1/holdout/seed43/ another fusion and SpectraNet, honest split
-# The notebook (s3f_training.Run) and the sweep both call run_subdir, so a notebook run by hand
-# and the same run from the sweep land in the same folder.
-
 PAPER_PROTOCOL = "paper"
+PROTOCOLS = (PAPER_PROTOCOL, "holdout")  # holdout: validate on a split of train (docs/paper.md)
 DEFAULT_SEED = 42
-# Model-variant parameters beyond fusion/spectranet, with the paper's values and short names.
-VARIANT_DEFAULTS = {
-    "channel_mixing": "dense",
-    "modes": None,
-    "precision": "float32",
-    "jit_compile": False,
-}
-_PRECISION_TAGS = {"mixed_float16": "fp16", "mixed_bfloat16": "bf16"}
-
-
-def variant_name(experiment: str, settings: dict) -> str:
-    """'' for the paper's model of `experiment`, else a short name of what differs, e.g.
-    'bilinear-sn1', 'sn1', 'depthwise-modes32x32', 'fp16-xla'."""
-    exp = get_experiment(experiment)
-    parts = []
-    if experiment == CUSTOM_EXPERIMENT:  # your data: the architecture is a parameter
-        exp = custom_experiment(settings.get("architecture") or "s3f")
-        if exp.architecture != "s3f":
-            parts.append(exp.architecture)
-    fusion = settings.get("fusion") or exp.fusion
-    spectranet = settings.get("spectranet") or exp.spectranet
-    if exp.architecture == "s3f" and (fusion, int(spectranet)) != (exp.fusion, exp.spectranet):
-        parts.append(f"{fusion}-sn{spectranet}")
-    elif exp.architecture == "spectranet" and int(spectranet) != exp.spectranet:
-        parts.append(f"sn{spectranet}")
-    if exp.architecture != "spatial":  # the spatial tower has no SpectralFilter
-        if (settings.get("channel_mixing") or "dense") != "dense":
-            parts.append(str(settings["channel_mixing"]))
-        modes = settings.get("modes")
-        if modes:
-            if isinstance(modes, str):
-                import ast
-
-                modes = ast.literal_eval(modes)
-            parts.append(f"modes{int(modes[0])}x{int(modes[1])}")
-    precision = settings.get("precision") or "float32"
-    if precision != "float32":
-        parts.append(_PRECISION_TAGS.get(precision, precision))
-    if settings.get("jit_compile"):
-        parts.append("xla")
-    return "-".join(parts)
-
-
-def run_subdir(experiment: str, settings: dict) -> str:
-    """The run folder of one run, relative to the output folder (POSIX separators)."""
-    parts = [experiment]
-    variant = variant_name(experiment, settings)
-    if variant:
-        parts.append(variant)
-    protocol = settings.get("protocol") or PAPER_PROTOCOL
-    if protocol != PAPER_PROTOCOL:
-        parts.append(protocol)
-    seed = settings.get("seed")
-    parts.append(f"seed{DEFAULT_SEED if seed is None else int(seed)}")
-    return "/".join(parts)
 
 
 # --------------------------------------------------------------------------- disk footprint
@@ -439,7 +376,9 @@ def spectral_kernel_shape(height, width, channels, filters, channel_mixing="dens
 def _spectral_weights(image_size, channels, spectranet, channel_mixing, modes) -> int:
     count, inputs = 0, channels
     for filters in SPECTRAL_FILTERS[spectranet]:
-        c, per, rows, cols = spectral_kernel_shape(*image_size, inputs, filters, channel_mixing, modes)
+        c, per, rows, cols = spectral_kernel_shape(
+            *image_size, inputs, filters, channel_mixing, modes
+        )
         count += 2 * c * per * rows * cols + filters
         inputs = filters
     return count
@@ -459,7 +398,9 @@ def estimated_parameters(experiment: str, settings: dict) -> int:
         like, channels = exp, exp.info.channels
     if exp.architecture == "spatial":
         return like.params
-    paper = _spectral_weights(like.info.image_size, like.info.channels, like.spectranet, "dense", None)
+    paper = _spectral_weights(
+        like.info.image_size, like.info.channels, like.spectranet, "dense", None
+    )
     modes = settings.get("modes")
     if isinstance(modes, str):
         import ast

@@ -26,13 +26,11 @@ from queue import Queue
 
 from tqdm.auto import tqdm
 
+import s3f_config
 from s3f_notebooks import NOTEBOOK_DIR
 from s3f_worker import RESULT_TAG, die_with_parent
 
 REPO = Path(__file__).resolve().parent
-# Parameters that change where or how loudly a run reports (or what it keeps), not what it
-# computes.
-NOT_COMPARED = {"output_dir", "verbose", "gpu", "mount_drive", "EXPERIMENT", "keep_optimizer"}
 
 
 class SweepError(Exception):
@@ -74,7 +72,8 @@ def _normal(value):
 
 def settings_differences(recorded: dict, expected: dict) -> dict:
     """{key: (recorded, expected)} for the compared keys whose values differ."""
-    keys = (set(recorded) & set(expected)) - NOT_COMPARED
+    # not compared: where or how loudly a run reports (or what it keeps), not what it computes
+    keys = (set(recorded) & set(expected)) - s3f_config.not_compared() - {"EXPERIMENT"}
     return {
         k: (recorded[k], expected[k])
         for k in sorted(keys)

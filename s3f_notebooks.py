@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 
+import s3f_config
 import s3f_experiments
 from s3f_experiments import EXPERIMENTS, Experiment
 
@@ -76,56 +77,8 @@ if mount_drive and IN_COLAB:
 
 from s3f_training import Run
 
-run = Run(
-    experiment=EXPERIMENT, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
-    img_size=img_size, learning_rate=learning_rate, protocol=protocol, seed=seed, fusion=fusion,
-    spectranet=spectranet, output_dir=output_dir, f1_patience=f1_patience,
-    lr_patience=lr_patience, verbose=verbose, demo_count=demo_count, bn_momentum=bn_momentum,
-    channel_mixing=channel_mixing, modes=modes, precision=precision, jit_compile=jit_compile,
-    split_file=split_file, skip_damaged=skip_damaged, data_zip=data_zip, mount_drive=mount_drive,
-    keep_optimizer=keep_optimizer,{custom}
-)
+run = Run.from_parameters(globals())  # the parameters above, checked; None → the paper's value
 print(f"{EXPERIMENT}: {run.epochs} epochs at {run.img_size}, protocol '{protocol}' → {run.run_dir}")"""
-
-
-def _parameters(exp: Experiment) -> str:
-    return f'''\
-EXPERIMENT = "{exp.name}"
-data_dir = ""  # dataset folder as unzipped; empty → synthetic demo data (says nothing of the paper)
-epochs = {exp.recipe.epochs}
-batch_size = 16
-img_size = None  # None → the paper's {list(exp.info.image_size)} (demo data: small); or [H, W]
-learning_rate = 3e-4
-protocol = "paper"  # "paper": validate on the test set as the original; "holdout": honest split
-seed = 42
-fusion = "{exp.fusion}"  # S³F-Net only: "concat" | "bilinear"
-spectranet = {exp.spectranet}  # SpectraNet variant 1 | 2 (S³F-Net and SpectraNet models)
-f1_patience = {exp.recipe.f1_patience}  # early stopping on validation F1
-lr_patience = {exp.recipe.lr_patience}  # ReduceLROnPlateau on val_loss
-output_dir = "runs"  # results go to output_dir/{exp.name}/
-mount_drive = False  # Colab: mount Google Drive (for data_dir/output_dir under /content/drive)
-gpu = None  # pin to one GPU index (set by the sweep runner)
-verbose = 1  # 1: one line per epoch; 0: quiet
-demo_count = None  # synthetic training images per class when data_dir is empty (None: demo default)
-bn_momentum = None  # None: 0.99 (paper; warns if too few steps); demo data 0.9; S3F_Custom: fits the steps
-channel_mixing = "dense"  # SpectralFilter: "dense" (paper) or "depthwise" (kit, far fewer params)
-modes = None  # SpectralFilter: None (paper: all frequencies) or [mh, mw] lowest frequencies (kit)
-precision = "float32"  # "float32" (paper) | "mixed_float16" | "mixed_bfloat16" (GPU speed; FFTs stay float32)
-jit_compile = False  # XLA-compile the training step (GPU speed)
-split_file = ""  # CSV file,split pinning the split exactly (e.g. another run's split.csv)
-skip_damaged = False  # drop images that decode but look damaged (the paper used them)
-data_zip = ""  # a dataset .zip (e.g. on Drive) or URL, unpacked once to local disk; sets data_dir
-keep_optimizer = False  # model.keras with the optimizer's state (3x the size; never needed to predict)'''
-
-
-CUSTOM_PARAMETERS = """
-architecture = "s3f"  # "s3f" (S³F-Net) | "spatial" (CNN baseline) | "spectranet" (spectral branch)
-channels = 1  # 1: read images as grayscale (like the paper's MRI/X-ray/ultrasound); 3: RGB"""
-
-
-def _derived(exp: Experiment) -> str:
-    custom = "\n    architecture=architecture, channels=channels," if exp.paper is None else ""
-    return DERIVED.replace("{custom}", custom)
 
 
 def _intro(exp: Experiment) -> str:
@@ -163,15 +116,17 @@ def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
         nbformat.v4.new_markdown_cell(_intro(exp)),
         nbformat.v4.new_code_cell(setup_cell()),
         nbformat.v4.new_code_cell(
-            _parameters(exp) + (CUSTOM_PARAMETERS if exp.paper is None else ""),
+            s3f_config.parameters_cell(exp),
             metadata={"tags": ["parameters"]},
         ),
-        nbformat.v4.new_code_cell(_derived(exp)),
+        nbformat.v4.new_code_cell(DERIVED),
         nbformat.v4.new_markdown_cell("## Data"),
         nbformat.v4.new_code_cell("data = run.load_data()"),
         nbformat.v4.new_markdown_cell("## Model"),
         nbformat.v4.new_code_cell(
-            "model = run.build_model(data)\nprint(f'{model.count_params():,} parameters')"
+            "import s3f_common  # the paper's models: spatial CNN, SpectraNet, S³F-Net fusion\n\n"
+            "model = s3f_common.build_model(**run.model_options(data))\n"
+            "print(f'{model.count_params():,} parameters')"
         ),
         nbformat.v4.new_markdown_cell("## Train (paper recipe: class weights, F1 checkpoint)"),
         nbformat.v4.new_code_cell("history = run.train(model, data)"),
@@ -339,6 +294,20 @@ def set_repository(repository: str) -> None:
     s3f_experiments.KIT_REPOSITORY = repository
 
 
+README = Path(__file__).resolve().parent / "README.md"
+TABLE_START = "<!-- parameter table: written by python -m s3f_notebooks from s3f_config -->"
+TABLE_END = "<!-- end of parameter table -->"
+
+
+def readme_with_parameter_table(text: str) -> str:
+    """README.md's text with its parameter table regenerated from RunConfig."""
+    before, start, rest = text.partition(TABLE_START)
+    _, end, after = rest.partition(TABLE_END)
+    if not start or not end:
+        raise ValueError(f"{README}: the markers {TABLE_START!r} … {TABLE_END!r} are missing")
+    return f"{before}{TABLE_START}\n{s3f_config.markdown_table()}\n{TABLE_END}{after}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare, write nothing")
@@ -360,12 +329,17 @@ def main(argv=None) -> int:
         stale.append(path.name)
         if not args.check:
             path.write_text(text)
+    readme = README.read_text()
+    if readme_with_parameter_table(readme) != readme:
+        stale.append(README.name)
+        if not args.check:
+            README.write_text(readme_with_parameter_table(readme))
     if args.check and stale:
         print("out of date (run python -m s3f_notebooks): " + ", ".join(stale))
         return 1
     print(
         ("checked " if args.check else "wrote ")
-        + f"{len(texts)} notebooks"
+        + f"{len(texts)} notebooks and the README's parameter table"
         + (f" ({len(stale)} changed)" if stale and not args.check else "")
     )
     return 0

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import s3f_config
 import s3f_experiments
 import s3f_records
 import s3f_stats
@@ -43,7 +44,6 @@ METRICS = {
     "loss": "loss",
 }
 GROUP = ["dataset", "experiment", "variant", "protocol"]
-SETTINGS_SHOWN = ("epochs", "img_size", "demo_count", "bn_momentum", "batch_size", "precision")
 
 
 def collect(output) -> tuple[list[dict], list[s3f_records.Unusable], list[str]]:
@@ -64,7 +64,7 @@ def collect(output) -> tuple[list[dict], list[s3f_records.Unusable], list[str]]:
         settings = metrics.get("run_settings") or {
             k: metrics.get(k) for k in ("fusion", "spectranet", "protocol", "seed")
         }
-        metrics.setdefault("variant", s3f_experiments.variant_name(metrics["experiment"], settings))
+        metrics.setdefault("variant", s3f_config.variant_name(metrics["experiment"], settings))
         metrics["run_subdir"] = path.parent.relative_to(output).as_posix()
         metrics["run_dir"] = str(path.parent)
         runs.append(metrics)
@@ -376,7 +376,7 @@ def _explain_section(runs: list[dict], results_dir: Path) -> list[str]:
 def _settings_line(runs: list[dict]) -> str:
     """The settings these runs were made with, each value once: 'epochs=25; img_size=…'."""
     parts = []
-    for key in SETTINGS_SHOWN:
+    for key in s3f_config.shown():  # the run-length and data settings a reader compares
         values = {json.dumps((m.get("run_settings") or {}).get(key)) for m in runs}
         values.discard("null")
         if values:

@@ -25,15 +25,14 @@ stops the same way.
 from __future__ import annotations
 
 import argparse
-import ast
 import itertools
 import os
 import shutil
 import sys
 import time
-from functools import cache
 from pathlib import Path
 
+import s3f_config
 import s3f_experiments
 import s3f_locks
 from s3f_experiments import DEMO_PARAMETERS
@@ -49,19 +48,6 @@ from s3f_jobs import (  # noqa: F401  (re-exported: the sweep's API)
     run_jobs,
     settings_differences,
 )
-from s3f_notebooks import NOTEBOOK_DIR
-
-# Grid axes and the architectures they apply to (others ignore the axis; duplicates merge).
-ALL_ARCHITECTURES = {"spatial", "spectranet", "s3f"}
-GRID_AXES = {
-    "fusion": {"s3f"},
-    "spectranet": {"s3f", "spectranet"},
-    "channel_mixing": {"s3f", "spectranet"},
-    "modes": {"s3f", "spectranet"},
-    "precision": ALL_ARCHITECTURES,
-    "jit_compile": ALL_ARCHITECTURES,
-    "protocol": ALL_ARCHITECTURES,
-}
 
 
 def parse_overrides(groups) -> dict:
@@ -106,9 +92,10 @@ def parse_grid(items) -> dict[str, list]:
     grid = {}
     for item in items or []:
         axis, sep, values = item.partition("=")
-        if not sep or axis not in GRID_AXES or not _split_values(values):
+        axes = s3f_config.grid_axes()
+        if not sep or axis not in axes or not _split_values(values):
             raise SweepError(
-                f"--grid expects AXIS=V1,V2 with AXIS one of {', '.join(GRID_AXES)}; got {item!r}"
+                f"--grid expects AXIS=V1,V2 with AXIS one of {', '.join(axes)}; got {item!r}"
             )
         grid[axis] = [_literal(v) for v in _split_values(values)]
     return grid
@@ -137,45 +124,6 @@ def parameters_for(exp, demo: bool, data_root, overrides, output_dir) -> dict:
     return params
 
 
-@cache
-def notebook_defaults(notebook: str) -> dict:
-    """The values of a generated notebook's parameters cell."""
-    import nbformat
-
-    cells = nbformat.read(NOTEBOOK_DIR / f"{notebook}.ipynb", as_version=4).cells
-    source = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
-    return {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in ast.parse(source).body
-        if isinstance(node, ast.Assign)
-    }
-
-
-def expected_settings(experiment: str, params: dict) -> dict:
-    """What Run.settings() will record for these notebook parameters (None resolved as Run does)."""
-    exp = s3f_experiments.get_experiment(experiment)
-    expected = {**notebook_defaults(experiment), **params}
-    demo = not expected.get("data_dir") and not expected.get("data_zip")
-    if demo:  # Run fills what is left None from the demo defaults first
-        for key, value in s3f_experiments.demo_defaults(experiment).items():
-            if expected.get(key) is None:
-                expected[key] = value
-    resolved = {
-        "epochs": exp.recipe.epochs,
-        "f1_patience": exp.recipe.f1_patience,
-        "lr_patience": exp.recipe.lr_patience,
-        "fusion": exp.fusion,
-        "spectranet": exp.spectranet,
-        "img_size": s3f_experiments.DEMO_IMAGE_SIZES[exp.dataset]
-        if demo
-        else list(exp.info.image_size),
-    }
-    for key, value in resolved.items():
-        if expected.get(key) is None:
-            expected[key] = value
-    return expected
-
-
 def plan_training(
     names, demo, data_root, overrides, output_dir, seeds=None, grid=None, extra_variants=()
 ) -> list[Job]:
@@ -188,7 +136,8 @@ def plan_training(
     wanted = []
     for name in names:
         arch = s3f_experiments.get_experiment(name).architecture
-        axes = {a: v for a, v in grid.items() if arch in GRID_AXES[a]}
+        # an axis applies to some architectures (others ignore it; duplicates merge)
+        axes = {a: v for a, v in grid.items() if arch in s3f_config.grid_axes()[a]}
         for values in itertools.product(*axes.values()):
             wanted.append((name, dict(zip(axes, values, strict=True))))
     wanted += list(extra_variants)
@@ -198,14 +147,14 @@ def plan_training(
             settings = {**variant, **({} if seed is None else {"seed": seed})}
             exp = s3f_experiments.get_experiment(name)
             params = {**parameters_for(exp, demo, data_root, overrides, output_dir), **settings}
-            subdir = s3f_experiments.run_subdir(name, params)
+            try:
+                expected = s3f_config.expected_settings(name, params)
+            except ValueError as error:  # a bad -p value, said before anything runs
+                raise SweepError(f"{name}: {error}") from None
+            subdir = s3f_config.run_subdir(name, expected)
             if subdir not in jobs:
                 jobs[subdir] = Job(
-                    subdir,
-                    name,
-                    params,
-                    Path(output_dir) / subdir,
-                    expected=expected_settings(name, params),
+                    subdir, name, params, Path(output_dir) / subdir, expected=expected
                 )
     return list(jobs.values())
 
@@ -415,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--grid",
         nargs="+",
         metavar="AXIS=V1,V2",
-        help=f"model variants to cross; axes: {', '.join(GRID_AXES)}",
+        help=f"model variants to cross; axes: {', '.join(s3f_config.grid_axes())}",
     )
     parser.add_argument(
         "--output", default=None, help="run folders (default runs/demo or runs/paper)"

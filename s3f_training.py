@@ -21,11 +21,12 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 # isort: off
 import s3f_env  # first: S3F_DETERMINISTIC must be applied before TensorFlow starts
+
 # isort: on
 import keras
 import numpy as np
@@ -33,11 +34,11 @@ import tensorflow as tf
 
 import s3f_callbacks
 import s3f_common
+import s3f_config
 import s3f_experiments
 import s3f_locks
 import s3f_metrics
 from data_setup import load_dataset
-from data_setup.datasets import MAX_IMAGE_SIDE
 from data_setup.files import (
     DiskFullError,
     disk_full_error,
@@ -47,6 +48,7 @@ from data_setup.files import (
     write_json_atomic,
 )
 from data_setup.synth import SYNTH_VERSION, synth_dataset
+from s3f_config import RunConfig
 
 
 def demo_data_dir(dataset: str, count: int = 24, seed: int = 0) -> Path:
@@ -292,61 +294,7 @@ def write_metrics(out_dir: Path, result: dict) -> None:
     write_json_atomic(Path(out_dir) / "metrics.json", result)
 
 
-# --------------------------------------------------------------------------- parameters
-
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-# Four MaxPool(2) stages ('valid' padding) in the spatial tower need 16 px; SN1 has two, SN2 one.
-# keras.utils.set_random_seed seeds NumPy's legacy generator, which takes 0 … 2**32 − 1.
-MAX_SEED = 2**32 - 1
-MIN_SIDE = {"spatial": 16, "s3f": 16, ("spectranet", 1): 4, ("spectranet", 2): 2}
-
-
-def _as_pair(value, name, minimum=1, maximum=None):
-    """None, [a, b], or the text "[a, b]" (papermill's -p passes lists as text) → list or None;
-    both integers from minimum to maximum."""
-    if value is None or value == "":
-        return None
-    given, pair = value, value
-    if isinstance(value, str):
-        import ast
-
-        try:
-            pair = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            pair = None
-    if (
-        not isinstance(pair, (list, tuple))
-        or len(pair) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
-    ):
-        raise ValueError(f"{name} must be None or two integers like [256, 256], got {given!r}")
-    if min(pair) < minimum or (maximum is not None and max(pair) > maximum):
-        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"≥ {minimum}"
-        raise ValueError(f"{name} must be two integers {bounds}, got {given!r}")
-    return [int(v) for v in pair]
-
-
-def _integer(value, name, minimum, default=None, maximum=None):
-    """None → default; otherwise an int from minimum (to maximum); 0 stays 0: only None means
-    'paper'."""
-    if value is None:
-        return default
-    bounds = f"from {minimum} to {maximum}" if maximum is not None else f"≥ {minimum}"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")
-    return int(value)
-
-
-def _choice(value, name, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
-
+# --------------------------------------------------------------------------- one run
 
 RUN_BUSY_HINT = "wait for it to finish or stop it, or write this run elsewhere (another output_dir)"
 
@@ -386,128 +334,33 @@ def _gives_up_run_lock(evaluate):
 
 
 @dataclass
-class Run:
-    """The parameters of one notebook; values left None take the registry's paper settings
-    (on synthetic demo data, s3f_experiments.demo_defaults first)."""
-
-    experiment: str
-    data_dir: str = ""
-    epochs: int | None = None
-    batch_size: int = s3f_experiments.BATCH_SIZE
-    img_size: list | None = None
-    learning_rate: float = s3f_experiments.LEARNING_RATE
-    protocol: str = "paper"
-    seed: int = 42
-    fusion: str | None = None
-    spectranet: int | None = None
-    output_dir: str = "runs"
-    f1_patience: int | None = None
-    lr_patience: int | None = None
-    verbose: int = 1
-    demo_count: int | None = None  # None on demo data: s3f_experiments.DEMO_COUNTS
-    bn_momentum: float | None = None
-    channel_mixing: str = "dense"
-    modes: list | None = None
-    precision: str = "float32"
-    jit_compile: bool = False
-    split_file: str = ""
-    skip_damaged: bool = False
-    data_zip: str = ""
-    mount_drive: bool = False
-    architecture: str | None = None  # S3F_Custom only: "s3f" | "spatial" | "spectranet"
-    channels: int | None = None  # S3F_Custom only: 1 (grayscale) or 3 (RGB)
-    keep_optimizer: bool = False  # model.keras keeps Adam's moments (2/3 of the file)
+class Run(RunConfig):
+    """One run of an experiment notebook: its parameters are a RunConfig's (s3f_config declares
+    every one), and it loads the data, builds, trains and evaluates. Parameters left None take
+    the registry's paper settings (on synthetic demo data, the demo's first), said out loud."""
 
     def __post_init__(self):
-        self.custom = self.experiment == s3f_experiments.CUSTOM_EXPERIMENT
-        if self.custom:
-            exp = s3f_experiments.custom_experiment(self.architecture or "s3f")
-            self.architecture = exp.architecture
-            self.channels = 1 if self.channels is None else self.channels
-            _choice(self.channels, "channels", (1, 3))
-        else:
-            exp = s3f_experiments.get_experiment(self.experiment)
-            for key in ("architecture", "channels"):
-                if getattr(self, key) is not None:
-                    raise ValueError(
-                        f"{key} is a parameter of {s3f_experiments.CUSTOM_EXPERIMENT} only"
-                    )
-        self.spec = exp
-        self._validate()
-        if self.data_zip:
-            self.data_dir = str(unpack_data_zip(self.data_zip, exp.dataset, self.mount_drive))
-        self.demo = not self.data_dir
-        if self.demo:  # synthetic data: demo settings for what was left None, said out loud
-            defaults = s3f_experiments.demo_defaults(self.experiment).items()
-            applied = {key: value for key, value in defaults if getattr(self, key) is None}
-            for key, value in applied.items():
-                setattr(self, key, value)
-            if applied:
-                print(s3f_experiments.demo_note(self.experiment, applied))
-        self.epochs = exp.recipe.epochs if self.epochs is None else self.epochs
-        self.f1_patience = exp.recipe.f1_patience if self.f1_patience is None else self.f1_patience
-        self.lr_patience = exp.recipe.lr_patience if self.lr_patience is None else self.lr_patience
-        self.fusion = self.fusion or exp.fusion
-        self.spectranet = exp.spectranet if self.spectranet is None else self.spectranet
-        if self.img_size is None:
-            self.img_size = list(exp.info.image_size)
-        minimum = MIN_SIDE.get(exp.architecture) or MIN_SIDE[(exp.architecture, self.spectranet)]
-        if min(self.img_size) < minimum:
-            raise ValueError(
-                f"img_size {self.img_size} is too small for {exp.model_title}: its pooling "
-                f"stages need at least {minimum}×{minimum} pixels"
-            )
-        if self.modes and exp.architecture != "spatial":
-            most = list(s3f_common.max_modes(*self.img_size))
-            if self.modes[0] > most[0] or self.modes[1] > most[1]:
-                raise ValueError(
-                    f"modes {self.modes} exceed the frequencies of a {self.img_size[0]}×"
-                    f"{self.img_size[1]} image: at most {most} (rows, columns)"
-                )
+        demo_values = self.checked().demo_values()  # a ValueError names a bad parameter
+        resolved = self.resolved()
+        for f in fields(RunConfig):
+            setattr(self, f.name, getattr(resolved, f.name))
+        if demo_values:
+            print(s3f_experiments.demo_note(self.experiment, demo_values))
+        self.spec = self.experiment_spec()
+        # data_zip: unpacked once to local disk; data_dir stays as given (the run's identity)
+        self.dataset_root = (
+            str(unpack_data_zip(self.data_zip, self.spec.dataset, self.mount_drive))
+            if self.data_zip
+            else self.data_dir
+        )
         if self.mount_drive and self.output_dir == "runs" and _in_colab():
             self.output_dir = DRIVE_RUNS  # /content is wiped when Colab disconnects
-        self.run_dir = Path(self.output_dir).expanduser() / s3f_experiments.run_subdir(
+        self.run_dir = Path(self.output_dir).expanduser() / s3f_config.run_subdir(
             self.experiment, self.settings()
         )
         self.started = time.perf_counter()
         self.history = None
         self.diverged_epoch = None
-
-    def _validate(self):
-        """Every parameter checked before any data is loaded; only None means 'paper'."""
-        self.img_size = _as_pair(self.img_size, "img_size", 1, MAX_IMAGE_SIDE)
-        self.modes = _as_pair(self.modes, "modes", 1)
-        self.epochs = _integer(self.epochs, "epochs", 1)
-        self.f1_patience = _integer(self.f1_patience, "f1_patience", 0)
-        self.lr_patience = _integer(self.lr_patience, "lr_patience", 0)
-        self.batch_size = _integer(self.batch_size, "batch_size", 1)
-        self.seed = _integer(self.seed, "seed", 0, maximum=MAX_SEED)
-        self.verbose = _integer(self.verbose, "verbose", 0)
-        self.demo_count = _integer(self.demo_count, "demo_count", 2)
-        if self.spectranet is not None:
-            self.spectranet = _choice(
-                _integer(self.spectranet, "spectranet", 1), "spectranet", (1, 2)
-            )
-        if self.fusion is not None:
-            _choice(self.fusion, "fusion", s3f_common.FUSIONS)
-        _choice(self.protocol, "protocol", ("paper", "holdout"))
-        _choice(self.channel_mixing, "channel_mixing", s3f_common.CHANNEL_MIXINGS)
-        _choice(self.precision, "precision", PRECISIONS)
-        if (
-            isinstance(self.learning_rate, bool)
-            or not isinstance(self.learning_rate, (int, float))
-            or not self.learning_rate > 0
-        ):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        self.learning_rate = float(self.learning_rate)  # Keras rejects an int learning rate
-        if self.bn_momentum is not None and not 0 <= float(self.bn_momentum) < 1:
-            raise ValueError(f"bn_momentum must be None or in [0, 1), got {self.bn_momentum!r}")
-        self.jit_compile = bool(self.jit_compile)
-        self.skip_damaged = bool(self.skip_damaged)
-        if self.split_file and not Path(self.split_file).expanduser().is_file():
-            raise ValueError(
-                f"split_file {self.split_file}: no such file (expected CSV file,split)"
-            )
 
     def load_data(self):
         # Deterministic runs on CPU: same seed → same metrics.
@@ -519,7 +372,7 @@ class Run:
             demo_set = s3f_experiments.CUSTOM_DEMO_DATASET if self.custom else dataset
             root = demo_data_dir(demo_set, self.demo_count)
         else:
-            root = self.data_dir
+            root = self.dataset_root
         options = {"channels": self.channels} if self.custom else {}
         if self.split_file:
             options["split_file"] = str(Path(self.split_file).expanduser())
@@ -573,26 +426,28 @@ class Run:
         )
         return paper
 
-    def build_model(self, data):
+    def model_options(self, data) -> dict:
+        """The arguments of s3f_common.build_model for this run and data (it also sets the
+        precision policy, which Keras reads when layers are created)."""
         keras.mixed_precision.set_global_policy(self.precision)
         self.bn_momentum_used = self.choose_bn_momentum(data)
-        model = s3f_common.build_model(
-            self.spec.architecture,
-            data.input_shape,
-            len(data.class_names),
-            self.fusion,
-            self.spectranet,
+        return dict(
+            architecture=self.spec.architecture,
+            input_shape=data.input_shape,
+            num_classes=len(data.class_names),
+            fusion=self.fusion,
+            spectranet=self.spectranet,
             learning_rate=self.learning_rate,
             bn_momentum=self.bn_momentum_used,
             channel_mixing=self.channel_mixing,
             modes=self.modes,
+            jit_compile=self.jit_compile,
             name=self.experiment,
         )
-        if self.jit_compile:  # same loss and optimizer, XLA-compiled steps
-            model.compile(
-                optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=True
-            )
-        return model
+
+    def build_model(self, data):
+        """The notebook's model cell in one call: s3f_common.build_model(**model_options)."""
+        return s3f_common.build_model(**self.model_options(data))
 
     @_takes_run_lock
     def train(self, model, data):
@@ -602,7 +457,7 @@ class Run:
         binary = s3f_common.is_binary(len(data.class_names))
         resume_dir = self.run_dir / "resume"
         remove_stale_temps(resume_dir)  # a killed run's half-written state
-        restored = s3f_callbacks.ResumeState.load(resume_dir, self.resume_settings())
+        restored = s3f_callbacks.ResumeState.load(resume_dir, self.compared_settings())
         if restored:
             model = _resumed_model(resume_dir, restored)
             print(f"resuming {self.experiment} after epoch {restored['epoch']} from {resume_dir}")
@@ -628,7 +483,7 @@ class Run:
         resume = s3f_callbacks.ResumeState(
             resume_dir, checkpoint, early_stopping, plateau, restored=restored
         )
-        resume.settings = self.resume_settings()
+        resume.settings = self.compared_settings()
         log = s3f_callbacks.EpochLog(self.run_dir, self.epochs, self.experiment, self.verbose)
         if restored:
             log.best = max([-np.inf, *restored["history"].get("val_f1", [])])
@@ -707,8 +562,8 @@ class Run:
             architecture=self.spec.architecture,
             fusion=self.fusion,
             spectranet=self.spectranet,
-            variant=s3f_experiments.variant_name(self.experiment, self.settings()),
-            run_subdir=s3f_experiments.run_subdir(self.experiment, self.settings()),
+            variant=s3f_config.variant_name(self.experiment, self.settings()),
+            run_subdir=s3f_config.run_subdir(self.experiment, self.settings()),
             epochs_run=len(f1_curve),
             best_epoch=int(np.argmax(finite)) + 1 if f1_curve else None,
             diverged=self.diverged_epoch is not None,
@@ -739,15 +594,6 @@ class Run:
 
         shutil.rmtree(self.run_dir / "resume", ignore_errors=True)  # finished: nothing to resume
         return result
-
-    def settings(self) -> dict:
-        fields = asdict(self)
-        return {k: v for k, v in fields.items() if not isinstance(v, Path)}
-
-    def resume_settings(self) -> dict:
-        """What must match for a saved state to be continued (not how it is shown)."""
-        ignored = ("verbose", "output_dir", "keep_optimizer")
-        return {k: v for k, v in self.settings().items() if k not in ignored}
 
 
 def save_finished_model(model, checkpoint: Path, target: Path, keep_optimizer=False) -> None:

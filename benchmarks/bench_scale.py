@@ -258,6 +258,7 @@ def fabricate_runs(runs_dir: Path, seeds: int, test_support=None) -> int:
     """Run folders of the twelve experiments × `seeds`, written with the kit's writers:
     predictions.csv of a test split of the real size and a metrics.json per run."""
     import s3f_common
+    import s3f_config
     import s3f_experiments
     import s3f_training
 
@@ -277,7 +278,7 @@ def fabricate_runs(runs_dir: Path, seeds: int, test_support=None) -> int:
                 probs = np.full((len(labels), len(classes)), 0.05 / (len(classes) - 1))
                 probs[np.arange(len(labels)), guess] = 0.95
             settings = {"protocol": "paper", "seed": seed}
-            folder = runs_dir / s3f_experiments.run_subdir(name, settings)
+            folder = runs_dir / s3f_config.run_subdir(name, settings)
             folder.mkdir(parents=True, exist_ok=True)
             files = [f"test/{classes[y]}/img{i:05d}.png" for i, y in enumerate(labels)]
             s3f_training.write_predictions(

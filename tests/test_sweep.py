@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import s3f_cluster
+import s3f_config
 import s3f_experiments
 import s3f_jobs
 import s3f_results
@@ -120,7 +121,7 @@ def test_seeds_and_grid_give_one_folder_per_distinct_run(tmp_path):
     } <= set(labels)
     for job in jobs:
         assert job.run_dir == tmp_path / job.label
-        assert s3f_experiments.run_subdir(job.notebook, job.params) == job.label
+        assert s3f_config.run_subdir(job.notebook, job.params) == job.label
     assert s3f_sweep.parse_grid(["modes=[8,8],[16,16]"]) == {"modes": [[8, 8], [16, 16]]}
     with pytest.raises(s3f_sweep.SweepError, match="AXIS=V1,V2"):
         s3f_sweep.parse_grid(["epochs=1,2"])
@@ -335,7 +336,7 @@ def _fake_run(output, experiment, seed, accuracy, variant_settings=None, **extra
         "run_settings": settings,
         **extra,
     }
-    folder = output / s3f_experiments.run_subdir(experiment, settings)
+    folder = output / s3f_config.run_subdir(experiment, settings)
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder
@@ -392,8 +393,9 @@ def test_results_cover_every_run_with_mean_sd_paper_and_flags(tmp_path, monkeypa
 def test_a_plan_that_does_not_fit_the_disk_is_warned_about(tmp_path, monkeypatch):
     """Five seeds of the paper's BUSI S³F-Net: ~0.55 GB each when finished, 3.3 GB more while
     one trains; 5 GB free is not enough, 10 GB is."""
-    jobs = s3f_sweep.plan_training(["S3F_Concat_BUSI"], False, tmp_path, {}, tmp_path / "out",
-                                   seeds=[1, 2, 3, 4, 5])
+    jobs = s3f_sweep.plan_training(
+        ["S3F_Concat_BUSI"], False, tmp_path, {}, tmp_path / "out", seeds=[1, 2, 3, 4, 5]
+    )
     kept, training = s3f_sweep.run_footprint(jobs[0])
     assert 0.55e9 < kept < 0.56e9 + s3f_sweep.RUN_FILES_BYTES and training == 6 * 4 * 138_700_851
     usage = type("Usage", (), {})
@@ -405,6 +407,7 @@ def test_a_plan_that_does_not_fit_the_disk_is_warned_about(tmp_path, monkeypatch
     usage.free = 10e9
     assert s3f_sweep.disk_warning(jobs, tmp_path / "out", parallel=1) is None
     # keeping the optimizer state triples what each finished run keeps
-    keeping = s3f_sweep.plan_training(["S3F_Concat_BUSI"], False, tmp_path,
-                                      {"keep_optimizer": True}, tmp_path / "out")
+    keeping = s3f_sweep.plan_training(
+        ["S3F_Concat_BUSI"], False, tmp_path, {"keep_optimizer": True}, tmp_path / "out"
+    )
     assert s3f_sweep.run_footprint(keeping[0])[0] > 3 * kept - 3 * s3f_sweep.RUN_FILES_BYTES
