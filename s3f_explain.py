@@ -17,6 +17,7 @@ import tensorflow as tf
 
 import s3f_common
 import s3f_experiments
+import s3f_metrics
 from data_setup.files import write_atomic, write_json_atomic
 
 
@@ -221,7 +222,7 @@ def explain(
         images = test.images()[rows]
         cams = grad_cam(model, images, test.labels[rows])
         probs = model.predict(images, verbose=0)
-        predicted = (probs[:, 0] > 0.5).astype(int) if probs.shape[1] == 1 else probs.argmax(1)
+        predicted = s3f_metrics.predicted_labels(probs, binary=probs.shape[1] == 1)
         s3f_plots.gradcam_grid(
             images,
             cams,

@@ -60,7 +60,16 @@ def predict_with_loss(model, dataset) -> tuple[np.ndarray, float]:
 
 
 def predicted_labels(probs: np.ndarray, binary: bool) -> np.ndarray:
+    """A model's outputs → class indices: the paper's sigmoid (one column) predicts the positive
+    class when p > BINARY_THRESHOLD; a softmax, its argmax. The kit's one place for that rule."""
     return (probs[:, 0] > BINARY_THRESHOLD).astype(int) if binary else probs.argmax(axis=1)
+
+
+def labels_of_class_probabilities(per_class: np.ndarray) -> np.ndarray:
+    """The same rule for (N, classes) probabilities (class_probabilities' form): with two
+    classes, the positive one when its probability is over BINARY_THRESHOLD."""
+    binary = per_class.shape[1] == 2
+    return predicted_labels(per_class[:, 1:] if binary else per_class, binary)
 
 
 def selection_scores(labels, probs, binary) -> dict:

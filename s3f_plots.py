@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -13,13 +12,15 @@ import numpy as np
 import seaborn as sns
 from sklearn.metrics import auc, roc_curve
 
+from data_setup.files import atomic_path
+
 
 def _save(figure, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    figure.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(Path(path), "a figure") as tmp:  # never a half-written PNG
+            figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    finally:
+        plt.close(figure)
 
 
 def run_context(protocol: str | None = None, demo: bool = False) -> str:

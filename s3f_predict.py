@@ -290,6 +290,8 @@ def predict(
             raise ValueError(f"Grad-CAM maps an S³F-Net's spatial tower: {error}") from None
         gradcam_dir = Path(gradcam_dir)
         gradcam_dir.mkdir(parents=True, exist_ok=True)
+    from s3f_metrics import labels_of_class_probabilities  # TensorFlow is loaded by now
+
     paths = [Path(p) for p in paths]
     columns = probability_columns(preprocessing)
     rows = [{"file": str(path), "predicted_label": "", "error": ""} for path in paths]
@@ -307,8 +309,7 @@ def predict(
             continue
         images = np.stack(batch)
         probs = per_class(model.predict_on_batch(images))
-        # binary: p > 0.5 → positive class, as the paper; multi-class: argmax
-        predicted = (probs[:, 1] > 0.5).astype(int) if probs.shape[1] == 2 else probs.argmax(1)
+        predicted = labels_of_class_probabilities(probs)  # the paper's rule (s3f_metrics)
         for row, index in enumerate(indices):
             rows[index]["predicted_label"] = preprocessing.class_names[predicted[row]]
             rows[index].update(zip(columns, probs[row].tolist(), strict=True))

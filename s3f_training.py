@@ -41,6 +41,7 @@ import s3f_metrics
 from data_setup import load_dataset
 from data_setup.files import (
     DiskFullError,
+    atomic_path,
     disk_full_error,
     is_disk_full,
     remove_stale_temps,
@@ -609,9 +610,8 @@ def save_finished_model(model, checkpoint: Path, target: Path, keep_optimizer=Fa
         return
     compile_args = keras.saving.deserialize_keras_object(model.get_compile_config())
     model.compile(**compile_args)  # a fresh optimizer of the same settings, not yet built
-    tmp = target.with_name(f".{os.getpid()}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, target)
+    with atomic_path(target, "the finished model") as tmp:
+        model.save(tmp)
     checkpoint.unlink()
 
 
