@@ -243,7 +243,7 @@ def load_for_explanation(
     """(model, data, title) for the explainability notebook: a .keras file or a release name,
     and the test split of its dataset at the model's own input size."""
     from data_setup import load_dataset
-    from s3f_training import demo_data_dir
+    from data_setup.synth import demo_data_dir
 
     if bool(model_path) == bool(release):
         raise ValueError("give exactly one of model_path (a .keras file) or release (a name)")

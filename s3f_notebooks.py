@@ -215,7 +215,7 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
-from s3f_training import evaluate_pretrained
+from s3f_evaluation import evaluate_pretrained
 
 metrics = evaluate_pretrained(release, data_dir, output_dir, batch_size, base_url, demo_count)
 print({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})

@@ -13,7 +13,8 @@ own (so peak RSS is that stage's alone, imports included):
     holdout   load_dataset(protocol="holdout"): the near-duplicate-grouped validation split
     train     a few training steps of each model at the paper's input size: s/step (the wall
               column), peak RSS; disk: its model.keras (with optimizer state, as saved today)
-    evaluate  s3f_training.evaluate_model on the full test split (predictions, figures, clean-test)
+    evaluate  s3f_evaluation.evaluate_model on the full test split (predictions, figures,
+              clean-test)
     results   s3f_results.build_results (tables, claims, figures) over fabricated run folders
               (the kit's own writers: predictions.csv + metrics.json; n = runs)
 
@@ -160,13 +161,13 @@ def stage_train(job):
 
 
 def stage_evaluate(job):
-    import s3f_training
+    import s3f_evaluation
     from data_setup import load_dataset
 
     data = load_dataset(job["dataset"], job["root"], img_size=_size(job), cache_dir=job["cache"])
     model = _model(job["model"], data)
     out = Path(job["out"])
-    result = s3f_training.evaluate_model(model, data, out, job["model"])
+    result = s3f_evaluation.evaluate_model(model, data, out, job["model"])
     return {"disk_mb": folder_mb(out), "test_images": sum(map(sum, result["confusion_matrix"]))}
 
 
@@ -259,8 +260,8 @@ def fabricate_runs(runs_dir: Path, seeds: int, test_support=None) -> int:
     predictions.csv of a test split of the real size and a metrics.json per run."""
     import s3f_common
     import s3f_config
+    import s3f_evaluation
     import s3f_experiments
-    import s3f_training
 
     count = 0
     for name, exp in s3f_experiments.EXPERIMENTS.items():
@@ -281,16 +282,16 @@ def fabricate_runs(runs_dir: Path, seeds: int, test_support=None) -> int:
             folder = runs_dir / s3f_config.run_subdir(name, settings)
             folder.mkdir(parents=True, exist_ok=True)
             files = [f"test/{classes[y]}/img{i:05d}.png" for i, y in enumerate(labels)]
-            s3f_training.write_predictions(
+            s3f_evaluation.write_predictions(
                 folder / "predictions.csv", files, labels, probs, classes
             )
-            metrics = s3f_training.test_metrics_for(labels, probs, 0.4, classes, binary)
+            metrics = s3f_evaluation.test_metrics_for(labels, probs, 0.4, classes, binary)
             metrics.update(experiment=name, dataset=exp.dataset, class_names=classes,
                            params=exp.params, protocol="paper", seed=seed, variant="",
                            architecture=exp.architecture, fusion=exp.fusion,
                            spectranet=exp.spectranet, demo_data=True, wall_time_s=60.0,
                            run_settings={"seed": seed, "protocol": "paper"})  # fmt: skip
-            s3f_training.write_metrics(folder, metrics)
+            s3f_evaluation.write_metrics(folder, metrics)
             count += 1
     return count
 

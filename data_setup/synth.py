@@ -13,6 +13,7 @@ through the very same loaders as the real data. Deterministic for a given seed.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,3 +302,20 @@ def synth_full_size(dataset: str, root, counts=None, seed: int = 0, workers: int
         list(pool.map(write, files))
     write_index(dataset, base, files)
     return base, files
+
+
+def demo_data_dir(dataset: str, count: int = 24, seed: int = 0) -> Path:
+    """The synthetic stand-in for `dataset`, generated once into the kit's cache folder."""
+    from data_setup.loading import default_cache_dir
+
+    target = default_cache_dir() / "synthetic" / f"v{SYNTH_VERSION}_n{count}_seed{seed}" / dataset
+    if not target.is_dir():
+        tmp = target.with_name(f".{dataset}.{os.getpid()}.tmp")
+        synth_dataset(dataset, tmp, count=count, size=96, seed=seed)
+        try:
+            os.replace(tmp, target)  # atomic; a parallel run may have won the race
+        except OSError:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -126,7 +126,7 @@ def test_holdout_keeps_duplicate_groups_on_one_side(tmp_path):
 
 
 def test_clean_test_metrics_leave_out_test_copies_of_training_images(tmp_path):
-    import s3f_training
+    import s3f_evaluation
 
     root = tmp_path / "brisc"
     synth_dataset("BRISC2025", root, count=6, size=64, seed=6)
@@ -137,7 +137,7 @@ def test_clean_test_metrics_leave_out_test_copies_of_training_images(tmp_path):
     data = load_dataset("BRISC2025", root, img_size=(32, 32), cache_dir=tmp_path / "cache")
     labels = data.splits["test"].labels
     probs = np.eye(len(data.class_names))[labels]  # a perfect model
-    result = s3f_training.clean_test_metrics(data, labels, probs, binary=False)
+    result = s3f_evaluation.clean_test_metrics(data, labels, probs, binary=False)
     assert result["leaked_test_images"] >= 1
     assert result["clean_test"]["images"] == len(labels) - result["leaked_test_images"]
     assert result["clean_test"]["accuracy"] == 1.0

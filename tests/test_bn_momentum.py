@@ -94,10 +94,10 @@ def test_paper_experiment_keeps_099_and_warns(keras, kernel_env, tmp_path, capsy
 
 def test_collapse_warning_names_the_momentum_and_the_parameter(keras, kernel_env):
     import s3f_common
-    import s3f_training
+    import s3f_evaluation
 
     slow = s3f_common.build_model("spatial", (16, 16, 1), 3)
-    text = s3f_training.collapse_warning("X", {"a": 6, "b": 0}, slow)
+    text = s3f_evaluation.collapse_warning("X", {"a": 6, "b": 0}, slow)
     assert "BatchNorm momentum 0.99" in text and "-p bn_momentum 0.9" in text
     fast = s3f_common.build_model("spatial", (16, 16, 1), 3, bn_momentum=0.9)
-    assert "bn_momentum" not in s3f_training.collapse_warning("X", {"a": 6}, fast)
+    assert "bn_momentum" not in s3f_evaluation.collapse_warning("X", {"a": 6}, fast)

@@ -120,7 +120,7 @@ def test_group_report_counts_what_check_prints():
 def test_clean_test_leaves_out_test_images_of_patients_training_has(kernel_env, kermany, tmp_path):
     import numpy as np
 
-    import s3f_training
+    import s3f_evaluation
 
     data = load_dataset("ChestXRay", kermany, img_size=SIZE, cache_dir=tmp_path / "cache")
     test = data.splits["test"]
@@ -128,7 +128,7 @@ def test_clean_test_leaves_out_test_images_of_patients_training_has(kernel_env, 
     shared = [g in in_train for g in data.groups_of("test")]
     assert sum(shared) == 6  # patient 0's three normal and three pneumonia test films
     probs = np.full((len(test.labels), 1), 0.9)
-    result = s3f_training.clean_test_metrics(data, test.labels, probs, binary=True)
+    result = s3f_evaluation.clean_test_metrics(data, test.labels, probs, binary=True)
     assert result["shared_group_test_images"] == 6
     assert result["clean_test"]["images"] <= len(test.labels) - 6
     assert result["test_images"] == len(test.labels)

@@ -465,20 +465,21 @@ def test_a_damaged_resume_state_says_to_delete_it(tf_modules, tmp_path, monkeypa
 
 
 def test_leakage_summary_counts_duplicates_and_gives_the_clean_accuracy(tf_modules):
-    s3f_training, _ = tf_modules
+    import s3f_evaluation
+
     result = {
         "accuracy": 0.9,
         "leaked_test_images": 3,
         "clean_test": {"images": 7, "accuracy": 6 / 7},
     }
-    line = s3f_training.leakage_summary(result)
+    line = s3f_evaluation.leakage_summary(result)
     assert "3 of 10 test images have a near-duplicate in training" in line
     assert "clean-test accuracy 0.8571 on the other 7 (all: 0.9000)" in line
     empty = {"accuracy": 1.0, "leaked_test_images": 4, "clean_test": {"images": 0}}
-    assert "no clean test image" in s3f_training.leakage_summary(empty)
+    assert "no clean test image" in s3f_evaluation.leakage_summary(empty)
     shared = {**result, "test_images": 12, "shared_group_test_images": 2}
     assert "3 of 12 test images have a near-duplicate in training, 2 a patient or lesion" in (
-        s3f_training.leakage_summary(shared)
+        s3f_evaluation.leakage_summary(shared)
     )
 
 
