@@ -22,10 +22,16 @@ import s3f_metrics
 from data_setup import load_dataset
 from data_setup.files import write_atomic, write_json_atomic
 from data_setup.synth import demo_data_dir
+from s3f_preprocessing import Preprocessing
 
 
 def evaluate_model(
-    model, data, out_dir: Path, experiment: str, batch_size: int = 16, demo: bool = False
+    model,
+    data,
+    out_dir: Path,
+    experiment: str,
+    batch_size: int = s3f_experiments.BATCH_SIZE,
+    demo: bool = False,
 ) -> dict:
     """Every docs/paper.md §4 metric of `model` on the test split, plus predictions.csv and the
     confusion-matrix and ROC figures in `out_dir`. Returns the metrics; the caller adds its own
@@ -231,18 +237,12 @@ def write_split(path: Path, data) -> None:
 
 def write_preprocessing(path: Path, data) -> None:
     """What prediction on new images needs to prepare them exactly as training did."""
-    write_json_atomic(
-        path,
-        {
-            "dataset": data.info.id,
-            "class_names": list(data.class_names),
-            "image_size": list(data.image_size),
-            "channels": int(data.input_shape[-1]),
-            "color": "gray" if data.input_shape[-1] == 1 else "rgb",
-            "interpolation": "area",
-            "scale": "1/255",
-        },
-    )
+    Preprocessing(
+        dataset=data.info.id,
+        class_names=tuple(data.class_names),
+        image_size=tuple(data.image_size),
+        channels=int(data.input_shape[-1]),
+    ).save(path)
 
 
 def write_metrics(out_dir: Path, result: dict) -> None:
@@ -250,12 +250,11 @@ def write_metrics(out_dir: Path, result: dict) -> None:
     write_json_atomic(Path(out_dir) / "metrics.json", result)
 
 
-
 def evaluate_pretrained(
     release: str,
     data_dir: str = "",
     output_dir: str = "runs/pretrained",
-    batch_size: int = 16,
+    batch_size: int = s3f_experiments.BATCH_SIZE,
     base_url: str = "",
     demo_count: int = 24,
 ) -> dict:

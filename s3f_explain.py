@@ -170,7 +170,12 @@ def fusion_kind(model) -> str:
 
 # --------------------------------------------------------------------------- the whole analysis
 def explain(
-    model, data, out_dir, images_per_class: int = 2, batch_size: int = 16, title: str = ""
+    model,
+    data,
+    out_dir,
+    images_per_class: int = 2,
+    batch_size: int = s3f_experiments.BATCH_SIZE,
+    title: str = "",
 ) -> dict:
     """Run the full analysis on the test split of `data`; writes into `out_dir`:
     contributions.json / .csv, contributions_bar.png, contributions_kde.png,

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,92 +22,12 @@ import pandas as pd
 from data_setup.datasets import DATASETS
 from data_setup.fetch import FetchError
 from data_setup.files import write_atomic
+from s3f_preprocessing import PREPROCESSING_FILE, SCALE, Preprocessing  # noqa: F401
 
 # What OpenCV decodes; other files inside a searched folder are counted, not predicted.
 IMAGE_SUFFIXES = frozenset(
     ".png .jpg .jpeg .jpe .bmp .dib .tif .tiff .webp .jp2 .pgm .ppm .pbm .pnm".split()
 )
-PREPROCESSING_FILE = "preprocessing.json"
-SCALE = 1 / 255
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How a model's training images were prepared (the run folder's preprocessing.json)."""
-
-    dataset: str
-    class_names: tuple[str, ...]
-    image_size: tuple[int, int]  # (H, W)
-    channels: int  # 1 = gray, 3 = RGB
-    source: str = ""  # where this record came from, for messages
-
-    @property
-    def color(self) -> str:
-        return "gray" if self.channels == 1 else "rgb"
-
-    def to_json(self) -> dict:
-        record = asdict(self)
-        record.pop("source")
-        record.update(
-            class_names=list(self.class_names),
-            image_size=list(self.image_size),
-            interpolation="area",
-            scale=SCALE,
-            color=self.color,
-        )
-        return record
-
-    @classmethod
-    def from_json(cls, record: dict, source: str) -> Preprocessing:
-        def bad(what):
-            return ValueError(f"{source}: {what}")
-
-        if not isinstance(record, dict):
-            raise bad("expected a JSON object")
-        missing = sorted({"class_names", "image_size", "channels"} - set(record))
-        if missing:
-            raise bad(f"missing key(s) {', '.join(missing)}")
-        names, size, channels = record["class_names"], record["image_size"], record["channels"]
-        if not (
-            isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)
-        ):
-            raise bad(f"class_names must be a list of ≥ 2 names, got {names!r}")
-        if not (
-            isinstance(size, list)
-            and len(size) == 2
-            and all(isinstance(v, int) and v > 0 for v in size)
-        ):
-            raise bad(f"image_size must be [H, W] (positive ints), got {size!r}")
-        if channels not in (1, 3):
-            raise bad(f"channels must be 1 or 3, got {channels!r}")
-        # The kit has one preprocessing; a record asking for another must not be served silently.
-        expected = {"interpolation": "area", "color": "gray" if channels == 1 else "rgb"}
-        for key, value in expected.items():
-            if key in record and record[key] != value:
-                raise bad(f"{key} {record[key]!r} is not supported (expected {value!r})")
-        scale = record.get("scale", SCALE)
-        if scale != "1/255" and not (isinstance(scale, (int, float)) and abs(scale - SCALE) < 1e-9):
-            raise bad(f"scale {scale!r} is not supported (expected 1/255)")
-        return cls(str(record.get("dataset", "")), tuple(names), tuple(size), channels, source)
-
-    @classmethod
-    def load(cls, path) -> Preprocessing:
-        path = Path(path)
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path}: not a readable preprocessing record ({error})") from None
-        return cls.from_json(record, str(path))
-
-    def save(self, path) -> Path:
-        return write_atomic(path, json.dumps(self.to_json(), indent=1))
-
-    def describe(self) -> str:
-        height, width = self.image_size
-        return (
-            f"{self.color} {height}×{width}, area-resized, ×1/255; classes "
-            f"{', '.join(self.class_names)} (from {self.source})"
-        )
 
 
 def release_preprocessing(name: str) -> Preprocessing:

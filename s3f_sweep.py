@@ -35,6 +35,7 @@ from pathlib import Path
 import s3f_config
 import s3f_experiments
 import s3f_locks
+from s3f_experiments import DEFAULT_SEED as SEED
 from s3f_experiments import DEMO_PARAMETERS
 from s3f_jobs import (  # noqa: F401  (re-exported: the sweep's API)
     REPO,
@@ -102,7 +103,7 @@ def parse_grid(items) -> dict[str, list]:
 
 
 def parse_seeds(values) -> list[int] | None:
-    """--seeds N → N seeds from 42 up; --seeds A B C → exactly those."""
+    """--seeds N → N seeds from DEFAULT_SEED (42) up; --seeds A B C → exactly those."""
     if not values:
         return None
     if len(values) == 1:
@@ -358,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=int,
         metavar="N",
-        help="one number N: seeds 42..42+N-1; several: exactly those seeds",
+        help=f"one number N: seeds {SEED}..{SEED}+N-1; several: exactly those seeds",
     )
     parser.add_argument(
         "--grid",
