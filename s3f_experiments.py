@@ -22,32 +22,13 @@ class Recipe:
     spectranet: int  # SpectraNet variant for the S³F-Net and SpectraNet-only models
 
 
-RECIPES = {
-    "BRISC2025": Recipe(
-        epochs=200, f1_patience=40, lr_patience=20, fusion="bilinear", spectranet=1
-    ),
-    "ChestXRay": Recipe(epochs=100, f1_patience=20, lr_patience=10, fusion="concat", spectranet=1),
-    "BUSI": Recipe(epochs=200, f1_patience=60, lr_patience=40, fusion="concat", spectranet=2),
-    "HAM10000": Recipe(epochs=200, f1_patience=40, lr_patience=20, fusion="bilinear", spectranet=1),
-}
-
 # GitHub owner/name of this kit: Colab badges and the notebooks' Colab install use it.
 KIT_REPOSITORY = "s3f-kit/s3f-kit"
 
 # Demo settings (synthetic data). A run on the built-in demo data (data_dir "") takes these for
 # the parameters it leaves None (demo_defaults; the notebook prints demo_note), so
 # `papermill notebooks/<any>.ipynb out.ipynb -p epochs 50` trains a useful model on a 2-core CPU
-# in about a minute. Measured in docs/demo.md. Aspect ratios follow the paper's input sizes.
-DEMO_IMAGE_SIZES = {
-    "BRISC2025": [32, 32],
-    "ChestXRay": [24, 32],
-    "BUSI": [32, 32],
-    "HAM10000": [24, 32],
-}
-# Synthetic training images per class: 86–224 training images per dataset, i.e. 6–14 steps per
-# epoch at batch 16 (two-class Chest X-Ray gets twice as many per class), so the paper's patience,
-# counted in epochs, leaves enough steps to learn.
-DEMO_COUNTS = {"BRISC2025": 24, "ChestXRay": 48, "BUSI": 24, "HAM10000": 32}
+# in about a minute. Measured in docs/demo.md. Sizes and counts per dataset: DATASET_FACTS.
 DEMO_BN_MOMENTUM = 0.9
 _DEMO_REASONS = {
     "img_size": "small images, so a CPU trains in about a minute",
@@ -188,29 +169,10 @@ class PaperContributions:
         }
 
 
-PAPER_CONTRIBUTIONS = {
-    "BRISC2025": PaperContributions(
-        "concat", 1, 81.63, 29.52,
-        {"glioma": 31.35, "meningioma": 32.11, "no_tumor": 26.35, "pituitary": 26.91},
-    ),
-    "ChestXRay": PaperContributions(
-        "concat", 1, 83.62, 35.42, {"NORMAL": 50.52, "PNEUMONIA": 26.36}
-    ),
-    "BUSI": PaperContributions(
-        "concat", 2, 85.77, 36.42, {"benign": 37.39, "malignant": 36.18, "normal": 33.67}
-    ),
-    "HAM10000": PaperContributions(
-        "concat", 1, 83.86, 35.84,
-        {"MEL": 32.84, "NV": 39.69, "BCC": 27.22, "AKIEC": 28.00, "BKL": 27.08, "DF": 34.10,
-         "VASC": 39.59},
-    ),
-}  # fmt: skip
-
-
 def paper_contributions(dataset: str) -> dict | None:
     """The paper's §6.2 shares for `dataset` (its concat model), or None."""
-    found = PAPER_CONTRIBUTIONS.get(dataset)
-    return found.as_dict() if found else None
+    found = DATASET_FACTS.get(dataset)
+    return found.contributions.as_dict() if found else None
 
 
 @dataclass(frozen=True)
@@ -245,29 +207,90 @@ class Experiment:
         return f"S³F-Net ({self.fusion}, SN{self.spectranet})"
 
 
-# (dataset, architecture) → (params, docs/paper.md §6.1 row: acc %, wF1, mF1, κ, MCC, AUC, loss,
-# epochs run, best epoch[, PNEUMONIA F1])
-_PAPER = {
-    ("BRISC2025", "spatial"): (1_309_284, (98.22, 0.9822, 0.9833, 0.9756, 0.9757, (0.9989, 0.9987), 0.0716, 109, 69)),
-    ("BRISC2025", "spectranet"): (2_128_184, (94.46, 0.9442, 0.9478, 0.9243, 0.9244, (0.9923, 0.9912), 0.1911, 129, 89)),
-    ("BRISC2025", "s3f"): (3_443_592, (98.81, 0.9881, 0.9884, 0.9838, 0.9838, (0.9985, 0.9982), 0.1034, 136, 96)),
-    ("ChestXRay", "spatial"): (1_307_745, (86.54, 0.8627, 0.8513, 0.7037, 0.7094, (0.9343,), 0.3324, 27, 7, 0.8971)),
-    ("ChestXRay", "spectranet"): (6_330_665, (91.03, 0.9085, 0.9009, 0.8025, 0.8090, (0.9659,), 0.2375, 30, 10, 0.9314)),
-    ("ChestXRay", "s3f"): (7_638_409, (93.91, 0.9390, 0.9348, 0.8696, 0.8697, (0.9821,), 0.1743, 43, 23, 0.9515)),
-    ("BUSI", "spatial"): (1_308_771, (84.62, 0.8479, 0.8205, 0.7426, 0.7437, (0.9568, 0.9547), 0.5040, 200, 167)),
-    ("BUSI", "spectranet"): (137_392_083, (82.05, 0.8175, 0.7996, 0.6874, 0.6905, (0.9337, 0.9294), 0.4861, 168, 108)),
-    ("BUSI", "s3f"): (138_700_851, (87.82, 0.8773, 0.8532, 0.7904, 0.7925, (0.9643, 0.9646), 0.3729, 119, 59)),
-    ("HAM10000", "spatial"): (1_311_399, (65.54, 0.6780, 0.5209, 0.4824, 0.4912, (0.9095, 0.8930), 0.9566, 138, 98)),
-    ("HAM10000", "spectranet"): (6_537_863, (63.10, 0.6408, 0.4378, 0.4059, 0.4074, (0.8232, 0.8324), 1.1092, 121, 81)),
-    ("HAM10000", "s3f"): (7_859_979, (69.31, 0.7047, 0.5149, 0.5153, 0.5185, (0.8811, 0.8835), 1.1984, 169, 129)),
+@dataclass(frozen=True)
+class DatasetFacts:
+    """Everything the kit knows of one of the paper's datasets beyond its files (those are
+    data_setup.datasets.DATASETS): the paper's recipe and printed results, and the demo's size."""
+
+    recipe: Recipe
+    # architecture → (params at the paper's input size, docs/paper.md §6.1 row: acc %, wF1, mF1,
+    # κ, MCC, AUC, loss, epochs run, best epoch[, PNEUMONIA F1])
+    paper: dict
+    test_support: tuple[int, ...]  # test images per class (§6.1), in the class order
+    contributions: PaperContributions  # the XAI notebook's branch shares (§6.2)
+    # The demo (synthetic data, kit): image size [H, W] in the paper's aspect ratio, and training
+    # images per class — 86–224 per dataset, 6–14 steps per epoch at batch 16 (two-class Chest
+    # X-Ray gets twice as many per class), so the paper's patience leaves enough steps to learn.
+    demo_image_size: tuple[int, int]
+    demo_count: int
+
+
+DATASET_FACTS = {
+    "BRISC2025": DatasetFacts(
+        recipe=Recipe(epochs=200, f1_patience=40, lr_patience=20, fusion="bilinear", spectranet=1),
+        paper={
+            "spatial": (1_309_284, (98.22, 0.9822, 0.9833, 0.9756, 0.9757, (0.9989, 0.9987), 0.0716, 109, 69)),
+            "spectranet": (2_128_184, (94.46, 0.9442, 0.9478, 0.9243, 0.9244, (0.9923, 0.9912), 0.1911, 129, 89)),
+            "s3f": (3_443_592, (98.81, 0.9881, 0.9884, 0.9838, 0.9838, (0.9985, 0.9982), 0.1034, 136, 96)),
+        },
+        test_support=(254, 306, 140, 310),
+        contributions=PaperContributions(
+            "concat", 1, 81.63, 29.52,
+            {"glioma": 31.35, "meningioma": 32.11, "no_tumor": 26.35, "pituitary": 26.91},
+        ),
+        demo_image_size=(32, 32),
+        demo_count=24,
+    ),
+    "ChestXRay": DatasetFacts(
+        recipe=Recipe(epochs=100, f1_patience=20, lr_patience=10, fusion="concat", spectranet=1),
+        paper={
+            "spatial": (1_307_745, (86.54, 0.8627, 0.8513, 0.7037, 0.7094, (0.9343,), 0.3324, 27, 7, 0.8971)),
+            "spectranet": (6_330_665, (91.03, 0.9085, 0.9009, 0.8025, 0.8090, (0.9659,), 0.2375, 30, 10, 0.9314)),
+            "s3f": (7_638_409, (93.91, 0.9390, 0.9348, 0.8696, 0.8697, (0.9821,), 0.1743, 43, 23, 0.9515)),
+        },
+        test_support=(234, 390),
+        contributions=PaperContributions(
+            "concat", 1, 83.62, 35.42, {"NORMAL": 50.52, "PNEUMONIA": 26.36}
+        ),
+        demo_image_size=(24, 32),
+        demo_count=48,
+    ),
+    "BUSI": DatasetFacts(
+        recipe=Recipe(epochs=200, f1_patience=60, lr_patience=40, fusion="concat", spectranet=2),
+        paper={
+            "spatial": (1_308_771, (84.62, 0.8479, 0.8205, 0.7426, 0.7437, (0.9568, 0.9547), 0.5040, 200, 167)),
+            "spectranet": (137_392_083, (82.05, 0.8175, 0.7996, 0.6874, 0.6905, (0.9337, 0.9294), 0.4861, 168, 108)),
+            "s3f": (138_700_851, (87.82, 0.8773, 0.8532, 0.7904, 0.7925, (0.9643, 0.9646), 0.3729, 119, 59)),
+        },
+        test_support=(87, 42, 27),
+        contributions=PaperContributions(
+            "concat", 2, 85.77, 36.42, {"benign": 37.39, "malignant": 36.18, "normal": 33.67}
+        ),
+        demo_image_size=(32, 32),
+        demo_count=24,
+    ),
+    "HAM10000": DatasetFacts(
+        recipe=Recipe(epochs=200, f1_patience=40, lr_patience=20, fusion="bilinear", spectranet=1),
+        paper={
+            "spatial": (1_311_399, (65.54, 0.6780, 0.5209, 0.4824, 0.4912, (0.9095, 0.8930), 0.9566, 138, 98)),
+            "spectranet": (6_537_863, (63.10, 0.6408, 0.4378, 0.4059, 0.4074, (0.8232, 0.8324), 1.1092, 121, 81)),
+            "s3f": (7_859_979, (69.31, 0.7047, 0.5149, 0.5153, 0.5185, (0.8811, 0.8835), 1.1984, 169, 129)),
+        },
+        test_support=(171, 909, 93, 43, 217, 44, 35),
+        contributions=PaperContributions(
+            "concat", 1, 83.86, 35.84,
+            {"MEL": 32.84, "NV": 39.69, "BCC": 27.22, "AKIEC": 28.00, "BKL": 27.08, "DF": 34.10,
+             "VASC": 39.59},
+        ),
+        demo_image_size=(24, 32),
+        demo_count=32,
+    ),
 }  # fmt: skip
-# Test-set support per class (docs/paper.md §6.1), in each dataset's class order.
-PAPER_TEST_SUPPORT = {
-    "BRISC2025": (254, 306, 140, 310),
-    "ChestXRay": (234, 390),
-    "BUSI": (87, 42, 27),
-    "HAM10000": (171, 909, 93, 43, 217, 44, 35),
-}
+# Views of that one table, for the code that wants one fact of every dataset.
+RECIPES = {name: facts.recipe for name, facts in DATASET_FACTS.items()}
+DEMO_IMAGE_SIZES = {name: list(facts.demo_image_size) for name, facts in DATASET_FACTS.items()}
+DEMO_COUNTS = {name: facts.demo_count for name, facts in DATASET_FACTS.items()}
+PAPER_TEST_SUPPORT = {name: facts.test_support for name, facts in DATASET_FACTS.items()}
 
 
 def _notebook_name(dataset: str, architecture: str, recipe: Recipe) -> str:
@@ -280,19 +303,20 @@ def _notebook_name(dataset: str, architecture: str, recipe: Recipe) -> str:
 
 def _build_registry() -> dict[str, Experiment]:
     registry = {}
-    for (dataset, architecture), (params, row) in _PAPER.items():
-        recipe = RECIPES[dataset]
-        name = _notebook_name(dataset, architecture, recipe)
-        registry[name] = Experiment(
-            name=name,
-            dataset=dataset,
-            architecture=architecture,
-            fusion=recipe.fusion,
-            spectranet=recipe.spectranet,
-            params=params,
-            paper=PaperResult(*row),
-            recipe=recipe,
-        )
+    for dataset, facts in DATASET_FACTS.items():
+        for architecture, (params, row) in facts.paper.items():
+            recipe = facts.recipe
+            name = _notebook_name(dataset, architecture, recipe)
+            registry[name] = Experiment(
+                name=name,
+                dataset=dataset,
+                architecture=architecture,
+                fusion=recipe.fusion,
+                spectranet=recipe.spectranet,
+                params=params,
+                paper=PaperResult(*row),
+                recipe=recipe,
+            )
     return registry
 
 
