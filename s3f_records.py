@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import s3f_config
+
 REQUIRED_KEYS = {
     "experiment",
     "accuracy",
@@ -37,8 +39,10 @@ REQUIRED_METRICS = ("accuracy", "weighted_f1", "macro_f1")
 # such a run out of that metric only, and the table says so.
 OPTIONAL_METRICS = ("cohen_kappa", "mcc", "roc_auc", "roc_auc_macro", "loss")
 FRACTIONS = {"accuracy", "weighted_f1", "macro_f1", "roc_auc", "roc_auc_macro"}
-# Run settings that say where a run was written or how it printed, not what it computed.
-NOT_DECIDING = {"seed", "output_dir", "verbose", "data_dir", "data_zip", "mount_drive"}
+# Run settings that do not decide a run's numbers: where it was written or how it printed
+# (s3f_config's not-compared parameters), the seed (pooled over), and where the data was read
+# from (its fingerprint, recorded beside, decides instead).
+NOT_DECIDING = s3f_config.not_compared() | {"seed", "data_dir", "data_zip"}
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ from s3f_evaluation import (
 
 # --------------------------------------------------------------------------- one run
 
+INTERRUPT_ENV = "S3F_INTERRUPT_AFTER_EPOCH"  # Run.train's interrupt_after, for notebooks
 RUN_BUSY_HINT = "wait for it to finish or stop it, or write this run elsewhere (another output_dir)"
 
 
@@ -123,6 +124,8 @@ class Run(RunConfig):
         self.started = time.perf_counter()
         self.history = None
         self.diverged_epoch = None
+        self.bn_momentum_used = None  # set by model_options (None: a model built elsewhere)
+        self.bn_momentum_reason = None
 
     def load_data(self):
         # Deterministic runs on CPU: same seed → same metrics.
@@ -212,9 +215,13 @@ class Run(RunConfig):
         return s3f_common.build_model(**self.model_options(data))
 
     @_takes_run_lock
-    def train(self, model, data):
+    def train(self, model, data, extra_callbacks=(), interrupt_after=None):
         """Fit with the paper's recipe. An interrupted run (same settings) resumes from its last
-        finished epoch; a NaN loss stops training and is recorded."""
+        finished epoch; a NaN loss stops training and is recorded.
+
+        extra_callbacks: Keras callbacks run after the kit's own. interrupt_after: stop as if
+        Colab disconnected after that epoch (default: the S3F_INTERRUPT_AFTER_EPOCH environment
+        variable, so a notebook under papermill can rehearse a disconnect; rerun to resume)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         binary = s3f_common.is_binary(len(data.class_names))
         resume_dir = self.run_dir / "resume"
@@ -258,10 +265,11 @@ class Run(RunConfig):
             plateau,
             log,
             resume,
-            *getattr(self, "extra_callbacks", []),
+            *extra_callbacks,
         ]
-        interrupt_after = os.environ.get("S3F_INTERRUPT_AFTER_EPOCH")
-        if interrupt_after:  # tests and users can rehearse a disconnect (then rerun to resume)
+        if interrupt_after is None:
+            interrupt_after = os.environ.get(INTERRUPT_ENV)
+        if interrupt_after:
             callbacks.append(_DisconnectAfter(int(interrupt_after)))
         # One order per epoch, fixed by (seed, epoch): a resumed run sees the same batches.
         train = data.tf_dataset(
@@ -335,8 +343,8 @@ class Run(RunConfig):
             seed=self.seed,
             demo_data=self.demo,
             device=device_description(),
-            bn_momentum=getattr(self, "bn_momentum_used", None),  # None: built outside build_model
-            bn_momentum_reason=getattr(self, "bn_momentum_reason", None),
+            bn_momentum=self.bn_momentum_used,
+            bn_momentum_reason=self.bn_momentum_reason,
             run_settings=self.settings(),
         )
         frame = pd.DataFrame(history)

@@ -254,8 +254,7 @@ def test_nan_loss_stops_training_and_is_recorded(keras, tf_modules, tmp_path):
                 weights[0][:] = np.nan
                 self.model.get_layer("head").set_weights(weights)
 
-    run.extra_callbacks = [PoisonAfterFirstEpoch()]
-    run.train(model, data)
+    run.train(model, data, extra_callbacks=[PoisonAfterFirstEpoch()])
     metrics = run.evaluate(data)  # the epoch-1 checkpoint, not the NaN weights
     assert metrics["diverged"] is True and metrics["diverged_epoch"] == 2
     assert metrics["epochs_run"] == 2 and metrics["best_epoch"] == 1
