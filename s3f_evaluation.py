@@ -19,6 +19,7 @@ import tensorflow as tf
 import s3f_common
 import s3f_experiments
 import s3f_metrics
+import s3f_releases
 from data_setup import load_dataset
 from data_setup.files import write_atomic, write_json_atomic
 from data_setup.synth import demo_data_dir
@@ -260,8 +261,8 @@ def evaluate_pretrained(
 ) -> dict:
     """Evaluate one of the paper's released models on its dataset's test split, with the same
     metrics and figures as a training run, into output_dir/<release>/."""
-    model = s3f_common.pretrained(release, base_url=base_url or None)
-    spec = s3f_common.RELEASES[release]
+    model = s3f_releases.pretrained(release, base_url=base_url or None)
+    spec = s3f_releases.RELEASES[release]
     root = data_dir or demo_data_dir(spec.dataset, demo_count)
     data = load_dataset(spec.dataset, root, img_size=spec.input_shape[:2])
     print(

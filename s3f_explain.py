@@ -18,6 +18,7 @@ import tensorflow as tf
 import s3f_common
 import s3f_experiments
 import s3f_metrics
+import s3f_releases
 from data_setup.files import write_atomic, write_json_atomic
 
 
@@ -253,8 +254,8 @@ def load_for_explanation(
     if bool(model_path) == bool(release):
         raise ValueError("give exactly one of model_path (a .keras file) or release (a name)")
     if release:
-        model = s3f_common.pretrained(release, base_url=base_url or None)
-        dataset = s3f_common.RELEASES[release].dataset
+        model = s3f_releases.pretrained(release, base_url=base_url or None)
+        dataset = s3f_releases.RELEASES[release].dataset
         title = release
     else:
         model = s3f_common.load_model(model_path)

@@ -31,10 +31,10 @@ IMAGE_SUFFIXES = frozenset(
 
 
 def release_preprocessing(name: str) -> Preprocessing:
-    """The preprocessing of one of the paper's releases (s3f_common.RELEASES)."""
-    import s3f_common
+    """The preprocessing of one of the paper's releases (s3f_releases.RELEASES)."""
+    import s3f_releases
 
-    release = s3f_common.RELEASES[name]
+    release = s3f_releases.RELEASES[name]
     info = DATASETS[release.dataset]
     height, width, channels = release.input_shape
     return Preprocessing(
@@ -63,6 +63,7 @@ def infer_preprocessing(model, model_path: Path) -> tuple[Preprocessing, str]:
     a metrics.json beside it naming the classes, or the shape and size of a registered release.
     Returns (preprocessing, note); raises ValueError when it would be a guess."""
     import s3f_common
+    import s3f_releases
 
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3 or None in shape or shape[-1] not in (1, 3):
@@ -83,7 +84,7 @@ def infer_preprocessing(model, model_path: Path) -> tuple[Preprocessing, str]:
         return prep, f"note: no {PREPROCESSING_FILE} beside {model_path}; using {source}"
     matches = [
         name
-        for name, release in s3f_common.RELEASES.items()
+        for name, release in s3f_releases.RELEASES.items()
         if release.input_shape == shape
         and release.num_classes == s3f_common.num_classes_of(model)
         and release.params == model.count_params()
@@ -103,10 +104,11 @@ def infer_preprocessing(model, model_path: Path) -> tuple[Preprocessing, str]:
 def resolve_model(spec, *, cache_dir=None, base_url=None):
     """(model, Preprocessing, notes) for a release name, a run folder or a .keras file."""
     import s3f_common
+    import s3f_releases
 
     spec = str(spec)
-    if spec in s3f_common.RELEASES:
-        model = s3f_common.pretrained(spec, cache_dir=cache_dir, base_url=base_url, compile=False)
+    if spec in s3f_releases.RELEASES:
+        model = s3f_releases.pretrained(spec, cache_dir=cache_dir, base_url=base_url, compile=False)
         return model, release_preprocessing(spec), []
     path = Path(spec)
     if path.is_dir():
@@ -114,7 +116,7 @@ def resolve_model(spec, *, cache_dir=None, base_url=None):
     if not path.is_file():
         raise ValueError(
             f"{spec}: neither a model file, a run folder holding model.keras, nor a release "
-            f"name ({', '.join(s3f_common.RELEASES)})"
+            f"name ({', '.join(s3f_releases.RELEASES)})"
         )
     model = s3f_common.load_model(path, compile=False)
     record = path.with_name(PREPROCESSING_FILE)

@@ -13,7 +13,8 @@ import pytest
 
 import s3f_common
 import s3f_explain
-from s3f_common import Release
+import s3f_releases
+from s3f_releases import Release
 from tests import paper_format
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,7 +126,7 @@ def tiny_release(tmp_path, monkeypatch, keras):
         4,
         model.count_params(),
     )
-    monkeypatch.setitem(s3f_common.RELEASES, "tiny", release)
+    monkeypatch.setitem(s3f_releases.RELEASES, "tiny", release)
     return path, model
 
 
@@ -138,7 +139,7 @@ def test_pretrained_downloads_once_verifies_and_records_sha(tiny_release, releas
     base, served, _ = release_server
     (served / path.name).write_bytes(path.read_bytes())
     cache = tmp_path / "cache"
-    loaded = s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+    loaded = s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     x = np.random.default_rng(1).random((2, 24, 24, 1)).astype(np.float32)
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
@@ -146,7 +147,7 @@ def test_pretrained_downloads_once_verifies_and_records_sha(tiny_release, releas
     record = (cache / f"{path.name}.sha256").read_text().strip()
     assert record == hashlib.sha256(path.read_bytes()).hexdigest()
     (served / path.name).unlink()  # a second call must not download again
-    s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+    s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     assert _cache_files(cache) == sorted([path.name, f"{path.name}.sha256"])
 
 
@@ -158,7 +159,7 @@ def test_pretrained_refuses_a_truncated_file_and_leaves_nothing(
     (served / path.name).write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     cache = tmp_path / "cache"
     with pytest.raises(ValueError, match="not the release file .truncated or replaced"):
-        s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+        s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     assert _cache_files(cache) == []
 
 
@@ -172,7 +173,7 @@ def test_pretrained_refuses_an_interrupted_transfer(tiny_release, release_server
     cut[path.name] = len(body)  # the server announces the whole file, sends 1000 bytes
     cache = tmp_path / "cache"
     with pytest.raises(FetchError, match="interrupted"):
-        s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+        s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     assert _cache_files(cache) == []
 
 
@@ -181,13 +182,13 @@ def test_pretrained_refuses_a_different_file(tiny_release, release_server, tmp_p
     base, served, _ = release_server
     cache = tmp_path / "cache"
     (served / path.name).write_bytes(path.read_bytes())
-    s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+    s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     other = s3f_common.build_model("s3f", (24, 24, 1), 4, "bilinear", 1)  # new random weights
     paper_format.save_in_paper_format(other, served / path.name)
     with pytest.raises(ValueError, match="differs from the file first downloaded"):
         _redownload(cache, base)
     assert _cache_files(cache) == sorted([path.name, f"{path.name}.sha256"])  # the original stays
-    accepted = s3f_common.pretrained("tiny", cache_dir=cache, base_url=base, force=True)
+    accepted = s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base, force=True)
     assert accepted.count_params() == other.count_params()
 
 
@@ -197,7 +198,7 @@ def _redownload(cache, base):
     saved = kept.read_bytes()
     kept.unlink()
     try:
-        return s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+        return s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     finally:
         kept.write_bytes(saved)
 
@@ -210,14 +211,14 @@ def test_pretrained_refuses_a_file_of_another_architecture(
     other = s3f_common.build_model("s3f", (24, 24, 1), 4, "concat", 1)
     paper_format.save_in_paper_format(other, served / path.name)
     with pytest.raises(ValueError, match="not the registered release model.*fusion"):
-        s3f_common.pretrained("tiny", cache_dir=tmp_path / "cache", base_url=base)
+        s3f_releases.pretrained("tiny", cache_dir=tmp_path / "cache", base_url=base)
     assert _cache_files(tmp_path / "cache") == []
 
 
 def test_release_registry_matches_the_paper():
     brisc, chest = (
-        s3f_common.RELEASES["bilinear_brisc2025"],
-        s3f_common.RELEASES["concat_chestxray"],
+        s3f_releases.RELEASES["bilinear_brisc2025"],
+        s3f_releases.RELEASES["concat_chestxray"],
     )
     assert brisc.url() == (
         "https://github.com/Saiful185/S3F-Net/releases/download/v1.0.0-sn1/"
@@ -291,7 +292,7 @@ def test_evaluate_pretrained_notebook_against_a_local_release(
     from data_setup import synth_dataset
 
     base, served, _ = release_server
-    release = s3f_common.RELEASES["bilinear_brisc2025"]
+    release = s3f_releases.RELEASES["bilinear_brisc2025"]
     model = s3f_common.build_model("s3f", release.input_shape, 4, "bilinear", 1)
     paper_format.save_in_paper_format(model, served / release.filename)
     brisc = synth_dataset("BRISC2025", tmp_path / "brisc", count=3, size=64, seed=4)

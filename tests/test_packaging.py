@@ -165,3 +165,23 @@ def test_kit_model_saved_under_the_other_keras_version_loads_here(tmp_path, kera
         atol=1e-5,
     )
     print(f"saved by Keras {other_version}, loaded by {keras.__version__}")
+
+
+def test_every_kit_module_is_installed_and_every_command_answers_help():
+    """`pip install .` ships every root module (a new one missing from py-modules would import
+    in a checkout and fail in an installed kit), and each console command names a real main."""
+    import importlib
+
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["py-modules"])
+    on_disk = {path.stem for path in REPO.glob("s3f_*.py")}
+    missing, stale = on_disk - listed, listed - on_disk
+    assert not missing and not stale, f"pyproject py-modules: missing {missing}, stale {stale}"
+    for command, target in config["project"]["scripts"].items():
+        module, function = target.split(":")
+        if module.startswith("s3f_"):
+            assert callable(getattr(importlib.import_module(module), function)), command
+    assert {"s3f-sweep", "s3f-data", "s3f-predict", "s3f-export", "s3f-results"} <= set(
+        config["project"]["scripts"]
+    )

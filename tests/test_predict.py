@@ -12,11 +12,12 @@ import pytest
 
 import s3f_common
 import s3f_predict
+import s3f_releases
 from data_setup import load_dataset
 from data_setup.datasets import DATASETS
 from data_setup.loading import decode_image
 from data_setup.synth import synth_dataset, synth_image
-from s3f_common import Release
+from s3f_releases import Release
 from tests import paper_format
 from tests.helpers import run_folder
 
@@ -176,7 +177,7 @@ def test_release_name_uses_the_registry_preprocessing(tmp_path, monkeypatch, ima
     release = Release(
         "Tiny.keras", "s3f", "bilinear", 1, "BRISC2025", (16, 16, 1), 4, model.count_params()
     )
-    monkeypatch.setitem(s3f_common.RELEASES, "tiny_brisc", release)
+    monkeypatch.setitem(s3f_releases.RELEASES, "tiny_brisc", release)
     monkeypatch.setenv("S3F_CACHE_DIR", str(cache))
     files = sorted(images.rglob("*.jp*g"))
     frame = s3f_predict.predict("tiny_brisc", files)

@@ -149,44 +149,44 @@ def server():
 
 @pytest.fixture
 def tiny_release(kit_model_file, monkeypatch):
-    import s3f_common
+    import s3f_releases
 
-    release = s3f_common.Release(
+    release = s3f_releases.Release(
         "Tiny.keras", "s3f", "bilinear", 1, "BRISC2025", (16, 16, 1), 4, kit_model_file[1]
     )
-    monkeypatch.setitem(s3f_common.RELEASES, "tiny", release)
+    monkeypatch.setitem(s3f_releases.RELEASES, "tiny", release)
     return release
 
 
 def test_pretrained_refuses_a_hostile_download_before_loading_it(
     hostile, tiny_release, server, tmp_path
 ):
-    import s3f_common
+    import s3f_releases
 
     path, _, refusal = hostile
     base, routes = server
     routes["Tiny.keras"] = path.read_bytes()
     cache = tmp_path / "cache"
     with pytest.raises(s3f_modelfile.UnsafeModelFile) as error:
-        s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+        s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     assert str(error.value) == f"{base}/Tiny.keras: refused to load: {refusal}"
     assert list(cache.iterdir()) == []  # nothing unverified stays, no SHA-256 recorded
 
 
 def test_pretrained_refuses_a_hostile_cached_file(hostile, tiny_release, tmp_path):
-    import s3f_common
+    import s3f_releases
 
     path, _, refusal = hostile
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "Tiny.keras").write_bytes(path.read_bytes())
     with pytest.raises(s3f_modelfile.UnsafeModelFile) as error:
-        s3f_common.pretrained("tiny", cache_dir=cache)
+        s3f_releases.pretrained("tiny", cache_dir=cache)
     assert str(error.value) == f"{cache / 'Tiny.keras'}: refused to load: {refusal}"
 
 
 def test_pretrained_stops_an_endless_or_oversized_download(tiny_release, server, tmp_path):
-    import s3f_common
+    import s3f_releases
 
     base, routes = server
     low, high = tiny_release.size_range()
@@ -194,18 +194,18 @@ def test_pretrained_stops_an_endless_or_oversized_download(tiny_release, server,
     cache = tmp_path / "cache"
     routes["Tiny.keras"] = None
     with pytest.raises(FetchError) as error:
-        s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+        s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     assert str(error.value) == f"{base}/Tiny.keras: sent more than {high:,} bytes {note}; stopped"
     routes["Tiny.keras"] = (b"x", high + 1)
     with pytest.raises(FetchError) as error:
-        s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+        s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     assert str(error.value) == (
         f"{base}/Tiny.keras: the server announces {high + 1:,} bytes, more than {high:,} bytes "
         f"{note}"
     )
     routes["Tiny.keras"] = b"x" * 1000
     with pytest.raises(ValueError) as error:
-        s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+        s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     assert str(error.value) == (
         f"{base}/Tiny.keras: 1,000 bytes, but a model of {tiny_release.params:,} parameters "
         f"takes {low:,}–{high:,}: not the release file (truncated or replaced?)"
@@ -216,14 +216,14 @@ def test_pretrained_stops_an_endless_or_oversized_download(tiny_release, server,
 def test_pretrained_without_a_connection_is_one_line(tiny_release, tmp_path):
     import socket
 
-    import s3f_common
+    import s3f_releases
 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     base, cache = f"http://127.0.0.1:{port}", tmp_path / "cache"
     with pytest.raises(FetchError) as error:
-        s3f_common.pretrained("tiny", cache_dir=cache, base_url=base)
+        s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
     assert str(error.value) == (
         f"{base}/Tiny.keras: cannot reach 127.0.0.1:{port} (no internet connection?); connect "
         f"and retry, or download it elsewhere and save it as {cache / 'Tiny.keras'}"
