@@ -36,20 +36,19 @@ setup-latest: $(VENV_LATEST)/.installed
 # SpectraNet-1 variants on BUSI (concat S³F-Net, SpectraNet alone) × 3 seeds, then
 # explainability on seed 42; tables, claims,
 # figures (built once, by the last sweep, from every run under runs/demo).
-# S3F_SWEEP_NO_HTML: the demo keeps each executed notebook but skips its HTML copy (time).
+# --no-html: the demo keeps each executed notebook but skips its HTML copy (time).
 # It overwrites the committed results/ (runs in runs/demo, ignored by git): the same numbers on
 # x86-64 CPUs with AVX2 at the pinned versions (S3F_DETERMINISTIC, README "What is
 # reproducible"), new wall times on every run; elsewhere `git diff results/` shows what
 # differs. S3F_DETERMINISTIC=0 runs at TensorFlow's defaults (all cores).
 DEMO_JOBS ?= 2
-demo: export S3F_SWEEP_NO_HTML = 1
 demo: export S3F_DETERMINISTIC ?= 1
 demo: setup
-	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables \
+	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-html --no-explain --no-tables \
 		--grid fusion=concat,bilinear
-	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-explain --no-tables \
+	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-html --no-explain --no-tables \
 		--datasets BUSI --grid fusion=concat spectranet=1
-	$(BIN)/python -m s3f_sweep --demo --jobs $(DEMO_JOBS)
+	$(BIN)/python -m s3f_sweep --demo --jobs $(DEMO_JOBS) --no-html
 
 lint: setup
 	$(BIN)/ruff check .

@@ -91,6 +91,7 @@ class Job:
     run_dir: Path
     marker: str = "metrics.json"  # its presence (and matching settings) means "finished"
     expected: dict | None = field(default=None, repr=False)  # training jobs: settings to match
+    html: bool = True  # also write an HTML copy of the executed notebook (~2 s)
 
     @property
     def executed(self) -> Path:
@@ -163,6 +164,7 @@ class NotebookWorker:
             "output": str(job.executed),
             "params": job.params,
             "cwd": str(job.run_dir.parent),
+            "html": job.html,
         }
         log_start = os.fstat(self._log.fileno()).st_size
         result = None

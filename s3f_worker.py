@@ -171,8 +171,8 @@ def execute_notebook(spec: dict, kernel: KeptKernel) -> str | None:
         lines = str(exc).strip().splitlines()
         error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
     kernel.finished(succeeded=error is None)
-    # S3F_SWEEP_NO_HTML=1 (make demo): keep the executed notebook, skip its HTML copy (~2 s each)
-    if Path(spec["output"]).is_file() and not os.environ.get("S3F_SWEEP_NO_HTML"):
+    # html False (s3f-sweep --no-html, make demo): keep the executed notebook, skip its HTML copy
+    if Path(spec["output"]).is_file() and spec.get("html", True):
         try:
             from nbconvert import HTMLExporter
 

@@ -67,6 +67,14 @@ def test_kept_kernel_is_reused_fresh_and_replaced_after_a_failure(probe_jobs):
     assert [c.execution_count for c in executed.cells] == [1, 2, 3]  # injected parameters: 2
 
 
+def test_html_copies_are_written_unless_the_job_says_no(probe_jobs):
+    with_html, without = probe_jobs("ok", "ok")
+    without.html = False  # s3f-sweep --no-html
+    assert s3f_jobs.run_jobs([with_html, without], 1, "t", poll_s=0.05) == []
+    assert with_html.executed.with_suffix(".html").is_file()
+    assert without.executed.is_file() and not without.executed.with_suffix(".html").exists()
+
+
 def test_fresh_kernels_give_every_notebook_its_own(probe_jobs):
     jobs = probe_jobs("ok", "ok")
     assert s3f_jobs.run_jobs(jobs, 1, "t", poll_s=0.05, keep_kernels=False) == []
