@@ -24,6 +24,7 @@ from data_setup.layouts import (
     IGNORED_NAMES,
     SEARCH_DEPTH,
     DatasetError,
+    _candidates,
     _children,
     _class_order,
     _csv_rows,
@@ -59,27 +60,20 @@ def _label_csvs(folder: Path) -> list[Path]:
 
 def _detect(root: Path):
     """(layout kind, folder, class names, csv name) of the first layout found below root."""
-    level, single = [root], None  # single: the first folder holding one class folder only
-    for _ in range(SEARCH_DEPTH + 1):
-        for folder in level:
-            if (folder / "train").is_dir() and (folder / "test").is_dir():
-                classes = _class_dirs(folder / "train")
-                if classes:
-                    return "split_folders", folder, classes, ""
-            csvs = _label_csvs(folder)
-            if csvs:
-                return "label_csv", folder, _csv_classes(csvs[0]), csvs[0].name
-            classes = [c for c in _class_dirs(folder) if _has_images(folder / c)]
-            if len(classes) >= 2:
-                return "class_folders", folder, classes, ""
-            if len(classes) == 1 and single is None:
-                single = folder, classes
-        level = [
-            child
-            for folder in level
-            for child in _children(folder)
-            if child.is_dir() and child.name not in IGNORED_NAMES and not child.name.startswith(".")
-        ]
+    single = None  # the first folder holding one class folder only
+    for folder in _candidates(root):
+        if (folder / "train").is_dir() and (folder / "test").is_dir():
+            classes = _class_dirs(folder / "train")
+            if classes:
+                return "split_folders", folder, classes, ""
+        csvs = _label_csvs(folder)
+        if csvs:
+            return "label_csv", folder, _csv_classes(csvs[0]), csvs[0].name
+        classes = [c for c in _class_dirs(folder) if _has_images(folder / c)]
+        if len(classes) >= 2:
+            return "class_folders", folder, classes, ""
+        if len(classes) == 1 and single is None:
+            single = folder, classes
     if single:  # one class folder is a dataset with a class missing, not "no dataset"
         raise DatasetError(_too_few_classes(*single))
     raise DatasetError(

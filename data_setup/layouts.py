@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,14 +32,6 @@ class Listing:
     problems: list[tuple[Path, str]] = field(default_factory=list)  # (path, what is wrong)
     ignored_masks: int = 0
     groups: dict[Path, str] = field(default_factory=dict)  # file → patient/lesion (custom CSV)
-
-    def counts(self, class_names) -> dict[str, dict[str, int]]:
-        return {
-            split: {
-                name: Counter(label for _, label in items)[i] for i, name in enumerate(class_names)
-            }
-            for split, items in self.splits.items()
-        }
 
 
 def _is_image(path: Path) -> bool:
