@@ -10,13 +10,13 @@ Three layouts are recognised (searched up to three folders down, like the paper'
                                   CSV's folder; group (optional): the patient or lesion
 Class names are the sorted folder names (or sorted CSV labels); their order is the label index.
 CSV labels that are whole numbers are read as numbers: '01' and '1' are one class '1' (with a
-note), and numbers sort numerically (2 before 10).
+note), and numbers sort numerically (2 before 10). This module detects the layout and classes;
+data_setup.layouts lists the files, as for the paper's datasets.
 """
 
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 
 from data_setup.datasets import CUSTOM, DatasetInfo
@@ -24,10 +24,12 @@ from data_setup.layouts import (
     IGNORED_NAMES,
     SEARCH_DEPTH,
     DatasetError,
-    Listing,
+    _candidates,
     _children,
+    _class_order,
+    _csv_rows,
     _is_image,
-    _utf8_problem,
+    class_label,
 )
 
 CUSTOM_LAYOUT = "<root>/{train,test}/<class>/*, <root>/<class>/*, or a CSV file,label[,split]"
@@ -58,27 +60,20 @@ def _label_csvs(folder: Path) -> list[Path]:
 
 def _detect(root: Path):
     """(layout kind, folder, class names, csv name) of the first layout found below root."""
-    level, single = [root], None  # single: the first folder holding one class folder only
-    for _ in range(SEARCH_DEPTH + 1):
-        for folder in level:
-            if (folder / "train").is_dir() and (folder / "test").is_dir():
-                classes = _class_dirs(folder / "train")
-                if classes:
-                    return "split_folders", folder, classes, ""
-            csvs = _label_csvs(folder)
-            if csvs:
-                return "label_csv", folder, _csv_classes(csvs[0]), csvs[0].name
-            classes = [c for c in _class_dirs(folder) if _has_images(folder / c)]
-            if len(classes) >= 2:
-                return "class_folders", folder, classes, ""
-            if len(classes) == 1 and single is None:
-                single = folder, classes
-        level = [
-            child
-            for folder in level
-            for child in _children(folder)
-            if child.is_dir() and child.name not in IGNORED_NAMES and not child.name.startswith(".")
-        ]
+    single = None  # the first folder holding one class folder only
+    for folder in _candidates(root):
+        if (folder / "train").is_dir() and (folder / "test").is_dir():
+            classes = _class_dirs(folder / "train")
+            if classes:
+                return "split_folders", folder, classes, ""
+        csvs = _label_csvs(folder)
+        if csvs:
+            return "label_csv", folder, _csv_classes(csvs[0]), csvs[0].name
+        classes = [c for c in _class_dirs(folder) if _has_images(folder / c)]
+        if len(classes) >= 2:
+            return "class_folders", folder, classes, ""
+        if len(classes) == 1 and single is None:
+            single = folder, classes
     if single:  # one class folder is a dataset with a class missing, not "no dataset"
         raise DatasetError(_too_few_classes(*single))
     raise DatasetError(
@@ -94,43 +89,9 @@ def _too_few_classes(folder: Path, classes: list[str]) -> str:
     )
 
 
-def _csv_rows(path: Path) -> list[list[str]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: cannot read as a UTF-8 CSV ({error})") from error
-
-
-def class_label(text: str) -> str:
-    """A CSV label as a class name: a whole number is read as that number, so '01' and '1' (as
-    spreadsheets write them) name one class '1'; any other text is kept as written."""
-    text = text.strip()
-    return str(int(text)) if re.fullmatch(r"[+-]?[0-9]{1,30}", text) else text
-
-
-def _class_order(name: str):
-    """Numbers in numeric order (2 before 10), before any other names in text order."""
-    return (0, int(name), "") if re.fullmatch(r"-?[0-9]{1,30}", name) else (1, 0, name)
-
-
 def _csv_classes(path: Path) -> list[str]:
     labels = {class_label(row[1]) for row in _csv_rows(path)[1:] if len(row) >= 2}
     return sorted(labels - {""}, key=_class_order)
-
-
-def _number_notes(path: Path, spellings: dict[str, set[str]]) -> list[tuple[Path, str]]:
-    """A note for each class whose labels were written differently from its number."""
-    notes = []
-    for name, written in sorted(spellings.items(), key=lambda item: _class_order(item[0])):
-        if written == {name}:
-            continue
-        shown = " and ".join(repr(w) for w in sorted(written))
-        if len(written) == 1:
-            notes.append((path, f"label {shown} read as the number {name} (class '{name}')"))
-        else:
-            notes.append((path, f"labels {shown} read as the number {name}: one class '{name}'"))
-    return notes
 
 
 def custom_dataset(
@@ -165,50 +126,3 @@ def custom_dataset(
         split_seed=int(split_seed),
         csv_name=csv_name,
     )
-
-
-def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[str, list]:
-    """Splits of a file,label[,split][,group] CSV: 'train'/'test' when it has a split column, else
-    'all' (split by load_dataset). Rows naming missing files or other classes are problems."""
-    path = folder / info.csv_name
-    rows = _csv_rows(path)
-    header = [h.strip().lower() for h in rows[0]]
-    has_split = "split" in header[2:]
-    split_column = header.index("split") if has_split else None
-    # optional: the patient/lesion each image belongs to (kept on one side of every split)
-    group_column = header.index("group") if "group" in header[2:] else None
-    splits: dict[str, list] = {}
-    seen, spellings = set(), {}
-    for line, row in enumerate(rows[1:], start=2):
-        if not row or not row[0].strip():
-            continue
-        file = folder / row[0].strip()
-        written = row[1].strip() if len(row) > 1 else ""
-        label = class_label(written)
-        spellings.setdefault(label, set()).add(written)
-        split = "all"
-        if has_split and len(row) > split_column:
-            split = row[split_column].strip().lower()
-        group = row[group_column].strip() if group_column and len(row) > group_column else ""
-        if file in seen:
-            listing.problems.append((path, f"line {line} ({row[0]}): listed again, counted once"))
-            continue
-        seen.add(file)
-        if label not in info.class_names:
-            listing.problems.append((path, f"line {line}: unknown label {label!r}, skipped"))
-        elif has_split and split not in ("train", "test"):
-            listing.problems.append((path, f"line {line}: split must be train or test, skipped"))
-        elif not file.is_file():
-            listing.problems.append((file, f"listed in {path.name} line {line} but missing"))
-        elif why := _utf8_problem(file):
-            listing.problems.append((file, why))
-        else:
-            splits.setdefault(split, []).append((file, info.class_names.index(label)))
-            if group:
-                listing.groups[file] = group
-    listing.problems += _number_notes(path, {k: v for k, v in spellings.items() if k})
-    if not splits:
-        raise DatasetError(f"{path}: no usable rows (expected file,label[,split])")
-    if has_split and set(splits) != {"train", "test"}:
-        raise DatasetError(f"{path}: the split column needs both train and test rows")
-    return splits

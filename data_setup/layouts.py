@@ -1,13 +1,15 @@
 """Find a dataset's files in the folder the user has and list them per official split.
 
-Pure file-system work (no decoding): `discover(dataset_id, root)` → `Listing`. Everything odd
-found on the way is kept in `Listing.problems` so `check` can print it and loaders can report it.
+Pure file-system work (no decoding): `discover(dataset_id, root)` → `Listing`, for every layout
+kind (DatasetInfo.layout_kind), your own data's label CSV included (data_setup.custom only
+detects which layout your folder has). Everything odd found on the way is kept in
+`Listing.problems` so `check` can print it and loaders can report it.
 """
 
 from __future__ import annotations
 
 import csv
-from collections import Counter
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,14 +32,6 @@ class Listing:
     problems: list[tuple[Path, str]] = field(default_factory=list)  # (path, what is wrong)
     ignored_masks: int = 0
     groups: dict[Path, str] = field(default_factory=dict)  # file → patient/lesion (custom CSV)
-
-    def counts(self, class_names) -> dict[str, dict[str, int]]:
-        return {
-            split: {
-                name: Counter(label for _, label in items)[i] for i, name in enumerate(class_names)
-            }
-            for split, items in self.splits.items()
-        }
 
 
 def _is_image(path: Path) -> bool:
@@ -223,6 +217,90 @@ def _read_ham_csv(csv_path: Path, image_dir: Path, info: DatasetInfo, listing: L
     return items
 
 
+# --------------------------------------------------------------------------- label CSV
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot read as a UTF-8 CSV ({error})") from error
+
+
+def class_label(text: str) -> str:
+    """A CSV label as a class name: a whole number is read as that number, so '01' and '1' (as
+    spreadsheets write them) name one class '1'; any other text is kept as written."""
+    text = text.strip()
+    return str(int(text)) if re.fullmatch(r"[+-]?[0-9]{1,30}", text) else text
+
+
+def _class_order(name: str):
+    """Numbers in numeric order (2 before 10), before any other names in text order."""
+    return (0, int(name), "") if re.fullmatch(r"-?[0-9]{1,30}", name) else (1, 0, name)
+
+
+def _number_notes(path: Path, spellings: dict[str, set[str]]) -> list[tuple[Path, str]]:
+    """A note for each class whose labels were written differently from its number."""
+    notes = []
+    for name, written in sorted(spellings.items(), key=lambda item: _class_order(item[0])):
+        if written == {name}:
+            continue
+        shown = " and ".join(repr(w) for w in sorted(written))
+        if len(written) == 1:
+            notes.append((path, f"label {shown} read as the number {name} (class '{name}')"))
+        else:
+            notes.append((path, f"labels {shown} read as the number {name}: one class '{name}'"))
+    return notes
+
+
+def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[str, list]:
+    """Splits of a file,label[,split][,group] CSV: 'train'/'test' when it has a split column, else
+    'all' (split by load_dataset). Rows naming missing files or other classes are problems."""
+    path = folder / info.csv_name
+    rows = _csv_rows(path)
+    header = [h.strip().lower() for h in rows[0]]
+    has_split = "split" in header[2:]
+    split_column = header.index("split") if has_split else None
+    # optional: the patient/lesion each image belongs to (kept on one side of every split)
+    group_column = header.index("group") if "group" in header[2:] else None
+    splits: dict[str, list] = {}
+    seen, spellings = set(), {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or not row[0].strip():
+            continue
+        file = folder / row[0].strip()
+        written = row[1].strip() if len(row) > 1 else ""
+        label = class_label(written)
+        spellings.setdefault(label, set()).add(written)
+        split = "all"
+        if has_split and len(row) > split_column:
+            split = row[split_column].strip().lower()
+        group = row[group_column].strip() if group_column and len(row) > group_column else ""
+        if file in seen:
+            listing.problems.append((path, f"line {line} ({row[0]}): listed again, counted once"))
+            continue
+        seen.add(file)
+        if label not in info.class_names:
+            listing.problems.append((path, f"line {line}: unknown label {label!r}, skipped"))
+        elif has_split and split not in ("train", "test"):
+            listing.problems.append((path, f"line {line}: split must be train or test, skipped"))
+        elif not file.is_file():
+            listing.problems.append((file, f"listed in {path.name} line {line} but missing"))
+        elif why := _utf8_problem(file):
+            listing.problems.append((file, why))
+        else:
+            splits.setdefault(split, []).append((file, info.class_names.index(label)))
+            if group:
+                listing.groups[file] = group
+    listing.problems += _number_notes(path, {k: v for k, v in spellings.items() if k})
+    if not splits:
+        raise DatasetError(f"{path}: no usable rows (expected file,label[,split])")
+    if has_split and set(splits) != {"train", "test"}:
+        raise DatasetError(f"{path}: the split column needs both train and test rows")
+    return splits
+
+
 def discover(dataset_id, root) -> Listing:
     """List the dataset's images per official split ('train'/'test', or 'all' when the layout
     has no split of its own). `dataset_id`: a registered id or a DatasetInfo (custom data)."""
@@ -250,7 +328,5 @@ def discover(dataset_id, root) -> Listing:
             folder / "Test_GroundTruth.csv", folder / "Test_images", info, listing, "test"
         )
     else:
-        from data_setup.custom import read_label_csv
-
         listing.splits.update(read_label_csv(folder, info, listing))
     return listing

@@ -1,290 +1,76 @@
-"""Decode a dataset once into a uint8 on-disk cache and serve it through tf.data.
+"""load_dataset: one of the paper's datasets (or your own) as train/validation/test Splits.
 
-The paper read every image into a Python list of float32 arrays (peak ≈ 2× the float32 array:
-~16 GB for HAM10000's training split). Here each official split is decoded once, in parallel,
-into a memory-mapped uint8 `.npy` (¼ of float32, paged in on demand), keyed by dataset, split,
-size, channels and a fingerprint of the file list; later runs open it instantly. Training reads
-batches from the memmap and scales to [0, 1] inside the tf.data graph.
+    listing (data_setup.layouts) → decode cache (data_setup.cache) → rows and protocol
+    (data_setup.splitting) → Dataset, whose Splits are row views into the cached splits;
+    training reads batches from the memmap and scales to [0, 1] inside the tf.data graph.
+
+The names other modules import from here (decoding, the cache, the split rules) are re-exported
+from where they now live.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
-import json
-import math
+import io
 import os
-import re
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
-from tqdm.auto import tqdm
 
-from data_setup.datasets import CUSTOM, MAX_IMAGE_SIDE, DatasetInfo, dataset_info
-from data_setup.files import (
-    check_free_space,
-    ensure_writable_dir,
-    remove_stale_temps,
-    write_atomic,
-    write_json_atomic,
+from data_setup.cache import (
+    CACHE_VERSION,
+    SourceSplit,
+    cache_split,
+    default_cache_dir,
+    files_fingerprint,
 )
-from data_setup.groups import combine_groups, listing_groups
+from data_setup.custom import custom_dataset
+from data_setup.datasets import CUSTOM, MAX_IMAGE_SIDE, DatasetInfo, dataset_info
+from data_setup.decode import (
+    BadImage,
+    damage_of,
+    decode_bytes,
+    decode_image,
+    jpeg_decoder_warning,
+    jpeg_end,
+    read_bytes,
+)
+from data_setup.files import write_atomic
+from data_setup.groups import listing_groups
 from data_setup.layouts import DatasetError, Listing, discover
+from data_setup.splitting import (
+    PROTOCOLS,
+    choose_rows,
+    read_split_file,
+    stratified_split_problem,
+    validation_rows,
+)
 
-CACHE_VERSION = 3  # 2: damaged files are decoded and recorded; 3: decoder warnings are damage
-PROTOCOLS = ("paper", "holdout")
+# data_setup.audit_cache imports this name from here (it is data_setup.cache.files_fingerprint)
+_fingerprint = files_fingerprint
 
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("S3F_CACHE_DIR", Path.home() / ".cache" / "s3f-kit"))
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-class BadImage(Exception):
-    """One image that cannot be used; the reason is the message."""
-
-
-# A marker inside entropy-coded data: 0xFF followed by neither a stuffed 0x00, a restart code
-# (0xD0-0xD7) nor another fill 0xFF.
-_SCAN_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
-_STANDALONE_MARKERS = {0x01, 0xD8, *range(0xD0, 0xD8)}  # no length field follows them
-_MAX_SEGMENTS = 100_000
-
-
-def jpeg_end(raw: bytes) -> int | None:
-    """Offset just past the first image's end-of-image marker (FFD9), or None when the data
-    stops before it. Walks the segments by their lengths (an EXIF thumbnail's own FFD9 is
-    skipped) and each scan's entropy-coded data to its next marker, so bytes appended after the
-    image (a motion photo's video, a second JPEG) are never mistaken for part of it."""
-    pos, size = 2, len(raw)
-    for _ in range(_MAX_SEGMENTS):  # real files have a few dozen; bounds a hostile one's cost
-        if pos + 1 >= size:
-            return None
-        if raw[pos] != 0xFF or raw[pos + 1] in (0x00, 0xFF):  # garbage or fill bytes: skip them
-            found = _SCAN_MARKER.search(raw, pos)  # to the next marker, as libjpeg does
-            if found is None:
-                return None
-            pos = found.start()
-        code = raw[pos + 1]
-        if code == 0xD9:
-            return pos + 2
-        elif code in _STANDALONE_MARKERS:
-            pos += 2
-        else:
-            pos += 2 + int.from_bytes(raw[pos + 2 : pos + 4], "big")
-            if code == 0xDA:  # start of scan: entropy-coded data up to the next marker
-                found = _SCAN_MARKER.search(raw, pos)
-                if found is None:
-                    return None
-                pos = found.start()
-    return None
-
-
-def jpeg_decoder_warning(raw: bytes) -> str | None:
-    """libjpeg's first warning while decoding this JPEG (e.g. "Corrupt JPEG data: premature end
-    of data segment" for a damaged scan), or None. OpenCV prints these on stderr only, where
-    Python cannot see them; simplejpeg (libjpeg-turbo) raises them in strict mode. Decoded at
-    1/8 scale in gray: every scan's entropy data is still read (where damage shows) while the
-    inverse DCT and colour work are skipped. Releases the GIL and keeps no shared state, so the
-    decode workers can call it in parallel. Judgement only: the pixels stay OpenCV's."""
-    try:
-        import simplejpeg
-    except ImportError as error:  # a kit installed without its requirements
-        raise ModuleNotFoundError(
-            "simplejpeg is missing: install it (pip install simplejpeg, or the kit's "
-            "requirements.txt); the kit reads libjpeg's warnings about damaged JPEGs with it"
-        ) from error
-    try:
-        simplejpeg.decode_jpeg(raw, colorspace="GRAY", min_factor=8, strict=True)
-    except ValueError as warning:
-        try:  # a failure without strict is simplejpeg's limit, not a warning: no judgement
-            simplejpeg.decode_jpeg(raw, colorspace="GRAY", min_factor=8, strict=False)
-        except ValueError:
-            return None
-        return str(warning).strip()
-    return None
-
-
-def damage_of(data: np.ndarray) -> str | None:
-    """Why a file that OpenCV decodes may still be damaged, or None. The paper used every file
-    OpenCV decodes, so this only warns (skip_damaged=True drops them). Judged by content, not
-    suffix: real folders hold PNGs named .jpg and the reverse. Bytes *after* a proper end
-    marker (phone "motion photos", some exporters) are not damage."""
-    raw = data.tobytes()
-    if raw.startswith(b"\xff\xd8"):
-        if jpeg_end(raw) is None:
-            return "JPEG cut off (no end-of-image marker after its last scan)"
-        if warning := jpeg_decoder_warning(raw):
-            return f"JPEG decoder warning: {warning}"
-    elif raw.startswith(b"\x89PNG") and b"IEND" not in raw:
-        return "PNG cut off (no IEND chunk)"
-    return None
-
-
-def read_bytes(path: Path) -> np.ndarray:
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # bytes first: works for any path encoding
-    except OSError as error:  # permissions, I/O errors, a vanished file
-        raise BadImage(f"unreadable ({error.strerror or error})") from error
-    if data.size == 0:
-        raise BadImage("empty file (0 bytes)")
-    return data
-
-
-def decode_bytes(
-    data: np.ndarray, size_hw: tuple[int, int], channels: int, path: Path | None = None
-) -> np.ndarray:
-    flags = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    image = cv2.imdecode(data, flags)
-    if image is None and path is not None:
-        # The paper read files with cv2.imread, whose file decoder still returns a cut-off
-        # JPEG (imdecode on the same bytes refuses it): use what the paper used.
-        image = cv2.imread(str(path), flags)
-    if image is None:
-        raise BadImage("not a decodable image")
-    if channels == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    height, width = size_hw
-    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    return image.reshape(height, width, channels)
-
-
-def decode_image(path: Path, size_hw: tuple[int, int], channels: int) -> np.ndarray:
-    """The paper's preprocessing up to the float scale: gray or RGB, area-resized, uint8.
-    Every file OpenCV decodes is used, as in the paper (see damage_of for warnings)."""
-    return decode_bytes(read_bytes(path), size_hw, channels, path)
-
-
-def _fingerprint(items: list[tuple[Path, int]], root: Path) -> str:
-    digest = hashlib.sha256()
-    for path, label in items:
-        stat = path.stat()
-        digest.update(
-            f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode(
-                errors="surrogateescape"
-            )
-        )
-    return digest.hexdigest()[:16]
-
-
-@dataclass
-class SourceSplit:
-    """One official split decoded into the cache: images (memmap) and labels."""
-
-    name: str
-    images: np.ndarray  # (N, H, W, C) uint8, memory-mapped
-    labels: np.ndarray  # (N,) int32
-    files: list[str]  # relative to the dataset root
-    skipped: list[tuple[str, str]]  # (file, reason)
-    damaged: dict[str, str]  # file (relative) → why it looks damaged; used unless skip_damaged
-    fingerprint: str
-    cache_path: Path
-
-
-def _decode_into(path: Path, items, size_hw, channels, workers, description):
-    """Decode `items` into a new .npy at `path`; returns (kept indices, skipped, damaged):
-    skipped = (index, reason) that cannot be used, damaged = (index, reason) used but suspect."""
-    height, width = size_hw
-    array = np.lib.format.open_memmap(path, "w+", np.uint8, (len(items), height, width, channels))
-    skipped, kept, damaged = [], [], []
-
-    def work(index):
-        file, _ = items[index]
-        try:
-            data = read_bytes(file)
-            array[index] = decode_bytes(data, size_hw, channels, file)
-            return index, None, damage_of(data)
-        except BadImage as error:
-            return index, str(error), None
-
-    with ThreadPoolExecutor(workers) as pool:  # OpenCV releases the GIL while decoding
-        results = pool.map(work, range(len(items)), chunksize=16)
-        for index, reason, damage in tqdm(results, total=len(items), desc=description, unit="img"):
-            if reason:
-                skipped.append((index, reason))
-            else:
-                kept.append(index)
-                if damage:
-                    damaged.append((index, damage))
-    array.flush()
-    return kept, skipped, damaged
-
-
-def _cache_split(listing: Listing, info, split, size_hw, channels, cache_dir, workers, refresh):
-    items = listing.splits[split]
-    fingerprint = _fingerprint(items, listing.root)
-    key = hashlib.sha256(
-        json.dumps(
-            [CACHE_VERSION, info.id, split, list(size_hw), channels, fingerprint, str(listing.root)]
-        ).encode()
-    ).hexdigest()[:20]
-    stem = f"{info.id}_{split}_{size_hw[0]}x{size_hw[1]}x{channels}_{key}"
-    images_path, meta_path = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
-    if refresh or not (images_path.is_file() and meta_path.is_file()):
-        ensure_writable_dir(cache_dir)
-        remove_stale_temps(cache_dir)
-        needed = len(items) * size_hw[0] * size_hw[1] * channels + 4096
-        check_free_space(cache_dir, needed, f"the {info.id} {split} cache")
-        tmp = cache_dir / f".{stem}.{os.getpid()}.tmp.npy"
-        compact_tmp = cache_dir / f".{stem}.{os.getpid()}.compact.tmp.npy"
-        try:
-            kept, skipped, damaged = _decode_into(
-                tmp,
-                items,
-                size_hw,
-                channels,
-                workers,
-                f"{info.id} {split} → {size_hw[0]}×{size_hw[1]}",
-            )
-            if skipped:  # compact: only usable images stay, in order
-                check_free_space(cache_dir, needed, f"compacting the {info.id} {split} cache")
-                full = np.load(tmp, mmap_mode="r")
-                compact = np.lib.format.open_memmap(
-                    compact_tmp,
-                    "w+",
-                    np.uint8,
-                    (len(kept), *full.shape[1:]),
-                )
-                for start in range(0, len(kept), 256):
-                    compact[start : start + 256] = full[kept[start : start + 256]]
-                compact.flush()
-                del compact, full
-                os.replace(compact_tmp, tmp)
-            meta = {
-                "files": [str(items[i][0].relative_to(listing.root)) for i in kept],
-                "labels": [items[i][1] for i in kept],
-                "skipped": [[str(items[i][0]), reason] for i, reason in skipped],
-                "damaged": [
-                    [str(items[i][0].relative_to(listing.root)), reason] for i, reason in damaged
-                ],
-                "fingerprint": fingerprint,
-            }
-            os.replace(tmp, images_path)  # atomic: a half-written cache is never picked up
-            write_json_atomic(meta_path, meta)
-        finally:
-            tmp.unlink(missing_ok=True)
-            compact_tmp.unlink(missing_ok=True)
-    meta = json.loads(meta_path.read_text())
-    return SourceSplit(
-        name=split,
-        images=np.load(images_path, mmap_mode="r"),
-        labels=np.asarray(meta["labels"], dtype=np.int32),
-        files=meta["files"],
-        skipped=[tuple(s) for s in meta["skipped"]],
-        damaged=dict(meta.get("damaged", [])),
-        fingerprint=meta["fingerprint"],
-        cache_path=images_path,
-    )
-
-
-# --------------------------------------------------------------------------- protocol splits
+__all__ = [
+    "CACHE_VERSION",
+    "PROTOCOLS",
+    "BadImage",
+    "Dataset",
+    "SourceSplit",
+    "Split",
+    "damage_of",
+    "decode_bytes",
+    "decode_image",
+    "default_cache_dir",
+    "jpeg_decoder_warning",
+    "jpeg_end",
+    "load_dataset",
+    "read_bytes",
+    "read_split_file",
+    "stratified_split_problem",
+]
 
 
 @dataclass
@@ -373,9 +159,6 @@ class Dataset:
     def write_split_csv(self, path) -> None:
         """split.csv (file,split,group): what load_dataset(split_file=…) takes to pin this split;
         group is the image's patient or lesion where known (the grouping the split kept)."""
-        import csv
-        import io
-
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["file", "split", "group"])  # group: patient/lesion, "" if unknown
@@ -458,169 +241,6 @@ class Dataset:
         return data.prefetch(tf.data.AUTOTUNE)
 
 
-def stratified_split_problem(labels, fraction, what, class_names=()) -> str | None:
-    """Why a stratified split of `labels` holding out `fraction` cannot be made, in words, or
-    None. scikit-learn's rule (every class has 2 images; each side gets at least one image per
-    class), in one place so that `check` and load_dataset agree."""
-    classes, counts = np.unique(np.asarray(labels, dtype=int), return_counts=True)
-    names = [class_names[c] if c < len(class_names) else str(c) for c in classes]
-    single = [name for name, count in zip(names, counts, strict=True) if count < 2]
-    if single:
-        return (
-            f"cannot make a stratified {what} split: class(es) {', '.join(single)} have a single "
-            "image; every class needs at least 2"
-        )
-
-    def smaller_side(n):
-        held = math.ceil(fraction * n)  # as scikit-learn rounds
-        return min(held, n - held)
-
-    total, k = int(counts.sum()), len(classes)
-    if smaller_side(total) >= k:
-        return None
-    held = math.ceil(fraction * total)
-    enough = next((n for n in range(total, 100 * total) if smaller_side(n) >= k), None)
-    return (
-        f"cannot make a stratified {what} split: {fraction:.0%} of {total} images holds out "
-        f"{held} and keeps {total - held}, but each side needs an image of every one of the {k} "
-        "classes" + (f"; add images (at least {enough} in all)" if enough else "")
-    )
-
-
-def _stratified(indices, labels, fraction, seed, what, class_names=()):
-    if problem := stratified_split_problem(labels, fraction, what, class_names):
-        raise DatasetError(problem)
-    try:
-        return train_test_split(indices, test_size=fraction, stratify=labels, random_state=seed)
-    except ValueError as error:  # anything the rule above does not foresee
-        raise DatasetError(f"cannot make a stratified {what} split: {error}") from error
-
-
-def _holdout_rows(source, rows, fraction, seed, features, patients=None):
-    """A stratified validation split that keeps each near-duplicate group (data_setup.audit;
-    `features`: the rows' cached audit features) and each patient or lesion (`patients`: an id
-    or None per row, data_setup.groups) on one side, so validation never scores copies of
-    training images or their patients' other films.
-    Returns (fit rows, validation rows, the grouping kept)."""
-    from data_setup import audit
-
-    rows = np.asarray(rows)
-    labels = source.labels[rows]
-    duplicates = list(audit.duplicate_groups(features, progress="holdout"))
-    patients = patients or [None] * len(rows)
-    attempts = [("patients/lesions and near-duplicates", combine_groups(duplicates, patients))]
-    if any(p is not None for p in patients):
-        attempts.append(("patients/lesions only", combine_groups(patients)))
-    for kept, groups in attempts:
-        if len(set(groups)) == len(groups):
-            break  # nothing to keep together
-        split = _grouped_holdout(rows, labels, np.asarray(groups), fraction, seed)
-        if split is not None:
-            return (*split, kept)
-        warnings.warn(
-            f"holdout: keeping {kept} together leaves no stratified validation split",
-            stacklevel=3,
-        )
-    else:
-        if attempts:
-            warnings.warn("holdout: validation split made without grouping", stacklevel=3)
-        fit, val = _stratified(rows, labels, fraction, seed, "holdout validation")
-        return fit, val, "none (the groups left no stratified split)"
-    fit, val = _stratified(rows, labels, fraction, seed, "holdout validation")
-    return fit, val, "none needed (no two images share a group)"
-
-
-def _grouped_holdout(rows, labels, groups, fraction, seed):
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    # one fold of k is the validation split; small classes allow fewer folds (a larger share)
-    folds = min(max(2, round(1 / fraction)), int(np.bincount(labels)[np.unique(labels)].min()))
-    if folds < 2:
-        return None
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    try:
-        fit, val = next(splitter.split(rows, labels, groups))
-    except ValueError:
-        return None
-    if len(np.unique(labels[fit])) == len(np.unique(labels)) and len(val):
-        return rows[fit], rows[val]
-    return None
-
-
-def read_split_file(path) -> dict[str, str]:
-    """A split CSV (file,split; file relative to the dataset root) → {file: split}."""
-    import csv
-
-    path = Path(path).expanduser()
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: cannot read the split file ({error})") from error
-    if not rows or [h.strip() for h in rows[0][:2]] != ["file", "split"]:
-        raise DatasetError(f"{path}: expected a CSV with the header 'file,split'")
-    table = {}
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) < 2 or row[1].strip() not in ("train", "val", "test"):
-            raise DatasetError(f"{path} line {line}: expected 'file,train|val|test', got {row}")
-        if row[0] in table:
-            raise DatasetError(f"{path} line {line}: {row[0]} is listed twice")
-        table[row[0]] = row[1].strip()
-    return table
-
-
-def _relative_hint(unknown, known, root) -> str:
-    """How to write the split file's paths, with an example drawn from the user's own rows when
-    they carry a folder prefix (e.g. the dataset folder's name) in front of a real file."""
-    for file in unknown:
-        parts = Path(file).parts
-        for cut in range(1, len(parts)):
-            stripped = Path(*parts[cut:]).as_posix()
-            if stripped in known:
-                return (
-                    f"; paths are relative to the dataset root {root}: write '{stripped}', "
-                    f"not '{file}'"
-                )
-    example = min(known, default="")
-    return f"; paths are relative to the dataset root {root}, e.g. '{example}'"
-
-
-def _rows_from_split_file(table, sources, path, root):
-    """{split: (source, rows)} from a split file; every usable image must be listed once."""
-    where = {}
-    for source in sources.values():
-        for row, file in enumerate(source.files):
-            where[file] = (source, row)
-    unknown = sorted(set(table) - set(where))
-    if unknown:
-        raise DatasetError(
-            f"{path}: {len(unknown)} listed file(s) are not usable images of this dataset, "
-            f"e.g. {', '.join(unknown[:3])}" + _relative_hint(unknown, where, root)
-        )
-    unlisted = sorted(set(where) - set(table))
-    if unlisted:
-        raise DatasetError(
-            f"{path}: {len(unlisted)} image(s) of the dataset are not in the split file, "
-            f"e.g. {', '.join(unlisted[:3])}"
-        )
-    chosen = {}
-    for name in ("train", "val", "test"):
-        members = [where[f] for f, split in table.items() if split == name]
-        if not members:
-            continue
-        owners = {id(source) for source, _ in members}
-        if len(owners) > 1:
-            raise DatasetError(
-                f"{path}: the '{name}' rows mix the dataset's official train and test folders; "
-                "a split file can only re-split within them"
-            )
-        chosen[name] = (members[0][0], np.sort([row for _, row in members]))
-    for name in ("train", "test"):
-        if name not in chosen:
-            raise DatasetError(f"{path}: no '{name}' rows")
-    return chosen
-
-
 def load_dataset(
     dataset_id: str,
     root,
@@ -648,8 +268,6 @@ def load_dataset(
     test_fraction (when the data has no test split) apply; img_size defaults to 256×256.
     """
     if dataset_id == CUSTOM:
-        from data_setup.custom import custom_dataset
-
         # split seed fixed (42) whatever the run's seed: every run tests on the same images
         dataset_id = custom_dataset(root, channels or 1, img_size or (256, 256), test_fraction)
     info = dataset_info(dataset_id)
@@ -662,7 +280,9 @@ def load_dataset(
         )
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     workers = workers or min(8, os.cpu_count() or 1)
-    listing = discover(dataset_id, root)
+
+    # the files of each official split, decoded once into the cache
+    listing = discover(info, root)
     group_table, group_source = listing_groups(info, listing)
     if listing.problems:
         warnings.warn(
@@ -671,87 +291,31 @@ def load_dataset(
             stacklevel=2,
         )
     sources = {
-        split: _cache_split(
-            listing, info, split, size_hw, info.channels, cache_dir, workers, refresh
-        )
+        split: cache_split(listing, info, split, size_hw, cache_dir, workers, refresh)
         for split in listing.splits
     }
-    skipped = [s for source in sources.values() for s in source.skipped]
-    damaged = [(f, why) for source in sources.values() for f, why in source.damaged.items()]
-    if skipped:
-        warnings.warn(
-            f"{listing.root}: skipped {len(skipped)} unusable image(s):\n"
-            + "\n".join(f"  {p}: {why}" for p, why in skipped),
-            stacklevel=2,
-        )
-    if damaged:
-        warnings.warn(
-            f"{listing.root}: {len(damaged)} image(s) decode but look damaged "
-            + ("(skipped: skip_damaged=True)" if skip_damaged else "(used, as the paper did)")
-            + ":\n"
-            + "\n".join(f"  {p}: {why}" for p, why in damaged),
-            stacklevel=2,
-        )
-    for source in sources.values():
-        if len(source.labels) == 0:
-            raise DatasetError(f"{listing.root}: split '{source.name}' has no readable images")
+    skipped, damaged = _decode_report(listing, sources, skip_damaged)
 
-    def usable(source, rows):
-        if not skip_damaged or not source.damaged:
-            return np.asarray(rows)
-        return np.asarray([r for r in rows if source.files[r] not in source.damaged], dtype=int)
-
-    extras = {}
-    if split_file:
-        chosen = _rows_from_split_file(
-            read_split_file(split_file), sources, split_file, listing.root
-        )
-        extras["split_file"] = str(split_file)
-        train_src, train_rows = chosen["train"]
-        test_src, test_rows = chosen["test"]
-        if "val" in chosen and protocol == "paper":  # validation is the test split here
-            val_src, val_rows = chosen["val"]
-            if val_src is not train_src:
-                raise DatasetError(f"{split_file}: 'val' rows must come from the training folder")
-            train_rows = np.sort(np.concatenate([train_rows, val_rows]))
-        elif "val" in chosen:
-            extras["val_rows"] = chosen["val"]
-    elif "all" in sources:  # no split of its own: a seeded stratified split
-        every = sources["all"]
-        all_rows = np.arange(len(every.labels))
-        train_rows, test_rows = _stratified(
-            all_rows,
-            every.labels,
-            info.test_fraction,
-            info.split_seed,
-            f"{info.id} train/test",
-            info.class_names,
-        )
-        train_src = test_src = every
-    else:
-        train_src, test_src = sources["train"], sources["test"]
-        train_rows, test_rows = np.arange(len(train_src.labels)), np.arange(len(test_src.labels))
-    train_rows, test_rows = usable(train_src, train_rows), usable(test_src, test_rows)
-    test = Split("test", test_src, np.sort(test_rows))
-    if protocol == "paper":
-        train, val = Split("train", train_src, np.sort(train_rows)), test
-    elif "val_rows" in extras:
-        val_src, val_rows = extras.pop("val_rows")
-        train = Split("train", train_src, np.sort(train_rows))
-        val = Split("val", val_src, np.sort(usable(val_src, val_rows)))
-    else:
-        from data_setup.audit_cache import source_features
-
-        features = source_features(info.id, train_src, listing.root).take(train_rows)
-        patients = [group_table.get(train_src.files[r]) for r in train_rows]
-        fit_rows, val_rows, kept = _holdout_rows(
-            train_src, train_rows, val_fraction, seed, features, patients
-        )
+    # which rows train and test, then the protocol's validation rows
+    chosen = choose_rows(info, sources, split_file, listing.root, skip_damaged)
+    train_rows, val_rows, kept = validation_rows(
+        protocol,
+        chosen,
+        val_fraction=val_fraction,
+        seed=seed,
+        dataset_id=info.id,
+        root=listing.root,
+        groups=group_table,
+        split_file=split_file,
+    )
+    extras = {"split_file": str(split_file)} if split_file else {}
+    if kept is not None:
         extras["holdout_grouping"] = kept
-        train, val = (
-            Split("train", train_src, np.sort(fit_rows)),
-            Split("val", train_src, np.sort(val_rows)),
-        )
+
+    # the Dataset: each split a sorted row view into its cached official split
+    test = Split("test", chosen["test"][0], np.sort(chosen["test"][1]))
+    train = Split("train", train_rows[0], np.sort(train_rows[1]))
+    val = test if val_rows is None else Split("val", val_rows[0], np.sort(val_rows[1]))
     missing = [c for i, c in enumerate(info.class_names) if not np.any(train.labels == i)]
     if missing:  # a model that never saw a class cannot be evaluated on it
         raise DatasetError(
@@ -776,3 +340,28 @@ def load_dataset(
         groups=group_table,
         grouping=group_source,
     )
+
+
+def _decode_report(listing: Listing, sources: dict[str, SourceSplit], skip_damaged: bool):
+    """(skipped, damaged) over all cached splits, each warned about once; a split left with no
+    readable image is an error."""
+    skipped = [s for source in sources.values() for s in source.skipped]
+    damaged = [(f, why) for source in sources.values() for f, why in source.damaged.items()]
+    if skipped:
+        warnings.warn(
+            f"{listing.root}: skipped {len(skipped)} unusable image(s):\n"
+            + "\n".join(f"  {p}: {why}" for p, why in skipped),
+            stacklevel=3,
+        )
+    if damaged:
+        warnings.warn(
+            f"{listing.root}: {len(damaged)} image(s) decode but look damaged "
+            + ("(skipped: skip_damaged=True)" if skip_damaged else "(used, as the paper did)")
+            + ":\n"
+            + "\n".join(f"  {p}: {why}" for p, why in damaged),
+            stacklevel=3,
+        )
+    for source in sources.values():
+        if len(source.labels) == 0:
+            raise DatasetError(f"{listing.root}: split '{source.name}' has no readable images")
+    return skipped, damaged

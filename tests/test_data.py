@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import data_setup.cache as cache
 import data_setup.loading as loading
 from data_setup import DatasetError, load_dataset, synth_dataset
 from data_setup.__main__ import main as cli
@@ -105,8 +106,8 @@ def test_cache_hit_miss_and_invalidation(copy_of, tmp_path, monkeypatch):
     first = _load("BRISC2025", root, tmp_path)
     assert isinstance(first.splits["train"].source.images, np.memmap)
     calls = []
-    real_decode = loading.decode_bytes
-    monkeypatch.setattr(loading, "decode_bytes", lambda *a: calls.append(a) or real_decode(*a))
+    real_decode = cache.decode_bytes  # what the cache decodes each file with
+    monkeypatch.setattr(cache, "decode_bytes", lambda *a: calls.append(a) or real_decode(*a))
     second = _load("BRISC2025", root, tmp_path)  # hit: nothing decoded
     assert calls == []
     np.testing.assert_array_equal(second.splits["test"].images(), first.splits["test"].images())

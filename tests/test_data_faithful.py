@@ -55,7 +55,7 @@ def test_unreadable_files_and_non_utf8_names_are_named_problems(copy_of, tmp_pat
             raise PermissionError(13, "Permission denied", str(path))
         return real_fromfile(path, *args, **kwargs)
 
-    monkeypatch.setattr(loading.np, "fromfile", fromfile)
+    monkeypatch.setattr(np, "fromfile", fromfile)  # read_bytes reads with it
     odd = os.fsencode(folder) + b"/caf\xe9.png"  # a Latin-1 name: not valid UTF-8
     shutil.copy(sorted(folder.iterdir())[1], odd)
     with pytest.warns(UserWarning) as record:

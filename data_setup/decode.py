@@ -1,0 +1,129 @@
+"""Read one image file as the paper did, and judge whether it looks damaged.
+
+The paper's preprocessing up to the float scale (OpenCV: gray or RGB, area-resized, uint8) for
+the decode cache (data_setup.cache), `check` and predict; every file OpenCV decodes is used, as
+in the paper, and damage_of only says why one may still be damaged.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+class BadImage(Exception):
+    """One image that cannot be used; the reason is the message."""
+
+
+# A marker inside entropy-coded data: 0xFF followed by neither a stuffed 0x00, a restart code
+# (0xD0-0xD7) nor another fill 0xFF.
+_SCAN_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_STANDALONE_MARKERS = {0x01, 0xD8, *range(0xD0, 0xD8)}  # no length field follows them
+_MAX_SEGMENTS = 100_000
+
+
+def jpeg_end(raw: bytes) -> int | None:
+    """Offset just past the first image's end-of-image marker (FFD9), or None when the data
+    stops before it. Walks the segments by their lengths (an EXIF thumbnail's own FFD9 is
+    skipped) and each scan's entropy-coded data to its next marker, so bytes appended after the
+    image (a motion photo's video, a second JPEG) are never mistaken for part of it."""
+    pos, size = 2, len(raw)
+    for _ in range(_MAX_SEGMENTS):  # real files have a few dozen; bounds a hostile one's cost
+        if pos + 1 >= size:
+            return None
+        if raw[pos] != 0xFF or raw[pos + 1] in (0x00, 0xFF):  # garbage or fill bytes: skip them
+            found = _SCAN_MARKER.search(raw, pos)  # to the next marker, as libjpeg does
+            if found is None:
+                return None
+            pos = found.start()
+        code = raw[pos + 1]
+        if code == 0xD9:
+            return pos + 2
+        elif code in _STANDALONE_MARKERS:
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(raw[pos + 2 : pos + 4], "big")
+            if code == 0xDA:  # start of scan: entropy-coded data up to the next marker
+                found = _SCAN_MARKER.search(raw, pos)
+                if found is None:
+                    return None
+                pos = found.start()
+    return None
+
+
+def jpeg_decoder_warning(raw: bytes) -> str | None:
+    """libjpeg's first warning while decoding this JPEG (e.g. "Corrupt JPEG data: premature end
+    of data segment" for a damaged scan), or None. OpenCV prints these on stderr only, where
+    Python cannot see them; simplejpeg (libjpeg-turbo) raises them in strict mode. Decoded at
+    1/8 scale in gray: every scan's entropy data is still read (where damage shows) while the
+    inverse DCT and colour work are skipped. Releases the GIL and keeps no shared state, so the
+    decode workers can call it in parallel. Judgement only: the pixels stay OpenCV's."""
+    try:
+        import simplejpeg
+    except ImportError as error:  # a kit installed without its requirements
+        raise ModuleNotFoundError(
+            "simplejpeg is missing: install it (pip install simplejpeg, or the kit's "
+            "requirements.txt); the kit reads libjpeg's warnings about damaged JPEGs with it"
+        ) from error
+    try:
+        simplejpeg.decode_jpeg(raw, colorspace="GRAY", min_factor=8, strict=True)
+    except ValueError as warning:
+        try:  # a failure without strict is simplejpeg's limit, not a warning: no judgement
+            simplejpeg.decode_jpeg(raw, colorspace="GRAY", min_factor=8, strict=False)
+        except ValueError:
+            return None
+        return str(warning).strip()
+    return None
+
+
+def damage_of(data: np.ndarray) -> str | None:
+    """Why a file that OpenCV decodes may still be damaged, or None. The paper used every file
+    OpenCV decodes, so this only warns (skip_damaged=True drops them). Judged by content, not
+    suffix: real folders hold PNGs named .jpg and the reverse. Bytes *after* a proper end
+    marker (phone "motion photos", some exporters) are not damage."""
+    raw = data.tobytes()
+    if raw.startswith(b"\xff\xd8"):
+        if jpeg_end(raw) is None:
+            return "JPEG cut off (no end-of-image marker after its last scan)"
+        if warning := jpeg_decoder_warning(raw):
+            return f"JPEG decoder warning: {warning}"
+    elif raw.startswith(b"\x89PNG") and b"IEND" not in raw:
+        return "PNG cut off (no IEND chunk)"
+    return None
+
+
+def read_bytes(path: Path) -> np.ndarray:
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # bytes first: works for any path encoding
+    except OSError as error:  # permissions, I/O errors, a vanished file
+        raise BadImage(f"unreadable ({error.strerror or error})") from error
+    if data.size == 0:
+        raise BadImage("empty file (0 bytes)")
+    return data
+
+
+def decode_bytes(data: np.ndarray, size_hw: tuple[int, int], channels: int, path: Path):
+    """decode_image of a file's bytes already read (read_bytes), so that damage_of can judge the
+    same bytes; `path` is the file they came from."""
+    flags = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    image = cv2.imdecode(data, flags)
+    if image is None:
+        # The paper read files with cv2.imread, whose file decoder still returns a cut-off
+        # JPEG (imdecode on the same bytes refuses it): use what the paper used.
+        image = cv2.imread(str(path), flags)
+    if image is None:
+        raise BadImage("not a decodable image")
+    if channels == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    height, width = size_hw
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return image.reshape(height, width, channels)
+
+
+def decode_image(path: Path, size_hw: tuple[int, int], channels: int) -> np.ndarray:
+    """The paper's preprocessing up to the float scale: gray or RGB, area-resized, uint8.
+    Every file OpenCV decodes is used, as in the paper (see damage_of for warnings)."""
+    return decode_bytes(read_bytes(path), size_hw, channels, path)
