@@ -306,7 +306,7 @@ def synth_full_size(dataset: str, root, counts=None, seed: int = 0, workers: int
 
 def demo_data_dir(dataset: str, count: int = 24, seed: int = 0) -> Path:
     """The synthetic stand-in for `dataset`, generated once into the kit's cache folder."""
-    from data_setup.loading import default_cache_dir
+    from data_setup.cache import default_cache_dir
 
     target = default_cache_dir() / "synthetic" / f"v{SYNTH_VERSION}_n{count}_seed{seed}" / dataset
     if not target.is_dir():
