@@ -3,7 +3,7 @@
     s3f-predict runs/S3F_Concat_BUSI/seed42 scan1.png scans/ --out predictions.csv --gradcam cams/
     s3f-predict bilinear_brisc2025 mri/            # a paper release, downloaded once
 
-Images get exactly the preprocessing the model was trained with (data_setup.loading.decode_image:
+Images get exactly the preprocessing the model was trained with (data_setup.decode.decode_image:
 OpenCV grayscale or BGR→RGB, area-resize to the trained size, then ×1/255), read from the run
 folder's `preprocessing.json` or, for the paper's releases, from the release registry.
 """
