@@ -1,0 +1,243 @@
+"""The results' data: every finished run's record (checked by s3f_records) as one row of
+runs.csv, and the groups of runs (experiment × variant × protocol × settings) as summary.csv
+rows with mean ± sd and intervals beside the paper's numbers. s3f_results writes them, and the
+README tables and figures, into results/.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import s3f_config
+import s3f_experiments
+import s3f_records
+import s3f_stats
+
+DEMO_BANNER = (
+    "SYNTHETIC DEMO DATA — these numbers test the pipeline end to end; they say nothing about "
+    "the paper's datasets."
+)
+# metric key in metrics.json → column name; accuracy is shown in percent.
+METRICS = {
+    "accuracy": "accuracy_%",
+    "weighted_f1": "weighted_f1",
+    "macro_f1": "macro_f1",
+    "cohen_kappa": "cohen_kappa",
+    "mcc": "mcc",
+    "roc_auc": "roc_auc",
+    "loss": "loss",
+}
+GROUP = ["dataset", "experiment", "variant", "protocol"]
+
+
+def collect(output) -> tuple[list[dict], list[s3f_records.Unusable], list[str]]:
+    """Every usable finished run under `output` (recursive), each record plus run_subdir
+    (relative POSIX path) and run_dir; every unusable metrics.json with its reason; and a note
+    for each run left out because the same settings and seed were already counted."""
+    output = Path(output)
+    runs, unusable = [], []
+    for path in sorted(output.rglob("metrics.json")):
+        metrics, reason = s3f_records.read(path)
+        name = metrics.get("experiment") if isinstance(metrics, dict) else None
+        if isinstance(name, str) and name not in KNOWN_EXPERIMENTS:
+            continue  # e.g. a pretrained-release evaluation: not a sweep run
+        reason = reason or s3f_records.problem(metrics)
+        if reason:
+            unusable.append(s3f_records.Unusable(path, reason))
+            continue
+        settings = metrics.get("run_settings") or {
+            k: metrics.get(k) for k in ("fusion", "spectranet", "protocol", "seed")
+        }
+        metrics.setdefault("variant", s3f_config.variant_name(metrics["experiment"], settings))
+        metrics["run_subdir"] = path.parent.relative_to(output).as_posix()
+        metrics["run_dir"] = str(path.parent)
+        runs.append(metrics)
+    runs, notes = s3f_records.drop_repeated_seeds(runs)
+    return runs, unusable, notes
+
+
+def collect_runs(output) -> list[dict]:
+    """The usable runs of `collect`; each unusable record and repeated seed is a warning."""
+    runs, unusable, notes = collect(output)
+    for item in unusable:
+        warnings.warn(f"{item}; left out of the tables", stacklevel=2)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return runs
+
+
+KNOWN_EXPERIMENTS = {*s3f_experiments.EXPERIMENTS, s3f_experiments.CUSTOM_EXPERIMENT}
+
+
+def _experiment(m: dict):
+    """The registry entry of a run (your own data: built from its recorded architecture)."""
+    if m["experiment"] == s3f_experiments.CUSTOM_EXPERIMENT:
+        return s3f_experiments.custom_experiment(m.get("architecture") or "s3f")
+    return s3f_experiments.EXPERIMENTS[m["experiment"]]
+
+
+def paper_numbers(experiment: str) -> dict:
+    """The paper's test metrics keyed like metrics.json (accuracy as a fraction)."""
+    if experiment == s3f_experiments.CUSTOM_EXPERIMENT:
+        return {}  # your own data: nothing to compare with
+    full = getattr(s3f_experiments, "paper_metrics", None)
+    numbers = dict(full(experiment)) if full else {}
+    paper = s3f_experiments.EXPERIMENTS[experiment].paper
+    numbers.setdefault("accuracy", paper.accuracy / 100)
+    numbers.setdefault("weighted_f1", paper.weighted_f1)
+    numbers.setdefault("macro_f1", paper.macro_f1)
+    if "roc_auc" not in numbers and "roc_auc_macro" in numbers:
+        numbers["roc_auc"] = numbers["roc_auc_macro"]
+    if numbers.get("accuracy", 0) > 1:  # a percentage
+        numbers["accuracy"] /= 100
+    return numbers
+
+
+def _value(metrics: dict, key: str):
+    value = metrics.get(key)
+    if key == "roc_auc" and value is None:
+        value = metrics.get("roc_auc_macro")
+    if value is None:
+        return np.nan
+    return 100 * value if key == "accuracy" else float(value)
+
+
+def _bootstrap(metrics: dict, key: str) -> tuple[float, float]:
+    """The run's own 95 % bootstrap interval of one metric (table units), NaN where the record
+    has none (older runs, the loss)."""
+    entry = (metrics.get("intervals") or {}).get(key)
+    if not entry or entry.get("ci_low") is None or entry.get("ci_high") is None:
+        return np.nan, np.nan
+    scale = 100 if key == "accuracy" else 1
+    return scale * float(entry["ci_low"]), scale * float(entry["ci_high"])
+
+
+def _model_title(m: dict) -> str:
+    exp = _experiment(m)
+    if m.get("architecture", exp.architecture) == "s3f":
+        return f"S³F-Net ({m.get('fusion', exp.fusion)}, SN{m.get('spectranet', exp.spectranet)})"
+    if exp.architecture == "spectranet":
+        return f"SpectraNet-{m.get('spectranet', exp.spectranet)}"
+    return exp.model_title
+
+
+def runs_frame(runs: list[dict]) -> pd.DataFrame:
+    """One row per run."""
+    rows = []
+    for m in runs:
+        exp = _experiment(m)
+        row = {
+            "dataset": m.get("dataset", exp.dataset),
+            "experiment": exp.name,
+            "variant": m["variant"],
+            "protocol": m["protocol"],
+            "seed": m.get("seed"),
+            "settings": s3f_records.settings_key(m),
+            "run_subdir": m["run_subdir"],
+            "model": _model_title(m),
+            "data": "synthetic demo" if m.get("demo_data") else "real",
+            "params": m["params"],
+            "image_size": "×".join(map(str, m.get("image_size", []))),
+            "epochs_run": m.get("epochs_run"),
+            "best_epoch": m.get("best_epoch"),
+            "wall_time_s": m.get("wall_time_s"),
+            "skipped_files": m.get("skipped_files", 0),
+            "collapsed": bool(m.get("collapsed", False)),
+            "diverged": bool(m.get("diverged", False)),
+        }
+        for key, column in METRICS.items():
+            row[column] = _value(m, key)
+            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = _bootstrap(m, key)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _flags(group: pd.DataFrame) -> str:
+    flags = []
+    for flag in ("collapsed", "diverged"):
+        count = int(group[flag].sum())
+        if count:
+            flags.append(f"⚠ {flag} {count}/{len(group)}")
+    for column in METRICS.values():  # a metric missing or NaN in some runs: mean of the others
+        count = int(group[column].notna().sum())
+        if 0 < count < len(group):
+            flags.append(f"{column} from {count}/{len(group)} runs")
+    return "; ".join(flags)
+
+
+def _settings_labels(per_run: pd.DataFrame) -> dict:
+    """settings key → what sets it apart from the other settings of its experiment × variant ×
+    protocol ('epochs=50'), or '' where that model has one set of settings only."""
+    labels = {}
+    for _, family in per_run.groupby(GROUP, sort=False):
+        keys = list(dict.fromkeys(family["settings"]))
+        differing = s3f_records.differing_settings(keys)
+        for index, key in enumerate(keys):
+            values = {name: column[index] for name, column in differing.items()}
+            labels[(*family.iloc[0][GROUP], key)] = s3f_records.describe_settings(values)
+    return labels
+
+
+# What the [low, high] of a table cell is: one run's sampling uncertainty over its test images,
+# or the spread of the mean over seeds (which also covers training randomness).
+INTERVAL_KINDS = {
+    "one run": "95 % stratified bootstrap over the test images (one run)",
+    "seeds": "95 % t-interval of the mean across seeds",
+}
+
+
+def _group_interval(group: pd.DataFrame, column: str) -> tuple[float, float]:
+    """A single run: its bootstrap interval; several: the t-interval across their seeds."""
+    if len(group) == 1:
+        return group.iloc[0][f"{column}_ci_low"], group.iloc[0][f"{column}_ci_high"]
+    described = s3f_stats.describe(group[column].tolist())
+    return described["ci_low"], described["ci_high"]
+
+
+def summary_frame(runs: list[dict]) -> pd.DataFrame:
+    """One row per experiment × variant × protocol × recorded settings (runs that differ in
+    anything but their seed are never pooled): mean and sd over seeds, paper, Δ."""
+    per_run = runs_frame(runs)
+    if per_run.empty:
+        return per_run
+    labels = _settings_labels(per_run)
+    rows = []
+    for keys, group in per_run.groupby([*GROUP, "settings"], sort=False):
+        first = group.iloc[0]
+        row = dict(zip(GROUP, keys[:-1], strict=True))
+        row.update(
+            settings=labels[keys],
+            model=first["model"],
+            data=first["data"],
+            n_runs=len(group),
+            seeds=" ".join(str(s) for s in sorted(group["seed"].dropna().astype(int))),
+        )
+        # The paper reports one run of its own model; other variants have no paper number.
+        paper = paper_numbers(first["experiment"]) if row["variant"] == "" else {}
+        for key, column in METRICS.items():
+            mean = group[column].mean()
+            row[column] = round(mean, 4)
+            finite = int(group[column].notna().sum())
+            row[f"{column}_sd"] = round(group[column].std(ddof=1), 4) if finite > 1 else np.nan
+            target = _value(paper, key) if paper else np.nan
+            row[f"paper_{column}"] = target
+            row[f"diff_{column}"] = round(mean - target, 4)
+            low, high = _group_interval(group, column)
+            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = round(low, 4), round(high, 4)
+        row["interval"] = INTERVAL_KINDS["one run" if len(group) == 1 else "seeds"]
+        row.update(
+            params=int(first["params"]),
+            paper_params=_experiment(first).params or None,
+            image_size=first["image_size"],
+            epochs_run=round(group["epochs_run"].mean(), 1),
+            best_epoch=round(group["best_epoch"].mean(), 1),
+            wall_time_s=round(group["wall_time_s"].sum(), 1),
+            skipped_files=int(group["skipped_files"].max()),
+            flags=_flags(group),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
