@@ -6,6 +6,10 @@
 Each claim compares two models of one dataset on the *same test images* (same protocol and
 seed → same split): per seed McNemar's exact test and a paired bootstrap CI; across seeds a
 paired t-test (Holm-corrected over the table) and a bootstrap CI of the mean Δ accuracy.
+
+Why ~480 lines: the claims, their pairing of runs, the statistics per claim and the table and
+forest figure of the verdicts are read together (a verdict is only as good as its pairing);
+the tests themselves live in s3f_stats and s3f_intervals.
 """
 
 from __future__ import annotations

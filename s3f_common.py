@@ -3,6 +3,10 @@
 Every notebook, the sweep runner and the tests build models through `build_model` and load them
 through `load_model`, so the architecture lives in exactly one place. Architecture follows the
 paper (Siddiqui & Bhuiyan, 2025); options beyond the paper are marked "kit".
+
+Why ~500 lines: the layers, towers, heads and the loading of saved models are the model a
+reader checks against the paper, in one file as the paper's notebooks had it; the released
+models and their download are s3f_releases.
 """
 
 from __future__ import annotations

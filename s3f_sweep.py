@@ -20,6 +20,10 @@ One sweep per --output at a time: a second sweep on a busy output folder stops a
 status 2) with a message naming the other process (pid, host, command, since when); a lock left
 by a killed sweep is taken over. A notebook run by hand into a run folder that is training
 stops the same way.
+
+Why ~480 lines: planning (experiments × grid × seeds, reuse, the disk check) and the command line
+are one story a reader follows top to bottom; execution lives in s3f_jobs, s3f_worker and
+s3f_cluster.
 """
 
 from __future__ import annotations

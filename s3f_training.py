@@ -14,6 +14,10 @@ which split; feed it back as `split_file`), preprocessing.json (what s3f-predict
 confusion_matrix.png, roc.png, history.csv/.png, model.keras and, last, metrics.json (its
 presence means the run finished). While training, resume/ holds the state a rerun continues
 from after an interruption, and progress.json the current epoch.
+
+Why ~500 lines: Run is the notebook's whole story (data → model → train → evaluate) and its
+resume, locking and data-zip handling, which share its state; the parameters are s3f_config's,
+the evaluation and its files s3f_evaluation's.
 """
 
 from __future__ import annotations
