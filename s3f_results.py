@@ -1,6 +1,6 @@
 """Build results/README.md, summary.csv, runs.csv and figures from every finished run folder.
 
-    python -m s3f_results runs/demo results/
+    s3f-results runs/demo results/   # or python -m s3f_results
 
 Finds every `metrics.json` under the runs folder (any depth: one folder per experiment, model
 variant, protocol and seed — s3f_experiments.run_subdir), groups the runs by experiment ×
@@ -351,7 +351,7 @@ def main(argv=None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m s3f_results",
+        prog="s3f-results",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.splitlines()[1:]),

@@ -18,6 +18,7 @@ COMMANDS = {  # console script → module:function (pyproject.toml), plus the re
     "s3f-data": "data_setup.__main__:main",
     "s3f-predict": "s3f_predict:main",
     "s3f-export": "s3f_export:main",
+    "s3f-results": "s3f_results:main",
     "python -m s3f_results": "s3f_results:__main__",
 }
 PROBE = """\
