@@ -169,7 +169,8 @@ def test_signature_index_finds_what_every_pair_finds_without_comparing_every_pai
     n = 3000
     exact = audit._exact_candidates(unit, unit, True, audit.CANDIDATE_SIMILARITY, 1024, None)
     indexed = audit._lsh_candidates(unit, unit, True, audit.CANDIDATE_SIMILARITY, None)
-    exact, indexed = set(zip(*map(list, exact))), set(zip(*map(list, indexed)))
+    exact = set(zip(*map(list, exact), strict=True))
+    indexed = set(zip(*map(list, indexed), strict=True))
     planted = {(k, n + k) for k in range(300)}
     assert planted <= exact  # the copies are what there is to find (random pairs: cos ≈ 0)
     assert indexed <= exact  # every proposal is checked by its exact cosine
