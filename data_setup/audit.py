@@ -110,7 +110,7 @@ def _kept(spectrum: np.ndarray) -> np.ndarray:
     return spectrum[:, _KEPT_ROWS, : len(_KEPT_COLS)]
 
 
-def views(thumbs: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def views(thumbs: np.ndarray, chunk: int = 256, progress: str | None = None):
     """(spectra (N, 2, 41, 21), signatures (N, D)) of thumbnails (N, 64, 64) uint8.
 
     View 0, phase: the windowed thumbnail's spectrum whitened (phase only) in the band
@@ -120,11 +120,14 @@ def views(thumbs: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]
     cross-correlation is the Pearson-like correlation of the aligned pixels. Each view is
     scaled by its threshold, so a pair is a near-duplicate when, at one shift, both reach 1.
     A blank image has all-zero views and matches nothing but its exact copies.
-    Computed `chunk` images at a time (the temporaries stay in cache)."""
+    Computed `chunk` images at a time (the temporaries stay in cache); a progress bar named
+    `progress` for more than 20,000 images (~2 s)."""
     thumbs = np.asarray(thumbs).reshape(-1, THUMB, THUMB)
     spectra = np.empty((len(thumbs), 2, len(_KEPT_ROWS), len(_KEPT_COLS)), np.complex64)
     signatures = np.empty((len(thumbs), int(_SIGNATURE_BINS.sum())), np.float32)
-    for start in range(0, len(thumbs), chunk):
+    show = progress is not None and len(thumbs) > 20_000
+    starts = range(0, len(thumbs), chunk)
+    for start in tqdm(starts, desc=f"{progress} views", disable=not show, unit="chunk"):
         part = thumbs[start : start + chunk].astype(np.float32)
         rows = slice(start, start + len(part))
         # Both views are kept to the frequencies up to _PHASE_BAND[1] (the layout's blur
@@ -237,9 +240,9 @@ def batch_similarity(spectra_a, spectra_b, max_shift: int = MAX_SHIFT, floor=Non
 class _Prepared:
     """What the search needs of one set of features: the views' spectra and signatures."""
 
-    def __init__(self, features: Features):
+    def __init__(self, features: Features, progress: str | None = None):
         self.usable = np.asarray(features.usable, bool)
-        self.spectra, self.signature = views(features.thumbs)
+        self.spectra, self.signature = views(features.thumbs, progress=progress)
         self.signature[~self.usable] = 0
 
 
@@ -380,8 +383,8 @@ def near_pairs(
     """(i, j, similarity) of near-duplicates — within one set when features_b is None (i < j),
     else between a's image i and b's image j. One pass: candidates (candidate_pairs), then
     batched verification."""
-    a = _Prepared(features_a)
-    b = a if features_b is None else _Prepared(features_b)
+    a = _Prepared(features_a, progress)
+    b = a if features_b is None else _Prepared(features_b, progress)
     rows, cols = candidate_pairs(features_a, features_b, candidate_similarity, index, block,
                                  progress, prepared=(a, b))  # fmt: skip
     scores = np.empty(len(rows), np.float32)
