@@ -54,8 +54,8 @@ CANDIDATE_SIMILARITY = 0.5  # signature cosine that makes a pair worth verifying
 MIN_PHASE_CORRELATION = 0.55  # band-limited phase correlation of an aligned near-duplicate
 MIN_LAYOUT_CORRELATION = 0.95  # and its aligned, lightly blurred pixels' correlation
 MIN_SIMILARITY = 1.0  # the score: both correlations over their thresholds at one shift
-# The signature index (candidate_pairs, above LSH_MIN_PAIRS pairs): see _lsh_candidates.
-LSH_MIN_PAIRS = 8_000_000  # ~4,000 images in one set: below, every pair is as fast
+# The signature index (candidate_pairs, where it is cheaper than every pair): _lsh_candidates.
+LSH_PAIRS_PER_BAND = 18  # measured: one image hashed into one band costs ~18 pairs' cosines
 LSH_COSINE = 0.75  # pairs at this signature cosine are found with probability ≥ 1 - LSH_MISS
 LSH_MISS = 0.01  # (planted copies: ≥ 0.78 X-ray-like, mostly ≥ 0.78 synthetic)
 LSH_SKETCH_BITS = 1024
@@ -373,8 +373,9 @@ def candidate_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) of the pairs worth verifying: signature cosine ≥ candidate_similarity.
     index: "exact" (every pair, blockwise matrix products: quadratic), "lsh" (the SimHash index,
-    _lsh_candidates: sub-quadratic) or "auto": exact up to LSH_MIN_PAIRS pairs, where it is as
-    fast, the index above."""
+    _lsh_candidates: sub-quadratic) or "auto": whichever costs less — the index once the
+    pairs outnumber LSH_PAIRS_PER_BAND × images × bands (one set of more than ~4,000–8,000
+    images; a small test split against a large training split stays exact)."""
     a, b = prepared or (_Prepared(features_a), None)
     if b is None:
         b = a if features_b is None else _Prepared(features_b)
@@ -383,10 +384,12 @@ def candidate_pairs(
     mean = np.concatenate(both).mean(axis=0) if sum(len(x) for x in both) else 0.0
     unit_a, unit_b = _centred_unit(a.signature, mean), _centred_unit(b.signature, mean)
     unit_a[~a.usable], unit_b[~b.usable] = 0, 0
-    pairs = len(unit_a) * len(unit_b) / (2 if same else 1)
     if index not in ("auto", "exact", "lsh"):
         raise ValueError(f"index must be 'auto', 'exact' or 'lsh', got {index!r}")
-    if index == "lsh" or (index == "auto" and pairs > LSH_MIN_PAIRS):
+    pairs = len(unit_a) * len(unit_b) / (2 if same else 1)
+    images = len(unit_a) if same else len(unit_a) + len(unit_b)
+    hashing = LSH_PAIRS_PER_BAND * images * _lsh_plan(max(len(unit_a), len(unit_b)))[1]
+    if index == "lsh" or (index == "auto" and pairs > hashing):
         return _lsh_candidates(unit_a, unit_b, same, candidate_similarity, progress)
     return _exact_candidates(unit_a, unit_b, same, candidate_similarity, block, progress)
 

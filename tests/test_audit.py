@@ -198,8 +198,12 @@ def test_auto_uses_the_index_above_its_size_and_finds_the_same_copies(monkeypatc
     used = []
     real = audit._lsh_candidates
     monkeypatch.setattr(audit, "_lsh_candidates", lambda *a: used.append(1) or real(*a))
-    monkeypatch.setattr(audit, "LSH_MIN_PAIRS", 100)
+    monkeypatch.setattr(audit, "LSH_PAIRS_PER_BAND", 0.01)
     indexed = audit.near_pairs(features)
     assert used
+    used.clear()
+    monkeypatch.setattr(audit, "LSH_PAIRS_PER_BAND", 18)
+    audit.near_pairs(features)
+    assert not used  # 52 images: every pair is cheaper
     assert {(k, 40 + k) for k in range(12)} <= {(i, j) for i, j, _ in exact}
     assert {(i, j) for i, j, _ in indexed} == {(i, j) for i, j, _ in exact}
