@@ -7,15 +7,18 @@ and what one candidate pair's verification costs — on three sets:
 - real: the medical images that `pip install pydicom pydicom-data` bundles (two computed
   radiographs — a chest and an extremity — CT, MR, ultrasound), when installed; skipped if not.
 
-    python benchmarks/audit_accuracy.py [--per-class 24] [--films 150] [--sets synthetic,xray,real]
+    python benchmarks/audit_accuracy.py [--per-class 24] [--films 150] [--index auto|exact|lsh]
+        [--sets synthetic,xray,real,cost]
 
 Planted copies of a third of the images: area-resized to 75 %, re-encoded as JPEG quality 40,
 and shifted by 2–4 % of the width (crop + edge padding); they go through the real file path
 (written, then read by the audit's feature extraction). Prints, per set, recall on the planted
 pairs, the share of distinct-image pairs reported as duplicates, the share that became
 candidates, and the similarity quantiles behind the thresholds; then the verification cost per
-candidate pair: today's per-pair reference (phase correlation + warp + Pearson, one pair at a
-time) and the per-pair FFT form against the batched search, as ratios.
+candidate pair, on the same candidate pairs in one process: the old per-pair check (phase
+correlation + warp + Pearson, one pair at a time, kit ≤ 0.2.2) and the per-pair definition
+(audit.pair_similarity) against the batched search, as ratios, and whether the batched
+decisions equal the definition's.
 """
 
 from __future__ import annotations
@@ -103,23 +106,24 @@ def _features(images, folder: Path, name: str, quality: int = 92):
     return features_of_files(paths)
 
 
-def measure(images, seed: int = 0) -> dict:
-    """Recall on planted copies of a third of `images` (at least 2), false pairs among them."""
+def measure(images, seed: int = 0, index: str = "auto") -> dict:
+    """Recall on planted copies of a third of `images` (at least 2), false pairs among them;
+    `index`: the candidate search (audit.candidate_pairs)."""
     rng = np.random.default_rng(seed)
     planted = rng.choice(len(images), size=max(2, len(images) // 3), replace=False)
     with tempfile.TemporaryDirectory() as folder:
         features = _features(images, Path(folder), "original")
         copies = [planted_copy(images[i], rng) for i in planted]
         copies = _features(copies, Path(folder), "copy", 95)
-    found = {(i, j): s for i, j, s in audit.near_pairs(copies, features)}
+    found = {(i, j): s for i, j, s in audit.near_pairs(copies, features, index=index)}
     recall = np.mean([(k, int(i)) in found for k, i in enumerate(planted)])
-    false = audit.near_pairs(features)  # distinct images only
+    false = audit.near_pairs(features, index=index)  # distinct images only
     n = len(features)
     distinct = n * (n - 1) / 2
     copy_scores = _scores(copies, features, np.arange(len(planted)), planted)
     rows, cols = np.triu_indices(n, 1)
     distinct_scores = _scores(features, features, rows, cols)
-    candidates = audit.near_pairs(features, min_similarity=-1.0)
+    candidates = audit.near_pairs(features, min_similarity=-1.0, index=index)
     involved = {i for i, _, _ in false} | {j for _, j, _ in false}
     return {
         "images": n,
@@ -140,17 +144,20 @@ def _Prep(features):  # noqa: N802 - the search's own preparation, reused
     return audit._Prepared(features)
 
 
-def _scores(features_a, features_b, rows, cols, batch: int = 128) -> np.ndarray:
+def _scores(features_a, features_b, rows, cols, batch: int = 64) -> np.ndarray:
     """The verification score of every pair (rows[k] of a, cols[k] of b), in batches."""
+    from threadpoolctl import threadpool_limits
+
     a, b = _Prep(features_a), _Prep(features_b)
-    return np.concatenate([
-        audit.batch_similarity(a.spectra[rows[s : s + batch]], b.spectra[cols[s : s + batch]])
-        for s in range(0, len(rows), batch)
-    ])  # fmt: skip
+    with threadpool_limits(1, "blas"):
+        return np.concatenate([
+            audit._verify(a.spectra, b.spectra, rows[s : s + batch], cols[s : s + batch])
+            for s in range(0, len(rows), batch)
+        ])  # fmt: skip
 
 
 def aligned_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Today's (kit ≤ 0.2.2) per-pair verification, kept here as the timing reference:
+    """The old (kit ≤ 0.2.2) per-pair verification, kept here as the timing reference:
     phase-correlation alignment, a warp and a Pearson correlation, one pair at a time."""
     a, b = a.astype(np.float32), b.astype(np.float32)
     size = a.shape[0]
@@ -164,31 +171,47 @@ def aligned_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def verification_cost(pairs: int = 20000, reference_pairs: int = 500, seed: int = 0) -> dict:
-    """Seconds per candidate pair: the per-pair reference vs the batched verification."""
+def verification_cost(images, seed: int = 0, pairs: int = 20000, reference_pairs: int = 300):
+    """Seconds per candidate pair on the same candidate pairs, in this one process: the old
+    per-pair verification (aligned_correlation), the per-pair definition (pair_similarity)
+    and the search's batched verification (what near_pairs runs); plus whether the batched
+    decisions equal the definition's on the reference pairs. The pairs: the first stage's
+    candidates among `images` and planted copies of a third of them (mostly distinct-but-alike
+    pairs, as a real search verifies)."""
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(seed)
-    noise = rng.integers(0, 256, (400, audit.THUMB, audit.THUMB), np.uint8)
-    thumbs = np.array([cv2.GaussianBlur(t, (0, 0), 1.5) for t in noise])
-    features = audit.Features(thumbs)
-    i, j = rng.integers(0, len(thumbs), (2, pairs))
+    copies = [planted_copy(images[i], rng) for i in range(0, len(images), 3)]
+    features = audit.features_of_arrays(list(images) + copies)
+    thumbs = features.thumbs
+    rows, cols = audit.candidate_pairs(features, index="exact")
+    pick = rng.permutation(len(rows))[:pairs]
+    rows, cols = rows[pick], cols[pick]
+    few = slice(0, min(reference_pairs, len(rows)))
     start = time.perf_counter()
-    for a, b in zip(i[:reference_pairs], j[:reference_pairs], strict=True):
+    for a, b in zip(rows[few], cols[few], strict=True):
         aligned_correlation(thumbs[a], thumbs[b])
-    reference = (time.perf_counter() - start) / reference_pairs
-    prepared = _Prep(features)
+    old = (time.perf_counter() - start) / len(rows[few])
     start = time.perf_counter()
-    for a, b in zip(i[:reference_pairs], j[:reference_pairs], strict=True):
-        audit.batch_similarity(prepared.spectra[a : a + 1], prepared.spectra[b : b + 1])
-    one_at_a_time = (time.perf_counter() - start) / reference_pairs
+    reference = [audit.pair_similarity(thumbs[a], thumbs[b]) for a, b in zip(rows[few], cols[few],
+                                                                        strict=True)]  # fmt: skip
+    definition = (time.perf_counter() - start) / len(rows[few])
     start = time.perf_counter()
     prepared = _Prep(features)  # once per image, not per pair: reported apart
     per_image = (time.perf_counter() - start) / len(thumbs)
     start = time.perf_counter()
-    for s in range(0, pairs, 128):
-        audit.batch_similarity(prepared.spectra[i[s : s + 128]], prepared.spectra[j[s : s + 128]])
-    batched = (time.perf_counter() - start) / pairs
-    return {"reference": reference, "fft_per_pair": one_at_a_time, "batched": batched,
-            "per_image": per_image}  # fmt: skip
+    scores = np.empty(len(rows), np.float32)
+    with threadpool_limits(1, "blas"):  # as near_pairs verifies
+        for s in range(0, len(rows), 64):
+            part = slice(s, s + 64)
+            scores[part] = audit._verify(prepared.spectra, prepared.spectra, rows[part],
+                                         cols[part], floor=audit.MIN_SIMILARITY)  # fmt: skip
+    batched = (time.perf_counter() - start) / len(rows)
+    decided = scores[few] >= audit.MIN_SIMILARITY
+    agree = np.mean(decided == (np.array(reference) >= audit.MIN_SIMILARITY))
+    return {"pairs": len(rows), "reference_pairs": len(rows[few]), "old": old,
+            "definition": definition, "batched": batched, "per_image": per_image,
+            "agree": float(agree), "duplicates": int(decided.sum())}  # fmt: skip
 
 
 def report(name: str, result: dict) -> None:
@@ -208,27 +231,36 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=24, help="synthetic images per class")
     parser.add_argument("--films", type=int, default=150, help="X-ray-like patients")
-    parser.add_argument("--sets", default="synthetic,xray,real")
+    parser.add_argument("--sets", default="synthetic,xray,real,cost")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--index", default="auto", choices=("auto", "exact", "lsh"),
+                        help="candidate search (auto: exact at these sizes)")  # fmt: skip
     args = parser.parse_args(argv)
     sets = args.sets.split(",")
     if "synthetic" in sets:
-        report("synthetic", measure(synthetic_images(args.per_class, args.seed), args.seed))
+        images = synthetic_images(args.per_class, args.seed)
+        report("synthetic", measure(images, args.seed, args.index))
     if "xray" in sets:
-        report("X-ray-like", measure(xray_images(args.films, args.seed), args.seed))
+        report("X-ray-like", measure(xray_images(args.films, args.seed), args.seed, args.index))
     if "real" in sets:
         images = real_images()
         if images is None:
             print("real: skipped (pip install pydicom pydicom-data for its bundled images)")
         else:
-            report("real (pydicom-data)", measure(images, args.seed))
-    cost = verification_cost()
+            report("real (pydicom-data)", measure(images, args.seed, args.index))
+    if "cost" not in sets:
+        return 0
+    cost = verification_cost(synthetic_images(args.per_class, args.seed + 1), args.seed)
     print(
-        f"verification per candidate pair: reference {cost['reference'] * 1e6:.0f} µs, "
-        f"FFT one pair at a time {cost['fft_per_pair'] * 1e6:.0f} µs, batched "
-        f"{cost['batched'] * 1e6:.1f} µs → {cost['reference'] / cost['batched']:.0f}× faster "
-        f"than the reference ({cost['fft_per_pair'] / cost['batched']:.0f}× than unbatched); "
-        f"plus {cost['per_image'] * 1e6:.0f} µs per image once (its views' FFTs)"
+        f"verification per candidate pair, on {cost['pairs']} candidate pairs (synthetic images "
+        f"and planted copies; per-pair forms on {cost['reference_pairs']} of them): old per-pair "
+        f"check (phase correlation + warp + Pearson) {cost['old'] * 1e6:.0f} µs, the per-pair "
+        f"definition (pair_similarity) {cost['definition'] * 1e6:.0f} µs, batched "
+        f"{cost['batched'] * 1e6:.1f} µs → {cost['old'] / cost['batched']:.0f}× faster than the "
+        f"old check, {cost['definition'] / cost['batched']:.0f}× than the definition; decisions "
+        f"equal to the definition's on {cost['agree']:.1%} of the reference pairs "
+        f"({cost['duplicates']} duplicates among them); plus {cost['per_image'] * 1e6:.0f} µs per "
+        "image once (its views' FFTs)"
     )
     return 0
 

@@ -29,6 +29,7 @@ the README's audit paragraph gives the trade-off behind each threshold.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections import Counter
 from pathlib import Path
@@ -36,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import scipy.fft
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from data_setup.audit_cache import (
@@ -52,6 +54,13 @@ CANDIDATE_SIMILARITY = 0.5  # signature cosine that makes a pair worth verifying
 MIN_PHASE_CORRELATION = 0.55  # band-limited phase correlation of an aligned near-duplicate
 MIN_LAYOUT_CORRELATION = 0.95  # and its aligned, lightly blurred pixels' correlation
 MIN_SIMILARITY = 1.0  # the score: both correlations over their thresholds at one shift
+# The signature index (candidate_pairs, where it is cheaper than every pair): _lsh_candidates.
+LSH_PAIRS_PER_BAND = 18  # measured: one image hashed into one band costs ~18 pairs' cosines
+LSH_COSINE = 0.75  # pairs at this signature cosine are found with probability ≥ 1 - LSH_MISS
+LSH_MISS = 0.01  # (planted copies: ≥ 0.78 X-ray-like, mostly ≥ 0.78 synthetic)
+LSH_SKETCH_BITS = 1024
+LSH_MIN_BITS = 12
+LSH_SEED = 20240518
 MAX_SHIFT = 4  # pixels of the 64-px thumbnail (~6 %) a copy may be shifted or cropped by
 _PHASE_BAND = (1, 20)  # cycles across the thumbnail: what survives resizing and JPEG
 _SIGNATURE_BAND = (2, 16)
@@ -62,7 +71,7 @@ _WINDOW = np.outer(np.hanning(THUMB), np.hanning(THUMB)).astype(np.float32)
 
 __all__ = [
     "CANDIDATE_SIMILARITY", "MAX_SHIFT", "MIN_LAYOUT_CORRELATION", "MIN_PHASE_CORRELATION",
-    "MIN_SIMILARITY", "THUMB", "Features", "audit",
+    "MIN_SIMILARITY", "THUMB", "Features", "audit", "candidate_pairs",
     "duplicate_groups", "features_of_arrays", "groups_from_pairs", "leaked_test_mask",
     "near_pairs", "pair_similarity", "views", "source_features", "split_features", "thumbnail",
 ]  # fmt: skip
@@ -76,12 +85,32 @@ def _frequencies() -> tuple[np.ndarray, np.ndarray]:
     return np.hypot(fy[:, None], fx[None, :]), np.broadcast_to(twice, (THUMB, THUMB // 2 + 1))
 
 
+def _kept_grid():
+    """On the kept (41, 21) part of the half spectrum: the phase view's weights (the phase
+    correlation of an image with itself is 1, the threshold folded in) and the signature's
+    bins — the same bins, in the same order, as on the whole half spectrum."""
+    radius, twice = _frequencies()
+    band = (radius >= _PHASE_BAND[0]) & (radius <= _PHASE_BAND[1])
+    weight = band / (band * twice).sum()
+    kept = np.ix_(_KEPT_ROWS, _KEPT_COLS)
+    scale = np.sqrt(weight[kept] / MIN_PHASE_CORRELATION).astype(np.float32)
+    signature = ((radius >= _SIGNATURE_BAND[0]) & (radius <= _SIGNATURE_BAND[1]))[kept]
+    return scale, signature
+
+
+_PHASE_SCALE, _SIGNATURE_BINS = _kept_grid()
+
+
 def _windowed(images: np.ndarray) -> np.ndarray:
     out = (images - images.mean(axis=(1, 2), keepdims=True)) * _WINDOW
     return out.astype(np.float32)
 
 
-def views(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _kept(spectrum: np.ndarray) -> np.ndarray:
+    return spectrum[:, _KEPT_ROWS, : len(_KEPT_COLS)]
+
+
+def views(thumbs: np.ndarray, chunk: int = 256, progress: str | None = None):
     """(spectra (N, 2, 41, 21), signatures (N, D)) of thumbnails (N, 64, 64) uint8.
 
     View 0, phase: the windowed thumbnail's spectrum whitened (phase only) in the band
@@ -90,31 +119,31 @@ def views(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     coarse layout. View 1, layout: the lightly blurred thumbnail, windowed, unit norm; its
     cross-correlation is the Pearson-like correlation of the aligned pixels. Each view is
     scaled by its threshold, so a pair is a near-duplicate when, at one shift, both reach 1.
-    A blank image has all-zero views and matches nothing but its exact copies."""
-    thumbs = np.asarray(thumbs, np.float32).reshape(-1, THUMB, THUMB)
-    raw = scipy.fft.rfft2(_windowed(thumbs))  # complex64 (numpy's is several times slower)
-    radius, twice = _frequencies()
-    band = (radius >= _PHASE_BAND[0]) & (radius <= _PHASE_BAND[1])
-    weight = band / (band * twice).sum()  # the phase correlation of an image with itself: 1
-    magnitude = np.abs(raw)
-    phase = np.where(magnitude > 1e-3, raw / np.maximum(magnitude, 1e-3), 0)
-    phase *= np.sqrt(weight / MIN_PHASE_CORRELATION).astype(np.float32)
-    blurred = np.stack([cv2.GaussianBlur(t, (0, 0), _BLUR) for t in thumbs]) if len(thumbs) \
-        else thumbs  # fmt: skip
-    layout = _windowed(blurred)
-    norm = np.linalg.norm(layout.reshape(len(layout), -1), axis=1)[:, None, None]
-    layout = np.where(norm > 1e-3, layout / np.maximum(norm, 1e-3), 0) / np.sqrt(
-        MIN_LAYOUT_CORRELATION
-    )
-    # Scaled so that both views' cross-correlations come out of one inverse DFT times 64²;
-    # both kept to the frequencies up to _PHASE_BAND[1] (the layout's blur leaves little above
-    # them), which is 2.5× less work per pair than the full spectrum.
+    A blank image has all-zero views and matches nothing but its exact copies.
+    Computed `chunk` images at a time (the temporaries stay in cache); a progress bar named
+    `progress` for more than 20,000 images (~2 s)."""
+    thumbs = np.asarray(thumbs).reshape(-1, THUMB, THUMB)
     spectra = np.empty((len(thumbs), 2, len(_KEPT_ROWS), len(_KEPT_COLS)), np.complex64)
-    spectra[:, 0] = phase[:, _KEPT_ROWS][..., _KEPT_COLS]
-    layout = scipy.fft.rfft2(layout.astype(np.float32) / THUMB)
-    spectra[:, 1] = layout[:, _KEPT_ROWS][..., _KEPT_COLS]
-    signature_band = (radius >= _SIGNATURE_BAND[0]) & (radius <= _SIGNATURE_BAND[1])
-    signatures = np.log1p(magnitude[:, signature_band]).astype(np.float32)
+    signatures = np.empty((len(thumbs), int(_SIGNATURE_BINS.sum())), np.float32)
+    show = progress is not None and len(thumbs) > 20_000
+    starts = range(0, len(thumbs), chunk)
+    for start in tqdm(starts, desc=f"{progress} views", disable=not show, unit="chunk"):
+        part = thumbs[start : start + chunk].astype(np.float32)
+        rows = slice(start, start + len(part))
+        # Both views are kept to the frequencies up to _PHASE_BAND[1] (the layout's blur
+        # leaves little above them): 2.5× less work per pair than the full spectrum.
+        raw = _kept(scipy.fft.rfft2(_windowed(part)))  # complex64 (numpy's: several × slower)
+        magnitude = np.abs(raw)
+        phase = raw / np.maximum(magnitude, 1e-3)
+        phase[magnitude <= 1e-3] = 0
+        spectra[rows, 0] = phase * _PHASE_SCALE
+        signatures[rows] = np.log1p(magnitude[:, _SIGNATURE_BINS])
+        layout = _windowed(np.stack([cv2.GaussianBlur(t, (0, 0), _BLUR) for t in part]))
+        norm = np.linalg.norm(layout.reshape(len(layout), -1), axis=1)[:, None, None]
+        layout *= np.where(norm > 1e-3, 1 / np.maximum(norm, 1e-3), 0) / np.float32(
+            THUMB * np.sqrt(MIN_LAYOUT_CORRELATION)
+        )  # scaled so that both views' correlations come out of one inverse DFT times 64²
+        spectra[rows, 1] = _kept(scipy.fft.rfft2(layout))
     return spectra, signatures
 
 
@@ -142,35 +171,227 @@ def pair_similarity(a: np.ndarray, b: np.ndarray, max_shift: int = MAX_SHIFT) ->
     return float(best)
 
 
+@functools.lru_cache(maxsize=8)
 def _inverse_dft(max_shift: int) -> tuple[np.ndarray, np.ndarray]:
-    """Matrices that evaluate the inverse real 2-D DFT of a kept half spectrum, times
-    64², at the shifts -max_shift … max_shift only: rows (S, 41) and columns (21, S)."""
+    """Two real matrices that evaluate the inverse real 2-D DFT of a kept half spectrum,
+    times 64², at the shifts -max_shift … max_shift (S of them) only, in real arithmetic:
+
+    - columns (2·21, 2·S): a row of interleaved (re, im) over the 21 kept columns times it
+      gives [re | im] of the sums over those columns at each column shift;
+    - rows (S, 2·41): [Re | -Im] of the complex row factors, so that times the stacked
+      [re; im] of those sums it gives the real part (all that is needed) at each row shift."""
     shifts = np.arange(-max_shift, max_shift + 1)
     ky, kx = np.fft.fftfreq(THUMB) * THUMB, np.arange(THUMB // 2 + 1)
     ky, kx = ky[_KEPT_ROWS], kx[_KEPT_COLS]
     rows = np.exp(2j * np.pi * np.outer(shifts, ky) / THUMB)
     twice = _frequencies()[1][0][_KEPT_COLS]
     cols = np.exp(2j * np.pi * np.outer(kx, shifts) / THUMB) * twice[:, None]
-    return rows.astype(np.complex64), cols.astype(np.complex64)
+    count = len(shifts)
+    real_cols = np.zeros((2 * len(kx), 2 * count))
+    real_cols[0::2, :count], real_cols[1::2, :count] = cols.real, -cols.imag
+    real_cols[0::2, count:], real_cols[1::2, count:] = cols.imag, cols.real
+    rows = np.concatenate([rows.real, -rows.imag], axis=1)
+    return real_cols.astype(np.float32), rows.astype(np.float32)
 
 
-def batch_similarity(spectra_a, spectra_b, max_shift: int = MAX_SHIFT) -> np.ndarray:
-    """pair_similarity for many pairs at once, from `views` spectra (B, 2, 41, 21): both
-    views' cross-correlations at every allowed shift are two small matrix products of the
-    cross-spectra (the inverse DFT evaluated at those shifts only)."""
-    rows, cols = _inverse_dft(max_shift)
-    cross = spectra_a * np.conj(spectra_b)
-    correlation = np.matmul(np.matmul(rows, cross), cols).real  # (B, 2, S, S)
-    return correlation.min(axis=1).reshape(len(cross), -1).max(axis=1)
+def _correlations(spectra_a, spectra_b, i, j, view: int, max_shift: int) -> np.ndarray:
+    """(B, S·S) correlations of view `view` at every allowed shift (dy, dx) of the pairs
+    (spectra_a[i[k]], spectra_b[j[k]]): the cross-spectra, then two real matrix products for
+    the whole batch (not two per pair), in float32."""
+    cols, rows = _inverse_dft(max_shift)
+    shifts, height = rows.shape[0], len(_KEPT_ROWS)
+    cross = spectra_a[i, view]  # gathered copies: changed in place
+    other = spectra_b[j, view]
+    np.multiply(cross, np.conjugate(other, out=other), out=cross)
+    count = len(cross)
+    partial = cross.view(np.float32).reshape(count * height, -1) @ cols  # [re | im] by dx
+    partial = partial.reshape(count, height, 2, shifts).transpose(2, 1, 0, 3)
+    correlation = rows @ partial.reshape(2 * height, count * shifts)  # (S dy, B·S dx)
+    return correlation.reshape(shifts, count, shifts).transpose(1, 0, 2).reshape(count, -1)
+
+
+def _verify(spectra_a, spectra_b, i, j, max_shift: int = MAX_SHIFT, floor=None) -> np.ndarray:
+    """Scores of the pairs (spectra_a[i[k]], spectra_b[j[k]]); see batch_similarity."""
+    phase = _correlations(spectra_a, spectra_b, i, j, 0, max_shift)
+    if floor is None:
+        layout = _correlations(spectra_a, spectra_b, i, j, 1, max_shift)
+        return np.minimum(phase, layout).max(axis=1)
+    score = phase.max(axis=1)
+    left = np.flatnonzero(score >= floor)
+    if len(left):
+        layout = _correlations(spectra_a, spectra_b, i[left], j[left], 1, max_shift)
+        score[left] = np.minimum(phase[left], layout).max(axis=1)
+    return score
+
+
+def batch_similarity(spectra_a, spectra_b, max_shift: int = MAX_SHIFT, floor=None):
+    """pair_similarity for many pairs at once, from `views` spectra (B, 2, 41, 21): each
+    view's cross-correlations at every allowed shift are two real matrix products over the
+    whole batch (the inverse DFT evaluated at those shifts only).
+
+    With `floor`, a pair whose phase correlation stays below `floor` at every shift cannot
+    score `floor` (its score is at most that maximum), so its layout view is never computed
+    and that maximum is returned instead: the decision `score >= floor` is pair_similarity's,
+    at half the cost for the many distinct candidates."""
+    rows = np.arange(len(spectra_a))
+    return _verify(np.asarray(spectra_a), np.asarray(spectra_b), rows, rows, max_shift, floor)
 
 
 class _Prepared:
     """What the search needs of one set of features: the views' spectra and signatures."""
 
-    def __init__(self, features: Features):
+    def __init__(self, features: Features, progress: str | None = None):
         self.usable = np.asarray(features.usable, bool)
-        self.spectra, self.signature = views(features.thumbs)
+        self.spectra, self.signature = views(features.thumbs, progress=progress)
         self.signature[~self.usable] = 0
+
+
+def _exact_candidates(unit_a, unit_b, same: bool, threshold: float, block: int, progress):
+    """Every pair with signature cosine ≥ threshold: one matrix product per block of a's rows
+    (for one set, only against the rows after the block: each pair once)."""
+    rows, cols = [], []
+    blocks = range(0, len(unit_a), block)
+    show = progress is not None and len(unit_a) * len(unit_b) > 4_000_000
+    for start in tqdm(blocks, desc=f"{progress} candidates", disable=not show, unit="block"):
+        first = start if same else 0
+        similarity = unit_a[start : start + block] @ unit_b[first:].T
+        r, c = np.nonzero(similarity >= threshold)
+        r, c = r + start, c + first
+        keep = c > r if same else slice(None)
+        rows.append(r[keep])
+        cols.append(c[keep])
+    return _joined(rows), _joined(cols)
+
+
+def _joined(parts) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def _lsh_plan(count: int) -> tuple[int, int]:
+    """(bits per band, bands) of the signature index for sets of `count` images: bands of
+    about log2(count) bits (a distinct image shares a band's bucket with ~1 other), and enough
+    of them that a pair at cosine LSH_COSINE shares at least one with probability 1 - LSH_MISS.
+    A random hyperplane separates two vectors at angle θ with probability θ/π."""
+    bits = int(np.clip(round(np.log2(max(count, 2))), LSH_MIN_BITS, 24))
+    agree = 1 - np.arccos(LSH_COSINE) / np.pi
+    return bits, int(np.ceil(np.log(1 / LSH_MISS) / agree**bits))
+
+
+def _sketch(unit: np.ndarray, planes: np.ndarray) -> np.ndarray:
+    return unit @ planes.T > 0  # (N, K) bools: which side of each hyperplane
+
+
+def _band_keys(sketch: np.ndarray, weights: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    keys = np.empty((len(sketch), weights.shape[1]), np.int64)
+    for start in range(0, len(sketch), chunk):
+        keys[start : start + chunk] = sketch[start : start + chunk].astype(np.float32) @ weights
+    return keys
+
+
+def _bucket_pairs(keys: np.ndarray, split: int | None, width: int) -> np.ndarray:
+    """Every pair of items with equal keys, as row·width + col: within one set (split None,
+    row < col), or between items before `split` (rows) and after it (cols, less split). One
+    sort; then, for k = 1, 2, …, the items whose key equals that of the item k places on
+    (only those still in a bucket are looked at again: the work is the pairs, plus a sort)."""
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    active = np.flatnonzero(ranked[1:] == ranked[:-1])  # starts of a pair at distance 1
+    found, k = [], 1
+    while len(active):
+        a, b = order[active], order[active + k]
+        if split is None:
+            found.append(np.minimum(a, b) * width + np.maximum(a, b))
+        else:
+            cross = (a < split) != (b < split)
+            rows, cols = np.minimum(a, b)[cross], np.maximum(a, b)[cross] - split
+            found.append(rows * width + cols)
+        k += 1
+        active = active[active + k < len(ranked)]
+        active = active[ranked[active + k] == ranked[active]]
+    return _joined(found)
+
+
+def _lsh_candidates(unit_a, unit_b, same: bool, threshold: float, progress):
+    """The pairs with signature cosine ≥ threshold that share a bucket of a random-hyperplane
+    (SimHash) index: each of L bands hashes an image by r of K = LSH_SKETCH_BITS hyperplane
+    signs, a pair that agrees on all r signs of some band is proposed, then kept when the
+    Hamming distance of the whole K-bit sketches allows the cosine (a cheap filter with a
+    wide margin) and the exact cosine is ≥ threshold. Work grows as L·N plus the proposals,
+    not as N²; a pair at cosine ≥ LSH_COSINE is missed with probability ≤ ~LSH_MISS.
+    Deterministic: the hyperplanes and bands come from a fixed seed."""
+    rng = np.random.default_rng(LSH_SEED)
+    dims = unit_a.shape[1]
+    planes = rng.standard_normal((LSH_SKETCH_BITS, dims)).astype(np.float32)
+    bits, bands = _lsh_plan(max(len(unit_a), len(unit_b)))
+    chosen = np.array([rng.choice(LSH_SKETCH_BITS, bits, replace=False) for _ in range(bands)])
+    weights = np.zeros((LSH_SKETCH_BITS, bands), np.float32)  # a band's key: its bits' number
+    weights[chosen, np.arange(bands)[:, None]] = 2.0 ** np.arange(bits)  # exact in float32
+    live_a, live_b = np.flatnonzero(unit_a.any(axis=1)), np.flatnonzero(unit_b.any(axis=1))
+    if not len(live_a) or not len(live_b):  # blank or unusable images match nothing
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    sketch_a = _sketch(unit_a[live_a], planes)
+    sketch_b = sketch_a if same else _sketch(unit_b[live_b], planes)
+    keys_a = _band_keys(sketch_a, weights)  # (N, L)
+    keys_b = keys_a if same else _band_keys(sketch_b, weights)
+    proposed = []
+    show = progress is not None and len(live_a) * len(live_b) > 4_000_000
+    for band in tqdm(range(bands), desc=f"{progress} index", disable=not show, unit="band"):
+        keys = keys_a[:, band] if same else np.concatenate([keys_a[:, band], keys_b[:, band]])
+        proposed.append(_bucket_pairs(keys, None if same else len(live_a), len(live_b)))
+    pairs = np.unique(_joined(proposed))
+    rows, cols = pairs // len(live_b), pairs % len(live_b)
+    packed_a = np.packbits(sketch_a, axis=1).view(np.uint64)
+    packed_b = packed_a if same else np.packbits(sketch_b, axis=1).view(np.uint64)
+    # Hamming filter: cosine ≥ threshold means an angle ≤ arccos(threshold), so about
+    # K·angle/π differing signs; 0.1·K more allows > 6 standard deviations of the sketch.
+    # (np.take: several times faster than fancy indexing for these large gathers.)
+    most = LSH_SKETCH_BITS * (np.arccos(threshold) / np.pi + 0.1)
+    keep = np.zeros(len(rows), bool)
+    for start in range(0, len(rows), 1 << 16):
+        part = slice(start, start + (1 << 16))
+        differ = np.take(packed_a, rows[part], axis=0) ^ np.take(packed_b, cols[part], axis=0)
+        differ = np.bitwise_count(differ).sum(axis=1, dtype=np.int32)
+        keep[part] = differ <= most
+    rows, cols = live_a[rows[keep]], live_b[cols[keep]]
+    cosine = np.empty(len(rows), np.float32)
+    for start in range(0, len(rows), 1 << 14):
+        part = slice(start, start + (1 << 14))
+        pair = np.take(unit_a, rows[part], axis=0), np.take(unit_b, cols[part], axis=0)
+        cosine[part] = np.einsum("ij,ij->i", *pair)
+    found = cosine >= threshold
+    return rows[found], cols[found]
+
+
+def candidate_pairs(
+    features_a: Features,
+    features_b: Features | None = None,
+    candidate_similarity: float = CANDIDATE_SIMILARITY,
+    index: str = "auto",
+    block: int = 1024,
+    progress: str | None = None,
+    prepared=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the pairs worth verifying: signature cosine ≥ candidate_similarity.
+    index: "exact" (every pair, blockwise matrix products: quadratic), "lsh" (the SimHash index,
+    _lsh_candidates: sub-quadratic) or "auto": whichever costs less — the index once the
+    pairs outnumber LSH_PAIRS_PER_BAND × images × bands (one set of more than ~4,000–8,000
+    images; a small test split against a large training split stays exact)."""
+    a, b = prepared or (_Prepared(features_a), None)
+    if b is None:
+        b = a if features_b is None else _Prepared(features_b)
+    same = features_b is None
+    both = [a.signature[a.usable]] + ([] if same else [b.signature[b.usable]])
+    mean = np.concatenate(both).mean(axis=0) if sum(len(x) for x in both) else 0.0
+    unit_a, unit_b = _centred_unit(a.signature, mean), _centred_unit(b.signature, mean)
+    unit_a[~a.usable], unit_b[~b.usable] = 0, 0
+    if index not in ("auto", "exact", "lsh"):
+        raise ValueError(f"index must be 'auto', 'exact' or 'lsh', got {index!r}")
+    pairs = len(unit_a) * len(unit_b) / (2 if same else 1)
+    images = len(unit_a) if same else len(unit_a) + len(unit_b)
+    hashing = LSH_PAIRS_PER_BAND * images * _lsh_plan(max(len(unit_a), len(unit_b)))[1]
+    if index == "lsh" or (index == "auto" and pairs > hashing):
+        return _lsh_candidates(unit_a, unit_b, same, candidate_similarity, progress)
+    return _exact_candidates(unit_a, unit_b, same, candidate_similarity, block, progress)
 
 
 def near_pairs(
@@ -179,35 +400,25 @@ def near_pairs(
     min_similarity: float = MIN_SIMILARITY,
     candidate_similarity: float = CANDIDATE_SIMILARITY,
     block: int = 1024,
-    batch: int = 128,
+    batch: int = 64,
     progress: str | None = None,
+    index: str = "auto",
 ) -> list[tuple[int, int, float]]:
     """(i, j, similarity) of near-duplicates — within one set when features_b is None (i < j),
-    else between a's image i and b's image j. One pass: candidates, then batched verification."""
-    a = _Prepared(features_a)
-    b = a if features_b is None else _Prepared(features_b)
-    both = [a.signature[a.usable]] + ([] if features_b is None else [b.signature[b.usable]])
-    mean = np.concatenate(both).mean(axis=0) if sum(len(x) for x in both) else 0.0
-    unit_a, unit_b = _centred_unit(a.signature, mean), _centred_unit(b.signature, mean)
-    unit_a[~a.usable], unit_b[~b.usable] = 0, 0
-    rows, cols = [], []
-    blocks = range(0, len(unit_a), block)
-    show = progress is not None and len(unit_a) * len(unit_b) > 4_000_000
-    for start in tqdm(blocks, desc=f"{progress} candidates", disable=not show, unit="block"):
-        similarity = unit_a[start : start + block] @ unit_b.T
-        r, c = np.nonzero(similarity >= candidate_similarity)
-        r += start
-        keep = c > r if features_b is None else slice(None)
-        rows.append(r[keep])
-        cols.append(c[keep])
-    rows = np.concatenate(rows) if rows else np.zeros(0, int)
-    cols = np.concatenate(cols) if cols else np.zeros(0, int)
+    else between a's image i and b's image j. One pass: candidates (candidate_pairs), then
+    batched verification."""
+    a = _Prepared(features_a, progress)
+    b = a if features_b is None else _Prepared(features_b, progress)
+    rows, cols = candidate_pairs(features_a, features_b, candidate_similarity, index, block,
+                                 progress, prepared=(a, b))  # fmt: skip
     scores = np.empty(len(rows), np.float32)
-    show = progress is not None and len(rows) > 20 * batch
+    show = progress is not None and len(rows) > 200_000  # ~1 s and more
     starts = range(0, len(rows), batch)
-    for start in tqdm(starts, desc=f"{progress} verify", disable=not show, unit="batch"):
-        i, j = rows[start : start + batch], cols[start : start + batch]
-        scores[start : start + batch] = batch_similarity(a.spectra[i], b.spectra[j])
+    with threadpool_limits(1, "blas"):  # small products: threads only contend for the cores
+        for start in tqdm(starts, desc=f"{progress} verify", disable=not show, unit="batch"):
+            i, j = rows[start : start + batch], cols[start : start + batch]
+            found = _verify(a.spectra, b.spectra, i, j, floor=min_similarity)
+            scores[start : start + batch] = found
     found = scores >= min_similarity
     return [
         (int(i), int(j), float(s))

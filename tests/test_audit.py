@@ -47,6 +47,11 @@ def test_batched_verification_decides_as_the_per_pair_definition():
     decided = batched >= audit.MIN_SIMILARITY
     assert decided.tolist() == (reference >= audit.MIN_SIMILARITY).tolist()
     assert decided[:n].all() and 0 < decided.sum() < len(pairs)  # both outcomes occur
+    # the search's form: the layout view only where the phase view can still reach the floor
+    floored = audit._verify(prepared.spectra, prepared.spectra, i, j, floor=audit.MIN_SIMILARITY)
+    assert (floored >= audit.MIN_SIMILARITY).tolist() == decided.tolist()
+    np.testing.assert_allclose(floored[decided], reference[decided], rtol=1e-4, atol=1e-4)
+    assert np.all(floored >= reference - 1e-4)  # below the floor: an upper bound
 
 
 def test_feature_cache_is_reused_and_invalidated_when_the_data_change(tmp_path, monkeypatch):
@@ -145,3 +150,60 @@ def test_clean_test_metrics_leave_out_test_copies_of_training_images(tmp_path):
     assert [f for f, m in zip(data.splits["test"].files, leaked, strict=True) if m] == [
         "test/glioma/leak.jpg"
     ]
+
+
+def _planted_vectors(n=3000, copies=300, cosine=0.8, dims=400, seed=0):
+    """Unit vectors of n distinct images (random directions) and `copies` near-copies of the
+    first ones at about `cosine`."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n, dims)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    noise = rng.standard_normal((copies, dims)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    near = cosine * base[:copies] + np.sqrt(1 - cosine**2) * noise
+    return np.concatenate([base, near / np.linalg.norm(near, axis=1, keepdims=True)])
+
+
+def test_signature_index_finds_what_every_pair_finds_without_comparing_every_pair():
+    unit = _planted_vectors()
+    n = 3000
+    exact = audit._exact_candidates(unit, unit, True, audit.CANDIDATE_SIMILARITY, 1024, None)
+    indexed = audit._lsh_candidates(unit, unit, True, audit.CANDIDATE_SIMILARITY, None)
+    exact = set(zip(*map(list, exact), strict=True))
+    indexed = set(zip(*map(list, indexed), strict=True))
+    planted = {(k, n + k) for k in range(300)}
+    assert planted <= exact  # the copies are what there is to find (random pairs: cos ≈ 0)
+    assert indexed <= exact  # every proposal is checked by its exact cosine
+    assert len(indexed & planted) >= 0.97 * len(planted)
+    # across two sets (the clean-test check): the copies against the originals
+    rows, cols = audit._lsh_candidates(unit[n:], unit[:n], False, 0.5, None)
+    assert np.mean(rows == cols) >= 0.97 and len(rows) >= 0.97 * 300
+
+
+def test_signature_index_plan_meets_its_miss_rate_and_grows_slowly():
+    for count in (100, 4000, 30000, 300000):
+        bits, bands = audit._lsh_plan(count)
+        agree = 1 - np.arccos(audit.LSH_COSINE) / np.pi
+        assert 1 - (1 - agree**bits) ** bands >= 1 - audit.LSH_MISS
+    # bands (the index's work per image) grow far slower than the images
+    assert audit._lsh_plan(300000)[1] < 10 * audit._lsh_plan(3000)[1]
+
+
+def test_auto_uses_the_index_above_its_size_and_finds_the_same_copies(monkeypatch):
+    films = audit_accuracy.xray_images(40, seed=5, width=(200, 260))
+    rng = np.random.default_rng(2)
+    copies = [audit_accuracy.planted_copy(f, rng) for f in films[:12]]
+    features = audit.features_of_arrays(films + copies)
+    exact = audit.near_pairs(features, index="exact")
+    used = []
+    real = audit._lsh_candidates
+    monkeypatch.setattr(audit, "_lsh_candidates", lambda *a: used.append(1) or real(*a))
+    monkeypatch.setattr(audit, "LSH_PAIRS_PER_BAND", 0.01)
+    indexed = audit.near_pairs(features)
+    assert used
+    used.clear()
+    monkeypatch.setattr(audit, "LSH_PAIRS_PER_BAND", 18)
+    audit.near_pairs(features)
+    assert not used  # 52 images: every pair is cheaper
+    assert {(k, 40 + k) for k in range(12)} <= {(i, j) for i, j, _ in exact}
+    assert {(i, j) for i, j, _ in indexed} == {(i, j) for i, j, _ in exact}
