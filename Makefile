@@ -38,7 +38,7 @@ setup-latest: $(VENV_LATEST)/.installed
 # figures (built once, by the last sweep, from every run under runs/demo).
 # --no-html: the demo keeps each executed notebook but skips its HTML copy (time).
 # It overwrites the committed results/ (runs in runs/demo, ignored by git): the same numbers on
-# x86-64 CPUs with AVX2 at the pinned versions (S3F_DETERMINISTIC, README "What is
+# the CPU model that made them at the pinned versions (S3F_DETERMINISTIC, README "What is
 # reproducible"), new wall times on every run; elsewhere `git diff results/` shows what
 # differs. S3F_DETERMINISTIC=0 runs at TensorFlow's defaults (all cores).
 DEMO_JOBS ?= 2

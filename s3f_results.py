@@ -199,7 +199,8 @@ def _environment_line(runs: list[dict]) -> str:
     if deterministic == len(records):
         return line + (
             "S3F_DETERMINISTIC=1: the same seeds at these versions give the same numbers on "
-            "x86-64 CPUs with AVX2, whatever their core count (README: 'What is reproducible')."
+            "this CPU model, whatever its core count; another CPU model can give other numbers "
+            "(measured: AMD EPYC vs Intel Xeon; README: 'What is reproducible')."
         )
     return line + (
         f"S3F_DETERMINISTIC set in {deterministic} of {len(records)} runs: the others "

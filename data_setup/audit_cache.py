@@ -163,8 +163,9 @@ def split_features(
 ) -> Features:
     """Features of one split's files (`items`: (path, label) as in a Listing), in that order,
     from the cache when the fingerprint matches, else computed and cached."""
+    from data_setup.cache import default_cache_dir
+    from data_setup.cache import files_fingerprint as _fingerprint
     from data_setup.files import ensure_writable_dir, write_atomic
-    from data_setup.loading import _fingerprint, default_cache_dir
 
     root = Path(root)
     fingerprint = fingerprint or _fingerprint(items, root)

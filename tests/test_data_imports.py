@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "data_setup"
 # data_setup.audit_cache still imports files_fingerprint (as _fingerprint) and default_cache_dir
 # from data_setup.loading, which re-exports them from data_setup.cache. Importing them from
 # data_setup.cache there closes the last circle; then delete this entry.
-PENDING = {("data_setup.audit_cache", "data_setup.loading")}
+PENDING: set[tuple[str, str]] = set()  # known edges still to remove (none)
 
 
 def _module_name(path: Path) -> str:

@@ -115,7 +115,7 @@ def test_results_readme_states_machine_versions_and_what_reproduces():
     }
     line = s3f_results._environment_line([{"environment": record}] * 2)
     assert "Some CPU (avx2, 8 cores)" in line and "TensorFlow 2.18.1" in line
-    assert "whatever their core count" in line
+    assert "whatever its core count" in line and "another CPU model" in line
     mixed = [{"environment": record}, {"environment": {**record, "deterministic": False}}]
     assert "set in 1 of 2 runs" in s3f_results._environment_line(mixed)
     assert "not recorded" in s3f_results._environment_line([{}])
