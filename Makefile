@@ -1,9 +1,11 @@
 # Two commands a user needs (each creates .venv and installs the kit on first use):
 #   make demo   – the main job: a small claims study on synthetic demo data; it REGENERATES
 #                 the committed results/ (git status then shows changes: at least the wall times)
-#   make test   – lint + the whole test suite
-# CI (.ci/run) also tests the newest TensorFlow/Keras/OpenCV (requirements-latest.txt, in
-# .venv-latest) and a fresh `pip install .` (make install-check).
+#   make test   – lint + the fast tier: unit, model and integration tests (not marked e2e)
+# make test-all runs everything (+ the e2e tier: notebooks through papermill, the 138 M-parameter
+# BUSI models, demo quality, the Ray cluster, command-line runs that train). CI (.ci/run) runs
+# test-all on the pinned set, the fast tier on the newest TensorFlow/Keras/OpenCV
+# (requirements-latest.txt, in .venv-latest) and a fresh `pip install .` (make install-check).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +13,7 @@ STAMP := $(VENV)/.installed
 VENV_LATEST ?= .venv-latest
 BIN_LATEST := $(VENV_LATEST)/bin
 
-.PHONY: setup setup-latest demo test test-fast test-latest install-check lint bench bench-scale clean-venv
+.PHONY: setup setup-latest demo test test-all test-latest install-check lint bench bench-scale clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,15 +56,20 @@ lint: setup
 	$(BIN)/ruff check .
 
 # S3F_OTHER_PYTHON: the other version set, for the cross-version model test (skipped without it)
+# PYTEST_ARGS: more pytest options, e.g. PYTEST_ARGS="-k resume -x".
+PYTEST_ARGS ?=
 test: lint
-	S3F_OTHER_PYTHON=$(abspath $(BIN_LATEST))/python $(BIN)/python -m pytest
+	S3F_OTHER_PYTHON=$(abspath $(BIN_LATEST))/python $(BIN)/python -m pytest -m "not e2e" \
+		--durations=25 $(PYTEST_ARGS)
 
-test-fast: lint
-	$(BIN)/python -m pytest -m "not slow"
+test-all: lint
+	S3F_OTHER_PYTHON=$(abspath $(BIN_LATEST))/python $(BIN)/python -m pytest --durations=25 \
+		$(PYTEST_ARGS)
 
-# The fast subset on the newest versions (the slow end-to-end tests run on the pinned set).
+# The fast tier on the newest versions (the e2e tier runs on the pinned set).
 test-latest: setup-latest setup
-	S3F_OTHER_PYTHON=$(abspath $(BIN))/python $(BIN_LATEST)/python -m pytest -m "not slow"
+	S3F_OTHER_PYTHON=$(abspath $(BIN))/python $(BIN_LATEST)/python -m pytest -m "not e2e" \
+		--durations=25 $(PYTEST_ARGS)
 
 # A fresh virtualenv with nothing but `pip install .`: console commands and a notebook work.
 install-check:

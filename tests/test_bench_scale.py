@@ -58,7 +58,7 @@ def test_sizes_for_ends_at_full_and_has_three_points():
     assert sizes_for(780, ["1000", "2000", "full"]) == [195, 390, 780]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_quick_rehearsal_reports_every_stage(tmp_path):
     out = tmp_path / "scale"
     done = subprocess.run(

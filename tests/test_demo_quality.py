@@ -99,7 +99,7 @@ def test_demo_settings_fill_only_what_a_demo_run_leaves_none(capsys, keras):
 DEMO_CASES = [("S3F_Concat_BUSI", 30), ("SpectraNet_ChestXRay", 25)]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("name, epochs", DEMO_CASES)
 def test_demo_notebook_trains_a_model_clearly_better_than_chance(
     name, epochs, tmp_path, kernel_env

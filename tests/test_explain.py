@@ -238,7 +238,7 @@ def _papermill(notebook, out, **params):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_explainability_notebook_on_bilinear_sn2_and_paper_format_files(
     kernel_env, tmp_path, keras
 ):
@@ -285,7 +285,7 @@ def test_explainability_notebook_on_bilinear_sn2_and_paper_format_files(
     assert kit["overall"] == pytest.approx(paper["overall"], abs=1e-3)  # same weights
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_evaluate_pretrained_notebook_against_a_local_release(
     kernel_env, release_server, tmp_path, keras
 ):

@@ -35,7 +35,7 @@ def _notebook_text(path):
     )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_plain_papermill_shows_each_epoch_on_stderr_while_it_runs(kernel_env, tmp_path):
     command = [
         sys.executable, "-m", "papermill", "notebooks/Spatial_BUSI.ipynb",
@@ -63,7 +63,7 @@ def test_plain_papermill_shows_each_epoch_on_stderr_while_it_runs(kernel_env, tm
     assert "Leakage audit: " in text and "test images have a near-duplicate" in text
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_sweep_files_each_epoch_line_once_in_sweep_log_not_on_its_terminal(
     kernel_env, tmp_path, capfd
 ):

@@ -129,7 +129,7 @@ def test_a_sweep_never_clears_a_run_folder_that_is_training(tmp_path, monkeypatc
         holder.wait()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_hand_run_notebook_into_a_folder_the_sweep_is_training_stops(tmp_path):
     """Real processes: a sweep trains a run; papermill by hand into the same folder stops with
     a message naming the sweep's notebook; a second sweep on the output stops too."""

@@ -82,7 +82,7 @@ def test_paper_models_have_the_papers_parameter_count(name, keras):
     keras.backend.clear_session()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", LARGE)
 def test_large_busi_models_have_the_papers_parameter_count(name, keras):
     exp = EXPERIMENTS[name]

@@ -90,7 +90,7 @@ def tiny_sweep(kernel_env, tmp_path_factory):
     return root, failures
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_every_notebook_runs_and_writes_its_run_folder(tiny_sweep):
     root, failures = tiny_sweep
     assert failures == []
@@ -143,7 +143,7 @@ def test_every_notebook_runs_and_writes_its_run_folder(tiny_sweep):
         assert len(injected) == 1 and "epochs = 1" in injected[0].source
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_sweep_builds_tables_beside_the_papers_numbers(tiny_sweep):
     root, _ = tiny_sweep
     results = root / "results"
@@ -166,7 +166,7 @@ def test_sweep_builds_tables_beside_the_papers_numbers(tiny_sweep):
     assert len(list((results / "metrics").rglob("*.json"))) == 14
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_sweep_explains_every_s3f_model_and_links_it(tiny_sweep):
     root, _ = tiny_sweep
     s3f = [n for n, e in s3f_experiments.EXPERIMENTS.items() if e.architecture == "s3f"]
@@ -191,7 +191,7 @@ def test_sweep_explains_every_s3f_model_and_links_it(tiny_sweep):
         assert f"explain/{name}/contributions_bar.png" in readme
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_bad_data_dir_fails_with_the_data_setup_error(kernel_env, tmp_path):
     failures = s3f_sweep.run_sweep(
         ["Spatial_ChestXRay"], False, tmp_path / "nowhere", TINY, tmp_path / "runs"
@@ -203,7 +203,7 @@ def test_bad_data_dir_fails_with_the_data_setup_error(kernel_env, tmp_path):
     assert job.executed.with_suffix(".html").is_file()  # the failed notebook is kept
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_readme_papermill_command_works_as_written(kernel_env, tmp_path):
     from data_setup import synth_dataset
 

@@ -71,7 +71,7 @@ def _train(tmp_path, name, env, cores):
     return result
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or s3f_env._best_isa(s3f_env._cpu_info()[1]) is None,
     reason="needs Linux CPU affinity and an x86-64 CPU",

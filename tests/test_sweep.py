@@ -24,13 +24,15 @@ REPO = Path(__file__).resolve().parents[1]
 BUSI = ["Spatial_BUSI", "SpectraNet_BUSI", "S3F_Concat_BUSI"]
 
 
-def _commands(text: str, program: str = "-m s3f_sweep") -> list[list[str]]:
-    """Every `program ...` command in a text (continuation lines joined, comments dropped)."""
+def _commands(text: str, programs=("-m s3f_sweep", "s3f-sweep")) -> list[list[str]]:
+    """Every `program --option ...` command in a text (continuation lines joined, comments
+    dropped); a program's bare name in prose is not a command."""
     text = text.replace("\\\n", " ")
     found = []
     for line in text.splitlines():
-        if program in line:
-            command = line[line.index(program) + len(program) :].split(" #")[0].strip("` ")
+        starts = [line.index(f"{p} -") + len(p) for p in programs if f"{p} -" in line]
+        if starts:
+            command = line[min(starts) :].split(" #")[0].strip("` ")
             argv = shlex.split(command)
             ends = [i for i, a in enumerate(argv) if a in {"||", "&&", ";", "|", "&"}]
             found.append(argv[: ends[0]] if ends else argv)  # the shell's operators end it
@@ -233,7 +235,7 @@ def test_progress_status_reads_each_runs_progress_file(tmp_path):
 # --------------------------------------------------------------------------- Ctrl-C
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_ctrl_c_stops_kernels_and_queue_and_lists_runs(tmp_path):
     """A real sweep process: one SIGINT while the first notebook trains stops everything."""
     pytest.importorskip("psutil")

@@ -48,6 +48,7 @@ def _sweep(output, result):
     )
 
 
+@pytest.mark.e2e
 def test_killed_worker_loses_only_its_run_and_a_rerun_completes_it(local_ray, tmp_path):
     output = tmp_path / "runs"
     result = {}

@@ -303,6 +303,21 @@ def test_resume_saves_pay_for_themselves():
     assert due(120.0, 0.3, False)  # a real-data epoch: saved every time
 
 
+# patience long enough to train past the interruption; lr_patience 1 exercises LR drops
+RESUME_SETTINGS = dict(epochs=4, f1_patience=10, lr_patience=1)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tf_modules, tmp_path_factory):
+    """The uninterrupted run that both resume tests must reproduce (trained once: how often the
+    resume state is saved does not change training)."""
+    s3f_training, _ = tf_modules
+    folder = tmp_path_factory.mktemp("straight")
+    straight, data, model = _train(s3f_training, folder, "Spatial_BUSI", **RESUME_SETTINGS)
+    straight.train(model, data)
+    return straight.evaluate(data), pd.read_csv(straight.run_dir / "history.csv")
+
+
 @pytest.mark.parametrize(
     "max_overhead, saved_epoch",
     # every epoch saved (real data: epochs outlast a save), and only the first and the last
@@ -310,35 +325,39 @@ def test_resume_saves_pay_for_themselves():
     [(1e9, 2), (1e-9, 1)],
 )
 def test_interrupted_training_resumes_to_the_same_result(
-    max_overhead, saved_epoch, tf_modules, tmp_path, monkeypatch
+    max_overhead, saved_epoch, straight_run, tf_modules, tmp_path, monkeypatch
 ):
     import s3f_callbacks
 
     s3f_training, _ = tf_modules
+    expected, straight_history = straight_run
     monkeypatch.setattr(s3f_callbacks.ResumeState, "MAX_OVERHEAD", max_overhead)
-    # patience long enough to train past the interruption; lr_patience 1 exercises LR drops
-    settings = dict(epochs=4, f1_patience=10, lr_patience=1)
-    straight, data, model = _train(s3f_training, tmp_path / "straight", "Spatial_BUSI", **settings)
-    straight.train(model, data)
-    expected = straight.evaluate(data)
-
     monkeypatch.setenv("S3F_INTERRUPT_AFTER_EPOCH", "2")
-    first, data, model = _train(s3f_training, tmp_path / "resumed", "Spatial_BUSI", **settings)
+    first, data, model = _train(s3f_training, tmp_path, "Spatial_BUSI", **RESUME_SETTINGS)
     with pytest.raises(s3f_training.SimulatedDisconnect):
         first.train(model, data)
     state = json.loads((first.run_dir / "resume" / "state.json").read_text())
     assert state["epoch"] == saved_epoch
     monkeypatch.delenv("S3F_INTERRUPT_AFTER_EPOCH")
-    second, data, model = _train(s3f_training, tmp_path / "resumed", "Spatial_BUSI", **settings)
+    second, data, model = _train(s3f_training, tmp_path, "Spatial_BUSI", **RESUME_SETTINGS)
     second.train(model, data)
     result = second.evaluate(data)
     for key in ("loss", "accuracy", "weighted_f1", "epochs_run", "best_epoch"):
         assert result[key] == expected[key], key
     assert result["confusion_matrix"] == expected["confusion_matrix"]
     history = pd.read_csv(second.run_dir / "history.csv")
-    straight_history = pd.read_csv(straight.run_dir / "history.csv")
     assert len(history) == expected["epochs_run"] == 4
     pd.testing.assert_frame_equal(history, straight_history)
+
+
+@pytest.fixture(scope="module")
+def float32_reference(tf_modules, tmp_path_factory):
+    """Demo data, an untrained float32 S³F-Net and its test outputs, shared by the precision
+    tests (each only reads them)."""
+    s3f_training, s3f_metrics = tf_modules
+    _, data, reference = _train(s3f_training, tmp_path_factory.mktemp("ref"), epochs=1)
+    expected, _ = s3f_metrics.predict_with_loss(reference, data.tf_dataset("test", 8))
+    return data, reference, expected
 
 
 @pytest.mark.parametrize(
@@ -347,10 +366,10 @@ def test_interrupted_training_resumes_to_the_same_result(
     [("mixed_float16", False, 2e-2), ("mixed_bfloat16", False, 5e-2), ("float32", True, 1e-5)],
 )
 def test_precision_and_xla_train_and_agree_with_float32(
-    precision, jit, tolerance, keras, tf_modules, tmp_path
+    precision, jit, tolerance, keras, tf_modules, float32_reference, tmp_path
 ):
     s3f_training, s3f_metrics = tf_modules
-    reference_run, data, reference = _train(s3f_training, tmp_path / "ref", epochs=1)
+    data, reference, expected = float32_reference
     run = s3f_training.Run(
         "S3F_Concat_BUSI",
         output_dir=str(tmp_path / precision),
@@ -361,9 +380,7 @@ def test_precision_and_xla_train_and_agree_with_float32(
     try:
         model = run.build_model(data)
         model.set_weights(reference.get_weights())
-        test = data.tf_dataset("test", 8)
-        expected, _ = s3f_metrics.predict_with_loss(reference, test)
-        got, _ = s3f_metrics.predict_with_loss(model, test)
+        got, _ = s3f_metrics.predict_with_loss(model, data.tf_dataset("test", 8))
         assert np.max(np.abs(got - expected)) < tolerance
         history = model.fit(data.tf_dataset("train", 8), epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])

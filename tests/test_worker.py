@@ -96,7 +96,7 @@ def test_a_dead_worker_fails_only_its_notebook_and_leaves_no_process(
     assert s3f_jobs.LIVE_WORKERS == set()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_run_in_a_reused_kernel_equals_one_in_a_new_kernel(tmp_path, kernel_env):
     """The claim that makes kernel reuse safe: same numbers, to the last digit, either way."""
     tiny = {"epochs": 2, "demo_count": 6, "img_size": [16, 16], "verbose": 0}
