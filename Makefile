@@ -56,20 +56,23 @@ lint: setup
 	$(BIN)/ruff check .
 
 # S3F_OTHER_PYTHON: the other version set, for the cross-version model test (skipped without it)
+# TEST_JOBS: test processes (pytest-xdist); each test file runs whole in one of them, so its
+# module fixtures (a trained run, an executed sweep) are built once. TEST_JOBS=0: no xdist.
 # PYTEST_ARGS: more pytest options, e.g. PYTEST_ARGS="-k resume -x".
+TEST_JOBS ?= 2
 PYTEST_ARGS ?=
+PYTEST_OPTIONS = --durations=25 -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 test: lint
 	S3F_OTHER_PYTHON=$(abspath $(BIN_LATEST))/python $(BIN)/python -m pytest -m "not e2e" \
-		--durations=25 $(PYTEST_ARGS)
+		$(PYTEST_OPTIONS)
 
 test-all: lint
-	S3F_OTHER_PYTHON=$(abspath $(BIN_LATEST))/python $(BIN)/python -m pytest --durations=25 \
-		$(PYTEST_ARGS)
+	S3F_OTHER_PYTHON=$(abspath $(BIN_LATEST))/python $(BIN)/python -m pytest $(PYTEST_OPTIONS)
 
 # The fast tier on the newest versions (the e2e tier runs on the pinned set).
 test-latest: setup-latest setup
 	S3F_OTHER_PYTHON=$(abspath $(BIN))/python $(BIN_LATEST)/python -m pytest -m "not e2e" \
-		--durations=25 $(PYTEST_ARGS)
+		$(PYTEST_OPTIONS)
 
 # A fresh virtualenv with nothing but `pip install .`: console commands and a notebook work.
 install-check:
