@@ -6,8 +6,10 @@
 Each claim compares two models of one dataset on the *same test images* (same protocol and
 seed → same split): per seed McNemar's exact test and a paired bootstrap CI; across seeds a
 paired t-test (Holm-corrected over the table) and a bootstrap CI of the mean Δ accuracy.
+Cross-validation runs pair by fold and seed (same fold and seed → same test images), and the
+test across them is the corrected resampled t-test (their training sets overlap).
 
-Why ~480 lines: the claims, their pairing of runs, the statistics per claim and the table and
+Why ~520 lines: the claims, their pairing of runs, the statistics per claim and the table and
 forest figure of the verdicts are read together (a verdict is only as good as its pairing);
 the tests themselves live in s3f_stats and s3f_intervals.
 """
@@ -100,7 +102,8 @@ def _predictions_problem(run) -> str | None:
 
 
 def _by_model(runs, protocol):
-    """(experiment, variant) → {seed: run record} for one protocol, and (experiment, variant) →
+    """(experiment, variant) → {(seed, fold): run record} for one protocol (fold None outside
+    cross-validation; s3f_records.repeat_key), and (experiment, variant) →
     [(run folder, reason)] for the runs that could not be used. A model run with several sets
     of settings is compared in the one with most seeds (the others are listed, not pooled)."""
     import s3f_records
@@ -116,7 +119,7 @@ def _by_model(runs, protocol):
             left_out.setdefault(key, []).append((m.get("run_subdir", m["run_dir"]), reason))
             continue
         by_settings = grouped.setdefault(key, {})
-        by_settings.setdefault(s3f_records.settings_key(m), {})[m.get("seed")] = m
+        by_settings.setdefault(s3f_records.settings_key(m), {})[s3f_records.repeat_key(m)] = m
     table = {}
     for key, by_settings in grouped.items():
         ranked = sorted(by_settings.items(), key=lambda item: -len(item[1]))
@@ -148,43 +151,73 @@ def evaluate_claim(claim: Claim, models: dict, left_out: dict | None = None) -> 
         "left_out": "; ".join(unused),
     }
     a, b = models.get(claim.better, {}), models.get(claim.worse, {})
-    seeds = sorted(set(a) & set(b), key=lambda s: (s is None, s))
-    row["n_seeds"] = len(seeds)
-    if not seeds:
+    pairs = sorted(set(a) & set(b), key=lambda k: tuple((v is None, v) for v in k))
+    folds = sorted({fold for _, fold in pairs if fold is not None})
+    row["n_seeds"] = len({seed for seed, _ in pairs})
+    row["n_folds"] = len(folds) or 1
+    row["n_pairs"] = len(pairs)
+    if not pairs:
         row.update(mean_delta=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan,
-                   mcnemar="", verdict="not run")  # fmt: skip
+                   mcnemar="", test="", verdict="not run")  # fmt: skip
         return row
-    per_seed = []
-    for index, seed in enumerate(seeds):
-        pa, pb = _predictions(a[seed]), _predictions(b[seed])
+    per_run = []
+    for index, key in enumerate(pairs):
+        pa, pb = _predictions(a[key]), _predictions(b[key])
         joined = pa.merge(pb, on="file", suffixes=("_a", "_b"))
         if len(joined) != len(pa) or len(joined) != len(pb):
             raise ValueError(
-                f"{claim.dataset} seed {seed}: the two runs tested different images "
-                f"({a[seed]['run_dir']} vs {b[seed]['run_dir']}); compare runs of one split"
+                f"{claim.dataset} {_pair_name(key)}: the two runs tested different images "
+                f"({a[key]['run_dir']} vs {b[key]['run_dir']}); compare runs of one split"
             )
-        per_seed.append(
+        per_run.append(
             s3f_stats.paired_seed(
                 joined["true_label_a"], joined["predicted_label_a"], joined["predicted_label_b"],
                 seed=index,
             )
         )  # fmt: skip
-    across = s3f_stats.paired_across_seeds(
-        [100 * a[s]["accuracy"] for s in seeds], [100 * b[s]["accuracy"] for s in seeds]
-    )
-    if len(seeds) == 1:  # one seed: the image-level bootstrap is all the uncertainty there is
-        low, high = per_seed[0]["delta_accuracy_ci"]
-        across.update(ci_low=low, ci_high=high, p=per_seed[0]["mcnemar"]["p"])
-    significant = sum(s["mcnemar"]["p"] < ALPHA for s in per_seed)
+    accuracy_a = [100 * a[k]["accuracy"] for k in pairs]
+    accuracy_b = [100 * b[k]["accuracy"] for k in pairs]
+    if folds:
+        across = _across_folds(claim, pairs, a, accuracy_a, accuracy_b)
+    else:
+        across = s3f_stats.paired_across_seeds(accuracy_a, accuracy_b)
+        across["test"] = "paired t across seeds"
+    if len(pairs) == 1:  # one run: the image-level bootstrap is all the uncertainty there is
+        low, high = per_run[0]["delta_accuracy_ci"]
+        across.update(ci_low=low, ci_high=high, p=per_run[0]["mcnemar"]["p"], test="McNemar")
+    significant = sum(s["mcnemar"]["p"] < ALPHA for s in per_run)
     row.update(
         mean_delta=across["mean_delta"],
         ci_low=across["ci_low"],
         ci_high=across["ci_high"],
         p=across["p"],
-        mcnemar=f"{significant}/{len(seeds)} seeds p<{ALPHA}",
-        demo_data=any(a[s].get("demo_data") for s in seeds),
+        test=across["test"],
+        mcnemar=f"{significant}/{len(pairs)} {'runs' if folds else 'seeds'} p<{ALPHA}",
+        demo_data=any(a[k].get("demo_data") for k in pairs),
     )
     return row
+
+
+def _pair_name(key) -> str:
+    seed, fold = key
+    return f"seed {seed}" + (f" fold {fold}" if fold is not None else "")
+
+
+def _across_folds(claim, pairs, runs_a, accuracy_a, accuracy_b) -> dict:
+    """Δ accuracy over folds × seeds: Nadeau & Bengio's corrected resampled t-test, with the
+    runs' mean test fraction (their folds overlap in training data; s3f_stats)."""
+    import s3f_records
+
+    fractions = [s3f_records.test_fraction(runs_a[k]) for k in pairs]
+    if any(f is None for f in fractions):
+        raise ValueError(
+            f"{claim.dataset}: cross-validation runs without recorded split counts; "
+            "rerun them with this version of the kit"
+        )
+    differences = [x - y for x, y in zip(accuracy_a, accuracy_b, strict=True)]
+    across = s3f_stats.corrected_resampled_t(differences, float(np.mean(fractions)))
+    across["test"] = "corrected resampled t (folds × seeds)"
+    return across
 
 
 # Which protocol's runs decide a claim, most trusted first: holdout runs select checkpoints on a
@@ -238,12 +271,12 @@ def claims_table(runs: list[dict], protocol: str | None = None) -> pd.DataFrame:
         candidates = [tables[name][index] for name in ranked]
         # Nothing paired anywhere: say so for the most trusted protocol whose runs were
         # unusable, else for the most trusted one (the protocol the claim awaits).
-        decided = next((r for r in candidates if r["n_seeds"] > 0), None) or next(
+        decided = next((r for r in candidates if r["n_pairs"] > 0), None) or next(
             (r for r in candidates if r["left_out"]), candidates[0]
         )
         rows.append({**decided, "role": "verdict", "decided_by": decided["protocol"]})
         for other in candidates:
-            if other is not decided and other["n_seeds"] > 0:
+            if other is not decided and other["n_pairs"] > 0:
                 role = AS_PUBLISHED if other["protocol"] == PAPER_PROTOCOL else "not deciding"
                 rows.append({**other, "role": role, "decided_by": decided["protocol"]})
     frame = pd.DataFrame(rows)
@@ -254,15 +287,15 @@ def claims_table(runs: list[dict], protocol: str | None = None) -> pd.DataFrame:
     return frame
 
 
-# A verdict other than inconclusive needs this many paired seeds: one or two seeds cannot tell
-# a real effect from the spread between seeds, whatever a per-image test says.
+# A verdict other than inconclusive needs this many paired runs (seeds, or folds × seeds): one or
+# two cannot tell a real effect from the spread between runs, whatever a per-image test says.
 MIN_SEEDS_FOR_VERDICT = 3
 
 
 def _verdict(row) -> str:
-    if row["n_seeds"] == 0:
+    if row["n_pairs"] == 0:
         return "runs unusable" if row.get("left_out") else "not run"
-    if row["n_seeds"] < MIN_SEEDS_FOR_VERDICT:
+    if row["n_pairs"] < MIN_SEEDS_FOR_VERDICT:
         return "inconclusive"
     p, low, high = row["p_holm"], row["ci_low"], row["ci_high"]
     if not (p < ALPHA):
@@ -306,10 +339,12 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
         f"when at least {MIN_SEEDS_FOR_VERDICT} seeds were paired, the CI excludes 0 and Holm "
         f"p < 0.05, else *inconclusive* (fewer than {MIN_SEEDS_FOR_VERDICT} seeds always are: "
         "the spread between seeds is unknown); 5 seeds or more are advised (README: 'How many "
-        "seeds?').",
+        "seeds?'). Cross-validated claims (runs: folds × seeds) pair each fold and seed, and "
+        "their p and CI come from the corrected resampled t-test over those runs (Nadeau & "
+        "Bengio 2003; README: 'Cross-validation').",
         "",
         *_left_out_lines(frame),
-        "| claim | dataset | protocol | paper Δ | our mean Δ | 95 % CI | seeds | p (Holm) | "
+        "| claim | dataset | protocol | paper Δ | our mean Δ | 95 % CI | runs | p (Holm) | "
         "McNemar | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
@@ -324,6 +359,13 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
     return lines
 
 
+def _runs_cell(r: dict) -> str:
+    """'3' (seeds) or '3 folds × 2 seeds'."""
+    if r.get("n_folds", 1) > 1:
+        return f"{r['n_folds']} folds × {r['n_seeds']} seeds"
+    return str(r["n_seeds"])
+
+
 def _markdown_row(r: dict) -> str:
     ci = "–" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
     p = "–" if math.isnan(r["p_holm"]) else f"{r['p_holm']:.3g}"
@@ -333,13 +375,13 @@ def _markdown_row(r: dict) -> str:
         claim, verdict = f"↳ {r['role']}", f"({r['verdict']} under {r['protocol']})"
     return (
         f"| {claim} | {r['dataset']} | {r['protocol']} | {_cell(r['paper_delta'])} | "
-        f"{_cell(r['mean_delta'])} | {ci} | {r['n_seeds']} | {p} | {r['mcnemar'] or '–'} | "
+        f"{_cell(r['mean_delta'])} | {ci} | {_runs_cell(r)} | {p} | {r['mcnemar'] or '–'} | "
         f"{verdict} |"
     )
 
 
 def _decided_by_sentence(frame: pd.DataFrame) -> str:
-    deciding = frame.loc[(frame["role"] == "verdict") & (frame["n_seeds"] > 0), "decided_by"]
+    deciding = frame.loc[(frame["role"] == "verdict") & (frame["n_pairs"] > 0), "decided_by"]
     if set(deciding) <= {PAPER_PROTOCOL}:
         return (
             "Every verdict comes from paper-protocol runs (no holdout runs paired yet): the test "
@@ -409,12 +451,12 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     y = dict(zip(verdicts["claim"] + verdicts["dataset"], np.arange(len(verdicts))[::-1],
                  strict=True))  # fmt: skip
     labels = [
-        f"{r.claim} — {r.dataset}" + (f" ({r.decided_by})" if r.n_seeds else "")
+        f"{r.claim} — {r.dataset}" + (f" ({r.decided_by})" if r.n_pairs else "")
         for r in verdicts.itertuples()
     ]
     for r in frame.itertuples():
         yi = y[r.claim + r.dataset] - (0 if r.role == "verdict" else 0.28)
-        if r.n_seeds == 0:
+        if r.n_pairs == 0:
             ax.text(0, yi, r.verdict, va="center", ha="center", fontsize=7, color="#999999",
                     bbox={"facecolor": "white", "linewidth": 0, "pad": 1})  # fmt: skip
             continue
@@ -430,8 +472,8 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     ax.set_yticks(list(y.values()), labels, fontsize=8)
     ax.set_ylim(-0.6, len(verdicts) - 0.4)  # room for the as-published line under the last row
     ax.set_xlabel("Δ accuracy, points (claimed better − worse), mean over seeds with 95 % CI")
-    _forest_legend(ax, frame[frame["n_seeds"] > 0])
-    tested = verdicts[verdicts["n_seeds"] > 0]
+    _forest_legend(ax, frame[frame["n_pairs"] > 0])
+    tested = verdicts[verdicts["n_pairs"] > 0]
     decided = "/".join(_ranked(set(tested["decided_by"]))) or "no"
     title = f"The paper's claims (verdicts from {decided} runs, {len(tested)} tested)"
     if demo:
@@ -451,7 +493,8 @@ def seed_strip_figure(runs: list[dict], path: Path, demo: bool = False):
         {
             "dataset": m["dataset"],
             "model": "/".join(p for p in (m["experiment"], m.get("variant", "")) if p)
-            + ("" if m.get("protocol", "paper") == "paper" else f" ({m['protocol']})"),
+            + ("" if m.get("protocol", "paper") == "paper" else f" ({m['protocol']})")
+            + (f" cv{folds}" if (folds := (m.get("run_settings") or {}).get("folds")) else ""),
             "accuracy": 100 * m["accuracy"],
         }
         for m in runs
@@ -473,7 +516,7 @@ def seed_strip_figure(runs: list[dict], path: Path, demo: bool = False):
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(low, 101)  # accuracy stops at 100 %: no empty band above it
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
-    title = "Test accuracy per seed (dots) and mean (bar)"
+    title = "Test accuracy per run (dots: seeds, or folds × seeds) and mean (bar)"
     if demo:
         title += " — synthetic demo data, says nothing about the paper"
     figure.suptitle(title, fontsize=11, color="darkred" if demo else "black")

@@ -37,6 +37,7 @@ from data_setup.datasets import MAX_IMAGE_SIDE
 
 # keras.utils.set_random_seed seeds NumPy's legacy generator, which takes 0 … 2**32 − 1.
 MAX_SEED = 2**32 - 1
+MAX_FOLDS = 20  # more folds than this leaves test folds too small to score
 # Four MaxPool(2) stages ('valid' padding) in the spatial tower need 16 px; SN1 has two, SN2 one.
 MIN_SIDE = {"spatial": 16, "s3f": 16, ("spectranet", 1): 4, ("spectranet", 2): 2}
 ALL_ARCHITECTURES = frozenset(s3f_experiments.ARCHITECTURES)
@@ -218,6 +219,11 @@ class RunConfig:
     )
     seed: int = param(s3f_experiments.DEFAULT_SEED, "weights, batch order and the holdout split",
                       integer(0, MAX_SEED))  # fmt: skip
+    folds: int = param(
+        0, "0: the dataset's one split; K ≥ 2: K-fold grouped cross-validation (protocol "
+        '"holdout"; the sweep\'s --folds K)', integer(0, MAX_FOLDS), shown=True,
+    )  # fmt: skip
+    fold: int = param(1, "the cross-validation fold this run tests (1..folds)", integer(1))
     fusion: str | None = param(
         None,
         'S³F-Net only: "concat" | "bilinear"; None → the experiment\'s',
@@ -373,6 +379,18 @@ class RunConfig:
         return config
 
     def _check_together(self, exp) -> None:
+        if self.folds == 1 or (not self.folds and self.fold != 1) or self.fold > max(self.folds, 1):
+            raise ValueError(
+                f"folds={self.folds}, fold={self.fold}: folds is 0 (no cross-validation) or "
+                "K ≥ 2 with fold in 1..K"
+            )
+        if self.folds and (self.protocol != "holdout" or self.split_file):
+            raise ValueError(
+                f"cross-validation (folds={self.folds}) needs protocol 'holdout' and no "
+                f"split_file (a fold validates on training data; the folds are the split); got "
+                f"protocol={self.protocol!r}" + (f", split_file={self.split_file!r}"
+                                                 if self.split_file else "")
+            )  # fmt: skip
         minimum = MIN_SIDE.get(exp.architecture) or MIN_SIDE[(exp.architecture, self.spectranet)]
         if min(self.img_size) < minimum:
             raise ValueError(
@@ -508,6 +526,7 @@ def markdown_table() -> str:
 # from the paper's setting, so the paper's run of an experiment stays short:
 #   S3F_Concat_BUSI/seed42/                      the paper's model, protocol and default seed
 #   S3F_Concat_BUSI/bilinear-sn1/holdout/seed43/ another fusion and SpectraNet, honest split
+#   S3F_Concat_BUSI/holdout/cv3/fold2/seed42/    fold 2 of a 3-fold cross-validation, seed 42
 # The notebook (s3f_training.Run) and the sweep both call run_subdir, so a notebook run by hand
 # and the same run from the sweep land in the same folder.
 
@@ -552,5 +571,7 @@ def run_subdir(experiment: str, settings: dict) -> str:
         parts.append(variant)
     if config["protocol"] != s3f_experiments.PAPER_PROTOCOL:
         parts.append(config["protocol"])
+    if config.get("folds"):  # cross-validation: e.g. holdout/cv3/fold2/seed42
+        parts += [f"cv{int(config['folds'])}", f"fold{int(config['fold'])}"]
     parts.append(f"seed{int(config['seed'])}")
     return "/".join(parts)

@@ -158,6 +158,9 @@ def _grouping_record(data) -> dict:
     record = {"source": data.grouping, "groups": counts}
     if "holdout_grouping" in getattr(data, "extras", {}):
         record["validation_kept_together"] = data.extras["holdout_grouping"]
+    if "fold_grouping" in getattr(data, "extras", {}):
+        record["folds_kept_together"] = data.extras["fold_grouping"]
+        record["fold_test"] = data.extras["fold_test"]
     return record
 
 

@@ -42,7 +42,28 @@ FRACTIONS = {"accuracy", "weighted_f1", "macro_f1", "roc_auc", "roc_auc_macro"}
 # Run settings that do not decide a run's numbers: where it was written or how it printed
 # (s3f_config's not-compared parameters), the seed (pooled over), and where the data was read
 # from (its fingerprint, recorded beside, decides instead).
-NOT_DECIDING = s3f_config.not_compared() | {"seed", "data_dir", "data_zip"}
+NOT_DECIDING = s3f_config.not_compared() | {"seed", "fold", "data_dir", "data_zip"}
+
+
+def repeat_key(record: dict) -> tuple:
+    """(seed, cross-validation fold or None): what tells apart the runs of one model and
+    settings that tables pool and claims pair (two models' runs with one key tested the same
+    images)."""
+    settings = record.get("run_settings") or {}
+    fold = settings.get("fold") if settings.get("folds") else None
+    return record.get("seed"), fold
+
+
+def test_fraction(record: dict) -> float | None:
+    """The run's test images over its training and test images (validation aside), from its
+    recorded split counts; None when it recorded none. The corrected resampled t-test's
+    n_test / (n_train + n_test)."""
+    counts = record.get("counts") or {}
+    try:
+        train, test = (sum(counts[split].values()) for split in ("train", "test"))
+    except (KeyError, AttributeError, TypeError):
+        return None
+    return test / (train + test) if train > 0 and test > 0 else None
 
 
 @dataclass(frozen=True)
@@ -219,15 +240,17 @@ def describe_settings(values: dict) -> str:
 
 
 def drop_repeated_seeds(runs: list[dict]) -> tuple[list[dict], list[str]]:
-    """Keep one run per (experiment, variant, protocol, settings, seed): the first by folder.
+    """Keep one run per (experiment, variant, protocol, settings, seed, fold): the first by
+    folder.
     Returns the kept runs and one note per repeat left out."""
     kept, seen, notes = [], {}, []
     for m in sorted(runs, key=lambda r: r["run_subdir"]):
-        seed = m.get("seed")
-        key = (m["experiment"], m.get("variant", ""), m["protocol"], settings_key(m), seed)
+        seed, fold = repeat_key(m)
+        key = (m["experiment"], m.get("variant", ""), m["protocol"], settings_key(m), seed, fold)
         if seed is not None and key in seen:
+            which = f"seed {seed}" + (f" and fold {fold}" if fold is not None else "")
             notes.append(
-                f"{m['run_subdir']}: the same settings and seed {seed} as "
+                f"{m['run_subdir']}: the same settings and {which} as "
                 f"{seen[key]['run_subdir']}; counted once (that run)"
             )
             continue

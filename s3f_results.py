@@ -64,6 +64,13 @@ def _paper(row, column, digits) -> tuple[str, str]:
     return f"{target:.{digits}f}", f"{row[f'diff_{column}']:+.{digits}f}"
 
 
+def _runs_cell(row) -> str:
+    """'3' or, cross-validated, '6 (3-fold × 2 seeds)'."""
+    if not row.get("folds"):
+        return str(row["n_runs"])
+    return f"{row['n_runs']} ({row['folds']}-fold × {len(str(row['seeds']).split())} seeds)"
+
+
 def _markdown_table(frame: pd.DataFrame) -> str:
     header = ["model", "variant", "protocol", "runs"]
     for label in ("acc %", "wF1", "mF1", "κ", "MCC", "AUC", "loss"):
@@ -74,7 +81,7 @@ def _markdown_table(frame: pd.DataFrame) -> str:
         variant = row["variant"] or "paper's"
         if row.get("settings"):  # this model was also run with other settings: a row each
             variant += f" ({row['settings']})"
-        cells = [row["model"], variant, row["protocol"], str(row["n_runs"])]
+        cells = [row["model"], variant, row["protocol"], _runs_cell(row)]
         for column in METRICS.values():
             digits = 2 if column == "accuracy_%" else 3
             cells += [_interval_cell(row, column, digits), *_paper(row, column, digits)]
@@ -282,7 +289,9 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "The [low, high] of a cell: for several seeds, the 95 % t-interval of the mean across "
         "seeds (`mean ± sd [low, high]`); for a single run (runs = 1), its own 95 % "
         "stratified bootstrap interval over the test images (`value [low, high]`), which "
-        "covers the test sample only, not training randomness. Older records without intervals "
+        "covers the test sample only, not training randomness; for cross-validated groups "
+        "(runs = folds × seeds), the corrected resampled t-interval, which widens the spread "
+        "of the mean because the folds share training data. Older records without intervals "
         "show the bare number. Bounds: the `*_ci_low` / `*_ci_high` columns of summary.csv and "
         "runs.csv.",
         "",
@@ -335,6 +344,7 @@ def terminal_summary(frame: pd.DataFrame, results_dir) -> str:
         lines.append(
             f"  {name}: accuracy {_cell(row, 'accuracy_%', 2)} %, {row['n_runs']} run(s)"
             + (f", seeds {row['seeds']}" if row["seeds"] else "")
+            + (f" × {row['folds']} folds" if row.get("folds") else "")
             + (f"  {row['flags']}" if row["flags"] else "")
         )
     if unusable:

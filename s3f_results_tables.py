@@ -136,6 +136,9 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
             "variant": m["variant"],
             "protocol": m["protocol"],
             "seed": m.get("seed"),
+            "fold": s3f_records.repeat_key(m)[1],
+            "folds": (m.get("run_settings") or {}).get("folds") or 0,
+            "test_fraction": s3f_records.test_fraction(m),
             "settings": s3f_records.settings_key(m),
             "run_subdir": m["run_subdir"],
             "model": _model_title(m),
@@ -187,20 +190,36 @@ def _settings_labels(per_run: pd.DataFrame) -> dict:
 INTERVAL_KINDS = {
     "one run": "95 % stratified bootstrap over the test images (one run)",
     "seeds": "95 % t-interval of the mean across seeds",
+    "folds": "95 % corrected resampled t-interval over folds × seeds (Nadeau & Bengio)",
 }
 
 
-def _group_interval(group: pd.DataFrame, column: str) -> tuple[float, float]:
-    """A single run: its bootstrap interval; several: the t-interval across their seeds."""
+def _interval_kind(group: pd.DataFrame) -> str:
     if len(group) == 1:
+        return "one run"
+    return "folds" if group["folds"].max() > 1 else "seeds"
+
+
+def _group_interval(group: pd.DataFrame, column: str) -> tuple[float, float]:
+    """A single run: its bootstrap interval; seeds: the t-interval across them; folds × seeds:
+    the corrected resampled interval (the folds share training data, so their spread
+    understates the uncertainty of the mean)."""
+    kind = _interval_kind(group)
+    if kind == "one run":
         return group.iloc[0][f"{column}_ci_low"], group.iloc[0][f"{column}_ci_high"]
+    if kind == "folds" and group["test_fraction"].notna().all():
+        corrected = s3f_stats.corrected_resampled_t(
+            group[column].tolist(), float(group["test_fraction"].mean())
+        )
+        return corrected["ci_low"], corrected["ci_high"]
     described = s3f_stats.describe(group[column].tolist())
     return described["ci_low"], described["ci_high"]
 
 
 def summary_frame(runs: list[dict]) -> pd.DataFrame:
     """One row per experiment × variant × protocol × recorded settings (runs that differ in
-    anything but their seed are never pooled): mean and sd over seeds, paper, Δ."""
+    anything but their seed and cross-validation fold are never pooled): mean and sd over
+    seeds (or folds × seeds), paper, Δ."""
     per_run = runs_frame(runs)
     if per_run.empty:
         return per_run
@@ -214,7 +233,8 @@ def summary_frame(runs: list[dict]) -> pd.DataFrame:
             model=first["model"],
             data=first["data"],
             n_runs=len(group),
-            seeds=" ".join(str(s) for s in sorted(group["seed"].dropna().astype(int))),
+            seeds=" ".join(str(s) for s in sorted(set(group["seed"].dropna().astype(int)))),
+            folds=int(group["folds"].max()) or "",
         )
         # The paper reports one run of its own model; other variants have no paper number.
         paper = paper_numbers(first["experiment"]) if row["variant"] == "" else {}
@@ -228,7 +248,7 @@ def summary_frame(runs: list[dict]) -> pd.DataFrame:
             row[f"diff_{column}"] = round(mean - target, 4)
             low, high = _group_interval(group, column)
             row[f"{column}_ci_low"], row[f"{column}_ci_high"] = round(low, 4), round(high, 4)
-        row["interval"] = INTERVAL_KINDS["one run" if len(group) == 1 else "seeds"]
+        row["interval"] = INTERVAL_KINDS[_interval_kind(group)]
         row.update(
             params=int(first["params"]),
             paper_params=_experiment(first).params or None,

@@ -5,24 +5,24 @@
     python -m s3f_sweep --only S3F_Concat_BUSI -p epochs 50 -p protocol=holdout --demo
     python -m s3f_sweep --data-root ~/data --jobs 4     # 4 at a time, one GPU each if present
     python -m s3f_sweep --demo --seeds 3 --grid fusion=concat,bilinear spectranet=1,2
+    python -m s3f_sweep --demo --only S3F_Concat_BUSI Spatial_BUSI --folds 3 --seeds 2
     python -m s3f_sweep --data-root /shared/data --output /shared/runs --cluster auto
 
 `--data-root` holds one folder per dataset id (BRISC2025/, ChestXRay/, BUSI/, HAM10000/, each as
-unzipped). A run is experiment + model variant + protocol + seed, with its own folder
-`<output>/<experiment>[/<variant>][/<protocol>]/seed<N>/`. A run counts as finished when its
-metrics.json exists and records the parameters asked for now: finished runs are skipped (an
-interrupted sweep resumes), and one made with other parameters stops the sweep with the
+unzipped). A run is experiment + model variant + protocol (+ cross-validation fold) + seed, with its
+own folder `<output>/<experiment>[/<variant>][/<protocol>][/cv<K>/fold<k>]/seed<N>/`. A run counts
+as finished when its metrics.json exists and records the parameters asked for now: finished runs are
+skipped (an interrupted sweep resumes), and one made with other parameters stops the sweep with the
 differences named (--force reruns it). A failing notebook does not stop the others; failures are
-listed at the end and the exit status is 1. Ctrl-C stops the running notebooks and the queue.
-Tables are rebuilt from every finished run under --output (default results/ for the default
-output folders, else <output>/results). --cluster runs each notebook as a Ray task (s3f_cluster).
-One sweep per --output at a time: a second sweep on a busy output folder stops at once (exit
-status 2) with a message naming the other process (pid, host, command, since when); a lock left
-by a killed sweep is taken over. A notebook run by hand into a run folder that is training
-stops the same way.
+listed at the end and the exit status is 1. Ctrl-C stops the running notebooks and the queue. Tables
+are rebuilt from every finished run under --output (default results/ for the default output folders,
+else <output>/results). --cluster runs each notebook as a Ray task (s3f_cluster). One sweep per
+--output at a time: a second sweep on a busy output folder stops at once (exit status 2) with a
+message naming the other process (pid, host, command, since when); a lock left by a killed sweep is
+taken over. A notebook run by hand into a run folder that is training stops the same way.
 
-Why ~480 lines: planning (experiments × grid × seeds, reuse, the disk check) and the command line
-are one story a reader follows top to bottom; execution lives in s3f_jobs, s3f_worker and
+Why ~500 lines: planning (experiments × grid × seeds × folds, reuse, the disk check) and the command
+line are one story a reader follows top to bottom; execution lives in s3f_jobs, s3f_worker and
 s3f_cluster.
 """
 
@@ -129,15 +129,38 @@ def parameters_for(exp, demo: bool, data_root, overrides, output_dir) -> dict:
     return params
 
 
+def fold_settings(folds: int | None, overrides: dict, grid: dict) -> list[dict]:
+    """The per-run settings of --folds K: each fold 1..K under the holdout protocol (a fold
+    validates on training data); [{}] without cross-validation."""
+    if not folds:
+        return [{}]
+    if folds < 2 or folds > s3f_config.MAX_FOLDS:
+        raise SweepError(f"--folds K needs 2 ≤ K ≤ {s3f_config.MAX_FOLDS}, got {folds}")
+    if overrides.get("protocol", "holdout") != "holdout" or "protocol" in grid:
+        raise SweepError("--folds runs the 'holdout' protocol: drop -p protocol / --grid protocol")
+    if {"fold", "folds", "split_file"} & set(overrides):
+        raise SweepError("--folds sets fold and folds, and makes its own splits (no split_file)")
+    return [{"folds": folds, "fold": k, "protocol": "holdout"} for k in range(1, folds + 1)]
+
+
 def plan_training(
-    names, demo, data_root, overrides, output_dir, seeds=None, grid=None, extra_variants=()
+    names,
+    demo,
+    data_root,
+    overrides,
+    output_dir,
+    seeds=None,
+    grid=None,
+    extra_variants=(),
+    folds=None,
 ) -> list[Job]:
-    """One Job per distinct run: experiments × applicable grid values × seeds, plus
+    """One Job per distinct run: experiments × applicable grid values × seeds × folds, plus
     `extra_variants` ((experiment, settings) pairs); runs landing in the same folder merge."""
     grid = grid or {}
     clash = ({"seed"} if seeds else set()) | set(grid)
     if clash & set(overrides):
         raise SweepError(f"{sorted(clash & set(overrides))} given both with -p and --seeds/--grid")
+    per_fold = fold_settings(folds, overrides, grid)
     wanted = []
     for name in names:
         arch = s3f_experiments.get_experiment(name).architecture
@@ -148,8 +171,8 @@ def plan_training(
     wanted += list(extra_variants)
     jobs = {}
     for name, variant in wanted:
-        for seed in seeds or [None]:
-            settings = {**variant, **({} if seed is None else {"seed": seed})}
+        for seed, fold in itertools.product(seeds or [None], per_fold):
+            settings = {**variant, **fold, **({} if seed is None else {"seed": seed})}
             exp = s3f_experiments.get_experiment(name)
             params = {**parameters_for(exp, demo, data_root, overrides, output_dir), **settings}
             try:
@@ -286,12 +309,15 @@ def run_sweep(
     retries=1,
     keep_kernels=True,
     html=True,
+    folds=None,
 ) -> list[tuple[Job, str]]:
     """Train the planned runs (then, with explain, the explainability notebook on every
     finished S³F-Net run, including the paper's concat XAI variants); returns the failures."""
     output_dir = Path(output_dir).expanduser().resolve()
     extra = paper_xai_variants(names) if explain else []
-    training = plan_training(names, demo, data_root, overrides, output_dir, seeds, grid, extra)
+    training = plan_training(
+        names, demo, data_root, overrides, output_dir, seeds, grid, extra, folds=folds
+    )
     runner = None
     if cluster:
         import s3f_cluster
@@ -367,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help=f"one number N: seeds {SEED}..{SEED}+N-1; several: exactly those seeds",
+    )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="K-fold grouped cross-validation (holdout protocol): every run once per fold, "
+        "folders …/cv<K>/fold<k>/seed<S>; tables and claims pool folds × seeds",
     )
     parser.add_argument(
         "--grid",
@@ -451,6 +484,7 @@ def main(argv=None) -> int:
             retries=args.retries,
             keep_kernels=not args.fresh_kernels,
             html=not args.no_html,
+            folds=args.folds,
         )
     except SweepError as error:
         print(f"s3f_sweep: {error}", file=sys.stderr)

@@ -147,6 +147,8 @@ class Run(RunConfig):
             options["split_file"] = str(Path(self.split_file).expanduser())
         if self.skip_damaged:
             options["skip_damaged"] = True
+        if self.folds:
+            options.update(folds=self.folds, fold=self.fold)
         data = load_dataset(
             dataset,
             root,

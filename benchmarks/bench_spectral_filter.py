@@ -130,9 +130,7 @@ def main():
     with reference_form():
         expected = layer(x[:2]).numpy()
     np.testing.assert_allclose(layer(x[:2]).numpy(), expected, rtol=1e-4, atol=1e-4)
-    compare(
-        "SpectralFilter(64) fwd+bwd, (16,256,256,32)", layer_step(layer, x), args.repeats
-    )
+    compare("SpectralFilter(64) fwd+bwd, (16,256,256,32)", layer_step(layer, x), args.repeats)
     del layer, x
 
     model = s3f_common.build_model("s3f", (256, 256, 1), 3, fusion="concat", spectranet=2)

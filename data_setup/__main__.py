@@ -170,11 +170,15 @@ def main(argv=None) -> int:
     source.add_argument("--gdrive", dest="gdrive_id", help="Google Drive file id")
     p_fetch.add_argument("--dest", required=True)
     p_fetch.add_argument(
-        "--max-download-gb", type=float, default=MAX_DOWNLOAD_GB,
+        "--max-download-gb",
+        type=float,
+        default=MAX_DOWNLOAD_GB,
         help="refuse a larger download (default %(default)s)",
     )
     p_fetch.add_argument(
-        "--max-unpacked-gb", type=float, default=MAX_UNPACKED_GB,
+        "--max-unpacked-gb",
+        type=float,
+        default=MAX_UNPACKED_GB,
         help="refuse an archive that unpacks to more (default %(default)s)",
     )
     p_synth = commands.add_parser("synth", help="write the synthetic demo datasets")

@@ -45,6 +45,7 @@ from data_setup.layouts import DatasetError, Listing, discover
 from data_setup.splitting import (
     PROTOCOLS,
     choose_rows,
+    fold_rows,
     read_split_file,
     stratified_split_problem,
     validation_rows,
@@ -177,7 +178,13 @@ class Dataset:
             )
         if self.protocol == "paper":
             lines.append("  (paper protocol: validation = test, as in the original notebooks)")
-        if self.info.id == "BUSI" and "split_file" not in self.extras:
+        if "folds" in self.extras:
+            lines.append(
+                f"  (cross-validation fold {self.extras['fold']} of {self.extras['folds']}: "
+                f"test = {self.extras['fold_test']}; {self.extras['fold_grouping']} kept "
+                "within one fold)"
+            )
+        elif self.info.id == "BUSI" and "split_file" not in self.extras:
             lines.append(
                 "  (BUSI: a seeded stratified 80/20 split of the sorted file list — not the "
                 "paper's test set, which came from an unrecoverable os.listdir order; every run "
@@ -255,6 +262,8 @@ def load_dataset(
     skip_damaged: bool = False,
     channels: int | None = None,
     test_fraction: float = 0.2,
+    folds: int = 0,
+    fold: int = 1,
 ) -> Dataset:
     """Load one of the four datasets from the folder the user unzipped, through the cache.
 
@@ -266,6 +275,9 @@ def load_dataset(
     skip_damaged: drop images that decode but look damaged (the paper used them).
     dataset_id "Custom" (your own data; see data_setup.custom): channels (1 or 3) and
     test_fraction (when the data has no test split) apply; img_size defaults to 256×256.
+    folds ≥ 2: cross-validation fold `fold` (1..folds) of a stratified group k-fold seeded by
+    `seed` (data_setup.splitting.fold_rows); it needs the "holdout" protocol, since a fold
+    validates on a part of the training data and never on its test images.
     """
     if dataset_id == CUSTOM:
         # split seed fixed (42) whatever the run's seed: every run tests on the same images
@@ -296,24 +308,38 @@ def load_dataset(
     }
     skipped, damaged = _decode_report(listing, sources, skip_damaged)
 
-    # which rows train and test, then the protocol's validation rows
+    # which rows train and test, then the protocol's validation rows (or a cross-validation fold)
     chosen = choose_rows(info, sources, split_file, listing.root, skip_damaged)
-    train_rows, val_rows, kept = validation_rows(
-        protocol,
-        chosen,
-        val_fraction=val_fraction,
-        seed=seed,
-        dataset_id=info.id,
-        root=listing.root,
-        groups=group_table,
-        split_file=split_file,
-    )
+    where = dict(dataset_id=info.id, root=listing.root, groups=group_table)
     extras = {"split_file": str(split_file)} if split_file else {}
-    if kept is not None:
-        extras["holdout_grouping"] = kept
+    if folds:
+        if folds < 2 or protocol != "holdout":
+            raise ValueError(
+                f"cross-validation needs folds ≥ 2 and protocol 'holdout' (a fold validates on "
+                f"training data, never on its test images); got folds={folds}, "
+                f"protocol={protocol!r}"
+            )
+        pooled = "all" in sources  # no official split: the folds cover every image
+        train_rows, val_rows, test_rows, kept = fold_rows(
+            chosen, pooled, folds=folds, fold=fold, val_fraction=val_fraction,
+            seed=seed, **where,
+        )  # fmt: skip
+        extras.update(
+            folds=folds,
+            fold=fold,
+            fold_grouping=kept,
+            fold_test="the held fold" if pooled else "the official test set",
+        )
+    else:
+        train_rows, val_rows, kept = validation_rows(
+            protocol, chosen, val_fraction=val_fraction, seed=seed, split_file=split_file, **where
+        )
+        test_rows = chosen["test"]
+        if kept is not None:
+            extras["holdout_grouping"] = kept
 
     # the Dataset: each split a sorted row view into its cached official split
-    test = Split("test", chosen["test"][0], np.sort(chosen["test"][1]))
+    test = Split("test", test_rows[0], np.sort(test_rows[1]))
     train = Split("train", train_rows[0], np.sort(train_rows[1]))
     val = test if val_rows is None else Split("val", val_rows[0], np.sort(val_rows[1]))
     missing = [c for i, c in enumerate(info.class_names) if not np.any(train.labels == i)]

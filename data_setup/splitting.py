@@ -6,6 +6,8 @@ validation rows). validation_rows: the protocol — "paper" validates on the tes
 original notebooks; "holdout" on a stratified part of train that keeps every patient, lesion
 and near-duplicate group on one side (or on a split file's val rows). Rows are indices into a
 data_setup.cache.SourceSplit; load_dataset makes them the Dataset's Splits.
+fold_rows: cross-validation instead — stratified group k-fold over the training pool (the
+official test set is scored every fold) or over the whole dataset where it has no split.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sklearn.model_selection import train_test_split
 
 from data_setup.cache import SourceSplit
 from data_setup.datasets import DatasetInfo
-from data_setup.groups import combine_groups
+from data_setup.groups import combine_groups, grouped_folds
 from data_setup.layouts import DatasetError
 
 PROTOCOLS = ("paper", "holdout")
@@ -83,6 +85,45 @@ def validation_rows(protocol, chosen, *, val_fraction, seed, dataset_id, root, g
         train_source, train_rows, val_fraction, seed, features, patients
     )
     return (train_source, fit_rows), (train_source, val_rows), kept
+
+
+def fold_rows(chosen, pooled, *, folds, fold, val_fraction, seed, dataset_id, root, groups):
+    """(fit Rows, validation Rows, test Rows, what the folds kept together) of cross-validation
+    fold `fold` (1..folds).
+
+    The folds are a stratified group k-fold (seeded by the run's seed: one seed is one
+    repetition) in which every patient, lesion and near-duplicate group stays in one fold.
+    pooled (a dataset without an official split, e.g. BUSI): the folds cover the whole dataset;
+    fold k is the test set, and a grouped `val_fraction` of the rest validates. Otherwise the
+    folds split the official training set; fold k validates and the official test set is scored
+    in every fold."""
+    from data_setup import audit
+    from data_setup.audit_cache import source_features
+
+    if "val" in chosen:
+        raise DatasetError("cross-validation (folds) makes its own splits: leave split_file empty")
+    if not 1 <= fold <= folds:
+        raise ValueError(f"fold must be in 1..{folds}, got {fold}")
+    source, pool = chosen["train"]
+    if pooled:
+        test_source, test_rows = chosen["test"]
+        if test_source is not source:
+            raise DatasetError("pooled cross-validation needs one source of all images")
+        pool = np.concatenate([pool, test_rows])
+    pool = np.sort(np.asarray(pool))
+    features = source_features(dataset_id, source, root)
+    duplicates = list(audit.duplicate_groups(features.take(pool), progress="folds"))
+    patients = [groups.get(source.files[r]) for r in pool]
+    folded = grouped_folds(source.labels[pool], combine_groups(duplicates, patients), folds, seed)
+    rest, held = (pool[part] for part in folded[fold - 1])
+    kept = "patients/lesions and near-duplicates"
+    if not pooled:
+        return (source, rest), (source, held), chosen["test"], kept
+    fit, val, _ = _holdout_rows(
+        source, rest, val_fraction, seed, features.take(rest), patients=[
+            groups.get(source.files[r]) for r in rest]
+    )  # fmt: skip
+    return (source, fit), (source, val), (source, held), kept
 
 
 def stratified_split_problem(labels, fraction, what, class_names=()) -> str | None:

@@ -59,8 +59,7 @@ def test_a_decode_killed_mid_write_leaves_nothing_after_the_next_run(busi, tmp_p
             "import data_setup.cache as cache",
             "from data_setup import load_dataset",
             "cache.decode_bytes = lambda *a: os.kill(os.getpid(), signal.SIGKILL)",
-            f"load_dataset('BUSI', {str(busi)!r}, img_size=(16, 16), "
-            f"cache_dir={str(cache)!r})",
+            f"load_dataset('BUSI', {str(busi)!r}, img_size=(16, 16), cache_dir={str(cache)!r})",
         ]
     )
     killed = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd())

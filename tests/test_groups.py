@@ -58,9 +58,7 @@ def test_bad_lesion_csv_is_one_clear_error(tmp_path):
 
 
 def test_group_report_names_groups_two_splits_share():
-    report = groups.group_report(
-        {"train": ["p1", "p1", "p2", None], "test": ["p2", "p3"]}
-    )
+    report = groups.group_report({"train": ["p1", "p1", "p2", None], "test": ["p2", "p3"]})
     assert report["groups"] == {"train": 2, "test": 2}
     assert report["ungrouped"] == {"train": 1, "test": 0}
     assert report["largest"]["train"] == 2

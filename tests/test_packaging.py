@@ -68,7 +68,13 @@ def _save_tiny_model(path):
     import s3f_common
 
     model = s3f_common.build_model(
-        "s3f", (16, 16, 1), 3, "bilinear", 2, bn_momentum=0.9, channel_mixing="depthwise",
+        "s3f",
+        (16, 16, 1),
+        3,
+        "bilinear",
+        2,
+        bn_momentum=0.9,
+        channel_mixing="depthwise",
         name="tiny_s3f",
     )
     images = np.random.default_rng(0).random((4, 16, 16, 1)).astype("float32")
@@ -151,7 +157,11 @@ def test_kit_model_saved_under_the_other_keras_version_loads_here(tmp_path, kera
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     saved = subprocess.run(
         [str(OTHER_PYTHON), "-c", SAVE_IN_OTHER_KERAS, str(path), str(REPO)],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
     )
     assert saved.returncode == 0, saved.stderr[-2000:]
     other_version = saved.stdout.split()[-1]

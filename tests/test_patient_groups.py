@@ -77,7 +77,8 @@ def test_holdout_keeps_every_lesion_on_one_side(synth_root, tmp_path):
     shutil.copytree(synth_root / "HAM10000", root)
     images = sorted((root / "images").glob("*.jpg"))
     lines = ["lesion_id,image_id,dx"] + [
-        f"HAM_{i // 2:07d},{p.stem},nv" for i, p in enumerate(images)  # two photos per lesion
+        f"HAM_{i // 2:07d},{p.stem},nv"
+        for i, p in enumerate(images)  # two photos per lesion
     ]
     (root / "HAM10000_metadata.csv").write_text("\n".join(lines) + "\n")
     data = load_dataset(

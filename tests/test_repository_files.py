@@ -87,9 +87,7 @@ def _run_setup_cell_as_colab(tmp_path, monkeypatch, files=()):
     return installed, mounted
 
 
-def test_colab_installs_the_kit_from_an_uploaded_zip_then_drive_then_github(
-    tmp_path, monkeypatch
-):
+def test_colab_installs_the_kit_from_an_uploaded_zip_then_drive_then_github(tmp_path, monkeypatch):
     content = tmp_path / "content"
     installed, mounted = _run_setup_cell_as_colab(tmp_path, monkeypatch, ["s3f-kit.zip"])
     assert installed == [str(content / "s3f-kit.zip")] and mounted == []

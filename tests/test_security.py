@@ -251,14 +251,21 @@ def _archive(path, layers, members=None):
     "entry,reason",
     [
         (
-            {"module": "keras.layers", "class_name": "Lambda", "name": "lam",
-             "config": {"function": {"class_name": "__lambda__", "config": {"code": "x"}}}},
+            {
+                "module": "keras.layers",
+                "class_name": "Lambda",
+                "name": "lam",
+                "config": {"function": {"class_name": "__lambda__", "config": {"code": "x"}}},
+            },
             "(module 'keras.layers', class_name 'Lambda', name 'lam'): not one of the Keras "
             "classes the kit allows in a model file (and 1 more)",
         ),
         (
-            {"module": "keras.layers", "class_name": "TFSMLayer", "config": {"name": "sm",
-             "filepath": "/tmp/attacker_savedmodel"}},
+            {
+                "module": "keras.layers",
+                "class_name": "TFSMLayer",
+                "config": {"name": "sm", "filepath": "/tmp/attacker_savedmodel"},
+            },
             "(module 'keras.layers', class_name 'TFSMLayer', name 'sm'): not one of the Keras "
             "classes the kit allows in a model file",
         ),
@@ -268,8 +275,12 @@ def _archive(path, layers, members=None):
             "is not a Keras activation, loss or metric",
         ),
         (
-            {"module": "__main__", "class_name": "SpectralFilterLayer",
-             "registered_name": "evil>SpectralFilterLayer", "config": {"name": "f"}},
+            {
+                "module": "__main__",
+                "class_name": "SpectralFilterLayer",
+                "registered_name": "evil>SpectralFilterLayer",
+                "config": {"name": "f"},
+            },
             "(module '__main__', class_name 'SpectralFilterLayer', name 'f'): a kit class with a "
             "foreign registered_name 'evil>SpectralFilterLayer'",
         ),

@@ -212,9 +212,10 @@ def _optimizer_arrays(path):
 
     import h5py
 
-    with zipfile.ZipFile(path) as archive, h5py.File(
-        io.BytesIO(archive.read("model.weights.h5"))
-    ) as weights:
+    with (
+        zipfile.ZipFile(path) as archive,
+        h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights,
+    ):
         group = weights.get("optimizer/vars", {})
         return [group[key].shape for key in sorted(group, key=int)]
 
@@ -500,9 +501,7 @@ def test_leakage_summary_counts_duplicates_and_gives_the_clean_accuracy(tf_modul
 
 
 @pytest.mark.parametrize("protocol", ["holdout", "paper"])
-def test_a_run_reports_intervals_per_class_metrics_and_calibration(
-    tf_modules, tmp_path, protocol
-):
+def test_a_run_reports_intervals_per_class_metrics_and_calibration(tf_modules, tmp_path, protocol):
     s3f_training, s3f_metrics = tf_modules
     run = s3f_training.Run(
         "Spatial_ChestXRay", epochs=1, protocol=protocol, output_dir=str(tmp_path), **TINY

@@ -1,0 +1,222 @@
+"""Grouped k-fold cross-validation: the folds' splits (BUSI pooled, Chest X-Ray's training pool),
+the run parameters and folders, the sweep's plan and resume, and the tables and claims that pool
+folds × seeds (no TensorFlow needed)."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import s3f_claims
+import s3f_config
+import s3f_jobs
+import s3f_records
+import s3f_results_tables
+import s3f_stats
+import s3f_sweep
+from data_setup.loading import load_dataset
+from tests.test_patient_groups import _kermany_names
+
+SIZE = (16, 16)
+
+
+def _files(data, split):
+    part = data.splits[split]
+    return {part.source.files[i] for i in part.indices}
+
+
+def _folds(dataset, root, cache, folds=3, seed=42):
+    return [
+        load_dataset(dataset, root, img_size=SIZE, protocol="holdout", seed=seed,
+                     cache_dir=cache, folds=folds, fold=k)  # fmt: skip
+        for k in range(1, folds + 1)
+    ]
+
+
+@pytest.fixture(scope="module")
+def busi_with_a_copy(tmp_path_factory):
+    """Synthetic BUSI (12 images per class) plus an exact copy of one benign image."""
+    from data_setup import synth_dataset
+
+    root = synth_dataset("BUSI", tmp_path_factory.mktemp("busi"), count=12, size=40, seed=7)
+    original = sorted((root / "benign").glob("*.png"))[0]
+    shutil.copy(original, root / "benign" / "zz_copy_of_first.png")
+    return root, original.relative_to(root).as_posix(), "benign/zz_copy_of_first.png"
+
+
+def test_busi_folds_test_every_image_once_and_keep_copies_in_one_fold(busi_with_a_copy, tmp_path):
+    root, original, copy = busi_with_a_copy
+    for seed in (42, 43):
+        runs = _folds("BUSI", root, tmp_path / "cache", seed=seed)
+        tests = [_files(d, "test") for d in runs]
+        every = set().union(*(_files(runs[0], s) for s in ("train", "val", "test")))
+        images = [p for p in root.rglob("*.png") if "_mask" not in p.name]
+        assert sum(map(len, tests)) == len(set().union(*tests)) == len(every) == len(images)
+        for data in runs:
+            train, val, test = (_files(data, s) for s in ("train", "val", "test"))
+            assert val and not (train & val or train & test or val & test)
+            for part in (train, val, test):  # the copy is never apart from its original
+                assert (original in part) == (copy in part)
+            assert "fold" in data.summary() and data.extras["fold_test"] == "the held fold"
+    # another seed is another repetition: another partition
+    assert [_files(d, "test") for d in _folds("BUSI", root, tmp_path / "c2", seed=43)] != [
+        _files(d, "test") for d in _folds("BUSI", root, tmp_path / "c2", seed=42)
+    ]
+
+
+def test_chest_folds_split_the_training_pool_by_patient_and_score_the_official_test(tmp_path):
+    from data_setup import synth_dataset
+
+    root = synth_dataset("ChestXRay", tmp_path / "data", count=24, size=40, seed=3)
+    _kermany_names(root)
+    runs = _folds("ChestXRay", root, tmp_path / "cache")
+    tests = [_files(d, "test") for d in runs]
+    assert tests[0] == tests[1] == tests[2]  # the official test set, scored in every fold
+    vals = [_files(d, "val") for d in runs]
+    pool = _files(runs[0], "train") | vals[0]
+    assert sum(map(len, vals)) == len(set().union(*vals)) and set().union(*vals) == pool
+    patient_of = runs[0].groups
+    for data in runs:
+        train_patients = {patient_of[f] for f in _files(data, "train")}
+        val_patients = {patient_of[f] for f in _files(data, "val")}
+        assert val_patients and not train_patients & val_patients
+        assert data.extras["fold_test"] == "the official test set"
+
+
+def test_folds_need_the_holdout_protocol_and_a_fold_in_range(busi_with_a_copy, tmp_path):
+    root = busi_with_a_copy[0]
+    with pytest.raises(ValueError, match="protocol 'holdout'"):
+        load_dataset("BUSI", root, img_size=SIZE, folds=3, fold=1, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"fold must be in 1\.\.3"):
+        load_dataset("BUSI", root, img_size=SIZE, protocol="holdout", folds=3, fold=4,
+                     cache_dir=tmp_path)  # fmt: skip
+    config = s3f_config.RunConfig(experiment="Spatial_BUSI", folds=3, fold=2)
+    with pytest.raises(ValueError, match="needs protocol 'holdout'"):
+        config.resolved()
+    for folds, fold in ((1, 1), (0, 2), (3, 4)):
+        with pytest.raises(ValueError, match="fold in 1..K"):
+            s3f_config.RunConfig(experiment="Spatial_BUSI", folds=folds, fold=fold,
+                                 protocol="holdout").resolved()  # fmt: skip
+    with pytest.raises(ValueError, match="folds must be"):
+        s3f_config.RunConfig(experiment="Spatial_BUSI", folds=99).checked()
+    settings = {"folds": 3, "fold": 2, "protocol": "holdout", "seed": 43}
+    assert s3f_config.run_subdir("S3F_Concat_BUSI", settings) == (
+        "S3F_Concat_BUSI/holdout/cv3/fold2/seed43"
+    )
+    assert s3f_config.run_subdir("S3F_Concat_BUSI", {"protocol": "holdout"}) == (
+        "S3F_Concat_BUSI/holdout/seed42"
+    )  # a run without folds keeps its folder
+
+
+def test_sweep_plans_one_run_per_fold_and_seed_and_resumes_per_fold(tmp_path, monkeypatch):
+    from tests.test_sweep import fake_execute
+
+    names = ["Spatial_BUSI", "S3F_Concat_BUSI"]
+    jobs = s3f_sweep.plan_training(names, True, None, {}, tmp_path, [42, 43], folds=3)
+    labels = {j.label for j in jobs}
+    assert len(jobs) == len(labels) == 2 * 3 * 2
+    assert "Spatial_BUSI/holdout/cv3/fold3/seed43" in labels
+    assert all(j.expected["protocol"] == "holdout" and j.expected["folds"] == 3 for j in jobs)
+    for bad in ({"protocol": "paper"}, {"fold": 1}):
+        with pytest.raises(s3f_sweep.SweepError):
+            s3f_sweep.plan_training(names, True, None, bad, tmp_path, [42], folds=3)
+    with pytest.raises(s3f_sweep.SweepError, match="2 ≤ K"):
+        s3f_sweep.plan_training(names, True, None, {}, tmp_path, [42], folds=1)
+
+    ran = []
+    monkeypatch.setattr(s3f_jobs, "execute_job", fake_execute(ran))
+    s3f_sweep.run_sweep(names[:1], True, None, {"epochs": 1}, tmp_path, seeds=[42, 43], folds=3)
+    assert len(ran) == 6
+    ran.clear()
+    (tmp_path / "Spatial_BUSI/holdout/cv3/fold2/seed43/metrics.json").unlink()  # killed there
+    s3f_sweep.run_sweep(names[:1], True, None, {"epochs": 1}, tmp_path, seeds=[42, 43], folds=3)
+    assert ran == ["Spatial_BUSI/holdout/cv3/fold2/seed43"]
+    assert s3f_sweep.build_parser().parse_args(["--demo", "--folds", "5"]).folds == 5
+
+
+# --------------------------------------------------------------------------- tables and claims
+
+CLASSES = ["benign", "malignant", "normal"]
+N_TEST, N_TRAIN = 30, 60  # per fold: test fraction 1/3
+
+
+def _cv_run(root, experiment, seed, fold, correct, rng):
+    """A finished cross-validation run of BUSI: `correct` of its N_TEST test images right."""
+    settings = {"protocol": "holdout", "folds": 3, "fold": fold, "seed": seed, "epochs": 3}
+    folder = root / s3f_config.run_subdir(experiment, settings)
+    folder.mkdir(parents=True)
+    true = np.array(CLASSES)[np.arange(N_TEST) % 3]
+    right = np.zeros(N_TEST, bool)
+    right[rng.permutation(N_TEST)[:correct]] = True
+    predicted = np.where(right, true, np.array(CLASSES)[(np.arange(N_TEST) + 1) % 3])
+    files = [f"fold{fold}_seed{seed}_{i}.png" for i in range(N_TEST)]  # a fold's own images
+    pd.DataFrame({"file": files, "true_label": true, "predicted_label": predicted}).to_csv(
+        folder / "predictions.csv", index=False
+    )
+    per_class = {c: N_TRAIN // 3 for c in CLASSES}
+    metrics = {
+        "experiment": experiment, "variant": "", "seed": seed, "protocol": "holdout",
+        "dataset": "BUSI", "accuracy": correct / N_TEST, "demo_data": True,
+        "run_dir": str(folder), "run_subdir": folder.relative_to(root).as_posix(),
+        "run_settings": settings,
+        "counts": {"train": per_class, "val": {c: 2 for c in CLASSES},
+                   "test": {c: N_TEST // 3 for c in CLASSES}},
+    }  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return metrics
+
+
+def test_claims_pair_folds_and_seeds_with_the_corrected_resampled_t(tmp_path):
+    rng = np.random.default_rng(0)
+    runs, deltas = [], []
+    for seed in (42, 43):
+        for fold in (1, 2, 3):
+            better, worse = 24 + fold, 20 + (seed - 42)
+            runs.append(_cv_run(tmp_path, "S3F_Concat_BUSI", seed, fold, better, rng))
+            runs.append(_cv_run(tmp_path, "Spatial_BUSI", seed, fold, worse, rng))
+            deltas.append(100 * (better - worse) / N_TEST)
+    frame = s3f_claims.claims_table(runs)
+    row = frame[(frame["claim"] == "S³F-Net beats its spatial baseline")
+                & (frame["dataset"] == "BUSI")].iloc[0]  # fmt: skip
+    assert (row["n_pairs"], row["n_folds"], row["n_seeds"]) == (6, 3, 2)
+    assert row["test"].startswith("corrected resampled t")
+    expected = s3f_stats.corrected_resampled_t(deltas, N_TEST / (N_TEST + N_TRAIN))
+    assert row["mean_delta"] == pytest.approx(np.mean(deltas))
+    assert row["p"] == pytest.approx(expected["p"])
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((expected["ci_low"],
+                                                             expected["ci_high"]))  # fmt: skip
+    # the plain paired t-test over the six runs would be far more confident
+    naive = s3f_stats.paired_across_seeds(deltas, [0.0] * 6)["p"]
+    assert naive < expected["p"]
+    (tmp_path / "res").mkdir()
+    assert "3 folds × 2 seeds" in "\n".join(s3f_claims.write_claims(runs, tmp_path / "res"))
+
+
+def test_tables_pool_folds_and_seeds_with_a_corrected_interval(tmp_path):
+    rng = np.random.default_rng(1)
+    accuracies = []
+    runs = []
+    for seed in (42, 43):
+        for fold in (1, 2, 3):
+            correct = 20 + fold + seed - 42
+            accuracies.append(100 * correct / N_TEST)
+            record = _cv_run(tmp_path, "Spatial_BUSI", seed, fold, correct, rng)
+            record.update(params=10, image_size=[16, 16], epochs_run=3, best_epoch=2,
+                          wall_time_s=1.0)  # fmt: skip
+            runs.append(record)
+    assert s3f_records.repeat_key(runs[1]) == (42, 2)
+    kept, notes = s3f_records.drop_repeated_seeds(runs)
+    assert len(kept) == 6 and not notes  # six folds × seeds, none a repeat of another
+    frame = s3f_results_tables.summary_frame(runs)
+    assert len(frame) == 1
+    row = frame.iloc[0]
+    assert row["n_runs"] == 6 and row["folds"] == 3 and row["seeds"] == "42 43"
+    assert "corrected resampled" in row["interval"]
+    corrected = s3f_stats.corrected_resampled_t(accuracies, N_TEST / (N_TEST + N_TRAIN))
+    assert row["accuracy_%_ci_low"] == pytest.approx(corrected["ci_low"], abs=1e-4)
+    plain = s3f_stats.describe(accuracies)
+    assert row["accuracy_%_ci_low"] < plain["ci_low"]  # wider than the uncorrected interval
+    assert math.isclose(row["accuracy_%"], np.mean(accuracies), abs_tol=1e-4)
