@@ -220,3 +220,50 @@ def test_tables_pool_folds_and_seeds_with_a_corrected_interval(tmp_path):
     plain = s3f_stats.describe(accuracies)
     assert row["accuracy_%_ci_low"] < plain["ci_low"]  # wider than the uncorrected interval
     assert math.isclose(row["accuracy_%"], np.mean(accuracies), abs_tol=1e-4)
+
+
+@pytest.mark.e2e
+def test_a_demo_sweep_over_folds_resumes_after_a_kill_and_tables_pool_the_folds(tmp_path):
+    """The acceptance run: `s3f-sweep --demo --folds 3 --seeds 2`, interrupted once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_sweep import REPO
+
+    output = tmp_path / "runs"
+    command = [
+        sys.executable, "-m", "s3f_sweep", "--demo", "--only", "Spatial_BUSI", "--folds", "3",
+        "--seeds", "2", "--output", str(output), "--no-explain", "--no-html",
+        "-p", "epochs", "1", "-p", "demo_count", "12", "-p", "img_size", "[16,16]",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "S3F_CACHE_DIR": str(tmp_path / "cache"),
+           "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
+    sweep = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while len(list(output.rglob("metrics.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    sweep.send_signal(signal.SIGINT)  # killed partway: some folds finished, the rest not
+    try:
+        out, _ = sweep.communicate(timeout=120)
+    finally:
+        sweep.kill()
+    finished = {p.parent.relative_to(output).as_posix() for p in output.rglob("metrics.json")}
+    assert sweep.returncode == 130 and 2 <= len(finished) < 6, out
+
+    resumed = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    for label in finished:
+        assert f"{label}: already finished, skipped" in resumed.stdout
+    folders = {p.parent.relative_to(output).as_posix() for p in output.rglob("metrics.json")}
+    assert folders == {
+        f"Spatial_BUSI/holdout/cv3/fold{k}/seed{s}" for k in (1, 2, 3) for s in (42, 43)
+    }
+    summary = pd.read_csv(output / "results" / "summary.csv")
+    assert len(summary) == 1 and summary.loc[0, "n_runs"] == 6 and summary.loc[0, "folds"] == 3
+    assert "corrected resampled" in summary.loc[0, "interval"]
+    readme = (output / "results" / "README.md").read_text()
+    assert "6 (3-fold × 2 seeds)" in readme
