@@ -24,6 +24,7 @@ from data_setup import load_dataset
 from data_setup.files import write_atomic, write_json_atomic
 from data_setup.synth import demo_data_dir
 from s3f_preprocessing import Preprocessing
+from s3f_run_record import RunRecord
 
 
 def evaluate_model(
@@ -250,8 +251,9 @@ def write_preprocessing(path: Path, data) -> None:
 
 
 def write_metrics(out_dir: Path, result: dict) -> None:
-    """metrics.json goes last and atomically: its presence marks a finished run."""
-    write_json_atomic(Path(out_dir) / "metrics.json", result)
+    """metrics.json goes last and atomically: its presence marks a finished run. Every key is
+    one RunRecord declares, of its declared kind (a ValueError names any other)."""
+    write_json_atomic(Path(out_dir) / "metrics.json", RunRecord.build(result).as_json())
 
 
 def evaluate_pretrained(

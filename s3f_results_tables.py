@@ -16,6 +16,7 @@ import s3f_config
 import s3f_experiments
 import s3f_records
 import s3f_stats
+from s3f_run_record import RunRecord
 
 DEMO_BANNER = (
     "SYNTHETIC DEMO DATA — these numbers test the pipeline end to end; they say nothing about "
@@ -46,13 +47,19 @@ def collect(output) -> tuple[list[dict], list[s3f_records.Unusable], list[str]]:
         if isinstance(name, str) and name not in KNOWN_EXPERIMENTS:
             continue  # e.g. a pretrained-release evaluation: not a sweep run
         reason = reason or s3f_records.problem(metrics)
+        if not reason:
+            try:  # every declared key present from here on (older records: their defaults)
+                metrics = RunRecord.from_json(metrics).as_json()
+            except ValueError as error:
+                reason = str(error)
         if reason:
             unusable.append(s3f_records.Unusable(path, reason))
             continue
         settings = metrics.get("run_settings") or {
             k: metrics.get(k) for k in ("fusion", "spectranet", "protocol", "seed")
         }
-        metrics.setdefault("variant", s3f_config.variant_name(metrics["experiment"], settings))
+        if metrics["variant"] is None:  # a record older than variant names
+            metrics["variant"] = s3f_config.variant_name(metrics["experiment"], settings)
         metrics["run_subdir"] = path.parent.relative_to(output).as_posix()
         metrics["run_dir"] = str(path.parent)
         runs.append(metrics)
@@ -118,7 +125,7 @@ def _bootstrap(metrics: dict, key: str) -> tuple[float, float]:
 
 def _model_title(m: dict) -> str:
     exp = _experiment(m)
-    if m.get("architecture", exp.architecture) == "s3f":
+    if (m.get("architecture") or exp.architecture) == "s3f":
         return f"S³F-Net ({m.get('fusion', exp.fusion)}, SN{m.get('spectranet', exp.spectranet)})"
     if exp.architecture == "spectranet":
         return f"SpectraNet-{m.get('spectranet', exp.spectranet)}"
@@ -131,7 +138,7 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
     for m in runs:
         exp = _experiment(m)
         row = {
-            "dataset": m.get("dataset", exp.dataset),
+            "dataset": m.get("dataset") or exp.dataset,
             "experiment": exp.name,
             "variant": m["variant"],
             "protocol": m["protocol"],

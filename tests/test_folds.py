@@ -30,8 +30,16 @@ def _files(data, split):
 
 def _folds(dataset, root, cache, folds=3, seed=42):
     return [
-        load_dataset(dataset, root, img_size=SIZE, protocol="holdout", seed=seed,
-                     cache_dir=cache, folds=folds, fold=k)  # fmt: skip
+        load_dataset(
+            dataset,
+            root,
+            img_size=SIZE,
+            protocol="holdout",
+            seed=seed,
+            cache_dir=cache,
+            folds=folds,
+            fold=k,
+        )  # fmt: skip
         for k in range(1, folds + 1)
     ]
 
