@@ -346,6 +346,9 @@ def run_sweep(
                 for job in training
                 if job.finished
                 and s3f_experiments.get_experiment(job.notebook).architecture == "s3f"
+                # a cross-validation fold's test images are its own split: explained by the
+                # single-split runs, not once per fold
+                and not (job.expected or {}).get("folds")
             ]
             failures += execute(prepare(explaining, force), "explain")
     except s3f_locks.FolderBusy as busy:

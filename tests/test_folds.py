@@ -144,6 +144,13 @@ def test_sweep_plans_one_run_per_fold_and_seed_and_resumes_per_fold(tmp_path, mo
     assert ran == ["Spatial_BUSI/holdout/cv3/fold2/seed43"]
     assert s3f_sweep.build_parser().parse_args(["--demo", "--folds", "5"]).folds == 5
 
+    ran.clear()  # the explainability notebook runs on single-split runs, not once per fold
+    s3f_sweep.run_sweep(names[1:], True, None, {"epochs": 1}, tmp_path, explain=True, folds=2)
+    assert ran == [
+        "S3F_Concat_BUSI/holdout/cv2/fold1/seed42",
+        "S3F_Concat_BUSI/holdout/cv2/fold2/seed42",
+    ]
+
 
 # --------------------------------------------------------------------------- tables and claims
 
