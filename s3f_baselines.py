@@ -4,13 +4,15 @@ The paper's abstract compares S³F-Net with "many top-performing, much deeper mo
 only trained baseline is its own 1.3 M-parameter spatial CNN. Here the usual ImageNet
 architectures are trained on the same data, split, recipe and seeds:
 
-- `BASELINES` names each backbone with what it needs: its keras.applications constructor, the
-  input scaling its ImageNet weights expect, and its smallest input side.
+- `BASELINES` (s3f_experiments: TensorFlow-free, the sweep plans with it) names each backbone
+  with what it needs: its keras.applications constructor, the input scaling its ImageNet
+  weights expect, its smallest input side and its parameter count.
 - `build_baseline` puts the kit's conventions around the backbone. Images arrive scaled to
   [0, 1], as for every kit model. A grayscale image is repeated to three channels. The model
   rescales inside itself to what the backbone was trained on, so a saved `.keras` file is
   complete. Global average pooling and the paper's head follow: one sigmoid unit for two
-  classes, a softmax otherwise, float32. It compiles like the paper (Adam 3e-4).
+  classes, a softmax otherwise, float32. It compiles like the paper (Adam 3e-4), and takes the
+  run's BatchNorm momentum like the paper's models (bn_momentum: the demo's short runs).
 - Weights: ImageNet where they can be fetched (Colab). Without internet the backbone starts
   from random weights and says so. Either way the run records which one it used
   (`weights_used`), and the tables show it.
@@ -24,33 +26,14 @@ architectures are trained on the same data, split, recipe and seeds:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import keras
 from keras import layers
 
 import s3f_common
+from s3f_experiments import BASELINE_WEIGHTS as WEIGHTS
+from s3f_experiments import BASELINES, Baseline  # noqa: F401  (the registry's, re-exported)
 
-
-@dataclass(frozen=True)
-class Baseline:
-    name: str
-    constructor: str  # keras.applications.<constructor>
-    scaling: str  # how [0, 1] images become the backbone's ImageNet input
-    min_side: int = 32  # keras.applications refuses smaller inputs
-    note: str = ""
-
-
-BASELINES: dict[str, Baseline] = {
-    b.name: b
-    for b in (
-        Baseline("ResNet50V2", "ResNet50V2", "minus_one_to_one", note="He et al. 2016, 25.6 M"),
-        Baseline("DenseNet121", "DenseNet121", "imagenet_mean_std", note="Huang et al. 2017"),
-        # EfficientNetV2 scales its own input (include_preprocessing): it takes 0–255 pixels.
-        Baseline("EfficientNetV2B0", "EfficientNetV2B0", "zero_to_255", note="Tan & Le 2021"),
-    )
-}
-WEIGHTS = ("imagenet", "random")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -99,9 +82,15 @@ def build_baseline(
     *,
     weights: str = "imagenet",
     learning_rate: float = s3f_common.PAPER_LEARNING_RATE,
+    bn_momentum: float | None = None,
+    jit_compile: bool = False,
+    model_name: str | None = None,
     log=print,
 ):
-    """A compiled baseline model and the weights it starts from ("imagenet" or "random")."""
+    """A compiled baseline model and the weights it starts from ("imagenet" or "random").
+
+    bn_momentum: None keeps the backbone's own (Keras' 0.99, the paper's); else every
+    BatchNormalization layer of the backbone takes it."""
     spec = get_baseline(name)
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
@@ -119,12 +108,16 @@ def build_baseline(
     # Grayscale films: the same channel three times, as ImageNet backbones expect RGB.
     rgb = layers.Concatenate(name="gray_to_rgb")([inputs] * 3) if channels == 1 else inputs
     backbone, used = _backbone(spec, (height, width, 3), weights, log)
+    if bn_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = float(bn_momentum)
     features = backbone(_scaled(rgb, spec.scaling))
     binary = s3f_common.is_binary(num_classes)
     units, activation = (1, "sigmoid") if binary else (num_classes, "softmax")
     outputs = layers.Dense(units, activation=activation, dtype="float32", name="head")(features)
-    model = keras.Model(inputs, outputs, name=f"Baseline_{name}")
-    return s3f_common.compile_like_paper(model, num_classes, learning_rate), used
+    model = keras.Model(inputs, outputs, name=model_name or f"Baseline_{name}")
+    return s3f_common.compile_like_paper(model, num_classes, learning_rate, jit_compile), used
 
 
 # --------------------------------------------------------------------------- FLOPs

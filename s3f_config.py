@@ -40,7 +40,8 @@ MAX_SEED = 2**32 - 1
 MAX_FOLDS = 20  # more folds than this leaves test folds too small to score
 # Four MaxPool(2) stages ('valid' padding) in the spatial tower need 16 px; SN1 has two, SN2 one.
 MIN_SIDE = {"spatial": 16, "s3f": 16, ("spectranet", 1): 4, ("spectranet", 2): 2}
-ALL_ARCHITECTURES = frozenset(s3f_experiments.ARCHITECTURES)
+BASELINE = s3f_experiments.BASELINE_ARCHITECTURE  # keras.applications CNNs (kit)
+ALL_ARCHITECTURES = frozenset({*s3f_experiments.ARCHITECTURES, BASELINE})
 SPECTRAL = frozenset({"s3f", "spectranet"})  # the models with a SpectralFilter
 
 
@@ -158,6 +159,7 @@ def param(
     compared: bool = True,
     shown: bool = False,
     custom_only: bool = False,
+    baseline_only: bool = False,
     in_notebook: Callable | None = None,
 ) -> Any:
     """One run parameter (a RunConfig field).
@@ -167,6 +169,9 @@ def param(
         only when every compared parameter agrees (False: where or how loudly it reports).
     shown: in the results' settings line (the run-length and data settings a reader compares).
     custom_only: a parameter of S3F_Custom only (its notebook alone declares it).
+    baseline_only: a parameter of the Baseline_* notebooks only (the standard deep CNNs). Those
+        notebooks in turn leave out the --grid axes that apply to none but the paper's models
+        (fusion, SpectraNet, channel mixing, modes).
     in_notebook: the value the experiment's parameters cell shows, given the Experiment, when
         that is clearer than the default (e.g. the recipe's 200 epochs instead of None).
     """
@@ -179,6 +184,7 @@ def param(
             "compared": compared,
             "shown": shown,
             "custom_only": custom_only,
+            "baseline_only": baseline_only,
             "in_notebook": in_notebook,
         },
     )
@@ -314,12 +320,25 @@ class RunConfig:
             as_integer(value, name, 1), name, (1, 3)),
         custom_only=True, in_notebook=lambda exp: 1,
     )  # fmt: skip
+    weights: str | None = param(
+        None,
+        'baselines: "imagenet" (fetched where possible, else random; recorded) | "random"; '
+        'None → "imagenet"',
+        choice(*s3f_experiments.BASELINE_WEIGHTS, optional=True),
+        grid=frozenset({BASELINE}),
+        baseline_only=True,
+        in_notebook=lambda exp: s3f_experiments.BASELINE_WEIGHTS[0],
+    )
 
     # ---------------------------------------------------------------- checking and resolving
 
     @property
     def custom(self) -> bool:
         return self.experiment == s3f_experiments.CUSTOM_EXPERIMENT
+
+    @property
+    def baseline(self) -> bool:
+        return self.experiment in s3f_experiments.BASELINE_EXPERIMENTS
 
     @property
     def demo(self) -> bool:
@@ -344,6 +363,11 @@ class RunConfig:
             if f.metadata["custom_only"] and not self.custom and value is not None:
                 raise ValueError(
                     f"{f.name} is a parameter of {s3f_experiments.CUSTOM_EXPERIMENT} only"
+                )
+            if f.metadata["baseline_only"] and not self.baseline and value is not None:
+                raise ValueError(
+                    f"{f.name} is a parameter of the Baseline_* experiments only, not of "
+                    f"{self.experiment} (a sweep: --grid {f.name}=… sets it for those alone)"
                 )
         # a plain config, also from a Run (whose __post_init__ would run again): the module's
         # RunConfig, looked up now, so a class declared in its place is the one built
@@ -371,6 +395,8 @@ class RunConfig:
         }
         if config.custom:
             registry.update(architecture=exp.architecture, channels=1)
+        if config.baseline:
+            registry["weights"] = s3f_experiments.BASELINE_WEIGHTS[0]
         for key, value in registry.items():
             if values.get(key, getattr(config, key)) is None:
                 values[key] = value
@@ -391,13 +417,17 @@ class RunConfig:
                 f"protocol={self.protocol!r}" + (f", split_file={self.split_file!r}"
                                                  if self.split_file else "")
             )  # fmt: skip
-        minimum = MIN_SIDE.get(exp.architecture) or MIN_SIDE[(exp.architecture, self.spectranet)]
+        spectranet = self.spectranet
+        if exp.architecture == BASELINE:  # keras.applications' own limit
+            minimum = s3f_experiments.BASELINES[exp.backbone].min_side
+        else:
+            minimum = MIN_SIDE.get(exp.architecture) or MIN_SIDE[(exp.architecture, spectranet)]
         if min(self.img_size) < minimum:
             raise ValueError(
                 f"img_size {self.img_size} is too small for {exp.model_title}: its pooling "
                 f"stages need at least {minimum}×{minimum} pixels"
             )
-        if self.modes and exp.architecture != "spatial":
+        if self.modes and exp.architecture in SPECTRAL:
             most = list(s3f_experiments.max_modes(*self.img_size))
             if self.modes[0] > most[0] or self.modes[1] > most[1]:
                 raise ValueError(
@@ -454,11 +484,16 @@ def grid_axes() -> dict[str, frozenset]:
 
 def notebook_values(exp) -> dict:
     """{name: value} as experiment `exp`'s parameters cell declares them."""
-    custom = exp.paper is None
+    custom = exp.name == s3f_experiments.CUSTOM_EXPERIMENT
+    baseline = exp.architecture == BASELINE
     values = {}
     for f in parameters():
         if f.metadata["custom_only"] and not custom:
             continue
+        if f.metadata["baseline_only"] and not baseline:
+            continue
+        if baseline and f.metadata["grid"] and BASELINE not in f.metadata["grid"]:
+            continue  # the paper's models' own choices (fusion, SpectraNet, …)
         shown = f.metadata["in_notebook"]
         values[f.name] = shown(exp) if shown else f.default
     return values
@@ -488,7 +523,7 @@ def expected_settings(experiment: str, params: dict) -> dict:
             f"{', '.join(names())})"
         )
     exp = s3f_experiments.get_experiment(experiment)
-    base = notebook_values(exp) if exp.paper is not None else {}
+    base = notebook_values(exp) if exp.name != s3f_experiments.CUSTOM_EXPERIMENT else {}
     return RunConfig(experiment=experiment, **{**base, **params}).resolved().settings()
 
 
@@ -515,6 +550,8 @@ def markdown_table() -> str:
             roles.append("not part of the run's identity")
         if f.metadata["custom_only"]:
             roles.append("`S3F_Custom` only")
+        if f.metadata["baseline_only"]:
+            roles.append("`Baseline_*` only")
         note = f" ({'; '.join(roles)})" if roles else ""
         doc = f.metadata["doc"].replace("|", "\\|")
         rows.append(f"| `{f.name}` | `{f.default!r}` | {doc}{note} |")
@@ -549,6 +586,9 @@ def variant_name(experiment: str, settings: dict) -> str:
         parts.append(f"{fusion}-sn{spectranet}")
     elif exp.architecture == "spectranet" and spectranet != exp.spectranet:
         parts.append(f"sn{spectranet}")
+    elif exp.architecture == BASELINE and config.get("weights") == "random":
+        parts.append("random-init")  # asked for; an ImageNet run that fell back stays ''
+
     if exp.architecture in SPECTRAL:  # the spatial tower has no SpectralFilter
         if config["channel_mixing"] != "dense":
             parts.append(str(config["channel_mixing"]))

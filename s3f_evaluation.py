@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import s3f_baselines
 import s3f_common
 import s3f_experiments
 import s3f_metrics
@@ -57,6 +58,7 @@ def evaluate_model(
         dataset=data.info.id,
         class_names=list(data.class_names),
         params=int(model.count_params()),
+        flops=s3f_baselines.count_flops(model),  # one image's forward pass (s3f_baselines)
         protocol=data.protocol,
         image_size=list(data.image_size),
         dataset_fingerprint=data.fingerprint,

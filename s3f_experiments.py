@@ -3,7 +3,10 @@
 Notebooks are generated from it, the sweep runner and the results tables read it, the tests check
 the models against it. Facts come from the paper (its notebooks); "kit" marks our additions.
 
-Why one module of ~440 lines: most of it is one table of per-dataset facts (DATASET_FACTS, the
+It also registers the kit's standard deep baselines (BASELINES × DATASET_FACTS: twelve
+Baseline_<Model>_<DATASET> experiments, BASELINE_EXPERIMENTS), which the paper did not train.
+
+Why one module of ~520 lines: most of it is one table of per-dataset facts (DATASET_FACTS, the
 paper's printed numbers row by row); splitting a table would scatter the facts it exists to hold.
 """
 
@@ -75,7 +78,7 @@ def demo_defaults(experiment: str) -> dict:
     dataset = get_experiment(experiment).dataset
     dataset = CUSTOM_DEMO_DATASET if dataset == "Custom" else dataset
     return {
-        "img_size": list(DEMO_IMAGE_SIZES[dataset]),
+        "img_size": demo_image_size(experiment),
         "bn_momentum": DEMO_BN_MOMENTUM,
         "demo_count": DEMO_COUNTS[dataset],
     }
@@ -182,12 +185,13 @@ def paper_contributions(dataset: str) -> dict | None:
 class Experiment:
     name: str  # notebook name, e.g. "S3F_Concat_BUSI"
     dataset: str
-    architecture: str  # "spatial" | "spectranet" | "s3f"
+    architecture: str  # "spatial" | "spectranet" | "s3f" | "baseline" (kit: keras.applications)
     fusion: str
     spectranet: int
     params: int  # count_params() at the paper's input size
     paper: PaperResult | None
     recipe: Recipe = field(repr=False)
+    backbone: str = ""  # a baseline's BASELINES name, e.g. "ResNet50V2"
 
     @property
     def info(self) -> DatasetInfo:
@@ -203,6 +207,8 @@ class Experiment:
 
     @property
     def model_title(self) -> str:
+        if self.architecture == BASELINE_ARCHITECTURE:
+            return f"{self.backbone} (keras.applications)"
         if self.architecture == "spatial":
             return "Spatial baseline"
         if self.architecture == "spectranet":
@@ -326,9 +332,83 @@ def _build_registry() -> dict[str, Experiment]:
 EXPERIMENTS: dict[str, Experiment] = _build_registry()
 
 
+# --------------------------------------------------------------------------- standard deep CNNs
+# Kit, not the paper: the usual ImageNet architectures from keras.applications, trained with the
+# paper's recipe, seeds and protocols on each dataset (s3f_baselines builds them; these facts
+# stay TensorFlow-free so the sweep can plan them). Baseline_<Model>_<DATASET> notebooks, e.g.
+# Baseline_ResNet50V2_BUSI; no paper numbers.
+BASELINE_ARCHITECTURE = "baseline"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    constructor: str  # keras.applications.<constructor>
+    scaling: str  # how [0, 1] images become the backbone's ImageNet input
+    params: int  # the backbone's count_params() without its top (tests/test_baselines.py)
+    features: int  # width of its globally pooled features (the head's input)
+    min_side: int = 32  # keras.applications refuses smaller inputs
+    note: str = ""
+
+
+BASELINES: dict[str, Baseline] = {
+    b.name: b
+    for b in (
+        Baseline("ResNet50V2", "ResNet50V2", "minus_one_to_one", 23_564_800, 2048,
+                 note="He et al. 2016"),
+        Baseline("DenseNet121", "DenseNet121", "imagenet_mean_std", 7_037_504, 1024,
+                 note="Huang et al. 2017"),
+        # EfficientNetV2 scales its own input (include_preprocessing): it takes 0–255 pixels.
+        Baseline("EfficientNetV2B0", "EfficientNetV2B0", "zero_to_255", 5_919_312, 1280,
+                 note="Tan & Le 2021"),
+    )
+}  # fmt: skip
+BASELINE_WEIGHTS = ("imagenet", "random")  # ImageNet where it can be fetched, else random
+
+
+def baseline_name(backbone: str, dataset: str) -> str:
+    return f"Baseline_{backbone}_{dataset}"
+
+
+def _build_baselines() -> dict[str, Experiment]:
+    registry = {}
+    for dataset, facts in DATASET_FACTS.items():
+        classes = len(DATASETS[dataset].class_names)
+        units = 1 if classes == 2 else classes  # the paper's head: one sigmoid unit for two
+        for backbone in BASELINES.values():
+            name = baseline_name(backbone.name, dataset)
+            registry[name] = Experiment(
+                name=name,
+                dataset=dataset,
+                architecture=BASELINE_ARCHITECTURE,
+                fusion=facts.recipe.fusion,  # unused: recorded like every run's
+                spectranet=facts.recipe.spectranet,
+                params=backbone.params + backbone.features * units + units,
+                paper=None,
+                recipe=facts.recipe,
+                backbone=backbone.name,
+            )
+    return registry
+
+
+BASELINE_EXPERIMENTS: dict[str, Experiment] = _build_baselines()
+
+
+def demo_image_size(experiment: str) -> list[int]:
+    """The demo's image size of `experiment`: its dataset's, scaled up in the same aspect ratio
+    where a baseline's backbone needs larger sides (keras.applications: at least 32 px)."""
+    exp = get_experiment(experiment)
+    dataset = CUSTOM_DEMO_DATASET if exp.dataset == "Custom" else exp.dataset
+    size = DEMO_IMAGE_SIZES[dataset]
+    if exp.architecture != BASELINE_ARCHITECTURE:
+        return list(size)
+    factor = max(1.0, BASELINES[exp.backbone].min_side / min(size))
+    return [round(side * factor) for side in size]
+
+
 def paper_metrics(experiment: str) -> dict:
     """The paper's printed test metrics of `experiment`, keyed like metrics.json ({} for your
-    own data)."""
+    own data and the baselines)."""
     paper = get_experiment(experiment).paper
     return paper.metrics() if paper else {}
 
@@ -373,11 +453,11 @@ def get_experiment(name: str) -> Experiment:
     if name == CUSTOM_EXPERIMENT:
         return custom_experiment()
     try:
-        return EXPERIMENTS[name]
+        return EXPERIMENTS.get(name) or BASELINE_EXPERIMENTS[name]
     except KeyError:
         raise ValueError(
-            f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)} "
-            f"or {CUSTOM_EXPERIMENT}"
+            f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}, "
+            f"{CUSTOM_EXPERIMENT} or a baseline Baseline_<{'|'.join(BASELINES)}>_<dataset>"
         ) from None
 
 
@@ -423,7 +503,7 @@ def estimated_parameters(experiment: str, settings: dict) -> int:
         channels = settings.get("channels") or 1
     else:
         like, channels = exp, exp.info.channels
-    if exp.architecture == "spatial":
+    if exp.architecture in ("spatial", BASELINE_ARCHITECTURE):  # no size-dependent weights
         return like.params
     paper = _spectral_weights(
         like.info.image_size, like.info.channels, like.spectranet, "dense", None

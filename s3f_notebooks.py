@@ -5,7 +5,9 @@
     python -m s3f_notebooks --repository OWNER/NAME   # your fork: badges and Colab installs
 
 Notebooks are thin: a parameters cell (papermill) and a few calls into s3f_training, so the
-twelve never drift apart; a test keeps the committed files equal to what this writes.
+twelve never drift apart; a test keeps the committed files equal to what this writes. The
+twelve Baseline_<Model>_<DATASET> notebooks (standard deep CNNs, kit) come from the same
+template with their own model cell.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import nbformat
 
 import s3f_config
 import s3f_experiments
-from s3f_experiments import EXPERIMENTS, Experiment
+from s3f_experiments import BASELINE_EXPERIMENTS, EXPERIMENTS, Experiment
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
 
@@ -81,7 +83,29 @@ run = Run.from_parameters(globals())  # the parameters above, checked; None → 
 print(f"{EXPERIMENT}: {run.epochs} epochs at {run.img_size}, protocol '{protocol}' → {run.run_dir}")"""
 
 
+def _baseline_intro(exp: Experiment) -> str:
+    spec = s3f_experiments.BASELINES[exp.backbone]
+    return f"""\
+# {exp.name}: {exp.backbone} on {exp.info.title} (a standard deep baseline)
+
+[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(exp.name)})
+
+Not in the paper: keras.applications' {exp.backbone} ({spec.note}; {exp.params:,} parameters
+with this dataset's head) trained with the paper's recipe, seeds and protocols, so S³F-Net can be
+compared with a standard deep CNN ("S³F-Net beats standard deep CNNs" in the claims table).
+Grayscale images are repeated to three channels. `weights="imagenet"` starts from ImageNet
+weights where they can be fetched (Colab) and from random initialization otherwise;
+`metrics.json` records which one (`weights_used`), with the parameter count and FLOPs.
+
+Run headless: `papermill notebooks/{exp.name}.ipynb out.ipynb -p data_dir /path/to/data -p epochs 50`.
+With `data_dir` empty it trains on built-in synthetic data (images of at least
+{spec.min_side}×{spec.min_side} pixels, which keras.applications needs). The paper protocol's
+caveat holds here too: `protocol="holdout"` validates on a split of train."""
+
+
 def _intro(exp: Experiment) -> str:
+    if exp.architecture == s3f_experiments.BASELINE_ARCHITECTURE:
+        return _baseline_intro(exp)
     if exp.paper is None:
         return f"""\
 # {exp.name}: the paper's models on your own images
@@ -123,11 +147,7 @@ def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
         nbformat.v4.new_markdown_cell("## Data"),
         nbformat.v4.new_code_cell("data = run.load_data()"),
         nbformat.v4.new_markdown_cell("## Model"),
-        nbformat.v4.new_code_cell(
-            "import s3f_common  # the paper's models: spatial CNN, SpectraNet, S³F-Net fusion\n\n"
-            "model = s3f_common.build_model(**run.model_options(data))\n"
-            "print(f'{model.count_params():,} parameters')"
-        ),
+        nbformat.v4.new_code_cell(_model_cell(exp)),
         nbformat.v4.new_markdown_cell("## Train (paper recipe: class weights, F1 checkpoint)"),
         nbformat.v4.new_code_cell("history = run.train(model, data)"),
         nbformat.v4.new_markdown_cell("## Evaluate the best checkpoint on the test split"),
@@ -142,6 +162,23 @@ def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
         ),
     ]
     return _finish(exp.name, cells)
+
+
+def _model_cell(exp: Experiment) -> str:
+    if exp.architecture == s3f_experiments.BASELINE_ARCHITECTURE:
+        return (
+            "import s3f_baselines  # standard deep CNNs from keras.applications\n\n"
+            "# weights: ImageNet where they can be fetched, else random (recorded in metrics.json)\n"
+            "model, run.weights_used = s3f_baselines.build_baseline(**run.model_options(data))\n"
+            "print(f'{model.count_params():,} parameters, '\n"
+            "      f'{s3f_baselines.count_flops(model) / 1e9:.2f} GFLOPs per image, '\n"
+            "      f'weights: {run.weights_used}')"
+        )
+    return (
+        "import s3f_common  # the paper's models: spatial CNN, SpectraNet, S³F-Net fusion\n\n"
+        "model = s3f_common.build_model(**run.model_options(data))\n"
+        "print(f'{model.count_params():,} parameters')"
+    )
 
 
 def _finish(name: str, cells) -> nbformat.NotebookNode:
@@ -267,7 +304,8 @@ dataset's test split with the same metrics and figures as a training run."""
 
 def all_notebooks() -> dict[str, str]:
     """Every generated notebook: name → file text."""
-    texts = {name: nbformat.writes(make_notebook(exp)) for name, exp in EXPERIMENTS.items()}
+    registered = {**EXPERIMENTS, **BASELINE_EXPERIMENTS}
+    texts = {name: nbformat.writes(make_notebook(exp)) for name, exp in registered.items()}
     custom = s3f_experiments.custom_experiment()
     texts[custom.name] = nbformat.writes(make_notebook(custom))
     texts.update({name: nbformat.writes(nb) for name, nb in extra_notebooks().items()})

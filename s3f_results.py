@@ -75,7 +75,7 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     header = ["model", "variant", "protocol", "runs"]
     for label in ("acc %", "wF1", "mF1", "κ", "MCC", "AUC", "loss"):
         header += [label, "paper", "Δ"]
-    header += ["params", "input", "epochs", "best", "flags"]
+    header += ["params", "GFLOPs", "weights", "input", "epochs", "best", "flags"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in frame.iterrows():
         variant = row["variant"] or "paper's"
@@ -87,6 +87,8 @@ def _markdown_table(frame: pd.DataFrame) -> str:
             cells += [_interval_cell(row, column, digits), *_paper(row, column, digits)]
         cells += [
             f"{row['params']:,}",
+            "–" if pd.isna(row.get("flops")) else f"{row['flops'] / 1e9:.3g}",
+            row.get("weights") or "–",
             row["image_size"],
             f"{row['epochs_run']:g}",
             f"{row['best_epoch']:g}",
@@ -286,6 +288,12 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "when their recorded settings (seed aside) and data agree; a model run with other "
         "settings gets a row of its own that names the difference.",
         "",
+        "params and GFLOPs (one image's forward pass; s3f_baselines.count_flops counts every "
+        "model by the same rule) set the cost beside the accuracy; weights: what training "
+        "started from (`weights_used` in metrics.json): random initialization for the paper's "
+        "models, ImageNet or random (where ImageNet weights could not be fetched) for the "
+        "standard deep baselines (Baseline_*, not in the paper).",
+        "",
         "The [low, high] of a cell: for several seeds, the 95 % t-interval of the mean across "
         "seeds (`mean ± sd [low, high]`); for a single run (runs = 1), its own 95 % "
         "stratified bootstrap interval over the test images (`value [low, high]`), which "
@@ -307,7 +315,8 @@ def build_results(output, results_dir) -> pd.DataFrame:
         else:
             title = s3f_experiments.DATASETS[dataset].title
         parts += [f"## {title}", "", _markdown_table(subset), ""]
-    paper_runs = [m for m in runs if m["experiment"] in s3f_experiments.EXPERIMENTS]
+    compared = {*s3f_experiments.EXPERIMENTS, *s3f_experiments.BASELINE_EXPERIMENTS}
+    paper_runs = [m for m in runs if m["experiment"] in compared]
     if paper_runs:  # the paper's claims, tested on these runs
         import s3f_claims
 

@@ -77,20 +77,24 @@ def collect_runs(output) -> list[dict]:
     return runs
 
 
-KNOWN_EXPERIMENTS = {*s3f_experiments.EXPERIMENTS, s3f_experiments.CUSTOM_EXPERIMENT}
+KNOWN_EXPERIMENTS = {
+    *s3f_experiments.EXPERIMENTS,
+    s3f_experiments.CUSTOM_EXPERIMENT,
+    *s3f_experiments.BASELINE_EXPERIMENTS,
+}
 
 
 def _experiment(m: dict):
     """The registry entry of a run (your own data: built from its recorded architecture)."""
     if m["experiment"] == s3f_experiments.CUSTOM_EXPERIMENT:
         return s3f_experiments.custom_experiment(m.get("architecture") or "s3f")
-    return s3f_experiments.EXPERIMENTS[m["experiment"]]
+    return s3f_experiments.get_experiment(m["experiment"])
 
 
 def paper_numbers(experiment: str) -> dict:
     """The paper's test metrics keyed like metrics.json (accuracy as a fraction)."""
-    if experiment == s3f_experiments.CUSTOM_EXPERIMENT:
-        return {}  # your own data: nothing to compare with
+    if s3f_experiments.get_experiment(experiment).paper is None:
+        return {}  # your own data, a baseline: nothing printed to compare with
     full = getattr(s3f_experiments, "paper_metrics", None)
     numbers = dict(full(experiment)) if full else {}
     paper = s3f_experiments.EXPERIMENTS[experiment].paper
@@ -151,6 +155,8 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
             "model": _model_title(m),
             "data": "synthetic demo" if m.get("demo_data") else "real",
             "params": m["params"],
+            "flops": m.get("flops"),  # older records: none
+            "weights": m.get("weights_used") or "",
             "image_size": "×".join(map(str, m.get("image_size", []))),
             "epochs_run": m.get("epochs_run"),
             "best_epoch": m.get("best_epoch"),
@@ -164,6 +170,15 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
             row[f"{column}_ci_low"], row[f"{column}_ci_high"] = _bootstrap(m, key)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _weights(group: pd.DataFrame) -> str:
+    """What a group's runs started from: 'imagenet', or 'imagenet 2/3, random 1/3' when some
+    could not fetch ImageNet weights ('' for older records)."""
+    counts = group["weights"][group["weights"] != ""].value_counts()
+    if len(counts) <= 1:
+        return counts.index[0] if len(counts) else ""
+    return ", ".join(f"{name} {count}/{len(group)}" for name, count in counts.items())
 
 
 def _flags(group: pd.DataFrame) -> str:
@@ -259,6 +274,8 @@ def summary_frame(runs: list[dict]) -> pd.DataFrame:
         row.update(
             params=int(first["params"]),
             paper_params=_experiment(first).params or None,
+            flops=first["flops"],
+            weights=_weights(group),
             image_size=first["image_size"],
             epochs_run=round(group["epochs_run"].mean(), 1),
             best_epoch=round(group["best_epoch"].mean(), 1),

@@ -7,6 +7,7 @@
     python -m s3f_sweep --demo --seeds 3 --grid fusion=concat,bilinear spectranet=1,2
     python -m s3f_sweep --demo --only S3F_Concat_BUSI Spatial_BUSI --folds 3 --seeds 2
     python -m s3f_sweep --data-root /shared/data --output /shared/runs --cluster auto
+    python -m s3f_sweep --demo --baselines --seeds 3   # + the 12 standard deep CNN baselines
 
 `--data-root` holds one folder per dataset id (BRISC2025/, ChestXRay/, BUSI/, HAM10000/, each as
 unzipped). A run is experiment + model variant + protocol (+ cross-validation fold) + seed, with its
@@ -20,6 +21,8 @@ else <output>/results). --cluster runs each notebook as a Ray task (s3f_cluster)
 --output at a time: a second sweep on a busy output folder stops at once (exit status 2) with a
 message naming the other process (pid, host, command, since when); a lock left by a killed sweep is
 taken over. A notebook run by hand into a run folder that is training stops the same way.
+The standard deep baselines (Baseline_<Model>_<DATASET>, 5.9–23.6 M parameters each) are
+opt-in: --baselines adds all of them (of --datasets), --only names some.
 
 Why ~500 lines: planning (experiments × grid × seeds × folds, reuse, the disk check) and the command
 line are one story a reader follows top to bottom; execution lives in s3f_jobs, s3f_worker and
@@ -378,8 +381,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         nargs="+",
         metavar="NAME",
-        choices=[*s3f_experiments.EXPERIMENTS, s3f_experiments.CUSTOM_EXPERIMENT],
-        help="experiments to run (default: all of the registry)",
+        choices=[
+            *s3f_experiments.EXPERIMENTS,
+            s3f_experiments.CUSTOM_EXPERIMENT,
+            *s3f_experiments.BASELINE_EXPERIMENTS,
+        ],
+        help="experiments to run (default: the paper's twelve), e.g. Baseline_ResNet50V2_BUSI",
+    )
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also the standard deep CNNs (Baseline_<ResNet50V2|DenseNet121|EfficientNetV2B0>_"
+        "<dataset>, keras.applications; ImageNet weights where they can be fetched, else random: "
+        "--grid weights=random asks for random): heavy, so not in the default plan",
     )
     parser.add_argument("--datasets", nargs="+", choices=list(s3f_experiments.RECIPES))
     parser.add_argument(
@@ -460,6 +474,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit it: quieter logs
     names = args.only or list(s3f_experiments.EXPERIMENTS)
+    if args.baselines:
+        names = list(dict.fromkeys([*names, *s3f_experiments.BASELINE_EXPERIMENTS]))
     if args.datasets:
         names = [n for n in names if s3f_experiments.get_experiment(n).dataset in args.datasets]
     default_output = REPO / "runs" / ("demo" if args.demo else "paper")

@@ -5,6 +5,7 @@ Every notebook calls this module with its parameters, so the twelve notebooks ru
     run = Run.from_parameters(globals())      # or Run("S3F_Concat_BUSI", epochs=50, ...)
     data = run.load_data()
     model = s3f_common.build_model(**run.model_options(data))
+    # a Baseline_* notebook instead: model, run.weights_used = s3f_baselines.build_baseline(…)
     run.train(model, data)
     metrics = run.evaluate(data)              # s3f_evaluation: metrics and files
 
@@ -130,6 +131,9 @@ class Run(RunConfig):
         self.diverged_epoch = None
         self.bn_momentum_used = None  # set by model_options (None: a model built elsewhere)
         self.bn_momentum_reason = None
+        # what the model started from (metrics.json): a baseline's build_baseline says which;
+        # the paper's models always start from random initialization
+        self.weights_used = None
 
     def load_data(self):
         # Deterministic runs on CPU: same seed → same metrics.
@@ -198,10 +202,22 @@ class Run(RunConfig):
         return paper
 
     def model_options(self, data) -> dict:
-        """The arguments of s3f_common.build_model for this run and data (it also sets the
-        precision policy, which Keras reads when layers are created)."""
+        """The arguments of s3f_common.build_model for this run and data — of
+        s3f_baselines.build_baseline for a Baseline_* experiment (it also sets the precision
+        policy, which Keras reads when layers are created)."""
         keras.mixed_precision.set_global_policy(self.precision)
         self.bn_momentum_used = self.choose_bn_momentum(data)
+        if self.spec.architecture == s3f_config.BASELINE:
+            return dict(
+                name=self.spec.backbone,
+                input_shape=data.input_shape,
+                num_classes=len(data.class_names),
+                weights=self.weights,
+                learning_rate=self.learning_rate,
+                bn_momentum=self.bn_momentum_used,
+                jit_compile=self.jit_compile,
+                model_name=self.experiment,
+            )
         return dict(
             architecture=self.spec.architecture,
             input_shape=data.input_shape,
@@ -217,7 +233,13 @@ class Run(RunConfig):
         )
 
     def build_model(self, data):
-        """The notebook's model cell in one call: s3f_common.build_model(**model_options)."""
+        """The notebook's model cell in one call: s3f_common.build_model(**model_options), or
+        for a baseline s3f_baselines.build_baseline (recording the weights it started from)."""
+        if self.spec.architecture == s3f_config.BASELINE:
+            import s3f_baselines
+
+            model, self.weights_used = s3f_baselines.build_baseline(**self.model_options(data))
+            return model
         return s3f_common.build_model(**self.model_options(data))
 
     @_takes_run_lock
@@ -351,6 +373,9 @@ class Run(RunConfig):
             device=device_description(),
             bn_momentum=self.bn_momentum_used,
             bn_momentum_reason=self.bn_momentum_reason,
+            # a baseline notebook's model cell sets it; the paper's models start from random
+            weights_used=self.weights_used
+            or ("unknown" if self.spec.architecture == s3f_config.BASELINE else "random"),
             run_settings=self.settings(),
         )
         frame = pd.DataFrame(history)

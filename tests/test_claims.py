@@ -111,7 +111,7 @@ def test_identical_models_are_inconclusive_and_missing_ones_not_run(tmp_path):
     assert _busi_spatial_row(frame)["verdict"] == "inconclusive"
     brisc = frame[frame["dataset"] == "BRISC2025"]
     assert set(brisc["verdict"]) == {"not run"}
-    assert len(frame) == 13
+    assert len(frame) == len(s3f_claims.paper_claims()) == 17
 
 
 def test_holm_correction_is_applied(tmp_path):
@@ -124,6 +124,6 @@ def test_write_claims_writes_csv_figures_and_labels_demo_data(tmp_path):
     runs = _runs(tmp_path / "runs", 0.85, 0.75, seeds=3)
     lines = s3f_claims.write_claims(runs, tmp_path)
     assert "SYNTHETIC DEMO DATA" in "\n".join(lines)
-    assert len(pd.read_csv(tmp_path / "claims.csv")) == 13
+    assert len(pd.read_csv(tmp_path / "claims.csv")) == 17
     for name in ("claims_forest.png", "seed_accuracy.png"):
         assert (tmp_path / name).stat().st_size > 5000

@@ -119,8 +119,10 @@ def test_roles_derive_from_the_declaration():
         s3f_config.not_compared()
     )
     assert set(s3f_config.grid_axes()) == {
-        "fusion", "spectranet", "channel_mixing", "modes", "precision", "jit_compile", "protocol"
+        "fusion", "spectranet", "channel_mixing", "modes", "precision", "jit_compile", "protocol",
+        "weights",
     }  # fmt: skip
+    assert s3f_config.grid_axes()["weights"] == {"baseline"}
     assert s3f_config.grid_axes()["fusion"] == {"s3f"}
     assert s3f_config.shown()[0] == "epochs"
     with pytest.raises(ValueError, match="not a notebook parameter"):
@@ -140,6 +142,7 @@ def test_readme_parameter_table_is_the_generated_one():
         ({"img_size": [8, 8]}, "too small"),
         ({"fusion": "sum"}, "fusion must be one of"),
         ({"architecture": "s3f"}, "parameter of S3F_Custom only"),
+        ({"weights": "random"}, "parameter of the Baseline_\\* experiments only"),
         ({"jit_compile": "maybe"}, "jit_compile must be True or False"),
         ({"modes": [200, 8]}, "exceed the frequencies"),
     ],

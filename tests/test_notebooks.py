@@ -19,8 +19,13 @@ import s3f_sweep
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 TINY = {"epochs": 1, "img_size": [16, 16], "demo_count": 6, "batch_size": 8, "verbose": 2}
-# Every notebook parameter of a paper experiment, as RunConfig declares them (S3F_Custom adds two).
-REQUIRED = {f.name for f in s3f_config.parameters() if not f.metadata["custom_only"]}
+# Every notebook parameter of a paper experiment, as RunConfig declares them (S3F_Custom adds two,
+# the Baseline_* notebooks weights).
+REQUIRED = {
+    f.name
+    for f in s3f_config.parameters()
+    if not f.metadata["custom_only"] and not f.metadata["baseline_only"]
+}
 
 
 def _parameters_cells(path):

@@ -198,7 +198,7 @@ def test_holdout_runs_decide_a_claim_and_the_paper_protocol_stands_as_published(
     assert "| ↳ as published | BUSI | paper |" in text and "(supported under paper) |" in text
     assert "**contradicted** |" in text and "1 by holdout, 1 by paper" in text
     written = pd.read_csv(tmp_path / "claims.csv")
-    assert {"protocol", "role", "decided_by"} <= set(written) and len(written) == 14
+    assert {"protocol", "role", "decided_by"} <= set(written) and len(written) == 18  # 17 + 1
 
 
 def test_fewer_than_three_holdout_seeds_decide_inconclusive_even_beside_a_published_win(
