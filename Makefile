@@ -46,11 +46,11 @@ setup-latest: $(VENV_LATEST)/.installed
 DEMO_JOBS ?= 2
 demo: export S3F_DETERMINISTIC ?= 1
 demo: setup
-	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-html --no-explain --no-tables \
+	$(BIN)/python -m s3f_kit.sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-html --no-explain --no-tables \
 		--grid fusion=concat,bilinear
-	$(BIN)/python -m s3f_sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-html --no-explain --no-tables \
+	$(BIN)/python -m s3f_kit.sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-html --no-explain --no-tables \
 		--datasets BUSI --grid fusion=concat spectranet=1
-	$(BIN)/python -m s3f_sweep --demo --jobs $(DEMO_JOBS) --no-html
+	$(BIN)/python -m s3f_kit.sweep --demo --jobs $(DEMO_JOBS) --no-html
 
 lint: setup
 	$(BIN)/ruff check .

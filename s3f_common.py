@@ -6,7 +6,8 @@ paper (Siddiqui & Bhuiyan, 2025); options beyond the paper are marked "kit".
 
 Why ~500 lines: the layers, towers, heads and the loading of saved models are the model a
 reader checks against the paper, in one file as the paper's notebooks had it; the released
-models and their download are s3f_releases.
+models and their download are s3f_releases; the record a model travels with (its
+preprocessing) is s3f_preprocessing, beside this module, read without TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-import s3f_experiments
-import s3f_modelfile
-from s3f_experiments import ARCHITECTURES, CHANNEL_MIXINGS, FUSIONS, max_modes  # noqa: F401
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit import modelfile as s3f_modelfile
+from s3f_kit.experiments import ARCHITECTURES, CHANNEL_MIXINGS, FUSIONS, max_modes  # noqa: F401
 
 PAPER_LEARNING_RATE = s3f_experiments.LEARNING_RATE
 BN_MOMENTUM = s3f_experiments.BN_MOMENTUM_LADDER[0]  # Keras' default, as in the paper

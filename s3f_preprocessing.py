@@ -1,7 +1,8 @@
 """The record a model travels with: how its training images were prepared (a run folder's
 preprocessing.json). One writer (a finished run, s3f_evaluation), one reader (s3f-predict,
 s3f-export); the kit has one preprocessing (area resize, ×1/255, gray or RGB), and a record that
-asks for another is refused rather than served silently. No TensorFlow here (fast --help).
+asks for another is refused rather than served silently. No TensorFlow here (fast --help):
+so it sits beside the model library (s3f_common), not inside it.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def _timing(module, name: str, key: str, seconds: dict) -> None:
 def one_run(root: Path, out: Path, seconds: dict) -> dict:
     """One 1-epoch Spatial_ChestXRay run at 32×32 under the holdout protocol; wall seconds of
     each stage into `seconds` (the audit's parts by the wrappers of run_benchmark)."""
-    import s3f_training
+    from s3f_kit.run import training as s3f_training
 
     start = time.perf_counter()
     run = s3f_training.Run("Spatial_ChestXRay", data_dir=str(root), epochs=1, img_size=[32, 32],

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-import s3f_experiments  # noqa: E402
+from s3f_kit import experiments as s3f_experiments  # noqa: E402
 
 # Training-set sizes of the paper's runs (paper.md §2; BUSI: 80 % of 780; Chest X-Ray: train + val).
 TRAIN_IMAGES = {"BRISC2025": 5000, "ChestXRay": 5232, "BUSI": 624, "HAM10000": 10015}

@@ -30,8 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def child(experiment: str, epochs: int) -> dict:
     """One training run; prints a JSON line: prediction and loss-curve digests, epoch times."""
-    import s3f_env  # noqa: F401  (before TensorFlow: applies S3F_DETERMINISTIC)
-    import s3f_training
+    # before TensorFlow: applies S3F_DETERMINISTIC
+    from s3f_kit.run import env as s3f_env  # noqa: F401
+    from s3f_kit.run import training as s3f_training
 
     class EpochTimes(s3f_training.keras.callbacks.Callback):
         def __init__(self):

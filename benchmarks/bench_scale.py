@@ -124,7 +124,7 @@ def stage_holdout(job):
 
 def _model(name, data):
     import s3f_common
-    import s3f_experiments
+    from s3f_kit import experiments as s3f_experiments
 
     exp = s3f_experiments.EXPERIMENTS[name]
     return s3f_common.build_model(
@@ -133,8 +133,8 @@ def _model(name, data):
 
 
 def stage_train(job):
-    import s3f_experiments
     from data_setup import load_dataset
+    from s3f_kit import experiments as s3f_experiments
 
     exp = s3f_experiments.EXPERIMENTS[job["model"]]
     data = load_dataset(exp.dataset, job["root"], img_size=_size(job), cache_dir=job["cache"])
@@ -161,8 +161,8 @@ def stage_train(job):
 
 
 def stage_evaluate(job):
-    import s3f_evaluation
     from data_setup import load_dataset
+    from s3f_kit.run import evaluation as s3f_evaluation
 
     data = load_dataset(job["dataset"], job["root"], img_size=_size(job), cache_dir=job["cache"])
     model = _model(job["model"], data)
@@ -172,7 +172,7 @@ def stage_evaluate(job):
 
 
 def stage_results(job):
-    import s3f_results
+    from s3f_kit.reports import results as s3f_results
 
     s3f_results.build_results(job["runs"], job["out"])
     return {"disk_mb": folder_mb(job["runs"]) + folder_mb(job["out"])}
@@ -199,7 +199,7 @@ def child(job: dict) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
-        import s3f_results  # noqa: F401
+        from s3f_kit.reports import results as s3f_results  # noqa: F401
     import data_setup.audit  # noqa: F401
     import data_setup.loading  # noqa: F401
 
@@ -259,9 +259,9 @@ def fabricate_runs(runs_dir: Path, seeds: int, test_support=None) -> int:
     """Run folders of the twelve experiments × `seeds`, written with the kit's writers:
     predictions.csv of a test split of the real size and a metrics.json per run."""
     import s3f_common
-    import s3f_config
-    import s3f_evaluation
-    import s3f_experiments
+    from s3f_kit import config as s3f_config
+    from s3f_kit import experiments as s3f_experiments
+    from s3f_kit.run import evaluation as s3f_evaluation
 
     count = 0
     for name, exp in s3f_experiments.EXPERIMENTS.items():
@@ -361,7 +361,7 @@ class Rehearsal:
                 shutil.rmtree(root, ignore_errors=True)
                 shutil.rmtree(cache, ignore_errors=True)
         if "train" in args.stages:
-            import s3f_experiments
+            from s3f_kit import experiments as s3f_experiments
 
             train_n = sum(sum(c) for split, c in counts.items() if split != "test")
             if dataset == "BUSI":  # one split of its own: 80 % trains
@@ -454,7 +454,7 @@ def markdown(rows, fitted, checks) -> str:
 
 
 def parse_args(argv=None):
-    import s3f_experiments
+    from s3f_kit import experiments as s3f_experiments
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",

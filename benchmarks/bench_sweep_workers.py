@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import s3f_jobs  # noqa: E402
-import s3f_sweep  # noqa: E402
+from s3f_kit.sweep import jobs as s3f_jobs  # noqa: E402
+from s3f_kit.sweep import sweep as s3f_sweep  # noqa: E402
 
 
 def sweep_seconds(output: Path, notebooks: int, jobs: int, epochs: int, keep: bool):

@@ -16,8 +16,8 @@ from pathlib import Path
 import keras
 
 import s3f_common
-import s3f_experiments
-import s3f_training
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.run import training as s3f_training
 
 
 def measure(name: str, folder: Path) -> tuple[int, int, int, int]:

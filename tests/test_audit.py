@@ -131,7 +131,7 @@ def test_holdout_keeps_duplicate_groups_on_one_side(tmp_path):
 
 
 def test_clean_test_metrics_leave_out_test_copies_of_training_images(tmp_path):
-    import s3f_evaluation
+    from s3f_kit.run import evaluation as s3f_evaluation
 
     root = tmp_path / "brisc"
     synth_dataset("BRISC2025", root, count=6, size=64, seed=6)

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import s3f_claims
-import s3f_config
-import s3f_experiments
-import s3f_notebooks
-import s3f_sweep
+from s3f_kit import config as s3f_config
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.reports import claims as s3f_claims
+from s3f_kit.run import notebooks as s3f_notebooks
+from s3f_kit.sweep import sweep as s3f_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 BACKBONES = ["ResNet50V2", "DenseNet121", "EfficientNetV2B0"]
@@ -25,7 +25,7 @@ BACKBONES = ["ResNet50V2", "DenseNet121", "EfficientNetV2B0"]
 
 @pytest.fixture(scope="module")
 def baselines(keras):
-    import s3f_baselines
+    from s3f_kit.run import baselines as s3f_baselines
 
     return s3f_baselines
 
@@ -74,7 +74,7 @@ def test_imagenet_download_failure_falls_back_and_is_recorded(keras, monkeypatch
     """keras' own download fails (as offline): the run builds from random weights and says so."""
     from keras.src.utils import file_utils
 
-    import s3f_training
+    from s3f_kit.run import training as s3f_training
 
     def no_network(*args, **kwargs):
         raise OSError("URL fetch failure: no network in this test")
@@ -324,7 +324,7 @@ def test_claims_without_baseline_runs_are_not_run_and_unusable_ones_listed(tmp_p
 
 
 def test_tables_show_params_flops_and_weights_of_baseline_rows(tmp_path):
-    import s3f_results_tables
+    from s3f_kit.reports import results_tables as s3f_results_tables
 
     rng = np.random.default_rng(2)
     runs = [
@@ -350,7 +350,7 @@ def test_baseline_notebook_runs_through_papermill_and_reaches_tables_and_claims(
 ):
     """The mission command's form on demo data: one epoch, ImageNet asked for, no network here
     (the fallback), then the tables and the claims row pick the run up."""
-    import s3f_results
+    from s3f_kit.reports import results as s3f_results
 
     runs = tmp_path / "runs"
     started = time.perf_counter()

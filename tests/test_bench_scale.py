@@ -11,7 +11,7 @@ import pytest
 
 from data_setup.datasets import DATASETS
 from data_setup.synth import REAL_COUNTS, layout_plan, scaled_counts
-from s3f_experiments import PAPER_TEST_SUPPORT
+from s3f_kit.experiments import PAPER_TEST_SUPPORT
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scale.py"
 

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-import s3f_experiments
-from s3f_experiments import bn_momentum_for, bn_steps_needed
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.experiments import bn_momentum_for, bn_steps_needed
 
 TINY = dict(img_size=[16, 16], batch_size=8, verbose=0)
 
@@ -59,7 +59,7 @@ def _momenta(model, keras):
 
 
 def test_custom_run_chooses_a_faster_momentum_and_says_so(keras, kernel_env, tmp_path, capsys):
-    import s3f_training
+    from s3f_kit.run import training as s3f_training
 
     data_dir = _class_folders(tmp_path / "images")
     run = s3f_training.Run(
@@ -79,8 +79,8 @@ def test_custom_run_chooses_a_faster_momentum_and_says_so(keras, kernel_env, tmp
 
 
 def test_paper_experiment_keeps_099_and_warns(keras, kernel_env, tmp_path, capsys):
-    import s3f_training
     from data_setup import synth_dataset
+    from s3f_kit.run import training as s3f_training
 
     busi = synth_dataset("BUSI", tmp_path / "busi", count=4, size=48, seed=2)
     run = s3f_training.Run(
@@ -94,7 +94,7 @@ def test_paper_experiment_keeps_099_and_warns(keras, kernel_env, tmp_path, capsy
 
 def test_collapse_warning_names_the_momentum_and_the_parameter(keras, kernel_env):
     import s3f_common
-    import s3f_evaluation
+    from s3f_kit.run import evaluation as s3f_evaluation
 
     slow = s3f_common.build_model("spatial", (16, 16, 1), 3)
     text = s3f_evaluation.collapse_warning("X", {"a": 6, "b": 0}, slow)

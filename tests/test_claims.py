@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
-import s3f_claims
-import s3f_stats
+from s3f_kit.reports import claims as s3f_claims
+from s3f_kit.reports import stats as s3f_stats
 
 CLASSES = ["a", "b", "c"]
 

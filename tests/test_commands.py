@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-import s3f_env
+from s3f_kit.run import env as s3f_env
 
 REPO = Path(__file__).resolve().parents[1]
 SLOW_LIBRARIES = ("tensorflow", "keras", "sklearn", "cv2", "matplotlib")
 COMMANDS = {  # console script → module:function (pyproject.toml), plus the results command
-    "s3f-sweep": "s3f_sweep:main",
+    "s3f-sweep": "s3f_kit.sweep.sweep:main",
     "s3f-data": "data_setup.__main__:main",
-    "s3f-predict": "s3f_predict:main",
-    "s3f-export": "s3f_export:main",
-    "s3f-results": "s3f_results:main",
-    "python -m s3f_results": "s3f_results:__main__",
+    "s3f-predict": "s3f_kit.apply.predict:main",
+    "s3f-export": "s3f_kit.apply.export:main",
+    "s3f-results": "s3f_kit.reports.results:main",
+    "python -m s3f_kit.reports.results": "s3f_kit.reports.results:__main__",
 }
 PROBE = """\
 import importlib, json, runpy, sys
@@ -63,7 +63,7 @@ def test_help_answers_without_tensorflow(command):
 
 
 @pytest.mark.skipif(s3f_env.has_gpu_driver(), reason="the noise is a CPU machine's")
-@pytest.mark.parametrize("module", ["s3f_predict", "s3f_export"])
+@pytest.mark.parametrize("module", ["s3f_kit.apply.predict", "s3f_kit.apply.export"])
 def test_no_cuda_registration_noise_on_a_cpu_machine(module, tmp_path):
     args = [str(tmp_path / "no-model"), str(tmp_path / "out")]
     done = subprocess.run(

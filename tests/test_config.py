@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import s3f_config
-import s3f_experiments
-import s3f_sweep
+from s3f_kit import config as s3f_config
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.sweep import sweep as s3f_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROBE = textwrap.dedent(
     """
     import dataclasses, json, sys
-    import s3f_config
+    from s3f_kit import config as s3f_config
 
     @dataclasses.dataclass
     class ProbeConfig(s3f_config.RunConfig):
@@ -29,7 +29,10 @@ PROBE = textwrap.dedent(
         )
 
     s3f_config.RunConfig = ProbeConfig
-    import s3f_experiments, s3f_notebooks, s3f_sweep, s3f_training
+    from s3f_kit import experiments as s3f_experiments
+    from s3f_kit.run import notebooks as s3f_notebooks
+    from s3f_kit.sweep import sweep as s3f_sweep
+    from s3f_kit.run import training as s3f_training
 
     exp = s3f_experiments.get_experiment("Spatial_BUSI")
     cell = s3f_notebooks.make_notebook(exp).cells[2]
@@ -75,7 +78,7 @@ def test_a_parameter_declared_once_reaches_notebook_sweep_record_and_docs():
 def test_expected_settings_are_what_a_run_records():
     """The sweep's expectation and Run.settings() agree for every experiment, on demo data and
     with a data folder, without a notebook being read."""
-    import s3f_training
+    from s3f_kit.run import training as s3f_training
 
     for name in s3f_experiments.EXPERIMENTS:
         for params in ({}, {"data_dir": "/data/x", "epochs": 3, "fusion": None}):
@@ -99,7 +102,7 @@ def test_custom_demo_sweep_plans_and_counts_as_finished(tmp_path):
 def test_data_zip_runs_are_recorded_as_asked(tmp_path, monkeypatch):
     """A run given data_zip records data_dir as given, so the sweep that asked for the zip
     finds it finished; the unpacked folder is only where the data is read from."""
-    import s3f_training
+    from s3f_kit.run import training as s3f_training
 
     unpacked = tmp_path / "unpacked"
     monkeypatch.setattr(s3f_training, "unpack_data_zip", lambda *args: unpacked)
@@ -131,7 +134,7 @@ def test_roles_derive_from_the_declaration():
 
 def test_readme_parameter_table_is_the_generated_one():
     readme = (REPO / "README.md").read_text()
-    assert s3f_config.markdown_table() in readme, "run python -m s3f_notebooks"
+    assert s3f_config.markdown_table() in readme, "run python -m s3f_kit.run.notebooks"
 
 
 @pytest.mark.parametrize(

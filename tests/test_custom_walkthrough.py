@@ -79,7 +79,7 @@ def test_from_a_folder_of_class_subfolders_to_predictions_and_exports(kernel_env
 
     results = tmp_path / "results"
     subprocess.run(
-        [python, "-m", "s3f_results", str(runs), str(results)],
+        [python, "-m", "s3f_kit.reports.results", str(runs), str(results)],
         check=True,
         cwd=REPO,
         capture_output=True,
@@ -95,7 +95,7 @@ def test_from_a_folder_of_class_subfolders_to_predictions_and_exports(kernel_env
         [
             python,
             "-m",
-            "s3f_predict",
+            "s3f_kit.apply.predict",
             str(run_dir),
             *map(str, files),
             "--out",
@@ -114,7 +114,7 @@ def test_from_a_folder_of_class_subfolders_to_predictions_and_exports(kernel_env
     assert len(list((tmp_path / "cams").rglob("*.png"))) == 3
 
     exported = subprocess.run(
-        [python, "-m", "s3f_export", str(run_dir), str(tmp_path / "export")],
+        [python, "-m", "s3f_kit.apply.export", str(run_dir), str(tmp_path / "export")],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import s3f_experiments
 from data_setup.datasets import DATASETS
 from data_setup.synth import grating_cycles, synth_dataset
+from s3f_kit import experiments as s3f_experiments
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def test_each_class_has_its_own_shape(synthetic):
 
 
 def test_demo_settings_fill_only_what_a_demo_run_leaves_none(capsys, keras):
-    from s3f_training import Run
+    from s3f_kit.run.training import Run
 
     demo = Run(experiment="S3F_Concat_BUSI", data_dir="", epochs=50)
     note = capsys.readouterr().out

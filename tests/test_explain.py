@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import s3f_common
-import s3f_explain
-import s3f_releases
-from s3f_releases import Release
+from s3f_kit import releases as s3f_releases
+from s3f_kit.apply import explain as s3f_explain
+from s3f_kit.releases import Release
 from tests import paper_format
 
 REPO = Path(__file__).resolve().parents[1]
@@ -242,7 +242,7 @@ def _papermill(notebook, out, **params):
 def test_explainability_notebook_on_bilinear_sn2_and_paper_format_files(
     kernel_env, tmp_path, keras
 ):
-    import s3f_training
+    from s3f_kit.run import training as s3f_training
 
     run = s3f_training.Run(
         "S3F_Concat_BUSI",

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import s3f_common
-import s3f_export
-import s3f_predict
 from data_setup.datasets import DATASETS
+from s3f_kit.apply import export as s3f_export
+from s3f_kit.apply import predict as s3f_predict
 from tests.helpers import run_folder, small_disk
 
 

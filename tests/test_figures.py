@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-import s3f_plots
+from s3f_kit.reports import plots as s3f_plots
 
 
 def _texts(figure):

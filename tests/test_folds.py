@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import s3f_claims
-import s3f_config
-import s3f_jobs
-import s3f_records
-import s3f_results_tables
-import s3f_stats
-import s3f_sweep
 from data_setup.loading import load_dataset
+from s3f_kit import config as s3f_config
+from s3f_kit.reports import claims as s3f_claims
+from s3f_kit.reports import records as s3f_records
+from s3f_kit.reports import results_tables as s3f_results_tables
+from s3f_kit.reports import stats as s3f_stats
+from s3f_kit.sweep import jobs as s3f_jobs
+from s3f_kit.sweep import sweep as s3f_sweep
 from tests.test_patient_groups import _kermany_names
 
 SIZE = (16, 16)
@@ -250,7 +250,7 @@ def test_a_demo_sweep_over_folds_resumes_after_a_kill_and_tables_pool_the_folds(
 
     output = tmp_path / "runs"
     command = [
-        sys.executable, "-m", "s3f_sweep", "--demo", "--only", "Spatial_BUSI", "--folds", "3",
+        sys.executable, "-m", "s3f_kit.sweep", "--demo", "--only", "Spatial_BUSI", "--folds", "3",
         "--seeds", "2", "--output", str(output), "--no-explain", "--no-html",
         "-p", "epochs", "1", "-p", "demo_count", "12", "-p", "img_size", "[16,16]",
     ]  # fmt: skip

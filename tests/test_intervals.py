@@ -7,8 +7,8 @@ import pytest
 from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint
 
-import s3f_calibration as cal
-import s3f_intervals as iv
+from s3f_kit.run import calibration as cal
+from s3f_kit.run import intervals as iv
 
 
 def _random_run(rng, n=120, classes=3, skill=0.7):

@@ -12,9 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import s3f_callbacks
-import s3f_jobs
-import s3f_sweep
+from s3f_kit.run import callbacks as s3f_callbacks
+from s3f_kit.sweep import jobs as s3f_jobs
+from s3f_kit.sweep import sweep as s3f_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["-p", "epochs", "3", "-p", "img_size", "[16, 16]", "-p", "demo_count", "6"]

@@ -11,15 +11,15 @@ import time
 
 import pytest
 
-import s3f_jobs
-import s3f_locks
-import s3f_sweep
+from s3f_kit import locks as s3f_locks
+from s3f_kit.sweep import jobs as s3f_jobs
+from s3f_kit.sweep import sweep as s3f_sweep
 from tests.helpers import processes_with_env
 from tests.test_sweep import BUSI, REPO, fake_execute
 
 HOLD = """\
 import sys, time
-import s3f_locks
+from s3f_kit import locks as s3f_locks
 s3f_locks.FolderLock(sys.argv[1], sys.argv[2]).acquire()
 print("held", flush=True)
 time.sleep(120)
@@ -145,7 +145,7 @@ def test_a_hand_run_notebook_into_a_folder_the_sweep_is_training_stops(tmp_path)
     params += ["-p", "img_size", "[16,16]", "-p", "verbose", "0"]
     runs = tmp_path / "runs"
     sweep = subprocess.Popen(
-        [sys.executable, "-m", "s3f_sweep", "--demo", "--only", "Spatial_BUSI"]
+        [sys.executable, "-m", "s3f_kit.sweep", "--demo", "--only", "Spatial_BUSI"]
         + ["--output", str(runs), "--no-explain", "--no-tables", *params],
         env=env,
         cwd=REPO,
@@ -160,7 +160,7 @@ def test_a_hand_run_notebook_into_a_folder_the_sweep_is_training_stops(tmp_path)
             time.sleep(0.5)
         assert (run_dir / "checkpoint.keras").is_file(), "the sweep's notebook never trained"
         second = subprocess.run(
-            [sys.executable, "-m", "s3f_sweep", "--demo", "--only", "Spatial_BUSI"]
+            [sys.executable, "-m", "s3f_kit.sweep", "--demo", "--only", "Spatial_BUSI"]
             + ["--output", str(runs), "--no-explain", *params],
             env=env,
             cwd=REPO,

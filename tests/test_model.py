@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import s3f_common
-from s3f_experiments import EXPERIMENTS
+from s3f_kit.experiments import EXPERIMENTS
 from tests import paper_format
 
 
@@ -425,7 +425,7 @@ def test_a_model_saved_with_the_einsum_form_predicts_identically(tmp_path, keras
     ],
 )
 def test_estimated_parameters_are_within_a_percent(experiment, settings, keras):
-    import s3f_experiments
+    from s3f_kit import experiments as s3f_experiments
 
     exp = s3f_experiments.get_experiment(experiment)
     channels = settings.get("channels") or exp.info.channels

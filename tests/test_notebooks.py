@@ -10,11 +10,11 @@ import nbformat
 import numpy as np
 import pytest
 
-import s3f_config
-import s3f_experiments
-import s3f_notebooks
-import s3f_results
-import s3f_sweep
+from s3f_kit import config as s3f_config
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.reports import results as s3f_results
+from s3f_kit.run import notebooks as s3f_notebooks
+from s3f_kit.sweep import sweep as s3f_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -39,7 +39,7 @@ def test_notebooks_are_exactly_what_the_generator_writes():
     assert {p.stem for p in NOTEBOOKS} == set(generated)
     for name, text in generated.items():
         committed = (REPO / "notebooks" / f"{name}.ipynb").read_text()
-        assert committed == text, f"{name}: run python -m s3f_notebooks"
+        assert committed == text, f"{name}: run python -m s3f_kit.run.notebooks"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -240,7 +240,7 @@ def test_readme_papermill_command_works_as_written(kernel_env, tmp_path):
 
 
 def test_same_seed_gives_the_same_metrics(kernel_env, tmp_path, keras):
-    import s3f_training
+    from s3f_kit.run import training as s3f_training
 
     def once(folder):
         run = s3f_training.Run(
@@ -260,7 +260,7 @@ def test_same_seed_gives_the_same_metrics(kernel_env, tmp_path, keras):
 
 def test_run_passes_kit_filter_options_and_parses_list_text(kernel_env, tmp_path, keras):
     import s3f_common
-    import s3f_training
+    from s3f_kit.run import training as s3f_training
 
     run = s3f_training.Run(
         "SpectraNet_BUSI",

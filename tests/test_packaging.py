@@ -178,8 +178,9 @@ def test_kit_model_saved_under_the_other_keras_version_loads_here(tmp_path, kera
 
 
 def test_every_kit_module_is_installed_and_every_command_answers_help():
-    """`pip install .` ships every root module (a new one missing from py-modules would import
-    in a checkout and fail in an installed kit), and each console command names a real main."""
+    """`pip install .` ships every root module and package (a new one missing from py-modules or
+    packages would import in a checkout and fail in an installed kit), and each console command
+    names a real main."""
     import importlib
 
     tomllib = pytest.importorskip("tomllib")
@@ -188,6 +189,13 @@ def test_every_kit_module_is_installed_and_every_command_answers_help():
     on_disk = {path.stem for path in REPO.glob("s3f_*.py")}
     missing, stale = on_disk - listed, listed - on_disk
     assert not missing and not stale, f"pyproject py-modules: missing {missing}, stale {stale}"
+    packages = {"data_setup"} | {
+        ".".join(path.parent.relative_to(REPO).parts)
+        for path in REPO.glob("s3f_kit/**/__init__.py")
+    }
+    declared = set(config["tool"]["setuptools"]["packages"])
+    missing, stale = packages - declared, declared - packages
+    assert not missing and not stale, f"pyproject packages: missing {missing}, stale {stale}"
     for command, target in config["project"]["scripts"].items():
         module, function = target.split(":")
         if module.startswith("s3f_"):

@@ -121,7 +121,7 @@ def test_group_report_counts_what_check_prints():
 def test_clean_test_leaves_out_test_images_of_patients_training_has(kernel_env, kermany, tmp_path):
     import numpy as np
 
-    import s3f_evaluation
+    from s3f_kit.run import evaluation as s3f_evaluation
 
     data = load_dataset("ChestXRay", kermany, img_size=SIZE, cache_dir=tmp_path / "cache")
     test = data.splits["test"]

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 import s3f_common
-import s3f_predict
-import s3f_releases
 from data_setup import load_dataset
 from data_setup.datasets import DATASETS
 from data_setup.loading import decode_image
 from data_setup.synth import synth_dataset, synth_image
-from s3f_releases import Release
+from s3f_kit import releases as s3f_releases
+from s3f_kit.apply import predict as s3f_predict
+from s3f_kit.releases import Release
 from tests import paper_format
 from tests.helpers import run_folder
 
@@ -231,7 +231,7 @@ def test_module_runs_as_a_command(runs, images, tmp_path):
         [
             sys.executable,
             "-m",
-            "s3f_predict",
+            "s3f_kit.apply.predict",
             str(runs["gray"][0]),
             str(images / "a"),
             "--out",

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import s3f_claims
-import s3f_records
-import s3f_results
+from s3f_kit.reports import claims as s3f_claims
+from s3f_kit.reports import records as s3f_records
+from s3f_kit.reports import results as s3f_results
 from tests.test_claims import _runs, _write_run
 from tests.test_sweep import REPO, _fake_run
 
@@ -113,14 +113,17 @@ def test_each_kind_of_bad_value_is_refused(change, reason):
 
 def test_command_line_has_help_and_prints_a_short_summary(tmp_path):
     help_text = subprocess.run(
-        [sys.executable, "-m", "s3f_results", "--help"], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "s3f_kit.reports.results", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert help_text.returncode == 0 and "runs_dir" in help_text.stdout
     runs = tmp_path / "runs"
     _bad_records(runs)
     _fake_run(runs / "hand", "S3F_Concat_BUSI", 42, 0.70, {"epochs": 50})
     done = subprocess.run(
-        [sys.executable, "-m", "s3f_results", str(runs), str(tmp_path / "results")],
+        [sys.executable, "-m", "s3f_kit.reports.results", str(runs), str(tmp_path / "results")],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -136,7 +139,13 @@ def test_command_line_has_help_and_prints_a_short_summary(tmp_path):
     assert lines[3] == "3 record(s) left out:"
     assert len(lines) == 8 and max(map(len, lines)) < 160  # a summary, not a 40-column table
     missing = subprocess.run(
-        [sys.executable, "-m", "s3f_results", str(tmp_path / "nowhere"), str(tmp_path / "r")],
+        [
+            sys.executable,
+            "-m",
+            "s3f_kit.reports.results",
+            str(tmp_path / "nowhere"),
+            str(tmp_path / "r"),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -2,7 +2,7 @@
 
 import pytest
 
-import s3f_experiments
+from s3f_kit import experiments as s3f_experiments
 
 
 def test_every_experiment_has_the_full_printed_row():

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-import s3f_experiments
-import s3f_notebooks
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.run import notebooks as s3f_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 

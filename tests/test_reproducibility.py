@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-import s3f_env
+from s3f_kit.run import env as s3f_env
 
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import json, sys
-import s3f_env, s3f_training
+from s3f_kit.run import env as s3f_env
+from s3f_kit.run import training as s3f_training
 run = s3f_training.Run("S3F_Concat_BUSI", output_dir=sys.argv[1], img_size=[16, 16],
                        demo_count=6, batch_size=8, verbose=0, epochs=2, seed=7)
 data = run.load_data()
@@ -98,7 +99,7 @@ def test_deterministic_runs_are_identical_on_emulated_other_machines(tmp_path):
 
 
 def test_results_readme_states_machine_versions_and_what_reproduces():
-    import s3f_results
+    from s3f_kit.reports import results as s3f_results
 
     record = {
         "cpu": "Some CPU",

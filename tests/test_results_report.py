@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import s3f_calibration
-import s3f_claims
-import s3f_intervals
-import s3f_plots
-import s3f_records
-import s3f_results
-import s3f_results_calibration
+from s3f_kit.reports import claims as s3f_claims
+from s3f_kit.reports import plots as s3f_plots
+from s3f_kit.reports import records as s3f_records
+from s3f_kit.reports import results as s3f_results
+from s3f_kit.reports import results_calibration as s3f_results_calibration
+from s3f_kit.run import calibration as s3f_calibration
+from s3f_kit.run import intervals as s3f_intervals
 from tests.test_claims import _runs, _write_run
 from tests.test_sweep import _fake_run
 

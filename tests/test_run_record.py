@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-import s3f_results_tables
-from s3f_run_record import RunRecord
+from s3f_kit.reports import results_tables as s3f_results_tables
+from s3f_kit.run_record import RunRecord
 from tests.test_sweep import _fake_run
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import s3f_modelfile
 from data_setup.fetch import FetchError, fetch
+from s3f_kit import modelfile as s3f_modelfile
 
 REFUSAL = (
     "config.json entry config.layers[{index}] (module 'os', class_name 'function', config "
@@ -88,8 +88,8 @@ def test_load_model_refuses_the_hostile_file_naming_it(hostile):
 
 
 def test_s3f_predict_and_s3f_export_refuse_it(hostile, tmp_path, capsys):
-    import s3f_export
-    import s3f_predict
+    from s3f_kit.apply import export as s3f_export
+    from s3f_kit.apply import predict as s3f_predict
 
     path, _, refusal = hostile
     image = tmp_path / "x.png"
@@ -102,7 +102,7 @@ def test_s3f_predict_and_s3f_export_refuse_it(hostile, tmp_path, capsys):
 
 
 def test_the_explainability_loader_refuses_it(hostile):
-    import s3f_explain
+    from s3f_kit.apply import explain as s3f_explain
 
     path, _, refusal = hostile
     with pytest.raises(s3f_modelfile.UnsafeModelFile, match="refused to load") as error:
@@ -149,7 +149,7 @@ def server():
 
 @pytest.fixture
 def tiny_release(kit_model_file, monkeypatch):
-    import s3f_releases
+    from s3f_kit import releases as s3f_releases
 
     release = s3f_releases.Release(
         "Tiny.keras", "s3f", "bilinear", 1, "BRISC2025", (16, 16, 1), 4, kit_model_file[1]
@@ -161,7 +161,7 @@ def tiny_release(kit_model_file, monkeypatch):
 def test_pretrained_refuses_a_hostile_download_before_loading_it(
     hostile, tiny_release, server, tmp_path
 ):
-    import s3f_releases
+    from s3f_kit import releases as s3f_releases
 
     path, _, refusal = hostile
     base, routes = server
@@ -174,7 +174,7 @@ def test_pretrained_refuses_a_hostile_download_before_loading_it(
 
 
 def test_pretrained_refuses_a_hostile_cached_file(hostile, tiny_release, tmp_path):
-    import s3f_releases
+    from s3f_kit import releases as s3f_releases
 
     path, _, refusal = hostile
     cache = tmp_path / "cache"
@@ -186,7 +186,7 @@ def test_pretrained_refuses_a_hostile_cached_file(hostile, tiny_release, tmp_pat
 
 
 def test_pretrained_stops_an_endless_or_oversized_download(tiny_release, server, tmp_path):
-    import s3f_releases
+    from s3f_kit import releases as s3f_releases
 
     base, routes = server
     low, high = tiny_release.size_range()
@@ -216,7 +216,7 @@ def test_pretrained_stops_an_endless_or_oversized_download(tiny_release, server,
 def test_pretrained_without_a_connection_is_one_line(tiny_release, tmp_path):
     import socket
 
-    import s3f_releases
+    from s3f_kit import releases as s3f_releases
 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -472,7 +472,7 @@ def test_data_zip_is_reused_by_content_never_by_name(synth_root, tmp_path, monke
     import os
 
     from data_setup.synth import synth_dataset
-    from s3f_training import unpack_data_zip
+    from s3f_kit.run.training import unpack_data_zip
 
     monkeypatch.setenv("S3F_CACHE_DIR", str(tmp_path / "cache"))
     archive = tmp_path / "data.zip"

@@ -5,7 +5,7 @@ import math
 import pytest
 from scipy import stats
 
-import s3f_stats
+from s3f_kit.reports import stats as s3f_stats
 
 
 def test_corrected_resampled_t_by_hand():

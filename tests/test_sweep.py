@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-import s3f_cluster
-import s3f_config
-import s3f_experiments
-import s3f_jobs
-import s3f_results
-import s3f_sweep
+from s3f_kit import config as s3f_config
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.reports import results as s3f_results
+from s3f_kit.sweep import cluster as s3f_cluster
+from s3f_kit.sweep import jobs as s3f_jobs
+from s3f_kit.sweep import sweep as s3f_sweep
 from tests.helpers import processes_with_env
 
 REPO = Path(__file__).resolve().parents[1]
 BUSI = ["Spatial_BUSI", "SpectraNet_BUSI", "S3F_Concat_BUSI"]
 
 
-def _commands(text: str, programs=("-m s3f_sweep", "s3f-sweep")) -> list[list[str]]:
+def _commands(text: str, programs=("-m s3f_kit.sweep", "s3f-sweep")) -> list[list[str]]:
     """Every `program --option ...` command in a text (continuation lines joined, comments
     dropped); a program's bare name in prose is not a command."""
     text = text.replace("\\\n", " ")
@@ -73,7 +73,9 @@ def test_p_takes_key_value_and_papermills_two_tokens():
 
 
 @pytest.mark.parametrize(
-    "source", [s3f_sweep.__doc__, s3f_cluster.__doc__], ids=["s3f_sweep", "s3f_cluster"]
+    "source",
+    [s3f_sweep.__doc__, s3f_cluster.__doc__],
+    ids=["s3f_kit.sweep", "s3f_kit.sweep.cluster"],
 )
 def test_docstring_examples_parse(source):
     commands = _commands(source)
@@ -250,7 +252,7 @@ def test_ctrl_c_stops_kernels_and_queue_and_lists_runs(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "s3f_sweep",
+        "s3f_kit.sweep",
         "--demo",
         "--only",
         "Spatial_BUSI",

@@ -13,8 +13,8 @@ import pytest
 
 ray = pytest.importorskip("ray", reason='the cluster extra: pip install "s3f-kit[cluster]"')
 
-import s3f_cluster  # noqa: E402
-import s3f_sweep  # noqa: E402
+from s3f_kit.sweep import cluster as s3f_cluster  # noqa: E402
+from s3f_kit.sweep import sweep as s3f_sweep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 1, "img_size": [16, 16], "demo_count": 6, "batch_size": 8, "verbose": 2}

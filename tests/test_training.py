@@ -13,8 +13,8 @@ TINY = dict(img_size=[16, 16], demo_count=6, batch_size=8, verbose=0)
 
 @pytest.fixture(scope="module")
 def tf_modules(keras, kernel_env):
-    import s3f_metrics
-    import s3f_training
+    from s3f_kit.run import metrics as s3f_metrics
+    from s3f_kit.run import training as s3f_training
 
     return s3f_training, s3f_metrics
 
@@ -276,7 +276,7 @@ def test_divergence_before_any_checkpoint_is_a_clear_error(keras, tf_modules, tm
 def test_validation_pass_is_traced_once_per_run(tf_modules, tmp_path, monkeypatch):
     """The per-epoch validation pass reuses one traced function (retracing it every epoch cost
     about half a second per epoch, a third of a demo epoch)."""
-    import s3f_callbacks
+    from s3f_kit.run import callbacks as s3f_callbacks
 
     s3f_training, s3f_metrics = tf_modules
     built = []
@@ -296,7 +296,7 @@ def test_validation_pass_is_traced_once_per_run(tf_modules, tmp_path, monkeypatc
 def test_resume_saves_pay_for_themselves():
     """A save is due first, at the last epoch, and once training since the last save took ten
     times what that save did (at most ~10 % of the time goes to checkpoints)."""
-    import s3f_callbacks
+    from s3f_kit.run import callbacks as s3f_callbacks
 
     due = s3f_callbacks.ResumeState.save_due
     assert due(0.0, None, False) and due(0.0, 5.0, True)
@@ -328,7 +328,7 @@ def straight_run(tf_modules, tmp_path_factory):
 def test_interrupted_training_resumes_to_the_same_result(
     max_overhead, saved_epoch, straight_run, tf_modules, tmp_path, monkeypatch
 ):
-    import s3f_callbacks
+    from s3f_kit.run import callbacks as s3f_callbacks
 
     s3f_training, _ = tf_modules
     expected, straight_history = straight_run
@@ -482,7 +482,7 @@ def test_a_damaged_resume_state_says_to_delete_it(tf_modules, tmp_path, monkeypa
 
 
 def test_leakage_summary_counts_duplicates_and_gives_the_clean_accuracy(tf_modules):
-    import s3f_evaluation
+    from s3f_kit.run import evaluation as s3f_evaluation
 
     result = {
         "accuracy": 0.9,

@@ -7,8 +7,8 @@ import time
 import nbformat
 import pytest
 
-import s3f_jobs
-import s3f_sweep
+from s3f_kit.sweep import jobs as s3f_jobs
+from s3f_kit.sweep import sweep as s3f_sweep
 from tests.helpers import processes_with_env
 
 PROBE = """\

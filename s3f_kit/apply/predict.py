@@ -32,7 +32,7 @@ IMAGE_SUFFIXES = frozenset(
 
 def release_preprocessing(name: str) -> Preprocessing:
     """The preprocessing of one of the paper's releases (s3f_releases.RELEASES)."""
-    import s3f_releases
+    from s3f_kit import releases as s3f_releases
 
     release = s3f_releases.RELEASES[name]
     info = DATASETS[release.dataset]
@@ -63,7 +63,7 @@ def infer_preprocessing(model, model_path: Path) -> tuple[Preprocessing, str]:
     a metrics.json beside it naming the classes, or the shape and size of a registered release.
     Returns (preprocessing, note); raises ValueError when it would be a guess."""
     import s3f_common
-    import s3f_releases
+    from s3f_kit import releases as s3f_releases
 
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3 or None in shape or shape[-1] not in (1, 3):
@@ -104,7 +104,7 @@ def infer_preprocessing(model, model_path: Path) -> tuple[Preprocessing, str]:
 def resolve_model(spec, *, cache_dir=None, base_url=None):
     """(model, Preprocessing, notes) for a release name, a run folder or a .keras file."""
     import s3f_common
-    import s3f_releases
+    from s3f_kit import releases as s3f_releases
 
     spec = str(spec)
     if spec in s3f_releases.RELEASES:
@@ -203,7 +203,7 @@ def predict(
         raise ValueError("predict: give preprocessing= for a model object (Preprocessing.load)")
     check_matches(model, preprocessing)
     if gradcam_dir is not None:
-        import s3f_explain
+        from s3f_kit.apply import explain as s3f_explain
 
         try:  # fail before any work if there is no spatial tower to explain
             s3f_explain.spatial_gradcam_layer(model)
@@ -211,7 +211,7 @@ def predict(
             raise ValueError(f"Grad-CAM maps an S³F-Net's spatial tower: {error}") from None
         gradcam_dir = Path(gradcam_dir)
         gradcam_dir.mkdir(parents=True, exist_ok=True)
-    from s3f_metrics import labels_of_class_probabilities  # TensorFlow is loaded by now
+    from s3f_kit.run.metrics import labels_of_class_probabilities  # TensorFlow is loaded by now
 
     paths = [Path(p) for p in paths]
     columns = probability_columns(preprocessing)
@@ -272,8 +272,8 @@ def _png_name(stem: str, used: set[str]) -> str:
 
 
 def _write_gradcams(model, images, predicted, probs, prep, stems, out_dir, used) -> list[Path]:
-    import s3f_explain
-    import s3f_plots
+    from s3f_kit.apply import explain as s3f_explain
+    from s3f_kit.reports import plots as s3f_plots
 
     cams = s3f_explain.grad_cam(model, images, predicted)
     written = []
@@ -310,7 +310,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)  # --help answers before TensorFlow is imported
-    import s3f_env
+    from s3f_kit.run import env as s3f_env
 
     s3f_env.import_tensorflow_quietly()  # a CPU machine: no CUDA-registration noise
     try:

@@ -1,6 +1,6 @@
 """Build results/README.md, summary.csv, runs.csv and figures from every finished run folder.
 
-    s3f-results runs/demo results/   # or python -m s3f_results
+    s3f-results runs/demo results/  # or python -m s3f_kit.reports.results
 
 Finds every `metrics.json` under the runs folder (any depth: one folder per experiment, model
 variant, protocol and seed — s3f_experiments.run_subdir), groups the runs by experiment ×
@@ -22,12 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import s3f_config
-import s3f_experiments
-import s3f_records
 from data_setup.files import atomic_path, write_atomic
-from s3f_records import REQUIRED_KEYS  # noqa: F401  (the records' schema, kept importable here)
-from s3f_results_tables import (
+from s3f_kit import config as s3f_config
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.reports import records as s3f_records
+
+# the records' schema, kept importable here
+from s3f_kit.reports.records import REQUIRED_KEYS  # noqa: F401
+from s3f_kit.reports.results_tables import (
     DEMO_BANNER,
     GROUP,
     METRICS,
@@ -221,7 +223,7 @@ def build_results(output, results_dir) -> pd.DataFrame:
     """Write summary.csv, runs.csv, README.md, confusion_matrices.png, metrics/…json and, where
     runs recorded them, calibration.csv and reliability.png from every finished run under
     `output`; return the summary table."""
-    import s3f_plots
+    from s3f_kit.reports import plots as s3f_plots
 
     results_dir = Path(results_dir)
     runs, unusable, notes = collect(output)
@@ -318,10 +320,10 @@ def build_results(output, results_dir) -> pd.DataFrame:
     compared = {*s3f_experiments.EXPERIMENTS, *s3f_experiments.BASELINE_EXPERIMENTS}
     paper_runs = [m for m in runs if m["experiment"] in compared]
     if paper_runs:  # the paper's claims, tested on these runs
-        import s3f_claims
+        from s3f_kit.reports import claims as s3f_claims
 
         parts += s3f_claims.write_claims(paper_runs, results_dir)
-    import s3f_results_calibration
+    from s3f_kit.reports import results_calibration as s3f_results_calibration
 
     parts += s3f_results_calibration.write_calibration(
         runs, results_dir, banner=DEMO_BANNER if demo else ""

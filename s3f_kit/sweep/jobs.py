@@ -26,11 +26,11 @@ from queue import Queue
 
 from tqdm.auto import tqdm
 
-import s3f_config
-from s3f_notebooks import NOTEBOOK_DIR
-from s3f_worker import RESULT_TAG, die_with_parent
+from s3f_kit import config as s3f_config
+from s3f_kit.run.notebooks import NOTEBOOK_DIR
+from s3f_kit.sweep.worker import RESULT_TAG, die_with_parent
 
-REPO = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class SweepError(Exception):
@@ -123,7 +123,7 @@ _LIVE_LOCK = threading.Lock()
 
 
 class NotebookWorker:
-    """A `python -m s3f_worker` child process that runs jobs one after another in one kept
+    """A `python -m s3f_kit.sweep.worker` child process that runs jobs one after another in one kept
     kernel (keep_kernel=False: a new kernel per notebook); gpu pins it and its kernels to one
     GPU. The process starts on first use and again after it died."""
 
@@ -141,7 +141,12 @@ class NotebookWorker:
         # Written through the child's descriptors only; read here with os.pread (no seeking).
         self._log = tempfile.TemporaryFile(prefix="s3f-worker-")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "s3f_worker", *([] if self.keep_kernel else ["--fresh"])],
+            [
+                sys.executable,
+                "-m",
+                "s3f_kit.sweep.worker",
+                *([] if self.keep_kernel else ["--fresh"]),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import s3f_config
-import s3f_experiments
-import s3f_records
-import s3f_stats
-from s3f_run_record import RunRecord
+from s3f_kit import config as s3f_config
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.reports import records as s3f_records
+from s3f_kit.reports import stats as s3f_stats
+from s3f_kit.run_record import RunRecord
 
 DEMO_BANNER = (
     "SYNTHETIC DEMO DATA — these numbers test the pipeline end to end; they say nothing about "

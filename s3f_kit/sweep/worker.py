@@ -1,7 +1,7 @@
 """The notebook worker: a child process that executes sweep notebooks with papermill.
 
-    python -m s3f_worker            # serve: one JSON job spec per stdin line, one result line each
-    python -m s3f_worker --fresh    # the same, with a new kernel for every notebook
+    python -m s3f_kit.sweep.worker  # serve: one JSON job spec per stdin line, one result line each
+    python -m s3f_kit.sweep.worker --fresh  # the same, with a new kernel for every notebook
 
 A sweep starts one worker per parallel slot (s3f_jobs.NotebookWorker) and hands it notebooks one
 after another. The worker keeps its Jupyter kernel between notebooks: a new process, kernel and
@@ -36,8 +36,8 @@ get_ipython().reset(new_session=True)
 import gc as _gc, os as _os, sys as _sys
 if "keras" in _sys.modules:
     _sys.modules["keras"].backend.clear_session()
-if "s3f_locks" in _sys.modules:  # a run the last notebook left unfinished is not ours now
-    _sys.modules["s3f_locks"].release_all()
+if "s3f_kit.locks" in _sys.modules:  # a run the last notebook left unfinished is not ours now
+    _sys.modules["s3f_kit.locks"].release_all()
 if "matplotlib.pyplot" in _sys.modules:
     _sys.modules["matplotlib.pyplot"].close("all")
 _os.chdir({cwd!r})

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import s3f_config
+from s3f_kit import config as s3f_config
 
 REQUIRED_KEYS = {
     "experiment",

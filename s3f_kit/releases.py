@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import s3f_modelfile
 from s3f_common import BilinearFusion, SpectralFilter, load_model, num_classes_of
+from s3f_kit import modelfile as s3f_modelfile
 
 RELEASE_BASE_URL = "https://github.com/Saiful185/S3F-Net/releases/download/v1.0.0-sn1"
 RELEASE_OVERHEAD_BYTES = 8 << 20  # config, metadata and HDF5 bookkeeping: ~1 MB for our models

@@ -1,8 +1,8 @@
 """Generate the experiment notebooks from one template and the registry.
 
-    python -m s3f_notebooks          # (re)write notebooks/*.ipynb
-    python -m s3f_notebooks --check  # exit 1 if a committed notebook differs from the template
-    python -m s3f_notebooks --repository OWNER/NAME   # your fork: badges and Colab installs
+    python -m s3f_kit.run.notebooks  # (re)write notebooks/*.ipynb
+    python -m s3f_kit.run.notebooks --check  # exit 1 if a committed notebook differs from the template
+    python -m s3f_kit.run.notebooks --repository OWNER/NAME  # your fork: badges and Colab installs
 
 Notebooks are thin: a parameters cell (papermill) and a few calls into s3f_training, so the
 twelve never drift apart; a test keeps the committed files equal to what this writes. The
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import nbformat
 
-import s3f_config
-import s3f_experiments
-from s3f_experiments import BASELINE_EXPERIMENTS, EXPERIMENTS, Experiment
+from s3f_kit import config as s3f_config
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.experiments import BASELINE_EXPERIMENTS, EXPERIMENTS, Experiment
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def colab_url(name: str) -> str:
@@ -56,7 +56,7 @@ if importlib.util.find_spec("s3f_common") is None:
     source = str(found[0]) if found else "git+https://github.com/{repository}"
     print(f"installing the kit from {source}")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
-import s3f_env
+from s3f_kit.run import env as s3f_env
 
 s3f_env.prepare_notebook()  # kit errors in one line, no widget warnings"""
 
@@ -77,7 +77,7 @@ if mount_drive and IN_COLAB:
 
     drive.mount("/content/drive")
 
-from s3f_training import Run
+from s3f_kit.run.training import Run
 
 run = Run.from_parameters(globals())  # the parameters above, checked; None → the paper's value
 print(f"{EXPERIMENT}: {run.epochs} epochs at {run.img_size}, protocol '{protocol}' → {run.run_dir}")"""
@@ -153,7 +153,7 @@ def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
         nbformat.v4.new_markdown_cell("## Evaluate the best checkpoint on the test split"),
         nbformat.v4.new_code_cell(
             "from IPython.display import Image, display\n\n"
-            "from s3f_metrics import reviewer_report\n\n"
+            "from s3f_kit.run.metrics import reviewer_report\n\n"
             "metrics = run.evaluate(data)\n"
             "print({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})\n"
             "print(reviewer_report(metrics))\n"
@@ -167,7 +167,7 @@ def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
 def _model_cell(exp: Experiment) -> str:
     if exp.architecture == s3f_experiments.BASELINE_ARCHITECTURE:
         return (
-            "import s3f_baselines  # standard deep CNNs from keras.applications\n\n"
+            "from s3f_kit.run import baselines as s3f_baselines  # standard deep CNNs from keras.applications\n\n"
             "# weights: ImageNet where they can be fetched, else random (recorded in metrics.json)\n"
             "model, run.weights_used = s3f_baselines.build_baseline(**run.model_options(data))\n"
             "print(f'{model.count_params():,} parameters, '\n"
@@ -218,7 +218,7 @@ if mount_drive and IN_COLAB:
     drive.mount("/content/drive")
 from pathlib import Path
 
-from s3f_explain import explain, load_for_explanation
+from s3f_kit.apply.explain import explain, load_for_explanation
 
 model, data, title = load_for_explanation(model_path, release, dataset, data_dir, protocol,
                                           demo_count, base_url)
@@ -252,7 +252,7 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
-from s3f_evaluation import evaluate_pretrained
+from s3f_kit.run.evaluation import evaluate_pretrained
 
 metrics = evaluate_pretrained(release, data_dir, output_dir, batch_size, base_url, demo_count)
 print({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
@@ -313,7 +313,7 @@ def all_notebooks() -> dict[str, str]:
 
 
 def set_repository(repository: str) -> None:
-    """Make OWNER/NAME the kit's GitHub repository: the one line in s3f_experiments.py that
+    """Make OWNER/NAME the kit's GitHub repository: the one line in s3f_kit/experiments.py that
     badges and Colab install cells read (then the notebooks are regenerated from it)."""
     import re
 
@@ -332,8 +332,10 @@ def set_repository(repository: str) -> None:
     s3f_experiments.KIT_REPOSITORY = repository
 
 
-README = Path(__file__).resolve().parent / "README.md"
-TABLE_START = "<!-- parameter table: written by python -m s3f_notebooks from s3f_config -->"
+README = Path(__file__).resolve().parents[2] / "README.md"
+TABLE_START = (
+    "<!-- parameter table: written by python -m s3f_kit.run.notebooks from s3f_kit.config -->"
+)
 TABLE_END = "<!-- end of parameter table -->"
 
 
@@ -352,7 +354,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--repository",
         metavar="OWNER/NAME",
-        help="your GitHub fork: set it in s3f_experiments.py, then regenerate badges and installs",
+        help="your GitHub fork: set it in s3f_kit/experiments.py, then regenerate badges and installs",
     )
     args = parser.parse_args(argv)
     if args.repository and not args.check:
@@ -373,7 +375,7 @@ def main(argv=None) -> int:
         if not args.check:
             README.write_text(readme_with_parameter_table(readme))
     if args.check and stale:
-        print("out of date (run python -m s3f_notebooks): " + ", ".join(stale))
+        print("out of date (run python -m s3f_kit.run.notebooks): " + ", ".join(stale))
         return 1
     print(
         ("checked " if args.check else "wrote ")

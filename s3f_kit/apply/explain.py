@@ -16,10 +16,10 @@ import pandas as pd
 import tensorflow as tf
 
 import s3f_common
-import s3f_experiments
-import s3f_metrics
-import s3f_releases
 from data_setup.files import write_atomic, write_json_atomic
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit import releases as s3f_releases
+from s3f_kit.run import metrics as s3f_metrics
 
 
 # --------------------------------------------------------------------------- finding the branches
@@ -181,7 +181,7 @@ def explain(
     """Run the full analysis on the test split of `data`; writes into `out_dir`:
     contributions.json / .csv, contributions_bar.png, contributions_kde.png,
     spectral_filters_<layer>.png, gradcam.png. Returns the contribution summary."""
-    import s3f_plots
+    from s3f_kit.reports import plots as s3f_plots
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from scipy import optimize, special
 
-from s3f_intervals import refuse_on_test_split
+from s3f_kit.run.intervals import refuse_on_test_split
 
 EPSILON = 1e-7  # Keras' clipping epsilon for cross-entropy
 BINS = 15  # equal-width confidence bins for ECE and the reliability diagram

@@ -31,8 +31,8 @@ import keras
 from keras import layers
 
 import s3f_common
-from s3f_experiments import BASELINE_WEIGHTS as WEIGHTS
-from s3f_experiments import BASELINES, Baseline  # noqa: F401  (the registry's, re-exported)
+from s3f_kit.experiments import BASELINE_WEIGHTS as WEIGHTS
+from s3f_kit.experiments import BASELINES, Baseline  # noqa: F401  (the registry's, re-exported)
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-import s3f_config
-import s3f_experiments
-import s3f_stats
 from data_setup.files import write_atomic
+from s3f_kit import config as s3f_config
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit.reports import stats as s3f_stats
 
 ALPHA = 0.05
 DATASET_ORDER = ("BRISC2025", "ChestXRay", "BUSI", "HAM10000")
@@ -145,7 +145,7 @@ def _by_model(runs, protocol):
     cross-validation; s3f_records.repeat_key), and (experiment, variant) →
     [(run folder, reason)] for the runs that could not be used. A model run with several sets
     of settings is compared in the one with most seeds (the others are listed, not pooled)."""
-    import s3f_records
+    from s3f_kit.reports import records as s3f_records
 
     grouped: dict[tuple, dict] = {}
     left_out: dict[tuple, list] = {}
@@ -245,7 +245,7 @@ def _pair_name(key) -> str:
 def _across_folds(claim, pairs, runs_a, accuracy_a, accuracy_b) -> dict:
     """Δ accuracy over folds × seeds: Nadeau & Bengio's corrected resampled t-test, with the
     runs' mean test fraction (their folds overlap in training data; s3f_stats)."""
-    import s3f_records
+    from s3f_kit.reports import records as s3f_records
 
     fractions = [s3f_records.test_fraction(runs_a[k]) for k in pairs]
     if any(f is None for f in fractions):
@@ -488,7 +488,7 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     protocol decided, the paper protocol's result as published (hollow diamond) just below."""
     import matplotlib.pyplot as plt
 
-    from s3f_plots import _save
+    from s3f_kit.reports.plots import _save
 
     verdicts = frame[frame["role"] == "verdict"].reset_index(drop=True)
     height = max(2.5, 0.45 * len(verdicts) + 1.5)
@@ -532,7 +532,7 @@ def seed_strip_figure(runs: list[dict], path: Path, demo: bool = False):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from s3f_plots import _save
+    from s3f_kit.reports.plots import _save
 
     rows = [
         {

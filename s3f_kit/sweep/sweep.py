@@ -1,13 +1,13 @@
 """Run experiment notebooks headlessly with papermill, then rebuild the results tables.
 
-    python -m s3f_sweep --demo                          # all 12 on synthetic data, demo settings
-    python -m s3f_sweep --data-root ~/data              # the real reproduction, paper settings
-    python -m s3f_sweep --only S3F_Concat_BUSI -p epochs 50 -p protocol=holdout --demo
-    python -m s3f_sweep --data-root ~/data --jobs 4     # 4 at a time, one GPU each if present
-    python -m s3f_sweep --demo --seeds 3 --grid fusion=concat,bilinear spectranet=1,2
-    python -m s3f_sweep --demo --only S3F_Concat_BUSI Spatial_BUSI --folds 3 --seeds 2
-    python -m s3f_sweep --data-root /shared/data --output /shared/runs --cluster auto
-    python -m s3f_sweep --demo --baselines --seeds 3   # + the 12 standard deep CNN baselines
+    python -m s3f_kit.sweep --demo                      # all 12 on synthetic data, demo settings
+    python -m s3f_kit.sweep --data-root ~/data          # the real reproduction, paper settings
+    python -m s3f_kit.sweep --only S3F_Concat_BUSI -p epochs 50 -p protocol=holdout --demo
+    python -m s3f_kit.sweep --data-root ~/data --jobs 4  # 4 at a time, one GPU each if present
+    python -m s3f_kit.sweep --demo --seeds 3 --grid fusion=concat,bilinear spectranet=1,2
+    python -m s3f_kit.sweep --demo --only S3F_Concat_BUSI Spatial_BUSI --folds 3 --seeds 2
+    python -m s3f_kit.sweep --data-root /shared/data --output /shared/runs --cluster auto
+    python -m s3f_kit.sweep --demo --baselines --seeds 3  # + the 12 standard deep CNN baselines
 
 `--data-root` holds one folder per dataset id (BRISC2025/, ChestXRay/, BUSI/, HAM10000/, each as
 unzipped). A run is experiment + model variant + protocol (+ cross-validation fold) + seed, with its
@@ -39,12 +39,12 @@ import sys
 import time
 from pathlib import Path
 
-import s3f_config
-import s3f_experiments
-import s3f_locks
-from s3f_experiments import DEFAULT_SEED as SEED
-from s3f_experiments import DEMO_PARAMETERS
-from s3f_jobs import (  # noqa: F401  (re-exported: the sweep's API)
+from s3f_kit import config as s3f_config
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit import locks as s3f_locks
+from s3f_kit.experiments import DEFAULT_SEED as SEED
+from s3f_kit.experiments import DEMO_PARAMETERS
+from s3f_kit.sweep.jobs import (  # noqa: F401  (re-exported: the sweep's API)
     REPO,
     Job,
     SweepError,
@@ -323,7 +323,7 @@ def run_sweep(
     )
     runner = None
     if cluster:
-        import s3f_cluster
+        from s3f_kit.sweep import cluster as s3f_cluster
 
         runner = s3f_cluster.ClusterRunner(cluster, retries=retries)
 
@@ -361,7 +361,7 @@ def run_sweep(
         if runner:
             runner.close()
     if results_dir is not None:
-        import s3f_results
+        from s3f_kit.reports import results as s3f_results
 
         s3f_results.build_results(output_dir, results_dir)
     return failures
@@ -369,7 +369,7 @@ def run_sweep(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m s3f_sweep",
+        prog="python -m s3f_kit.sweep",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.splitlines()[1:]),

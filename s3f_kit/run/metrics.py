@@ -144,8 +144,8 @@ def reviewer_metrics(labels, probs, class_names, binary, protocol, val=None) -> 
     validation split), and for a binary model the operating point chosen on validation by
     Youden's J beside the paper's p > 0.5. `val`: (labels, probs) of the validation split, used
     under holdout only (under the paper protocol the validation data is the test split)."""
-    import s3f_calibration
-    import s3f_intervals
+    from s3f_kit.run import calibration as s3f_calibration
+    from s3f_kit.run import intervals as s3f_intervals
 
     labels = np.asarray(labels)
     class_probs = class_probabilities(probs, binary)
@@ -171,7 +171,7 @@ def reviewer_metrics(labels, probs, class_names, binary, protocol, val=None) -> 
 
 
 def _youden_operating_point(protocol, labels, probs, class_names, val_labels, val_probs) -> dict:
-    import s3f_intervals
+    from s3f_kit.run import intervals as s3f_intervals
 
     if val_labels is None:
         why = (

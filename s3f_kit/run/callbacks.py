@@ -16,8 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-import s3f_metrics
 from data_setup.files import atomic_path, write_json_atomic
+from s3f_kit.run import metrics as s3f_metrics
 
 
 class ValidationMetrics(keras.callbacks.Callback):

@@ -9,23 +9,24 @@ from __future__ import annotations
 from pathlib import Path
 
 # isort: off
-import s3f_env  # first: S3F_DETERMINISTIC must be applied before TensorFlow starts
+# first: S3F_DETERMINISTIC must be applied before TensorFlow starts
+from s3f_kit.run import env as s3f_env
 
 # isort: on
 import keras
 import numpy as np
 import tensorflow as tf
 
-import s3f_baselines
 import s3f_common
-import s3f_experiments
-import s3f_metrics
-import s3f_releases
 from data_setup import load_dataset
 from data_setup.files import write_atomic, write_json_atomic
 from data_setup.synth import demo_data_dir
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit import releases as s3f_releases
+from s3f_kit.run import baselines as s3f_baselines
+from s3f_kit.run import metrics as s3f_metrics
+from s3f_kit.run_record import RunRecord
 from s3f_preprocessing import Preprocessing
-from s3f_run_record import RunRecord
 
 
 def evaluate_model(
@@ -39,7 +40,7 @@ def evaluate_model(
     """Every docs/paper.md §4 metric of `model` on the test split, plus predictions.csv and the
     confusion-matrix and ROC figures in `out_dir`. Returns the metrics; the caller adds its own
     fields and calls write_metrics."""
-    import s3f_plots
+    from s3f_kit.reports import plots as s3f_plots
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

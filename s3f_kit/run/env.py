@@ -1,6 +1,6 @@
 """The notebooks' first moments: quiet TensorFlow on CPU machines and short kit errors.
 
-    import s3f_env
+    from s3f_kit.run import env as s3f_env
     s3f_env.prepare_notebook()         # the setup cell of every notebook
     s3f_env.import_tensorflow_quietly()  # after the GPU pin, before the kit imports TensorFlow
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-import s3f_results
-import s3f_stats
 from data_setup.files import write_atomic
+from s3f_kit.reports import results_tables as s3f_results_tables
+from s3f_kit.reports import stats as s3f_stats
 
 SCORES = ("nll", "brier", "ece")
-GROUP_KEYS = [*s3f_results.GROUP, "settings"]
+GROUP_KEYS = [*s3f_results_tables.GROUP, "settings"]
 
 
 def _groups(runs: list[dict]):
@@ -30,8 +30,8 @@ def _groups(runs: list[dict]):
     runs = [m for m in runs if isinstance(m.get("calibration"), dict)]
     if not runs:
         return []
-    per_run = s3f_results.runs_frame(runs)
-    labels = s3f_results._settings_labels(per_run)
+    per_run = s3f_results_tables.runs_frame(runs)
+    labels = s3f_results_tables._settings_labels(per_run)
     return [
         (dict(zip(GROUP_KEYS, keys, strict=True)), labels[keys], [runs[i] for i in group.index])
         for keys, group in per_run.groupby(GROUP_KEYS, sort=False)
@@ -55,8 +55,8 @@ def calibration_frame(runs: list[dict], groups=None) -> pd.DataFrame:
     rows = []
     for keys, label, members in _groups(runs) if groups is None else groups:
         first = members[0]
-        row = {**{k: keys[k] for k in s3f_results.GROUP}, "settings": label,
-               "model": s3f_results._model_title(first), "n_runs": len(members)}  # fmt: skip
+        row = {**{k: keys[k] for k in s3f_results_tables.GROUP}, "settings": label,
+               "model": s3f_results_tables._model_title(first), "n_runs": len(members)}  # fmt: skip
         row["seeds"] = " ".join(str(m["seed"]) for m in members if m.get("seed") is not None)
         for score in SCORES:
             row[score], row[f"{score}_sd"] = _mean_sd([m["calibration"][score] for m in members])
@@ -157,7 +157,7 @@ def markdown_table(frame: pd.DataFrame) -> list[str]:
 def write_calibration(runs: list[dict], results_dir, banner: str = "") -> list[str]:
     """calibration.csv and reliability.png in results_dir; the README's Markdown section (empty
     when no run recorded its calibration)."""
-    import s3f_plots
+    from s3f_kit.reports import plots as s3f_plots
 
     results_dir = Path(results_dir)
     groups = _groups(runs)

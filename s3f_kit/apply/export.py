@@ -1,6 +1,6 @@
 """Export a trained or released S³F-Net model to a TensorFlow SavedModel and to TFLite.
 
-    s3f-export runs/S3F_Concat_BUSI/seed42 exported/busi      # or: python -m s3f_export ...
+    s3f-export runs/S3F_Concat_BUSI/seed42 exported/busi  # or: python -m s3f_kit.apply.export ...
 
 Writes into the output folder:
     saved_model/        TF Serving: signature serving_default(images) → {"probabilities"}
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-import s3f_predict
 from data_setup.fetch import FetchError
 from data_setup.files import DiskFullError, disk_full_error, is_disk_full, write_atomic
+from s3f_kit.apply import predict as s3f_predict
 
 FORMATS = ("saved_model", "tflite")
 TOLERANCE = 1e-4
@@ -370,7 +370,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="replace an existing out_dir")
     args = parser.parse_args(argv)  # --help answers before TensorFlow is imported
-    import s3f_env
+    from s3f_kit.run import env as s3f_env
 
     s3f_env.import_tensorflow_quietly()  # a CPU machine: no CUDA-registration noise
     try:

@@ -30,18 +30,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 # isort: off
-import s3f_env  # noqa: F401  (first: S3F_DETERMINISTIC applies before TensorFlow starts)
+# first: S3F_DETERMINISTIC applies before TensorFlow starts
+from s3f_kit.run import env as s3f_env  # noqa: F401
 
 # isort: on
 import keras
 import numpy as np
 import tensorflow as tf
 
-import s3f_callbacks
 import s3f_common
-import s3f_config
-import s3f_experiments
-import s3f_locks
 from data_setup import load_dataset
 from data_setup.files import (
     DiskFullError,
@@ -52,8 +49,12 @@ from data_setup.files import (
     write_atomic,
 )
 from data_setup.synth import demo_data_dir
-from s3f_config import RunConfig
-from s3f_evaluation import (
+from s3f_kit import config as s3f_config
+from s3f_kit import experiments as s3f_experiments
+from s3f_kit import locks as s3f_locks
+from s3f_kit.config import RunConfig
+from s3f_kit.run import callbacks as s3f_callbacks
+from s3f_kit.run.evaluation import (
     device_description,
     evaluate_model,
     write_metrics,
@@ -236,7 +237,7 @@ class Run(RunConfig):
         """The notebook's model cell in one call: s3f_common.build_model(**model_options), or
         for a baseline s3f_baselines.build_baseline (recording the weights it started from)."""
         if self.spec.architecture == s3f_config.BASELINE:
-            import s3f_baselines
+            from s3f_kit.run import baselines as s3f_baselines
 
             model, self.weights_used = s3f_baselines.build_baseline(**self.model_options(data))
             return model
@@ -339,7 +340,7 @@ class Run(RunConfig):
         metrics.json."""
         import pandas as pd
 
-        import s3f_plots
+        from s3f_kit.reports import plots as s3f_plots
 
         checkpoint = self.run_dir / "checkpoint.keras"
         if not checkpoint.is_file():

@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import s3f_experiments
 from data_setup.datasets import MAX_IMAGE_SIDE
+from s3f_kit import experiments as s3f_experiments
 
 # keras.utils.set_random_seed seeds NumPy's legacy generator, which takes 0 … 2**32 − 1.
 MAX_SEED = 2**32 - 1

@@ -1,7 +1,7 @@
 """The sweep on a Ray cluster: each notebook run is one Ray task.
 
-    python -m s3f_sweep --data-root /shared/data --output /shared/runs --cluster auto
-    python -m s3f_sweep --demo --cluster local          # start a one-machine cluster here
+    python -m s3f_kit.sweep --data-root /shared/data --output /shared/runs --cluster auto
+    python -m s3f_kit.sweep --demo --cluster local      # start a one-machine cluster here
 
 Ray schedules the tasks: one GPU per task when the cluster has GPUs (Ray sets
 CUDA_VISIBLE_DEVICES for it), else one CPU. A task runs the same child process as the local
@@ -19,8 +19,8 @@ import socket
 import time
 from pathlib import Path
 
-import s3f_jobs
-from s3f_jobs import REPO, Job, SweepError, SweepInterrupted
+from s3f_kit.sweep import jobs as s3f_jobs
+from s3f_kit.sweep.jobs import REPO, Job, SweepError, SweepInterrupted
 
 INSTALL_HINT = 'pip install "s3f-kit[cluster]"  (or: pip install ray)'
 TASK_FILE = "sweep-task.json"  # host, pid and attempts of the task running a run folder

@@ -1,0 +1,1 @@
+"""Applying a trained or released model: prediction, explanation, export."""

@@ -1,0 +1,1 @@
+"""Reports from finished runs: checked records, tables, statistics, the paper's claims, figures."""
