@@ -34,7 +34,8 @@ $(VENV_LATEST)/.installed: requirements-latest.txt pyproject.toml
 setup-latest: $(VENV_LATEST)/.installed
 
 # A small claims study on synthetic data, enough to test all 13 of the paper's claims with 3
-# seeds each: the twelve experiments and the other fusion of each S³F-Net × 3 seeds, the
+# seeds each (the 4 baseline claims need --baselines, left out for time; they read 'not run'):
+# the twelve experiments and the other fusion of each S³F-Net × 3 seeds, the
 # SpectraNet-1 variants on BUSI (concat S³F-Net, SpectraNet alone) × 3 seeds, then
 # explainability on seed 42; tables, claims,
 # figures (built once, by the last sweep, from every run under runs/demo).
