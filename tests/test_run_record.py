@@ -58,3 +58,22 @@ def test_tables_leave_out_a_record_of_the_wrong_kind_and_fill_older_ones(tmp_pat
     assert len(unusable) == 1 and "epochs_run is 'three'" in unusable[0].reason
     assert set(RunRecord.keys()) <= set(runs[0])  # an older record: every key, defaults filled
     assert runs[0]["variant"] == ""  # derived from its settings where it recorded none
+
+
+def test_a_record_with_only_the_required_keys_builds_every_table(tmp_path):
+    """An older (or hand-made) record: every declared key it lacks comes back None, and no
+    table, claim or figure may trip over one (bench_scale writes such records)."""
+    from s3f_kit.reports import results as s3f_results
+    from s3f_kit.reports.records import REQUIRED_KEYS
+
+    folder = tmp_path / "runs" / "Spatial_BUSI" / "seed42"
+    folder.mkdir(parents=True)
+    record = {"experiment": "Spatial_BUSI", "accuracy": 0.5, "weighted_f1": 0.5,
+              "macro_f1": 0.5, "confusion_matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+              "class_names": ["benign", "malignant", "normal"], "protocol": "paper",
+              "params": 10}  # fmt: skip
+    assert set(record) == REQUIRED_KEYS
+    (folder / "metrics.json").write_text(json.dumps(record))
+    s3f_results.build_results(tmp_path / "runs", tmp_path / "results")
+    summary = (tmp_path / "results" / "README.md").read_text()
+    assert "Spatial baseline" in summary and "left out" not in summary.lower()

@@ -269,7 +269,7 @@ def load_for_explanation(
             import json
 
             metrics = json.loads(record.read_text())
-            title = metrics.get("run_subdir", title)  # e.g. S3F_Concat_BUSI/seed42
+            title = metrics.get("run_subdir") or title  # e.g. S3F_Concat_BUSI/seed42
             if metrics.get("demo_data"):
                 title += " (synthetic demo data)"
     if not dataset:

@@ -130,9 +130,10 @@ def _bootstrap(metrics: dict, key: str) -> tuple[float, float]:
 def _model_title(m: dict) -> str:
     exp = _experiment(m)
     if (m.get("architecture") or exp.architecture) == "s3f":
-        return f"S³F-Net ({m.get('fusion', exp.fusion)}, SN{m.get('spectranet', exp.spectranet)})"
+        fusion, spectranet = m.get("fusion") or exp.fusion, m.get("spectranet") or exp.spectranet
+        return f"S³F-Net ({fusion}, SN{spectranet})"
     if exp.architecture == "spectranet":
-        return f"SpectraNet-{m.get('spectranet', exp.spectranet)}"
+        return f"SpectraNet-{m.get('spectranet') or exp.spectranet}"
     return exp.model_title
 
 
@@ -157,7 +158,7 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
             "params": m["params"],
             "flops": m.get("flops"),  # older records: none
             "weights": m.get("weights_used") or "",
-            "image_size": "×".join(map(str, m.get("image_size", []))),
+            "image_size": "×".join(map(str, m.get("image_size") or [])),
             "epochs_run": m.get("epochs_run"),
             "best_epoch": m.get("best_epoch"),
             "wall_time_s": m.get("wall_time_s"),
