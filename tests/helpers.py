@@ -1,6 +1,7 @@
 """Small builders shared by tests: run folders, and finding a test's leftover processes."""
 
 import contextlib
+import graphlib
 import json
 import subprocess
 
@@ -77,3 +78,12 @@ def minimal_record(class_names=("a", "b", "c"), **fields) -> dict:
         "params": 10,
         **fields,
     }
+
+
+def assert_acyclic(graph: dict[str, set[str]]) -> None:
+    """An import graph {module: the modules it imports} has no circle; the error names one."""
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as error:
+        cycle = reversed(error.args[1])  # graphlib lists dependencies first
+        raise AssertionError(f"import cycle: {' imports '.join(cycle)}") from None

@@ -6,9 +6,10 @@ hides a circle from Python's import machinery but not from a reader.
 """
 
 import ast
-import graphlib
 import re
 from pathlib import Path
+
+from tests.helpers import assert_acyclic
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "s3f_kit"
@@ -58,14 +59,6 @@ def _room(module: str) -> str:
     return module  # the package root's modules and the top-level modules stand alone
 
 
-def _assert_acyclic(graph: dict[str, set[str]]) -> None:
-    try:
-        graphlib.TopologicalSorter(graph).prepare()
-    except graphlib.CycleError as error:
-        cycle = reversed(error.args[1])  # graphlib lists dependencies first
-        raise AssertionError(f"import cycle: {' imports '.join(cycle)}") from None
-
-
 def test_the_graph_sees_the_imports_it_checks():
     graph = _graph()
     # a parser that missed imports would find no circle in an empty graph
@@ -77,7 +70,7 @@ def test_the_graph_sees_the_imports_it_checks():
 
 
 def test_no_import_circle_between_modules():
-    _assert_acyclic(_graph())
+    assert_acyclic(_graph())
 
 
 def test_no_import_circle_between_rooms():
@@ -86,7 +79,7 @@ def test_no_import_circle_between_rooms():
         room = _room(module)
         rooms.setdefault(room, set()).update(_room(d) for d in deps if _room(d) != room)
     assert {"s3f_kit.run", "s3f_kit.reports"} <= rooms["s3f_kit.apply"]
-    _assert_acyclic(rooms)
+    assert_acyclic(rooms)
 
 
 def test_the_package_files_import_nothing():
