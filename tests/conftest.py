@@ -53,3 +53,11 @@ def copy_of(synth_root, tmp_path):
         return target
 
     return make
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with end-to-end tests first, each file's own order kept: pytest-xdist hands out
+    whole files (--dist loadfile), so the longest files start at once and the short unit files
+    fill the end instead of one worker finishing a long file alone."""
+    heavy = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in heavy)
