@@ -208,28 +208,24 @@ class Run(RunConfig):
         policy, which Keras reads when layers are created)."""
         keras.mixed_precision.set_global_policy(self.precision)
         self.bn_momentum_used = self.choose_bn_momentum(data)
-        if self.spec.architecture == s3f_config.BASELINE:
-            return dict(
-                name=self.spec.backbone,
-                input_shape=data.input_shape,
-                num_classes=len(data.class_names),
-                weights=self.weights,
-                learning_rate=self.learning_rate,
-                bn_momentum=self.bn_momentum_used,
-                jit_compile=self.jit_compile,
-                model_name=self.experiment,
-            )
-        return dict(
-            architecture=self.spec.architecture,
+        shared = dict(
             input_shape=data.input_shape,
             num_classes=len(data.class_names),
-            fusion=self.fusion,
-            spectranet=self.spectranet,
             learning_rate=self.learning_rate,
             bn_momentum=self.bn_momentum_used,
+            jit_compile=self.jit_compile,
+        )
+        if self.spec.architecture == s3f_config.BASELINE:
+            return dict(
+                shared, name=self.spec.backbone, weights=self.weights, model_name=self.experiment
+            )
+        return dict(
+            shared,
+            architecture=self.spec.architecture,
+            fusion=self.fusion,
+            spectranet=self.spectranet,
             channel_mixing=self.channel_mixing,
             modes=self.modes,
-            jit_compile=self.jit_compile,
             name=self.experiment,
         )
 
