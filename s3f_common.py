@@ -23,6 +23,7 @@ from keras import layers
 
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit import modelfile as s3f_modelfile
+from s3f_kit import spectral_kernels as s3f_spectral_kernels
 from s3f_kit.experiments import ARCHITECTURES, CHANNEL_MIXINGS, FUSIONS, max_modes  # noqa: F401
 
 PAPER_LEARNING_RATE = s3f_experiments.LEARNING_RATE
@@ -32,42 +33,6 @@ BN_MOMENTUM = s3f_experiments.BN_MOMENTUM_LADDER[0]  # Keras' default, as in the
 def _fft_dtype(compute_dtype: str) -> str:
     # TensorFlow's FFTs exist only for float32/float64, so float16/bfloat16 compute in float32.
     return "float64" if compute_dtype == "float64" else "float32"
-
-
-def _to_frequency_major(t):
-    """(A, N, h, w) → (h·w, A, N): one small matrix per frequency, for a batched matmul."""
-    return tf.reshape(tf.transpose(t, [2, 3, 0, 1]), [-1, tf.shape(t)[0], t.shape[1]])
-
-
-def _from_frequency_major(t, kernel_shape):
-    """(h·w, B, F) → (B, F, h, w), the inverse of _to_frequency_major for the mixed output."""
-    _, filters, rows, cols = kernel_shape
-    return tf.transpose(tf.reshape(t, [rows, cols, -1, filters]), [2, 3, 0, 1])
-
-
-def _gauss_frequency_major_mix(spectrum, real, imag):
-    """Dense channel mixing Σ_c X[b, c, h, w]·K[c, f, h, w] as real batched matmuls over the
-    frequencies, with Gauss's three-multiplication complex product.
-
-    The weights keep the paper's (C, F, h, w) layout; each step transposes the real and imaginary
-    parts once into (h·w, C, F) and never builds the complex kernel (the einsum built it, then
-    transposed it, and did the reverse for its gradient: for the BUSI SpectraNet-2's 135 M
-    weights that was about half a training step). Three real products instead of four:
-    Re = Xr·Kr − Xi·Ki, Im = (Xr + Xi)·(Kr + Ki) − Xr·Kr − Xi·Ki."""
-    x = _to_frequency_major(spectrum)
-    x_re, x_im = tf.math.real(x), tf.math.imag(x)
-    k_re, k_im = _to_frequency_major(real), _to_frequency_major(imag)
-    re_re = tf.matmul(x_re, k_re)
-    im_im = tf.matmul(x_im, k_im)
-    both = tf.matmul(x_re + x_im, k_re + k_im)
-    mixed = tf.complex(re_re - im_im, both - re_re - im_im)
-    return _from_frequency_major(mixed, real.shape)
-
-
-def _einsum_mix(spectrum, kernel):
-    """Reference: the einsum form of dense mixing used up to 0.2.2 (kept for the tests and
-    benchmarks/bench_spectral_filter.py)."""
-    return tf.einsum("bchw,cfhw->bfhw", spectrum, kernel)
 
 
 @keras.saving.register_keras_serializable(package="s3f")
@@ -175,27 +140,34 @@ class SpectralFilter(layers.Layer):
             # One input channel: a broadcast product, no matmul and no transposes (2–3× faster
             # than the einsum in forward+backward; benchmarks/bench_spectral_filter.py).
             return spectrum * kernel[0][None]
-        return _from_frequency_major(
-            tf.matmul(_to_frequency_major(spectrum), _to_frequency_major(kernel)), kernel.shape
+        kernels = s3f_spectral_kernels
+        return kernels.from_frequency_major(
+            tf.matmul(kernels.to_frequency_major(spectrum), kernels.to_frequency_major(kernel)),
+            kernel.shape,
         )
 
     def _mix_complex(self, spectrum, real, imag):
         """Σ_c X[b, c] ⊙ (real + i·imag)[c, f], the fastest equivalent form for each case."""
         if self.channel_mixing == "dense" and self.channels > 1:
-            return _gauss_frequency_major_mix(spectrum, real, imag)
+            return s3f_spectral_kernels.gauss_frequency_major_mix(spectrum, real, imag)
         return self._mix(spectrum, tf.complex(real, imag))
 
     def call(self, inputs):
+        kernels = s3f_spectral_kernels  # how each step is computed fastest: see that module
         fft_dtype = _fft_dtype(self.compute_dtype)
         x = tf.cast(inputs, fft_dtype)
-        x = tf.transpose(x, [0, 3, 1, 2])  # FFTs act on the two innermost axes
-        spectrum = self._crop(tf.signal.rfft2d(x, fft_length=[self.height, self.width]))
+
+        def forward_fft(part):  # FFTs act on the two innermost axes
+            return kernels.rfft2d(tf.transpose(part, [0, 3, 1, 2]))
+
+        def inverse_fft(part):
+            return tf.transpose(kernels.irfft2d(part, self.height, self.width), [0, 2, 3, 1])
+
+        spectrum = self._crop(kernels.in_pieces(forward_fft, x))
         real = tf.cast(self.real_weights, fft_dtype)
         imag = tf.cast(self.imag_weights, fft_dtype)
         mixed = self._uncrop(self._mix_complex(spectrum, real, imag))
-        # fft_length is explicit: inferred from the half-spectrum it is wrong for odd widths.
-        y = tf.signal.irfft2d(mixed, fft_length=[self.height, self.width])
-        y = tf.transpose(y, [0, 2, 3, 1]) + tf.cast(self.bias, fft_dtype)
+        y = kernels.in_pieces(inverse_fft, mixed) + tf.cast(self.bias, fft_dtype)
         return tf.cast(y, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

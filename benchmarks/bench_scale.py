@@ -12,7 +12,9 @@ own (so peak RSS is that stage's alone, imports included):
     audit     data_setup.audit.audit (pairs CSV)                    disk: the CSV
     holdout   load_dataset(protocol="holdout"): the near-duplicate-grouped validation split
     train     a few training steps of each model at the paper's input size: s/step (the wall
-              column), peak RSS; disk: its model.keras (with optimizer state, as saved today)
+              column), peak RSS; disk: its finished model.keras (as a run keeps it, without
+              the optimizer's state; the JSON's checkpoint_mb is the file with it, which a
+              run's resume/ folder holds while it trains)
     evaluate  s3f_evaluation.evaluate_model on the full test split (predictions, figures,
               clean-test)
     results   s3f_results.build_results (tables, claims, figures) over fabricated run folders
@@ -147,14 +149,20 @@ def stage_train(job):
     start = time.perf_counter()
     model.fit(train, steps_per_epoch=job["steps"], epochs=1, class_weight=weights, verbose=0)
     per_step = (time.perf_counter() - start) / job["steps"]
-    path = Path(job["out"]) / "model.keras"
+    from s3f_kit.run.training import save_finished_model
+
+    # as a run saves: the checkpoint while training (with Adam's state), then the finished file
+    checkpoint, finished = Path(job["out"]) / "checkpoint.keras", Path(job["out"]) / "model.keras"
     start = time.perf_counter()
-    model.save(path)
+    model.save(checkpoint)
+    checkpoint_mb = folder_mb(checkpoint)
+    save_finished_model(model, checkpoint, finished)
     return {
         "seconds": per_step,
         "warmup_s": warmup,
         "save_s": time.perf_counter() - start,
-        "disk_mb": folder_mb(path),
+        "disk_mb": folder_mb(finished),
+        "checkpoint_mb": checkpoint_mb,
         "params": int(model.count_params()),
         "img_size": list(data.image_size),
     }

@@ -3,18 +3,22 @@
 Every comparison runs the kit's form and a reference in the same process, interleaved, so that
 machine noise hits both alike; it prints the best of three rounds' medians and their ratio.
 
-1. Forward+backward of SpectralFilter(32) on a (16, 256, 256, 1) batch (every SpectraNet's
-   first filter, weight gradients): the kit's broadcast product against a plain
-   einsum("bchw,cfhw->bfhw").
-2. Forward+backward of SpectralFilter(64) on a (16, 256, 256, 32) batch (the BUSI
-   SpectraNet-2's second filter, 135 M weights), weight and input gradients: the kit's
-   frequency-major real matmuls against the einsum form of 0.2.2 (s3f_common._einsum_mix).
-3. One training step (forward, backward, Adam update) of the full BUSI S³F-Net (concat, SN2,
-   138.7 M parameters) at 256×256, batch 16, with the kit's mixing and with 0.2.2's.
-4. Training throughput (images/s) of the S³F-Net bilinear SN1 at 256×256, batch 16, with
-   `model.fit` on NumPy arrays (--fit-batches 0 skips it).
+The kit's form is s3f_kit.spectral_kernels (FFTs in concurrent pieces on a CPU, a lighter
+rfft2d gradient, frequency-major real matmuls); the reference is 0.2.2's whole layer,
+`spectral_kernels.einsum_call`, patched in as SpectralFilter.call.
+
+1. first:  forward+backward of SpectralFilter(32) on a (16, 256, 256, 1) batch (every
+   SpectraNet's first filter, weight gradients) against the plain einsum("bchw,cfhw->bfhw").
+2. second: forward+backward of SpectralFilter(64) on a (16, 256, 256, 32) batch (the BUSI
+   SpectraNet-2's second filter, 135 M weights), weight and input gradients, against 0.2.2.
+3. step:   one training step (forward, backward, Adam update) of the full BUSI S³F-Net
+   (concat, SN2, 138.7 M parameters) at 256×256, batch 16, against the same model with 0.2.2's
+   layer, and with filters that cost nothing (free_filter_call): the bound no form can beat.
+4. fit:    training throughput (images/s) of the S³F-Net bilinear SN1 at 256×256, batch 16,
+   with `model.fit` on NumPy arrays (--fit-batches 0 skips it).
 
     python benchmarks/bench_spectral_filter.py [--repeats 5] [--fit-batches 12]
+    python benchmarks/bench_spectral_filter.py --parts second,step
 
 Mind the memory: part 3 needs about 6 GB.
 """
@@ -28,24 +32,17 @@ import numpy as np
 import tensorflow as tf
 
 import s3f_common
+from s3f_kit import spectral_kernels as kernels
 
 
-def einsum_mix_complex(self, spectrum, real, imag):
-    """0.2.2's mixing: the complex kernel built, then an einsum over the channels (one input
-    channel already used the broadcast product)."""
-    kernel = tf.complex(real, imag)
-    if self.channel_mixing == "dense" and self.channels > 1:
-        return s3f_common._einsum_mix(spectrum, kernel)
-    return self._mix(spectrum, kernel)
+def plain_einsum_call(self, inputs):
+    """SpectralFilter(32) on one channel as the plain einsum, without the broadcast product."""
+    return kernels.einsum_call(self, inputs, einsum_always=True)
 
 
-def plain_einsum_mix_complex(self, spectrum, real, imag):
-    return s3f_common._einsum_mix(spectrum, tf.complex(real, imag))
-
-
-def reference_form(mix=einsum_mix_complex):
-    """Within this context, SpectralFilter layers trace the reference form (0.2.2's)."""
-    return mock.patch.object(s3f_common.SpectralFilter, "_mix_complex", mix)
+def reference_form(call=kernels.einsum_call):
+    """Within this context, SpectralFilter layers trace the reference form (0.2.2's call)."""
+    return mock.patch.object(s3f_common.SpectralFilter, "call", call)
 
 
 def timed(step, repeats):
@@ -58,23 +55,37 @@ def timed(step, repeats):
     return statistics.median(times)
 
 
-def compare(name, make_step, repeats, reference_mix=einsum_mix_complex, label="0.2.2 einsum"):
-    """make_step() returns a tf.function; traced once under each form, timed interleaved."""
-    kit = make_step()
-    kit()  # trace + warm-up
-    with reference_form(reference_mix):
-        reference = make_step()
-        reference()
-    kit_times, ref_times = [], []
+def free_filter_call(self, inputs):
+    """Not a filter: a lower bound. The output's shape and a gradient for every weight (so Adam
+    still updates all of them) at almost no cost: no form of the layer can be faster."""
+    corner = self.real_weights[:1, :1, :1, :1] + self.imag_weights[:1, :1, :1, :1]
+    y = tf.tile(inputs[..., :1], [1, 1, 1, self.filters]) * (1 + tf.reduce_sum(corner))
+    return y + self.bias
+
+
+def compare(name, make_step, repeats, reference_call=kernels.einsum_call, label="0.2.2 form",
+            bounds=()):  # fmt: skip
+    """make_step() returns a tf.function; traced once under each form (the kit's, the
+    reference's, and any `bounds`: (label, call) forms), timed interleaved."""
+    forms = {"kit": make_step()}
+    for form, call in ((label, reference_call), *bounds):
+        with reference_form(call):
+            forms[form] = make_step()
+    times = {form: [] for form in forms}
+    for step in forms.values():
+        step()  # trace + warm-up
     for _ in range(3):
-        kit_times.append(timed(kit, repeats))
-        ref_times.append(timed(reference, repeats))
-    t_kit, t_ref = min(kit_times), min(ref_times)
+        for form, step in forms.items():
+            times[form].append(timed(step, repeats))
+    best = {form: min(t) for form, t in times.items()}
+    t_kit, t_ref = best["kit"], best[label]
     print(
         f"{name}: kit {t_kit * 1e3:.0f} ms, {label} {t_ref * 1e3:.0f} ms, "
         f"ratio {t_kit / t_ref:.2f} (speed-up {t_ref / t_kit:.2f}x)",
         flush=True,
     )
+    for form, _ in bounds:
+        print(f"    {form}: {best[form] * 1e3:.0f} ms, ratio {best[form] / t_ref:.2f}", flush=True)
 
 
 def layer_step(layer, x, input_gradient=True):
@@ -106,45 +117,58 @@ def model_step(model, images, labels):
     return make
 
 
+PARTS = ("first", "second", "step", "fit")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--fit-batches", type=int, default=12)
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated, of {', '.join(PARTS)} (default all)")  # fmt: skip
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"--parts: unknown {sorted(parts - set(PARTS))}; choose from {PARTS}")
     rng = np.random.default_rng(0)
+    print(f"FFTs in {kernels.fft_pieces()} concurrent pieces on this machine", flush=True)
 
-    x = rng.random((16, 256, 256, 1), dtype=np.float32)
-    layer = s3f_common.SpectralFilter(32)
-    layer.build(x.shape)
-    compare(
-        "SpectralFilter(32) fwd+bwd, (16,256,256,1)",
-        layer_step(layer, x, input_gradient=False),
-        args.repeats,
-        plain_einsum_mix_complex,
-        "plain einsum",
-    )
+    if "first" in parts:
+        x = rng.random((16, 256, 256, 1), dtype=np.float32)
+        layer = s3f_common.SpectralFilter(32)
+        layer.build(x.shape)
+        compare(
+            "SpectralFilter(32) fwd+bwd, (16,256,256,1)",
+            layer_step(layer, x, input_gradient=False),
+            args.repeats,
+            plain_einsum_call,
+            "plain einsum",
+        )
 
-    x = rng.random((16, 256, 256, 32), dtype=np.float32)
-    layer = s3f_common.SpectralFilter(64)
-    layer.build(x.shape)
-    with reference_form():
-        expected = layer(x[:2]).numpy()
-    np.testing.assert_allclose(layer(x[:2]).numpy(), expected, rtol=1e-4, atol=1e-4)
-    compare("SpectralFilter(64) fwd+bwd, (16,256,256,32)", layer_step(layer, x), args.repeats)
-    del layer, x
+    if "second" in parts:
+        x = rng.random((16, 256, 256, 32), dtype=np.float32)
+        layer = s3f_common.SpectralFilter(64)
+        layer.build(x.shape)
+        with reference_form():
+            expected = layer(x[:2]).numpy()
+        np.testing.assert_allclose(layer(x[:2]).numpy(), expected, rtol=1e-4, atol=1e-4)
+        compare("SpectralFilter(64) fwd+bwd, (16,256,256,32)", layer_step(layer, x), args.repeats)
+        del layer, x
 
-    model = s3f_common.build_model("s3f", (256, 256, 1), 3, fusion="concat", spectranet=2)
-    images = rng.random((16, 256, 256, 1), dtype=np.float32)
-    labels = rng.integers(0, 3, 16)
-    compare(
-        f"BUSI S3F-Net concat SN2 ({model.count_params() / 1e6:.1f} M) train step, batch 16 "
-        "at 256x256",
-        model_step(model, images, labels),
-        args.repeats,
-    )
-    del model
+    if "step" in parts:
+        model = s3f_common.build_model("s3f", (256, 256, 1), 3, fusion="concat", spectranet=2)
+        images = rng.random((16, 256, 256, 1), dtype=np.float32)
+        labels = rng.integers(0, 3, 16)
+        compare(
+            f"BUSI S3F-Net concat SN2 ({model.count_params() / 1e6:.1f} M) train step, batch 16 "
+            "at 256x256",
+            model_step(model, images, labels),
+            args.repeats,
+            bounds=[("free SpectralFilters (lower bound for any form)", free_filter_call)],
+        )
+        del model
 
-    if args.fit_batches:
+    if "fit" in parts and args.fit_batches:
         model = s3f_common.build_model("s3f", (256, 256, 1), 4, fusion="bilinear", spectranet=1)
         n = 16 * args.fit_batches
         images = rng.random((n, 256, 256, 1), dtype=np.float32)

@@ -4,6 +4,7 @@
             .run_record              told (RunConfig) and what it records (RunRecord)
     s3f_kit.releases, .modelfile,    the paper's released models; the check every model file
             .locks                   passes; one process per folder (a sweep, a training run)
+    s3f_kit.spectral_kernels         how SpectralFilter's FFTs and mixing are computed fastest
     s3f_kit.reports                  records, tables, statistics, claims, figures
     s3f_kit.run                      one run: training, evaluation, metrics, the notebooks
     s3f_kit.apply                    applying a model: prediction, explanation, export

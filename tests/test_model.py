@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 import s3f_common
+from s3f_kit import spectral_kernels as s3f_kernels
 from s3f_kit.experiments import EXPERIMENTS
 from tests import paper_format
 
@@ -323,13 +324,13 @@ def test_load_model_names_the_file_on_garbage(tmp_path, keras):
         s3f_common.load_model(path)
 
 
-# ---------------------------------------------------------------- fast dense mixing vs einsum
-def _einsum_mix_complex(self, spectrum, real, imag):
-    """0.2.2's form: the complex kernel built, then the einsum (one channel: broadcast)."""
-    kernel = tf.complex(real, imag)
-    if self.channel_mixing == "dense" and self.channels > 1:
-        return s3f_common._einsum_mix(spectrum, kernel)
-    return self._mix(spectrum, kernel)
+# ---------------------------------------------------------------- fast forms vs 0.2.2's layer
+def _reference_form():
+    """SpectralFilter computed as 0.2.2 did: one FFT op each way, TensorFlow's gradients, the
+    einsum over a complex kernel."""
+    from unittest import mock
+
+    return mock.patch.object(s3f_common.SpectralFilter, "call", s3f_kernels.einsum_call)
 
 
 def _outputs_and_gradients(layer, x, probe):
@@ -356,8 +357,8 @@ def test_frequency_major_mixing_equals_the_einsum(batch, channels, filters, rows
     probe = rng.standard_normal((batch, filters, rows, cols)).astype(np.float32)
     results = []
     for mix in (
-        lambda: s3f_common._gauss_frequency_major_mix(x, real, imag),
-        lambda: s3f_common._einsum_mix(x, tf.complex(real, imag)),
+        lambda: s3f_kernels.gauss_frequency_major_mix(x, real, imag),
+        lambda: s3f_kernels.einsum_mix(x, tf.complex(real, imag)),
     ):
         with tf.GradientTape() as tape:
             y = mix()
@@ -381,15 +382,13 @@ def test_frequency_major_mixing_equals_the_einsum(batch, channels, filters, rows
     ],
 )
 def test_spectral_filter_equals_its_einsum_form(shape, options, dtype, tolerance, keras):
-    from unittest import mock
-
     rng = np.random.default_rng(sum(shape))
     layer = s3f_common.SpectralFilter(5, dtype=dtype, **options)
     layer.build(shape)
     x = rng.standard_normal(shape).astype(np.float32)
     probe = rng.standard_normal((*shape[:3], 5)).astype(np.float32)
     got = _outputs_and_gradients(layer, x, probe)
-    with mock.patch.object(s3f_common.SpectralFilter, "_mix_complex", _einsum_mix_complex):
+    with _reference_form():
         expected = _outputs_and_gradients(layer, x, probe)
     assert len(got) == 5  # output; real, imag and bias gradients; input gradient
     for a, b in zip(got, expected, strict=True):
@@ -397,11 +396,64 @@ def test_spectral_filter_equals_its_einsum_form(shape, options, dtype, tolerance
         assert np.linalg.norm(a - b) <= tolerance * np.linalg.norm(b)
 
 
-def test_a_model_saved_with_the_einsum_form_predicts_identically(tmp_path, keras):
-    """Same variables (names, shapes, order) as 0.2.2: its files load and predict the same."""
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows,cols", [(8, 10), (7, 9), (6, 1), (5, 2)])
+def test_the_lighter_rfft2d_gradient_equals_tensorflows(rows, cols, dtype):
+    rng = np.random.default_rng(rows * cols)
+    x = tf.constant(rng.standard_normal((3, 2, rows, cols)).astype(dtype))
+    probe = tf.complex(
+        *(tf.constant(rng.standard_normal((3, 2, rows, cols // 2 + 1)).astype(dtype)) for _ in "ri")
+    )
+    gradients = []
+    for rfft in (s3f_kernels.rfft2d, lambda t: tf.signal.rfft2d(t, fft_length=[rows, cols])):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = rfft(x)
+            loss = tf.reduce_sum(tf.math.real(y * tf.math.conj(probe))) + tf.reduce_sum(tf.abs(y))
+        gradients.append(tape.gradient(loss, x).numpy())
+        outputs = y.numpy()
+    np.testing.assert_array_equal(s3f_kernels.rfft2d(x).numpy(), outputs)
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    assert np.linalg.norm(gradients[0] - gradients[1]) <= tolerance * np.linalg.norm(gradients[1])
+
+
+@pytest.mark.parametrize("batch,pieces", [(5, 2), (3, 4), (1, 2), (0, 3), (8, 8)])
+def test_ffts_in_pieces_change_no_number(batch, pieces):
+    """Cutting the batch into concurrent pieces: the same outputs and gradients as one op."""
+    rng = np.random.default_rng(batch + pieces)
+    x = tf.constant(rng.standard_normal((batch, 6, 10, 3)).astype(np.float32))
+
+    def forward(part):
+        return s3f_kernels.rfft2d(tf.transpose(part, [0, 3, 1, 2]))
+
+    results = []
+    for count in (1, pieces):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.function(lambda t, n=count: s3f_kernels.in_pieces(forward, t, n))(x)
+            loss = tf.reduce_sum(tf.abs(y) ** 2)
+        results.append((y.numpy(), tape.gradient(loss, x).numpy()))
+    assert results[0][0].shape == (batch, 3, 6, 6)
+    for one, cut in zip(*results, strict=True):
+        np.testing.assert_allclose(cut, one, rtol=1e-6, atol=1e-6)
+
+
+def test_fft_pieces_follow_the_device_and_the_thread_pool():
     from unittest import mock
 
-    with mock.patch.object(s3f_common.SpectralFilter, "_mix_complex", _einsum_mix_complex):
+    count = s3f_kernels.fft_pieces.__wrapped__
+    with mock.patch.object(tf.config, "list_logical_devices", lambda kind: ["GPU:0"]):
+        assert count() == 1  # a GPU: one op per FFT
+    with mock.patch.object(tf.config, "list_logical_devices", lambda kind: []):
+        with mock.patch.object(tf.config.threading, "get_inter_op_parallelism_threads", lambda: 2):
+            assert count() == 2  # S3F_DETERMINISTIC's thread count
+        with mock.patch.object(tf.config.threading, "get_inter_op_parallelism_threads", lambda: 64):
+            assert count() == s3f_kernels.MAX_FFT_PIECES
+
+
+def test_a_model_saved_with_the_einsum_form_predicts_identically(tmp_path, keras):
+    """Same variables (names, shapes, order) as 0.2.2: its files load and predict the same."""
+    with _reference_form():
         model = s3f_common.build_model("s3f", (32, 24, 3), 3, "concat", 2)
         x = np.random.default_rng(9).random((3, 32, 24, 3)).astype(np.float32)
         expected = model(x, training=False).numpy()
