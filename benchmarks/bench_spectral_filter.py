@@ -68,12 +68,12 @@ def compare(name, make_step, repeats, reference_call=kernels.einsum_call, label=
     """make_step() returns a tf.function; traced once under each form (the kit's, the
     reference's, and any `bounds`: (label, call) forms), timed interleaved."""
     forms = {"kit": make_step()}
+    forms["kit"]()  # trace + warm-up
     for form, call in ((label, reference_call), *bounds):
-        with reference_form(call):
+        with reference_form(call):  # a tf.function traces at its first call: inside the patch
             forms[form] = make_step()
+            forms[form]()
     times = {form: [] for form in forms}
-    for step in forms.values():
-        step()  # trace + warm-up
     for _ in range(3):
         for form, step in forms.items():
             times[form].append(timed(step, repeats))
