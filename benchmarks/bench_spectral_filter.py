@@ -13,7 +13,8 @@ rfft2d gradient, frequency-major real matmuls); the reference is 0.2.2's whole l
    SpectraNet-2's second filter, 135 M weights), weight and input gradients, against 0.2.2.
 3. step:   one training step (forward, backward, Adam update) of the full BUSI S³F-Net
    (concat, SN2, 138.7 M parameters) at 256×256, batch 16, against the same model with 0.2.2's
-   layer, and with filters that cost nothing (free_filter_call): the bound no form can beat.
+   layer, with filters that cost nothing (free_filter_call: the bound no form can beat), and
+   with the kit's FFTs but free mixing (fft_only_call: the bound for any form of the mixing).
 4. fit:    training throughput (images/s) of the S³F-Net bilinear SN1 at 256×256, batch 16,
    with `model.fit` on NumPy arrays (--fit-batches 0 skips it).
 
@@ -61,6 +62,22 @@ def free_filter_call(self, inputs):
     corner = self.real_weights[:1, :1, :1, :1] + self.imag_weights[:1, :1, :1, :1]
     y = tf.tile(inputs[..., :1], [1, 1, 1, self.filters]) * (1 + tf.reduce_sum(corner))
     return y + self.bias
+
+
+def fft_only_call(self, inputs):
+    """Not a filter: a bound. The kit's FFTs both ways with mixing that costs nothing (the
+    spectrum tiled to the output channels): what any form of the mixing pays for the FFTs."""
+    x = tf.cast(inputs, "float32")
+    spectrum = kernels.in_pieces(lambda t: kernels.rfft2d(tf.transpose(t, [0, 3, 1, 2])), x)
+    corner = self.real_weights[:1, :1, :1, :1] + self.imag_weights[:1, :1, :1, :1]
+    reps = -(-self.filters // self.channels)
+    mixed = tf.tile(spectrum, [1, reps, 1, 1])[:, : self.filters]
+    mixed = mixed * tf.cast(1 + tf.reduce_sum(corner), mixed.dtype)
+
+    def inverse(t):
+        return tf.transpose(kernels.irfft2d(t, self.height, self.width), [0, 2, 3, 1])
+
+    return kernels.in_pieces(inverse, mixed) + self.bias
 
 
 def compare(name, make_step, repeats, reference_call=kernels.einsum_call, label="0.2.2 form",
@@ -164,7 +181,10 @@ def main():
             "at 256x256",
             model_step(model, images, labels),
             args.repeats,
-            bounds=[("free SpectralFilters (lower bound for any form)", free_filter_call)],
+            bounds=[
+                ("free SpectralFilters (lower bound for any form)", free_filter_call),
+                ("the kit's FFTs with free mixing (bound for any mixing)", fft_only_call),
+            ],
         )
         del model
 
