@@ -30,11 +30,6 @@ PAPER_LEARNING_RATE = s3f_experiments.LEARNING_RATE
 BN_MOMENTUM = s3f_experiments.BN_MOMENTUM_LADDER[0]  # Keras' default, as in the paper
 
 
-def _fft_dtype(compute_dtype: str) -> str:
-    # TensorFlow's FFTs exist only for float32/float64, so float16/bfloat16 compute in float32.
-    return "float64" if compute_dtype == "float64" else "float32"
-
-
 @keras.saving.register_keras_serializable(package="s3f")
 class SpectralFilter(layers.Layer):
     """Learnable filter in the 2-D Fourier domain (the paper's `SpectralFilterLayer`).
@@ -154,7 +149,7 @@ class SpectralFilter(layers.Layer):
 
     def call(self, inputs):
         kernels = s3f_spectral_kernels  # how each step is computed fastest: see that module
-        fft_dtype = _fft_dtype(self.compute_dtype)
+        fft_dtype = kernels.fft_dtype(self.compute_dtype)
         x = tf.cast(inputs, fft_dtype)
 
         def forward_fft(part):  # FFTs act on the two innermost axes

@@ -32,6 +32,11 @@ import tensorflow as tf
 MAX_FFT_PIECES = 8  # beyond this the pieces are too small to be worth their copies
 
 
+def fft_dtype(compute_dtype: str) -> str:
+    """TensorFlow's FFTs exist only for float32/float64: float16/bfloat16 compute in float32."""
+    return "float64" if compute_dtype == "float64" else "float32"
+
+
 @functools.lru_cache(maxsize=1)
 def fft_pieces() -> int:
     """How many concurrent pieces a batch's FFTs are cut into: 1 where a GPU is visible, else
@@ -135,10 +140,10 @@ def einsum_call(layer, inputs, einsum_always=False):
     TensorFlow's own gradients; the complex kernel built, then the einsum for dense mixing of
     several channels, the layer's own product otherwise). Patch it in as `call` to compare.
     einsum_always: the einsum for one input channel too (the plain formulation)."""
-    fft_dtype = "float64" if layer.compute_dtype == "float64" else "float32"
-    x = tf.transpose(tf.cast(inputs, fft_dtype), [0, 3, 1, 2])
+    dtype = fft_dtype(layer.compute_dtype)
+    x = tf.transpose(tf.cast(inputs, dtype), [0, 3, 1, 2])
     spectrum = layer._crop(tf.signal.rfft2d(x, fft_length=[layer.height, layer.width]))
-    real, imag = (tf.cast(w, fft_dtype) for w in (layer.real_weights, layer.imag_weights))
+    real, imag = (tf.cast(w, dtype) for w in (layer.real_weights, layer.imag_weights))
     kernel = tf.complex(real, imag)
     dense = layer.channel_mixing == "dense"
     if dense and (layer.channels > 1 or einsum_always):
@@ -146,5 +151,5 @@ def einsum_call(layer, inputs, einsum_always=False):
     else:
         mixed = layer._mix(spectrum, kernel)
     y = tf.signal.irfft2d(layer._uncrop(mixed), fft_length=[layer.height, layer.width])
-    y = tf.transpose(y, [0, 2, 3, 1]) + tf.cast(layer.bias, fft_dtype)
+    y = tf.transpose(y, [0, 2, 3, 1]) + tf.cast(layer.bias, dtype)
     return tf.cast(y, layer.compute_dtype)
