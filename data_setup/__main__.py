@@ -130,6 +130,10 @@ def audit_command(dataset: str, root: str, out: str | None, channels: int = 1) -
     leaks = sum(c for s, c in found["pairs_by_splits"].items() if len(set(s.split("/"))) > 1)
     if leaks:
         print(f"  {leaks} pair(s) cross splits: test numbers may be inflated (see clean_test)")
+    if found["distinct_pairs"]:
+        share = 100 * found["candidate_pairs"] / found["distinct_pairs"]
+        print(f"  {found['candidate_pairs']} candidate pair(s) verified ({share:.2f} % of all "
+              "pairs: look-alike images cost time, not many images)")  # fmt: skip
     print(
         f"pairs in {out} (aligned phase correlation ≥ {MIN_PHASE_CORRELATION} and pixel "
         f"correlation ≥ {MIN_LAYOUT_CORRELATION}; similarity ≥ 1)"

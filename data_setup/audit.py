@@ -403,14 +403,18 @@ def near_pairs(
     batch: int = 64,
     progress: str | None = None,
     index: str = "auto",
+    counts: dict | None = None,
 ) -> list[tuple[int, int, float]]:
     """(i, j, similarity) of near-duplicates — within one set when features_b is None (i < j),
     else between a's image i and b's image j. One pass: candidates (candidate_pairs), then
-    batched verification."""
+    batched verification. `counts`, if given, receives "candidates": the pairs verified (the
+    part of the work that grows with how alike the images are, not with how many)."""
     a = _Prepared(features_a, progress)
     b = a if features_b is None else _Prepared(features_b, progress)
     rows, cols = candidate_pairs(features_a, features_b, candidate_similarity, index, block,
                                  progress, prepared=(a, b))  # fmt: skip
+    if counts is not None:
+        counts["candidates"] = len(rows)
     scores = np.empty(len(rows), np.float32)
     show = progress is not None and len(rows) > 200_000  # ~1 s and more
     starts = range(0, len(rows), batch)
@@ -479,7 +483,8 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
     features = Features.concatenate(parts)
     keep = np.flatnonzero(features.usable)
     kept = features.take(keep)
-    scored = {(i, j): s for i, j, s in near_pairs(kept, progress="audit")}
+    counts: dict = {}
+    scored = {(i, j): s for i, j, s in near_pairs(kept, progress="audit", counts=counts)}
     exact = set(_exact_pairs(kept.digests))
     pairs = sorted(set(scored) | exact)
     rows = [
@@ -510,4 +515,6 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
         "duplicate_groups": sum(1 for n in sizes.values() if n > 1),
         "images_in_groups": sum(n for n in sizes.values() if n > 1),
         "min_similarity": MIN_SIMILARITY,
+        "candidate_pairs": counts["candidates"],
+        "distinct_pairs": len(keep) * (len(keep) - 1) // 2,
     }

@@ -115,3 +115,5 @@ def test_full_size_stand_ins_are_distinct_images(dataset, total, tmp_path):
     n = len(files)
     assert n >= 28
     assert found["pairs"] <= 0.001 * n * (n - 1) / 2, (tmp_path / "pairs.csv").read_text()[:2000]
+    assert found["distinct_pairs"] == n * (n - 1) // 2
+    assert found["pairs"] - found["exact_pairs"] <= found["candidate_pairs"] <= n * (n - 1) // 2
