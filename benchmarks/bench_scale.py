@@ -13,9 +13,10 @@ own (so peak RSS is that stage's alone, imports included):
               (the JSON's candidate_share: the share of all pairs that were verified)
     holdout   load_dataset(protocol="holdout"): the near-duplicate-grouped validation split
     train     a few training steps of each model at the paper's input size: s/step (the wall
-              column: the median step, batch begin → end, after a traced one), peak RSS; disk: its finished model.keras (as a run keeps it, without
-              the optimizer's state; the JSON's checkpoint_mb is the file with it, which a
-              run's resume/ folder holds while it trains)
+              column: the median step, batch begin → end, after a traced one), peak RSS;
+              disk: its finished model.keras (as a run keeps it, without the optimizer's
+              state; the JSON's checkpoint_mb is the file with it, which a run's resume/
+              folder holds while it trains)
     evaluate  s3f_evaluation.evaluate_model on the full test split (predictions, figures,
               clean-test)
     results   s3f_results.build_results (tables, claims, figures) over fabricated run folders
@@ -346,6 +347,7 @@ class Rehearsal:
         self.log = work / "stages.log"
         self.rows: list[dict] = []
         self.generated: dict[str, dict] = {}
+        self.includes = read_includes(args)
         self.on_row = lambda: None
 
     def record(self, dataset, stage, n, job=None, **fields):
@@ -550,16 +552,26 @@ def parse_args(argv=None):
     return args
 
 
-def included_rows(path: Path, datasets, stages) -> list[dict]:
+def included_rows(earlier: dict, datasets, stages) -> list[dict]:
     """Rows of an earlier report that this run does not measure (another dataset or stage),
-    each naming its source."""
-    earlier = json.loads(path.read_text())
+    each naming its source (a row that report itself included keeps its own)."""
     rows = []
     for row in earlier["rows"]:
         measured_now = row["dataset"] in (*datasets, "all") and row["stage"].split()[0] in stages
         if not measured_now:
-            rows.append({**row, "from": earlier.get("command", str(path))})
+            rows.append({**row, "from": row.get("from") or earlier.get("command", "?")})
     return rows
+
+
+def read_includes(args) -> dict[Path, dict | None]:
+    """The --include reports. One that is this run's own output (`--include results/scale.json`
+    with the default --out: re-measure some stages, keep the rest) is read now, before this run
+    overwrites it; any other is re-read at each write (it may be another run's, still growing)."""
+    own = args.out.with_suffix(".json").resolve()
+    return {
+        path: json.loads(path.read_text()) if path.resolve() == own and path.is_file() else None
+        for path in map(Path, args.include or [])
+    }
 
 
 def write_report(args, rehearsal, started, argv, finished: bool) -> str:
@@ -567,9 +579,11 @@ def write_report(args, rehearsal, started, argv, finished: bool) -> str:
     from data_setup.files import write_atomic, write_json_atomic
 
     rows = rehearsal.rows
-    for path in map(Path, args.include or []):  # re-read: it may still be growing
-        if path.is_file():
-            rows = included_rows(path, args.datasets, args.stages) + rows
+    for path, earlier in rehearsal.includes.items():
+        if earlier is None and path.is_file():  # re-read: it may still be growing
+            earlier = json.loads(path.read_text())
+        if earlier is not None:
+            rows = included_rows(earlier, args.datasets, args.stages) + rows
     fitted = exponents(rows)
     checks = targets(rows, fitted, args.img_size)
     table = markdown(rows, fitted, checks)

@@ -89,13 +89,28 @@ def test_included_rows_keep_only_stages_not_measured_and_are_marked(tmp_path):
                          "seconds": 2.5, "peak_rss_mb": 900.0, "disk_mb": 15.0},
                         {"dataset": "BUSI", "stage": "check", "n": 780, "seconds": 1.0,
                          "peak_rss_mb": 200.0}]}  # fmt: skip
-    path = tmp_path / "earlier.json"
-    path.write_text(json.dumps(earlier))
-    rows = bench.included_rows(path, ["BUSI"], ["check", "decode"])
+    rows = bench.included_rows(earlier, ["BUSI"], ["check", "decode"])
     assert [r["stage"] for r in rows] == ["train Spatial_BUSI"]
     table = bench.markdown(rows, {}, [])
     assert "train Spatial_BUSI †" in table and "2.50 s/step" in table
     assert earlier["command"] in table
+    again = {"command": "python benchmarks/bench_scale.py --stages decode", "rows": rows}
+    assert bench.included_rows(again, ["BUSI"], ["decode"])[0]["from"] == earlier["command"]
+
+
+def test_including_the_own_output_keeps_the_earlier_report(tmp_path):
+    """`--include results/scale.json` with the default --out re-measures some stages: the rows
+    it keeps come from the report as it was before this run wrote its first row."""
+    bench = _bench()
+    out = tmp_path / "scale"
+    earlier = {"command": "python benchmarks/bench_scale.py", "rows": []}
+    out.with_suffix(".json").write_text(json.dumps(earlier))
+    other = tmp_path / "other.json"
+    args = bench.parse_args(["--out", str(out), "--include", str(out.with_suffix(".json")),
+                             "--include", str(other)])  # fmt: skip
+    includes = bench.read_includes(args)
+    out.with_suffix(".json").write_text(json.dumps({"command": "this run", "rows": []}))
+    assert includes == {out.with_suffix(".json"): earlier, other: None}  # other: re-read later
 
 
 @pytest.mark.parametrize(
