@@ -15,8 +15,10 @@ rfft2d gradient, frequency-major real matmuls); the reference is 0.2.2's whole l
    (concat, SN2, 138.7 M parameters) at 256×256, batch 16, against the same model with 0.2.2's
    layer, with filters that cost nothing (free_filter_call: the bound no form can beat), and
    with the kit's FFTs but free mixing (fft_only_call: the bound for any form of the mixing).
-4. fit:    training throughput (images/s) of the S³F-Net bilinear SN1 at 256×256, batch 16,
-   with `model.fit` on NumPy arrays (--fit-batches 0 skips it).
+4. fit:    training of the S³F-Net bilinear SN1 at 256×256, batch 16, with `model.fit` on a
+   tf.data pipeline as a run feeds it: the median step (bench_scale's StepTimes callback) and
+   the whole fit's images/s (--fit-batches 0 skips it). Not on NumPy arrays: Keras converts
+   them on every fit, which added ~2.7 s per batch here (0.6.0's README said 8.6 s per batch).
 
     python benchmarks/bench_spectral_filter.py [--repeats 5] [--fit-batches 12]
     python benchmarks/bench_spectral_filter.py --parts second,step
@@ -189,19 +191,22 @@ def main():
         del model
 
     if "fit" in parts and args.fit_batches:
+        from bench_scale import StepTimes  # the same per-step timing as the rehearsal's rows
+
         model = s3f_common.build_model("s3f", (256, 256, 1), 4, fusion="bilinear", spectranet=1)
         n = 16 * args.fit_batches
         images = rng.random((n, 256, 256, 1), dtype=np.float32)
         labels = rng.integers(0, 4, n)
-        model.fit(images[:32], labels[:32], batch_size=16, epochs=1, verbose=0)  # warm-up/trace
-        start = time.perf_counter()
-        model.fit(images, labels, batch_size=16, epochs=1, verbose=0)
-        elapsed = time.perf_counter() - start
+        batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16).repeat()
+        model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)  # warm-up/trace
+        steps = StepTimes()
+        model.fit(batches, steps_per_epoch=args.fit_batches, epochs=1, verbose=0,
+                  callbacks=[steps])  # fmt: skip
         print(
-            f"S3F-Net bilinear SN1 256x256 model.fit: {n / elapsed:.1f} images/s "
-            f"({elapsed / args.fit_batches * 1e3:.0f} ms per batch of 16)"
+            f"S3F-Net bilinear SN1 256x256 training: {statistics.median(steps.seconds):.2f} s "
+            f"per step of 16 (median of {len(steps.seconds)}); the whole fit "
+            f"{n / steps.fit_seconds:.1f} images/s"
         )
-
 
 if __name__ == "__main__":
     main()
