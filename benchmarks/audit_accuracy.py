@@ -124,6 +124,10 @@ def measure(images, seed: int = 0, index: str = "auto") -> dict:
     rows, cols = np.triu_indices(n, 1)
     distinct_scores = _scores(features, features, rows, cols)
     candidates = audit.near_pairs(features, min_similarity=-1.0, index=index)
+    by_signature = audit.near_pairs(features, min_similarity=-1.0, index=index,
+                                    candidate_layout=None)  # fmt: skip
+    layout_a, layout_b = audit.coarse_layouts(copies.thumbs), audit.coarse_layouts(features.thumbs)
+    copy_layout = np.einsum("ij,ij->i", layout_a, layout_b[planted])
     involved = {i for i, _, _ in false} | {j for _, j, _ in false}
     return {
         "images": n,
@@ -132,6 +136,9 @@ def measure(images, seed: int = 0, index: str = "auto") -> dict:
         "false_pairs": len(false),
         "false_pair_rate": len(false) / distinct,
         "candidate_rate": len(candidates) / distinct,
+        "signature_candidate_rate": len(by_signature) / distinct,
+        "copy_layout_min": float(copy_layout.min()),
+        "false_with_signature_only": sum(sc >= audit.MIN_SIMILARITY for *_, sc in by_signature),
         "images_with_false_match": len(involved) / n,
         "copy_similarity_min": float(copy_scores.min()),
         "copy_similarity_p5": float(np.percentile(copy_scores, 5)),
@@ -220,7 +227,11 @@ def report(name: str, result: dict) -> None:
         f"recall {result['recall']:.1%}, false pairs {result['false_pairs']} = "
         f"{result['false_pair_rate']:.3%} of distinct pairs "
         f"({result['images_with_false_match']:.1%} of images with a false match), "
-        f"candidates {result['candidate_rate']:.2%} of distinct pairs; similarity: planted "
+        f"candidates {result['candidate_rate']:.2%} of distinct pairs (by the signature "
+        f"alone {result['signature_candidate_rate']:.2%}, with "
+        f"{result['false_with_signature_only']} false pair(s); planted copies' coarse-layout "
+        f"cosine ≥ {result['copy_layout_min']:.3f}, the test ≥ {audit.CANDIDATE_LAYOUT}); "
+        f"similarity: planted "
         f"min {result['copy_similarity_min']:.3f} / 5th pct {result['copy_similarity_p5']:.3f}, "
         f"distinct max {result['distinct_similarity_max']:.3f} / 99.9th pct "
         f"{result['distinct_similarity_p999']:.3f} (≥ {audit.MIN_SIMILARITY} is a duplicate)"

@@ -12,7 +12,10 @@ vectorized stages:
 
 1. candidates: cosine similarity ≥ CANDIDATE_SIMILARITY of shift-invariant spectral signatures
    (log-magnitudes of the thumbnail's FFT, centred on the data's mean signature, so what all
-   films of a kind share cancels), one matrix product per block of images;
+   films of a kind share cancels), one matrix product per block of images; and cosine
+   ≥ CANDIDATE_LAYOUT of their coarse layouts (8×8, heavily blurred: a copy shifted by up to
+   MAX_SHIFT moves by half a cell), so that images which share a texture but not its place —
+   one class of a drawn or dermoscopic dataset — are not all verified;
 2. verification, batched: at some shift up to MAX_SHIFT pixels, the band-limited *phase*
    correlation ≥ MIN_PHASE_CORRELATION (whitened spectra: every frequency counts alike, so two
    chest films that share their layout — two dark lungs, a bright abdomen — still differ) and
@@ -51,11 +54,15 @@ from data_setup.audit_cache import (
 
 # Thresholds (measured trade-off: README, benchmarks/audit_accuracy.py).
 CANDIDATE_SIMILARITY = 0.5  # signature cosine that makes a pair worth verifying
+CANDIDATE_LAYOUT = 0.6  # and coarse-layout cosine (planted copies: ≥ 0.80; README's trade-off)
 MIN_PHASE_CORRELATION = 0.55  # band-limited phase correlation of an aligned near-duplicate
 MIN_LAYOUT_CORRELATION = 0.95  # and its aligned, lightly blurred pixels' correlation
 MIN_SIMILARITY = 1.0  # the score: both correlations over their thresholds at one shift
 # The signature index (candidate_pairs, where it is cheaper than every pair): _lsh_candidates.
-LSH_PAIRS_PER_BAND = 18  # measured: one image hashed into one band costs ~18 pairs' cosines
+# One image hashed into one band costs what ≥ ~38 pairs' cosines do (measured, one set, index vs
+# every pair: 5,856 chest films 0.34–0.6 s vs 0.19–0.26 s; 11,527 HAM10000 stand-ins, many
+# look-alike proposals, 8.1–8.3 s vs 0.84–1.6 s): every pair up to ~18,000 images in one set.
+LSH_PAIRS_PER_BAND = 50
 LSH_COSINE = 0.75  # pairs at this signature cosine are found with probability ≥ 1 - LSH_MISS
 LSH_MISS = 0.01  # (planted copies: ≥ 0.78 X-ray-like, mostly ≥ 0.78 synthetic)
 LSH_SKETCH_BITS = 1024
@@ -65,13 +72,16 @@ MAX_SHIFT = 4  # pixels of the 64-px thumbnail (~6 %) a copy may be shifted or c
 _PHASE_BAND = (1, 20)  # cycles across the thumbnail: what survives resizing and JPEG
 _SIGNATURE_BAND = (2, 16)
 _BLUR = 0.8  # thumbnail pixels, for the layout view
+_COARSE = 8  # cells across the coarse layout (candidate stage)
+_COARSE_BLUR = 3.0  # thumbnail pixels: smooths a copy's shift of up to MAX_SHIFT px away
 _KEPT_ROWS = np.flatnonzero(np.abs(np.fft.fftfreq(THUMB) * THUMB) <= _PHASE_BAND[1])
 _KEPT_COLS = np.arange(_PHASE_BAND[1] + 1)
 _WINDOW = np.outer(np.hanning(THUMB), np.hanning(THUMB)).astype(np.float32)
 
 __all__ = [
-    "CANDIDATE_SIMILARITY", "MAX_SHIFT", "MIN_LAYOUT_CORRELATION", "MIN_PHASE_CORRELATION",
-    "MIN_SIMILARITY", "THUMB", "Features", "audit", "candidate_pairs",
+    "CANDIDATE_LAYOUT", "CANDIDATE_SIMILARITY", "MAX_SHIFT", "MIN_LAYOUT_CORRELATION",
+    "MIN_PHASE_CORRELATION", "MIN_SIMILARITY", "THUMB", "Features", "audit", "candidate_pairs",
+    "coarse_layouts",
     "duplicate_groups", "features_of_arrays", "groups_from_pairs", "leaked_test_mask",
     "near_pairs", "pair_similarity", "views", "source_features", "split_features", "thumbnail",
 ]  # fmt: skip
@@ -145,6 +155,33 @@ def views(thumbs: np.ndarray, chunk: int = 256, progress: str | None = None):
         )  # scaled so that both views' correlations come out of one inverse DFT times 64²
         spectra[rows, 1] = _kept(scipy.fft.rfft2(layout))
     return spectra, signatures
+
+
+def coarse_layouts(thumbs: np.ndarray) -> np.ndarray:
+    """(N, 64) unit vectors: each thumbnail blurred (σ = _COARSE_BLUR px), area-resized to
+    8×8, its mean removed. Their cosine is the candidate stage's layout test. Not centred on
+    the data's mean, unlike the signature: chest films share their layout, and what is left of
+    a film after the mean layout is small enough that a copy's shift changes it (measured:
+    cosine −0.38 for a planted X-ray-like copy centred, ≥ 0.80 not). A flat image is zero."""
+    thumbs = np.asarray(thumbs).reshape(-1, THUMB, THUMB)
+    out = np.empty((len(thumbs), _COARSE * _COARSE), np.float32)
+    for row, thumb in enumerate(thumbs):
+        blurred = cv2.GaussianBlur(thumb.astype(np.float32), (0, 0), _COARSE_BLUR)
+        out[row] = cv2.resize(blurred, (_COARSE, _COARSE), interpolation=cv2.INTER_AREA).ravel()
+    out -= out.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.where(norm > 1e-3, out / np.maximum(norm, 1e-3), 0).astype(np.float32)
+
+
+def _paired_cosine(unit_a, unit_b, rows, cols, chunk: int = 1 << 14) -> np.ndarray:
+    """The cosine of each pair (unit_a[rows[k]], unit_b[cols[k]]), in chunks (np.take:
+    several times faster than fancy indexing for these large gathers)."""
+    cosine = np.empty(len(rows), np.float32)
+    for start in range(0, len(rows), chunk):
+        part = slice(start, start + chunk)
+        pair = np.take(unit_a, rows[part], axis=0), np.take(unit_b, cols[part], axis=0)
+        cosine[part] = np.einsum("ij,ij->i", *pair)
+    return cosine
 
 
 def _centred_unit(signature: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -238,12 +275,15 @@ def batch_similarity(spectra_a, spectra_b, max_shift: int = MAX_SHIFT, floor=Non
 
 
 class _Prepared:
-    """What the search needs of one set of features: the views' spectra and signatures."""
+    """What the search needs of one set of features: the views' spectra, the signatures and
+    the coarse layouts."""
 
     def __init__(self, features: Features, progress: str | None = None):
         self.usable = np.asarray(features.usable, bool)
         self.spectra, self.signature = views(features.thumbs, progress=progress)
         self.signature[~self.usable] = 0
+        self.layout = coarse_layouts(features.thumbs)
+        self.layout[~self.usable] = 0
 
 
 def _exact_candidates(unit_a, unit_b, same: bool, threshold: float, block: int, progress):
@@ -353,12 +393,7 @@ def _lsh_candidates(unit_a, unit_b, same: bool, threshold: float, progress):
         differ = np.bitwise_count(differ).sum(axis=1, dtype=np.int32)
         keep[part] = differ <= most
     rows, cols = live_a[rows[keep]], live_b[cols[keep]]
-    cosine = np.empty(len(rows), np.float32)
-    for start in range(0, len(rows), 1 << 14):
-        part = slice(start, start + (1 << 14))
-        pair = np.take(unit_a, rows[part], axis=0), np.take(unit_b, cols[part], axis=0)
-        cosine[part] = np.einsum("ij,ij->i", *pair)
-    found = cosine >= threshold
+    found = _paired_cosine(unit_a, unit_b, rows, cols) >= threshold
     return rows[found], cols[found]
 
 
@@ -370,11 +405,13 @@ def candidate_pairs(
     block: int = 1024,
     progress: str | None = None,
     prepared=None,
+    candidate_layout: float = CANDIDATE_LAYOUT,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of the pairs worth verifying: signature cosine ≥ candidate_similarity.
+    """(rows, cols) of the pairs worth verifying: signature cosine ≥ candidate_similarity and
+    coarse-layout cosine ≥ candidate_layout (None: no layout test).
     index: "exact" (every pair, blockwise matrix products: quadratic), "lsh" (the SimHash index,
     _lsh_candidates: sub-quadratic) or "auto": whichever costs less — the index once the
-    pairs outnumber LSH_PAIRS_PER_BAND × images × bands (one set of more than ~4,000–8,000
+    pairs outnumber LSH_PAIRS_PER_BAND × images × bands (one set of more than ~18,000
     images; a small test split against a large training split stays exact)."""
     a, b = prepared or (_Prepared(features_a), None)
     if b is None:
@@ -390,8 +427,13 @@ def candidate_pairs(
     images = len(unit_a) if same else len(unit_a) + len(unit_b)
     hashing = LSH_PAIRS_PER_BAND * images * _lsh_plan(max(len(unit_a), len(unit_b)))[1]
     if index == "lsh" or (index == "auto" and pairs > hashing):
-        return _lsh_candidates(unit_a, unit_b, same, candidate_similarity, progress)
-    return _exact_candidates(unit_a, unit_b, same, candidate_similarity, block, progress)
+        rows, cols = _lsh_candidates(unit_a, unit_b, same, candidate_similarity, progress)
+    else:
+        rows, cols = _exact_candidates(unit_a, unit_b, same, candidate_similarity, block, progress)
+    if candidate_layout is None:
+        return rows, cols
+    alike = _paired_cosine(a.layout, b.layout, rows, cols) >= candidate_layout
+    return rows[alike], cols[alike]
 
 
 def near_pairs(
@@ -404,6 +446,7 @@ def near_pairs(
     progress: str | None = None,
     index: str = "auto",
     counts: dict | None = None,
+    candidate_layout: float | None = CANDIDATE_LAYOUT,
 ) -> list[tuple[int, int, float]]:
     """(i, j, similarity) of near-duplicates — within one set when features_b is None (i < j),
     else between a's image i and b's image j. One pass: candidates (candidate_pairs), then
@@ -412,7 +455,7 @@ def near_pairs(
     a = _Prepared(features_a, progress)
     b = a if features_b is None else _Prepared(features_b, progress)
     rows, cols = candidate_pairs(features_a, features_b, candidate_similarity, index, block,
-                                 progress, prepared=(a, b))  # fmt: skip
+                                 progress, (a, b), candidate_layout)  # fmt: skip
     if counts is not None:
         counts["candidates"] = len(rows)
     scores = np.empty(len(rows), np.float32)

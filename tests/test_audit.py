@@ -199,15 +199,41 @@ def test_auto_uses_the_index_above_its_size_and_finds_the_same_copies(monkeypatc
     copies = [audit_accuracy.planted_copy(f, rng) for f in films[:12]]
     features = audit.features_of_arrays(films + copies)
     exact = audit.near_pairs(features, index="exact")
-    used = []
+    used, default_cost = [], audit.LSH_PAIRS_PER_BAND
     real = audit._lsh_candidates
     monkeypatch.setattr(audit, "_lsh_candidates", lambda *a: used.append(1) or real(*a))
     monkeypatch.setattr(audit, "LSH_PAIRS_PER_BAND", 0.01)
     indexed = audit.near_pairs(features)
     assert used
     used.clear()
-    monkeypatch.setattr(audit, "LSH_PAIRS_PER_BAND", 18)
+    monkeypatch.setattr(audit, "LSH_PAIRS_PER_BAND", default_cost)
     audit.near_pairs(features)
     assert not used  # 52 images: every pair is cheaper
     assert {(k, 40 + k) for k in range(12)} <= {(i, j) for i, j, _ in exact}
     assert {(i, j) for i, j, _ in indexed} == {(i, j) for i, j, _ in exact}
+
+
+def test_coarse_layout_test_drops_texture_alike_pairs_but_no_copy_and_no_duplicate():
+    """Drawings of one class share a texture's spectrum (most of their pairs pass the
+    signature test); the coarse-layout test keeps every planted copy, drops most of those
+    pairs, and changes no decision of the verification."""
+    from data_setup.synth import _noise_tile, full_size_image
+
+    noise = _noise_tile(0)
+    drawings = [full_size_image(np.random.default_rng([5, k]), k % 3, 150, 200, 3, 7, noise)[0]
+                for k in range(90)]  # fmt: skip
+    rng = np.random.default_rng(5)
+    copies = [audit_accuracy.planted_copy(im, rng) for im in drawings[:30]]
+    features = audit.features_of_arrays(drawings + copies)
+    gated = audit.candidate_pairs(features)
+    signature_only = audit.candidate_pairs(features, candidate_layout=None)
+    as_pairs = lambda rows_cols: set(zip(*map(np.ndarray.tolist, rows_cols), strict=True))  # noqa: E731
+    gated, signature_only = as_pairs(gated), as_pairs(signature_only)
+    assert gated <= signature_only
+    assert all((k, k + 90) in gated for k in range(30))  # every planted copy stays a candidate
+    distinct = lambda pairs: {p for p in pairs if p[1] < 90}  # noqa: E731
+    assert len(distinct(signature_only)) >= 5 * max(len(distinct(gated)), 1)
+    with_test = audit.near_pairs(features)
+    without = audit.near_pairs(features, candidate_layout=None)
+    assert [(i, j) for i, j, _ in with_test] == [(i, j) for i, j, _ in without]
+    assert audit.coarse_layouts(np.full((1, 64, 64), 128, np.uint8)).any() == np.False_  # flat
