@@ -474,6 +474,8 @@ def markdown(rows, fitted, checks) -> str:
     last = {}
     for index, row in enumerate(rows):
         last[(row["dataset"], row["stage"])] = index
+    sources = list(dict.fromkeys(r["from"] for r in rows if "from" in r))
+    marks = {source: "†" * (k + 1) for k, source in enumerate(sources)}  # †, ††, … per source
     for index, row in enumerate(rows):
         key = (row["dataset"], row["stage"])
         exponent = fitted.get(key) if last[key] == index else None
@@ -484,12 +486,12 @@ def markdown(rows, fitted, checks) -> str:
             wall, note = _cell(row.get("seconds")), _cell(exponent)
         if "skipped" in row:
             wall, note = f"skipped ({row['skipped']})", ""
-        stage = row["stage"] + (" †" if "from" in row else "")
+        stage = row["stage"] + (f" {marks[row['from']]}" if "from" in row else "")
         lines.append(f"| {row['dataset']} | {stage} | {row['n']} | {wall} | "
                      f"{_cell(row.get('peak_rss_mb'), 0)} | {_cell(row.get('disk_mb'), 1)} | "
                      f"{note} |")  # fmt: skip
-    for source in dict.fromkeys(r["from"] for r in rows if "from" in r):
-        lines += ["", f"† measured by an earlier run: `{source}`"]
+    for source in sources:
+        lines += ["", f"{marks[source]} measured by an earlier run: `{source}`"]
     lines += ["", "| target | value | result |", "|---|---:|---|"]
     lines += [f"| {c['target']} | {c['value']} | {'pass' if c['pass'] else 'FAIL'} |"
               for c in checks]  # fmt: skip
