@@ -132,7 +132,8 @@ def audit_command(dataset: str, root: str, out: str | None, channels: int = 1) -
         print(f"  {leaks} pair(s) cross splits: test numbers may be inflated (see clean_test)")
     if found["distinct_pairs"]:
         share = 100 * found["candidate_pairs"] / found["distinct_pairs"]
-        print(f"  {found['candidate_pairs']} candidate pair(s) verified ({share:.2f} % of all "
+        shown = f"{share:.2f}" if share >= 0.01 or share == 0 else f"{share:.1g}"  # 0.001 %
+        print(f"  {found['candidate_pairs']} candidate pair(s) verified ({shown} % of all "
               "pairs: look-alike images cost time, not many images)")  # fmt: skip
     print(
         f"pairs in {out} (aligned phase correlation ≥ {MIN_PHASE_CORRELATION} and pixel "
