@@ -10,7 +10,9 @@ rfft2d gradient, frequency-major real matmuls); the reference is 0.2.2's whole l
 1. first:  forward+backward of SpectralFilter(32) on a (16, 256, 256, 1) batch (every
    SpectraNet's first filter, weight gradients) against the plain einsum("bchw,cfhw->bfhw").
 2. second: forward+backward of SpectralFilter(64) on a (16, 256, 256, 32) batch (the BUSI
-   SpectraNet-2's second filter, 135 M weights), weight and input gradients, against 0.2.2.
+   SpectraNet-2's second filter, 135 M weights), weight and input gradients, against 0.2.2,
+   and the same two bounds as the step (below): how the layer's time splits into its FFTs
+   (with their transposes) and its mixing.
 3. step:   one training step (forward, backward, Adam update) of the full BUSI S³F-Net
    (concat, SN2, 138.7 M parameters) at 256×256, batch 16, against the same model with 0.2.2's
    layer, with filters that cost nothing (free_filter_call: the bound no form can beat), and
@@ -171,7 +173,15 @@ def main():
         with reference_form():
             expected = layer(x[:2]).numpy()
         np.testing.assert_allclose(layer(x[:2]).numpy(), expected, rtol=1e-4, atol=1e-4)
-        compare("SpectralFilter(64) fwd+bwd, (16,256,256,32)", layer_step(layer, x), args.repeats)
+        compare(
+            "SpectralFilter(64) fwd+bwd, (16,256,256,32)",
+            layer_step(layer, x),
+            args.repeats,
+            bounds=[
+                ("free SpectralFilter (what is not the layer's own work)", free_filter_call),
+                ("the kit's FFTs with free mixing", fft_only_call),
+            ],
+        )
         del layer, x
 
     if "step" in parts:
