@@ -3,6 +3,7 @@
 import contextlib
 import graphlib
 import json
+import signal
 import subprocess
 
 from data_setup.datasets import DATASETS
@@ -28,6 +29,14 @@ def run_folder(root, model, dataset, size_hw, channels, paper_format_file=False)
     }
     (root / "preprocessing.json").write_text(json.dumps(record))
     return root
+
+
+def sigint_as_in_a_terminal():
+    """preexec_fn for a child a test interrupts as Ctrl-C would. A shell starts background jobs
+    (`cmd &`, nohup, some CI runners) with SIGINT ignored, the child inherits that, and Python
+    then installs no KeyboardInterrupt handler: the test's SIGINT would be lost and the test
+    would measure how pytest was launched instead of how the kit stops."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def processes_with_env(key, value):

@@ -246,6 +246,7 @@ def test_a_demo_sweep_over_folds_resumes_after_a_kill_and_tables_pool_the_folds(
     import sys
     import time
 
+    from tests.helpers import sigint_as_in_a_terminal
     from tests.test_sweep import REPO
 
     output = tmp_path / "runs"
@@ -257,7 +258,8 @@ def test_a_demo_sweep_over_folds_resumes_after_a_kill_and_tables_pool_the_folds(
     env = {**os.environ, "PYTHONPATH": str(REPO), "S3F_CACHE_DIR": str(tmp_path / "cache"),
            "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
     sweep = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                             stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=sigint_as_in_a_terminal)  # fmt: skip
     deadline = time.monotonic() + 300
     while len(list(output.rglob("metrics.json"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -14,7 +14,7 @@ import pytest
 from s3f_kit import locks as s3f_locks
 from s3f_kit.sweep import jobs as s3f_jobs
 from s3f_kit.sweep import sweep as s3f_sweep
-from tests.helpers import processes_with_env
+from tests.helpers import processes_with_env, sigint_as_in_a_terminal
 from tests.test_sweep import BUSI, REPO, fake_execute
 
 HOLD = """\
@@ -151,7 +151,7 @@ def test_a_hand_run_notebook_into_a_folder_the_sweep_is_training_stops(tmp_path)
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
+        text=True,        preexec_fn=sigint_as_in_a_terminal,
     )
     run_dir = runs / "Spatial_BUSI" / "seed42"
     try:

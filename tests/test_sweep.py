@@ -18,7 +18,7 @@ from s3f_kit.reports import results as s3f_results
 from s3f_kit.sweep import cluster as s3f_cluster
 from s3f_kit.sweep import jobs as s3f_jobs
 from s3f_kit.sweep import sweep as s3f_sweep
-from tests.helpers import processes_with_env
+from tests.helpers import processes_with_env, sigint_as_in_a_terminal
 
 REPO = Path(__file__).resolve().parents[1]
 BUSI = ["Spatial_BUSI", "SpectraNet_BUSI", "S3F_Concat_BUSI"]
@@ -277,7 +277,13 @@ def test_ctrl_c_stops_kernels_and_queue_and_lists_runs(tmp_path):
         "0",
     ]
     sweep = subprocess.Popen(
-        command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     first = tmp_path / "runs/Spatial_BUSI/seed42"
     deadline = time.monotonic() + 300
