@@ -218,5 +218,6 @@ def main():
             f"{n / steps.fit_seconds:.1f} images/s"
         )
 
+
 if __name__ == "__main__":
     main()

@@ -151,7 +151,8 @@ def test_a_hand_run_notebook_into_a_folder_the_sweep_is_training_stops(tmp_path)
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,        preexec_fn=sigint_as_in_a_terminal,
+        text=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     run_dir = runs / "Spatial_BUSI" / "seed42"
     try:
