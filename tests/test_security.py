@@ -8,6 +8,8 @@ reused only for the same content. Servers run on 127.0.0.1 only.
 import errno
 import http.server
 import json
+import struct
+import tempfile
 import threading
 import zipfile
 from collections import namedtuple
@@ -320,13 +322,14 @@ def test_archive_members_and_sizes_are_bounded(tmp_path, monkeypatch, keras):
         "paper model holds only config.json, metadata.json, model.weights.h5)"
     )
     path = _archive(tmp_path / "b.keras", [], {"model.weights.h5": b"\0" * 5000})
-    monkeypatch.setattr(s3f_modelfile, "MAX_WEIGHTS_BYTES", 4096)
+    size = zipfile.ZipFile(path).getinfo("config.json").file_size
+    monkeypatch.setattr(s3f_modelfile, "MAX_UNPACKED_BYTES", 4096)
     with pytest.raises(s3f_modelfile.UnsafeModelFile) as error:
         s3f_modelfile.check_model_file(path)
     assert str(error.value) == (
-        f"{path}: refused to load: model.weights.h5 unpacks to 5,000 bytes (at most 4,096)"
+        f"{path}: refused to load: its members unpack to {size + 5000:,} bytes (at most 4,096, "
+        "twice the largest model the kit makes)"
     )
-    size = zipfile.ZipFile(path).getinfo("config.json").file_size
     monkeypatch.undo()
     monkeypatch.setattr(s3f_modelfile, "MAX_CONFIG_BYTES", 100)
     with pytest.raises(s3f_modelfile.UnsafeModelFile) as error:
@@ -334,6 +337,70 @@ def test_archive_members_and_sizes_are_bounded(tmp_path, monkeypatch, keras):
     assert str(error.value) == (
         f"{path}: refused to load: config.json unpacks to {size:,} bytes (at most 100)"
     )
+
+
+def test_the_unpacking_bound_is_the_largest_kit_model_with_its_optimizer_state_twice():
+    from s3f_kit.experiments import EXPERIMENTS
+
+    busi = EXPERIMENTS["S3F_Concat_BUSI"]  # the largest model the kit makes, ~1.66 GB with Adam
+    assert busi.params == max(e.params for e in EXPERIMENTS.values())
+    assert s3f_modelfile.MAX_UNPACKED_BYTES == 2 * (4 * busi.params) * 3
+
+
+def _declare_size(path: Path, name: str, size: int) -> None:
+    """Make `path`'s member `name` claim to unpack to `size` bytes (its local and central
+    headers), storing what it stored before: a zip whose declared size lies."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        offset = archive.getinfo(name).header_offset
+    struct.pack_into("<I", data, offset + 22, size)  # local file header: uncompressed size
+    central = data.rindex(b"PK\x01\x02", 0, data.rindex(name.encode()))
+    struct.pack_into("<I", data, central + 24, size)  # central directory: uncompressed size
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("bomb", ["deflated zeros", "declared size"])
+def test_a_model_file_bomb_is_refused_before_anything_is_unpacked(
+    bomb, kit_model_file, tmp_path, monkeypatch
+):
+    """A ~100 kB file whose weights unpack to 64 MiB, saved by an older Keras (the kit then
+    rebuilds it into the temp folder), or whose weights claim 4 GB: refused, naming the file,
+    before Keras or the kit unpacks anything (the temp folders are measured on cleanup)."""
+    import s3f_common
+
+    with zipfile.ZipFile(kit_model_file[0]) as archive:
+        config = archive.read("config.json")
+        metadata = json.loads(archive.read("metadata.json"))
+    metadata["keras_version"] = "3.0.0"  # another Keras: the kit's rebuild path unpacks too
+    path = tmp_path / "bomb.keras"
+    weights = b"\0" * (64 << 20) if bomb == "deflated zeros" else b"\0" * 4096
+    compression = zipfile.ZIP_DEFLATED if bomb == "deflated zeros" else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", config)
+        archive.writestr("metadata.json", json.dumps(metadata))
+        archive.writestr("model.weights.h5", weights, compression)
+    if bomb == "declared size":
+        _declare_size(path, "model.weights.h5", 0xFFFF_FFF0)
+    info = zipfile.ZipFile(path).getinfo("model.weights.h5")
+
+    written, cleanup = [], tempfile.TemporaryDirectory.cleanup
+
+    def measured_cleanup(self):
+        written.append(sum(f.stat().st_size for f in Path(self.name).rglob("*") if f.is_file()))
+        cleanup(self)
+
+    monkeypatch.setattr(tempfile.TemporaryDirectory, "cleanup", measured_cleanup)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    (tmp_path / "temp").mkdir()
+    with pytest.raises(s3f_modelfile.UnsafeModelFile) as error:
+        s3f_common.load_model(path)
+    assert str(error.value) == (
+        f"{path}: refused to load: model.weights.h5 unpacks to {info.file_size:,} bytes from "
+        f"{info.compress_size:,} stored (over {s3f_modelfile.MAX_EXPANSION}×; Keras stores "
+        "members uncompressed): a decompression bomb"
+    )
+    assert sum(written) == 0 and not any((tmp_path / "temp").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.keras", "temp"]
 
 
 def test_legacy_hdf5_model_files_are_refused(tmp_path, keras):
