@@ -416,6 +416,128 @@ def test_legacy_hdf5_model_files_are_refused(tmp_path, keras):
     )
 
 
+# ---------------------------------------------------------------- Keras' own guards
+# requirements.txt pins Keras 3.12.4 for these fixes, besides the kit's check of every model
+# file: each test hands Keras the hostile input its guard must refuse (both version sets).
+def test_keras_refuses_asset_paths_outside_the_asset_folder(tmp_path, keras):
+    """CVE-2026-12479: saving_lib.DiskIOStore._full_path (asset paths a model names)."""
+    from keras.src.saving import saving_lib
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the asset folder")
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
+        archive.writestr("assets/vocabulary/tokens.txt", "a b c")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        store = saving_lib.DiskIOStore("assets", archive=archive, mode="r")
+        try:
+            assert Path(store.get("vocabulary"), "tokens.txt").read_text() == "a b c"
+            for path in ("../../../../" + str(secret), str(secret), "vocabulary/../../.."):
+                with pytest.raises(ValueError, match="escapes the asset directory"):
+                    store.get(path)
+                with pytest.raises(ValueError, match="escapes the asset directory"):
+                    store.make(path)
+        finally:
+            store.close()
+    assert secret.read_text() == "outside the asset folder"
+
+
+def test_keras_refuses_a_lambda_or_a_torch_module_with_safe_mode_unset(
+    tmp_path, monkeypatch, keras
+):
+    """CVE-2026-12481: Lambda.from_config and TorchModuleWrapper.from_config called directly
+    (no safe_mode argument, no SafeModeScope) refuse marshalled code and pickles."""
+    import base64
+    import pickle
+    import sys
+    import types
+
+    from keras.src.saving import serialization_lib
+    from keras.src.utils.torch_utils import TorchModuleWrapper
+
+    assert serialization_lib.in_safe_mode() is None  # the unset scope the advisory is about
+    marker = tmp_path / "PWNED"
+    layer = keras.layers.Lambda(lambda x, m=str(marker): open(m, "w") and x)
+    config = layer.get_config()
+    assert config["function"]["class_name"] == "__lambda__"
+    with pytest.raises(ValueError, match="deserialization of a `Lambda` layer"):
+        keras.layers.Lambda.from_config(config)
+
+    loads = []  # torch may be absent: a stand-in records whether Keras would unpickle
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(load=loads.append))
+    pickled = base64.b64encode(pickle.dumps(("touch", str(marker)))).decode("ascii")
+    with pytest.raises(ValueError, match="deserialization of a `torch.nn.Module`"):
+        TorchModuleWrapper.from_config({"module": pickled, "name": "torch"})
+    assert loads == [] and not marker.exists()
+
+
+def _hostile_archive(kind: str, outside: Path) -> bytes:
+    """A tar or zip whose members escape the folder they are extracted to (`..`, an absolute
+    path, a symlink out), beside one genuine member."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("ok.txt", "genuine")
+            archive.writestr("../../../escaped.txt", "escaped")
+            archive.writestr(str(outside / "absolute.txt"), "escaped")
+        return buffer.getvalue()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in [
+            ("ok.txt", b"genuine"),
+            ("../../../escaped.txt", b"escaped"),
+            (str(outside / "absolute.txt"), b"escaped"),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        archive.addfile(link)
+        info = tarfile.TarInfo("link/through_link.txt")
+        info.size = 7
+        archive.addfile(info, io.BytesIO(b"escaped"))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_keras_get_file_keeps_archive_members_inside_its_folder(
+    kind, server, tmp_path, monkeypatch, keras
+):
+    """GHSA-hqp4-2352-xf5r: get_file(extract=True) through file_utils.extract_open_archive
+    (filter_safe_zipinfos / filter_safe_tarinfos, tarfile's "data" filter). Run from the folder
+    that holds the cache: Keras 3.12.0 checked members against the working folder, not the
+    extraction folder, and let a tar write through a symlink out of it."""
+    import warnings
+
+    monkeypatch.chdir(tmp_path)
+    url, routes = server
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    routes[f"hostile.{kind}"] = _hostile_archive(kind, outside)
+    cache = tmp_path / "cache"
+    cache.mkdir()  # a cache_dir that does not exist makes Keras use /tmp/.keras instead
+    folder = cache / "datasets" / "hostile_extracted"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns of each member it skips
+            returned = keras.utils.get_file(
+                f"hostile.{kind}", f"{url}/hostile.{kind}", extract=True, cache_dir=str(cache)
+            )
+        assert Path(returned) == folder
+    except AttributeError:
+        # Keras 3.12.4's warning for a skipped zip member reads ZipInfo.name, which does not
+        # exist: the extraction stops at the first escaping member (3.15.1 warns and goes on)
+        assert kind == "zip"
+    assert (folder / "ok.txt").read_text() == "genuine"
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert written - {f"cache/datasets/hostile.{kind}"} <= {
+        f"cache/datasets/hostile_extracted/{name}" for name in ("ok.txt", "link/through_link.txt")
+    }
+    assert not any(outside.iterdir())
+
+
 # ---------------------------------------------------------------- dataset downloads and archives
 def _zip_bytes(members: dict, compression=zipfile.ZIP_DEFLATED) -> bytes:
     import io
