@@ -538,6 +538,37 @@ def test_keras_get_file_keeps_archive_members_inside_its_folder(
     assert not any(outside.iterdir())
 
 
+# The notebook stack's advisories (issue 31): package → (last affected release, advisories).
+NOTEBOOK_ADVISORIES = {
+    "nbconvert": ("7.17.0", "CVE-2025-53000 (fixed 7.17.0), CVE-2026-39377/-39378 (7.17.1)"),
+    "jupyter-server": ("2.17.0", "CVE-2026-40934, CVE-2026-40110"),
+}
+
+
+@pytest.mark.parametrize("pins_file", ["requirements.txt", "requirements-latest.txt"])
+def test_the_notebook_stack_is_pinned_past_its_advisories(pins_file):
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    repo = Path(__file__).resolve().parents[1]
+    pins = {}
+    for line in (repo / pins_file).read_text().splitlines():
+        if line.split("#")[0].strip():
+            requirement = Requirement(line.split("#")[0])
+            pins[requirement.name.lower().replace("_", "-")] = requirement
+    if "jupyterlab" in pins:  # the lab would otherwise bring whichever server it accepts
+        assert "jupyter-server" in pins, f"{pins_file} pins jupyterlab but not jupyter-server"
+    for name, (affected, advisories) in NOTEBOOK_ADVISORIES.items():
+        if name in pins:
+            (pinned,) = [Version(s.version) for s in pins[name].specifier]
+            assert pinned > Version(affected), f"{pins_file}: {name} {pinned} has {advisories}"
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
+    dependencies = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    (nbconvert,) = [Requirement(d) for d in dependencies if d.startswith("nbconvert")]
+    # a plain `pip install .` cannot keep a vulnerable nbconvert
+    assert not nbconvert.specifier.contains(NOTEBOOK_ADVISORIES["nbconvert"][0])
+
+
 # ---------------------------------------------------------------- dataset downloads and archives
 def _zip_bytes(members: dict, compression=zipfile.ZIP_DEFLATED) -> bytes:
     import io
