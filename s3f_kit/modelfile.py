@@ -15,7 +15,9 @@ with bounded sizes and accepts a config only if every object in it is
 - one of Keras' structural markers (a tensor reference, a tuple, an array).
 
 Anything else is refused with one message naming the file and the entry. Legacy HDF5 model
-files (`.h5`) are refused outright: Keras ignores safe mode for them.
+files (`.h5`) are refused outright: Keras ignores safe mode for them. The sizes the archive
+declares are checked before any member is read or unpacked (MAX_UNPACKED_BYTES, MAX_EXPANSION):
+Keras and the kit unpack the weights into memory or a temporary folder only after this check.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import json
 import zipfile
 from pathlib import Path
 
+from s3f_kit.experiments import EXPERIMENTS
+
 CONFIG = "config.json"
 METADATA = "metadata.json"
 WEIGHTS = "model.weights.h5"
@@ -32,8 +36,18 @@ MEMBERS = (CONFIG, METADATA, WEIGHTS)  # all a kit or paper model holds (no asse
 
 MAX_CONFIG_BYTES = 4 << 20  # a kit model's config is ~50 kB
 MAX_METADATA_BYTES = 64 << 10
-# The largest kit model (BUSI, 138 M parameters) saves ~1.7 GB of weights with Adam's state.
-MAX_WEIGHTS_BYTES = 4 << 30
+# What a model file may unpack to, all members together (Keras unpacks the weights into memory
+# or a temporary folder, the kit's rebuild of an older Keras' model into the temp folder): twice
+# the largest model the kit makes, the BUSI S³F-Net SN2 with Adam's state (float32 weights and
+# two moments per parameter: 1.66 GB; 0.55 GB without them). Checked before anything is read.
+LARGEST_KIT_PARAMETERS = max(e.params for e in EXPERIMENTS.values())
+MAX_UNPACKED_BYTES = 2 * 3 * 4 * LARGEST_KIT_PARAMETERS
+# Keras stores its members uncompressed (1:1) and float32 weights barely deflate, so a member
+# that unpacks to over MAX_EXPANSION times what it stores is a decompression bomb (a 1 MB file
+# declaring 1 GiB of weights); below EXPANSION_FLOOR_BYTES (a config's JSON deflates well) the
+# ratio does not matter. The same ratio as Keras' own guard, whose floor (4 GiB) is far higher.
+MAX_EXPANSION = 100
+EXPANSION_FLOOR_BYTES = 1 << 20
 
 KIT_CLASSES = ("SpectralFilter", "SpectralFilterLayer", "BilinearFusion")
 KERAS_MODELS = frozenset({"Functional", "Sequential", "Model"})
@@ -104,10 +118,25 @@ def _check_members(path, archive: zipfile.ZipFile) -> None:
         raise _refuse(path, "an archive member appears twice")
     if CONFIG not in names:
         raise _refuse(path, f"no {CONFIG} in the archive (not a .keras model)")
-    weights = archive.getinfo(WEIGHTS).file_size if WEIGHTS in names else 0
-    if weights > MAX_WEIGHTS_BYTES:
+    # the sizes the archive declares, which bound what zipfile unpacks, checked before any
+    # member is read or extracted (here, by Keras or by the kit's rebuild)
+    for info in archive.infolist():
+        if (
+            info.file_size > EXPANSION_FLOOR_BYTES
+            and info.file_size > MAX_EXPANSION * info.compress_size
+        ):
+            raise _refuse(
+                path,
+                f"{info.filename} unpacks to {info.file_size:,} bytes from "
+                f"{info.compress_size:,} stored (over {MAX_EXPANSION}×; Keras stores members "
+                "uncompressed): a decompression bomb",
+            )
+    total = sum(info.file_size for info in archive.infolist())
+    if total > MAX_UNPACKED_BYTES:
         raise _refuse(
-            path, f"{WEIGHTS} unpacks to {weights:,} bytes (at most {MAX_WEIGHTS_BYTES:,})"
+            path,
+            f"its members unpack to {total:,} bytes (at most {MAX_UNPACKED_BYTES:,}, twice the "
+            "largest model the kit makes)",
         )
 
 

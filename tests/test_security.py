@@ -8,6 +8,8 @@ reused only for the same content. Servers run on 127.0.0.1 only.
 import errno
 import http.server
 import json
+import struct
+import tempfile
 import threading
 import zipfile
 from collections import namedtuple
@@ -320,13 +322,14 @@ def test_archive_members_and_sizes_are_bounded(tmp_path, monkeypatch, keras):
         "paper model holds only config.json, metadata.json, model.weights.h5)"
     )
     path = _archive(tmp_path / "b.keras", [], {"model.weights.h5": b"\0" * 5000})
-    monkeypatch.setattr(s3f_modelfile, "MAX_WEIGHTS_BYTES", 4096)
+    size = zipfile.ZipFile(path).getinfo("config.json").file_size
+    monkeypatch.setattr(s3f_modelfile, "MAX_UNPACKED_BYTES", 4096)
     with pytest.raises(s3f_modelfile.UnsafeModelFile) as error:
         s3f_modelfile.check_model_file(path)
     assert str(error.value) == (
-        f"{path}: refused to load: model.weights.h5 unpacks to 5,000 bytes (at most 4,096)"
+        f"{path}: refused to load: its members unpack to {size + 5000:,} bytes (at most 4,096, "
+        "twice the largest model the kit makes)"
     )
-    size = zipfile.ZipFile(path).getinfo("config.json").file_size
     monkeypatch.undo()
     monkeypatch.setattr(s3f_modelfile, "MAX_CONFIG_BYTES", 100)
     with pytest.raises(s3f_modelfile.UnsafeModelFile) as error:
@@ -334,6 +337,70 @@ def test_archive_members_and_sizes_are_bounded(tmp_path, monkeypatch, keras):
     assert str(error.value) == (
         f"{path}: refused to load: config.json unpacks to {size:,} bytes (at most 100)"
     )
+
+
+def test_the_unpacking_bound_is_the_largest_kit_model_with_its_optimizer_state_twice():
+    from s3f_kit.experiments import EXPERIMENTS
+
+    busi = EXPERIMENTS["S3F_Concat_BUSI"]  # the largest model the kit makes, ~1.66 GB with Adam
+    assert busi.params == max(e.params for e in EXPERIMENTS.values())
+    assert s3f_modelfile.MAX_UNPACKED_BYTES == 2 * (4 * busi.params) * 3
+
+
+def _declare_size(path: Path, name: str, size: int) -> None:
+    """Make `path`'s member `name` claim to unpack to `size` bytes (its local and central
+    headers), storing what it stored before: a zip whose declared size lies."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        offset = archive.getinfo(name).header_offset
+    struct.pack_into("<I", data, offset + 22, size)  # local file header: uncompressed size
+    central = data.rindex(b"PK\x01\x02", 0, data.rindex(name.encode()))
+    struct.pack_into("<I", data, central + 24, size)  # central directory: uncompressed size
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("bomb", ["deflated zeros", "declared size"])
+def test_a_model_file_bomb_is_refused_before_anything_is_unpacked(
+    bomb, kit_model_file, tmp_path, monkeypatch
+):
+    """A ~100 kB file whose weights unpack to 64 MiB, saved by an older Keras (the kit then
+    rebuilds it into the temp folder), or whose weights claim 4 GB: refused, naming the file,
+    before Keras or the kit unpacks anything (the temp folders are measured on cleanup)."""
+    import s3f_common
+
+    with zipfile.ZipFile(kit_model_file[0]) as archive:
+        config = archive.read("config.json")
+        metadata = json.loads(archive.read("metadata.json"))
+    metadata["keras_version"] = "3.0.0"  # another Keras: the kit's rebuild path unpacks too
+    path = tmp_path / "bomb.keras"
+    weights = b"\0" * (64 << 20) if bomb == "deflated zeros" else b"\0" * 4096
+    compression = zipfile.ZIP_DEFLATED if bomb == "deflated zeros" else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", config)
+        archive.writestr("metadata.json", json.dumps(metadata))
+        archive.writestr("model.weights.h5", weights, compression)
+    if bomb == "declared size":
+        _declare_size(path, "model.weights.h5", 0xFFFF_FFF0)
+    info = zipfile.ZipFile(path).getinfo("model.weights.h5")
+
+    written, cleanup = [], tempfile.TemporaryDirectory.cleanup
+
+    def measured_cleanup(self):
+        written.append(sum(f.stat().st_size for f in Path(self.name).rglob("*") if f.is_file()))
+        cleanup(self)
+
+    monkeypatch.setattr(tempfile.TemporaryDirectory, "cleanup", measured_cleanup)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    (tmp_path / "temp").mkdir()
+    with pytest.raises(s3f_modelfile.UnsafeModelFile) as error:
+        s3f_common.load_model(path)
+    assert str(error.value) == (
+        f"{path}: refused to load: model.weights.h5 unpacks to {info.file_size:,} bytes from "
+        f"{info.compress_size:,} stored (over {s3f_modelfile.MAX_EXPANSION}×; Keras stores "
+        "members uncompressed): a decompression bomb"
+    )
+    assert sum(written) == 0 and not any((tmp_path / "temp").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.keras", "temp"]
 
 
 def test_legacy_hdf5_model_files_are_refused(tmp_path, keras):
@@ -347,6 +414,159 @@ def test_legacy_hdf5_model_files_are_refused(tmp_path, keras):
         f"{path}: refused to load: a legacy HDF5 model file; Keras ignores safe mode for these "
         "and would run any code stored in them. Re-save the model as .keras where you trust it"
     )
+
+
+# ---------------------------------------------------------------- Keras' own guards
+# requirements.txt pins Keras 3.12.4 for these fixes, besides the kit's check of every model
+# file: each test hands Keras the hostile input its guard must refuse (both version sets).
+def test_keras_refuses_asset_paths_outside_the_asset_folder(tmp_path, keras):
+    """CVE-2026-12479: saving_lib.DiskIOStore._full_path (asset paths a model names)."""
+    from keras.src.saving import saving_lib
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the asset folder")
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
+        archive.writestr("assets/vocabulary/tokens.txt", "a b c")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        store = saving_lib.DiskIOStore("assets", archive=archive, mode="r")
+        try:
+            assert Path(store.get("vocabulary"), "tokens.txt").read_text() == "a b c"
+            for path in ("../../../../" + str(secret), str(secret), "vocabulary/../../.."):
+                with pytest.raises(ValueError, match="escapes the asset directory"):
+                    store.get(path)
+                with pytest.raises(ValueError, match="escapes the asset directory"):
+                    store.make(path)
+        finally:
+            store.close()
+    assert secret.read_text() == "outside the asset folder"
+
+
+def test_keras_refuses_a_lambda_or_a_torch_module_with_safe_mode_unset(
+    tmp_path, monkeypatch, keras
+):
+    """CVE-2026-12481: Lambda.from_config and TorchModuleWrapper.from_config called directly
+    (no safe_mode argument, no SafeModeScope) refuse marshalled code and pickles."""
+    import base64
+    import pickle
+    import sys
+    import types
+
+    from keras.src.saving import serialization_lib
+    from keras.src.utils.torch_utils import TorchModuleWrapper
+
+    assert serialization_lib.in_safe_mode() is None  # the unset scope the advisory is about
+    marker = tmp_path / "PWNED"
+    layer = keras.layers.Lambda(lambda x, m=str(marker): open(m, "w") and x)
+    config = layer.get_config()
+    assert config["function"]["class_name"] == "__lambda__"
+    with pytest.raises(ValueError, match="deserialization of a `Lambda` layer"):
+        keras.layers.Lambda.from_config(config)
+
+    loads = []  # torch may be absent: a stand-in records whether Keras would unpickle
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(load=loads.append))
+    pickled = base64.b64encode(pickle.dumps(("touch", str(marker)))).decode("ascii")
+    with pytest.raises(ValueError, match="deserialization of a `torch.nn.Module`"):
+        TorchModuleWrapper.from_config({"module": pickled, "name": "torch"})
+    assert loads == [] and not marker.exists()
+
+
+def _hostile_archive(kind: str, outside: Path) -> bytes:
+    """A tar or zip whose members escape the folder they are extracted to (`..`, an absolute
+    path, a symlink out), beside one genuine member."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("ok.txt", "genuine")
+            archive.writestr("../../../escaped.txt", "escaped")
+            archive.writestr(str(outside / "absolute.txt"), "escaped")
+        return buffer.getvalue()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in [
+            ("ok.txt", b"genuine"),
+            ("../../../escaped.txt", b"escaped"),
+            (str(outside / "absolute.txt"), b"escaped"),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        archive.addfile(link)
+        info = tarfile.TarInfo("link/through_link.txt")
+        info.size = 7
+        archive.addfile(info, io.BytesIO(b"escaped"))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_keras_get_file_keeps_archive_members_inside_its_folder(
+    kind, server, tmp_path, monkeypatch, keras
+):
+    """GHSA-hqp4-2352-xf5r: get_file(extract=True) through file_utils.extract_open_archive
+    (filter_safe_zipinfos / filter_safe_tarinfos, tarfile's "data" filter). Run from the folder
+    that holds the cache: Keras 3.12.0 checked members against the working folder, not the
+    extraction folder, and let a tar write through a symlink out of it."""
+    import warnings
+
+    monkeypatch.chdir(tmp_path)
+    url, routes = server
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    routes[f"hostile.{kind}"] = _hostile_archive(kind, outside)
+    cache = tmp_path / "cache"
+    cache.mkdir()  # a cache_dir that does not exist makes Keras use /tmp/.keras instead
+    folder = cache / "datasets" / "hostile_extracted"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns of each member it skips
+            returned = keras.utils.get_file(
+                f"hostile.{kind}", f"{url}/hostile.{kind}", extract=True, cache_dir=str(cache)
+            )
+        assert Path(returned) == folder
+    except AttributeError:
+        # Keras 3.12.4's warning for a skipped zip member reads ZipInfo.name, which does not
+        # exist: the extraction stops at the first escaping member (3.15.1 warns and goes on)
+        assert kind == "zip"
+    assert (folder / "ok.txt").read_text() == "genuine"
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert written - {f"cache/datasets/hostile.{kind}"} <= {
+        f"cache/datasets/hostile_extracted/{name}" for name in ("ok.txt", "link/through_link.txt")
+    }
+    assert not any(outside.iterdir())
+
+
+# The notebook stack's advisories (issue 31): package → (last affected release, advisories).
+NOTEBOOK_ADVISORIES = {
+    "nbconvert": ("7.17.0", "CVE-2025-53000 (fixed 7.17.0), CVE-2026-39377/-39378 (7.17.1)"),
+    "jupyter-server": ("2.17.0", "CVE-2026-40934, CVE-2026-40110"),
+}
+
+
+@pytest.mark.parametrize("pins_file", ["requirements.txt", "requirements-latest.txt"])
+def test_the_notebook_stack_is_pinned_past_its_advisories(pins_file):
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    repo = Path(__file__).resolve().parents[1]
+    pins = {}
+    for line in (repo / pins_file).read_text().splitlines():
+        if line.split("#")[0].strip():
+            requirement = Requirement(line.split("#")[0])
+            pins[requirement.name.lower().replace("_", "-")] = requirement
+    if "jupyterlab" in pins:  # the lab would otherwise bring whichever server it accepts
+        assert "jupyter-server" in pins, f"{pins_file} pins jupyterlab but not jupyter-server"
+    for name, (affected, advisories) in NOTEBOOK_ADVISORIES.items():
+        if name in pins:
+            (pinned,) = [Version(s.version) for s in pins[name].specifier]
+            assert pinned > Version(affected), f"{pins_file}: {name} {pinned} has {advisories}"
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
+    dependencies = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    (nbconvert,) = [Requirement(d) for d in dependencies if d.startswith("nbconvert")]
+    # a plain `pip install .` cannot keep a vulnerable nbconvert
+    assert not nbconvert.specifier.contains(NOTEBOOK_ADVISORIES["nbconvert"][0])
 
 
 # ---------------------------------------------------------------- dataset downloads and archives
