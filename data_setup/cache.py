@@ -275,12 +275,7 @@ def cache_split(listing: Listing, info, split, size_hw, cache_dir, workers, refr
         if cached is not None:
             return cached
         warnings.warn(f"{problem}; decoding the split again", CacheRebuilt, stacklevel=3)
-    elif not refresh and images_path.is_file() != meta_path.is_file():
-        present, missing = (
-            (images_path, "header") if images_path.is_file() else (meta_path, "images file")
-        )
-        warnings.warn(f"{present}: its {missing} is missing; decoding the split again",
-                      CacheRebuilt, stacklevel=3)  # fmt: skip
+    # one of the pair alone is no mismatch: a writer between its two renames, or one killed there
     ensure_writable_dir(cache_dir)
     remove_stale_temps(cache_dir)
     needed = len(items) * size_hw[0] * size_hw[1] * channels + 4096
