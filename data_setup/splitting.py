@@ -164,7 +164,7 @@ def folds_problem(labels, folds, what, class_names=()) -> str | None:
     every class needs an image in each fold (scikit-learn's StratifiedGroupKFold warns, or fails
     when every class is short, in its own words)."""
     classes, counts = np.unique(np.asarray(labels, dtype=int), return_counts=True)
-    short = [(c, n) for c, n in zip(classes, counts, strict=True) if n < folds]
+    short = [(int(c), int(n)) for c, n in zip(classes, counts, strict=True) if n < folds]
     if not short:
         return None
     listed = ", ".join(
