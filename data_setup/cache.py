@@ -9,11 +9,11 @@ recorded (data_setup.decode.damage_of).
 
 Each entry's JSON header says what the entry is: the images' shape (count, H, W, C), the files
 and their labels with a digest of both, and a CRC-32 of the `.npy` computed when it was written.
-Every load checks them (the CRC once per process per file state: 0.3 s/GB, HAM10000's 2.1 GB
-in 0.7 s from the page cache, benchmarks/bench_cache_checksum.py) and against the dataset's
-listing; an entry that is not what its key says (damaged, cut short, an older kit's, edited) is
-decoded again, with one warning naming the file and what did not match. This guards against
-corruption, not against someone who can write to the cache folder.
+Every load checks them (the CRC once per process per file state: 0.3–0.6 s/GB, HAM10000's
+2.1 GB in 0.7–1.2 s, benchmarks/bench_cache_checksum.py, docs/scale.md) and against the
+dataset's listing; an entry that is not what its key says (damaged, cut short, edited, planted
+under another key) is decoded again, with one warning naming the file and what did not match.
+This guards against corruption, not against someone who can write to the cache folder.
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ class CacheRebuilt(UserWarning):
 
 
 def crc32_of(buffers) -> str:
-    """The kit's content checksum of a sequence of bytes-like objects: CRC-32 (zlib; 3 GB/s on
-    this project's machine, a corruption check, not a cryptographic one) as 'crc32:xxxxxxxx'."""
+    """The kit's content checksum of a sequence of bytes-like objects: CRC-32 (zlib; 1.8–3.1 GB/s
+    on this project's machine, the fastest in the standard library; a corruption check, not a
+    cryptographic one) as 'crc32:xxxxxxxx'."""
     crc = 0
     for buffer in buffers:
         crc = zlib.crc32(buffer, crc)
