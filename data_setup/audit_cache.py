@@ -6,7 +6,10 @@ in `<cache>/<dataset>_<split>_audit64_<key>.npz`, keyed by the same fingerprint 
 split (file names, labels, sizes, modification times: data_setup.loading) and by the dataset
 root: any change to the data gives a new key, hence a recomputation. `s3f-data audit`, the
 holdout grouping and every run's clean-test check read the same file. Written atomically
-(data_setup.files).
+(data_setup.files), with a CRC-32 of its arrays (data_setup.cache.crc32_of); every read checks
+that the archive holds exactly those arrays, uncompressed, no larger than its split's files
+allow, of one row count and the right shapes and types, and that the checksum matches. A file
+that does not is computed again, with one warning naming it and what did not match.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import hashlib
 import io
 import json
 import os
+import warnings
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +29,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 THUMB = 64
-FEATURES_VERSION = 1  # bump when the thumbnail changes
+FEATURES_VERSION = 2  # bump when the thumbnail changes; 2: a checksum, checked on every read
+_ARRAYS = ("files", "thumbs", "digests", "usable")  # and "checksum", of these four
+# the most one row can take: its thumbnail, SHA-256 (hex), usable flag and file name (numpy
+# stores names as 4-byte characters padded to the longest; a path is at most 4096 bytes)
+ROW_BYTES_MAX = THUMB * THUMB + 64 + 1 + 4 * 4096
 
 
 @dataclass
@@ -160,10 +169,13 @@ def split_features(
     fingerprint: str | None = None,
     cache_dir=None,
     workers: int | None = None,
+    listed: int | None = None,
 ) -> Features:
     """Features of one split's files (`items`: (path, label) as in a Listing), in that order,
-    from the cache when the fingerprint matches, else computed and cached."""
-    from data_setup.cache import default_cache_dir
+    from the cache when the fingerprint matches, else computed and cached. listed: how many
+    files the fingerprint covers (default len(items); more where `items` leaves out the files
+    that did not decode): the cache holds at most that many rows."""
+    from data_setup.cache import CacheRebuilt, crc32_of, default_cache_dir
     from data_setup.cache import files_fingerprint as _fingerprint
     from data_setup.files import ensure_writable_dir, write_atomic
 
@@ -172,16 +184,24 @@ def split_features(
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     path = _cache_path(cache_dir, dataset_id, split, fingerprint, root)
     names = [str(Path(p).relative_to(root)) for p, _ in items]
-    cached = _read(path)
+    cached, problem = _read(path, max(listed or 0, len(items)))
     if cached is not None:
         where = {name: row for row, name in enumerate(cached[0])}
         if all(name in where for name in names):
             return cached[1].take([where[name] for name in names])
+    elif problem:
+        warnings.warn(f"{path}: {problem}; computing the audit features again", CacheRebuilt,
+                      stacklevel=2)  # fmt: skip
     features = features_of_files([p for p, _ in items], workers, f"{dataset_id} {split} audit")
     ensure_writable_dir(cache_dir)
+    arrays = {
+        "files": np.array(names, dtype=str),
+        "thumbs": features.thumbs,
+        "digests": np.array(features.digests, dtype="S64"),
+        "usable": features.usable,
+    }
     buffer = io.BytesIO()
-    np.savez(buffer, files=np.array(names, dtype=str), thumbs=features.thumbs,
-             digests=np.array(features.digests, dtype="S64"), usable=features.usable)  # fmt: skip
+    np.savez(buffer, **arrays, checksum=np.array(crc32_of(arrays[a] for a in _ARRAYS)))
     write_atomic(path, buffer.getvalue())
     return features
 
@@ -193,16 +213,75 @@ def source_features(dataset_id: str, source, root) -> Features:
     items = [(root / name, int(label)) for name, label in zip(source.files, source.labels,
                                                                strict=True)]  # fmt: skip
     return split_features(dataset_id, source.name, root, items, source.fingerprint,
-                          source.cache_path.parent)  # fmt: skip
+                          source.cache_path.parent,
+                          listed=len(source.files) + len(source.skipped))  # fmt: skip
 
 
-def _read(path: Path):
+def _declared_bytes(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> int:
+    """The bytes an .npy member's header says its array takes (read before numpy allocates it)."""
+    with archive.open(member) as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f"npy format {version}")
+    return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+
+def _archive_problem(path: Path, rows_at_most: int) -> str | None:
+    """What makes `path` not a feature cache numpy may read (sizes bounded before it allocates
+    anything), or None."""
+    size, bound = path.stat().st_size, 4096 + rows_at_most * ROW_BYTES_MAX
+    if size > bound:
+        return f"{size:,} bytes, more than {bound:,} for at most {rows_at_most:,} images"
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        names = sorted(m.filename for m in members)
+        if names != sorted(f"{a}.npy" for a in (*_ARRAYS, "checksum")):
+            return f"holds {', '.join(names) or 'nothing'}, not the feature arrays"
+        for member in members:  # np.savez stores: no member can unpack beyond the file's size
+            if member.compress_type != zipfile.ZIP_STORED:
+                return f"{member.filename} is compressed (the kit stores it uncompressed)"
+            if _declared_bytes(archive, member) > member.file_size:
+                return f"{member.filename} claims more data than it holds"
+    return None
+
+
+def _read(path: Path, rows_at_most: int):
+    """(files, Features) from the feature cache at `path` and None; (None, None) when there is
+    none; (None, what is wrong) when it is damaged or not what it claims to be."""
+    from data_setup.cache import crc32_of
+
     if not path.is_file():
-        return None
+        return None, None
     try:
+        problem = _archive_problem(path, rows_at_most)
+        if problem:
+            return None, problem
         with np.load(path, allow_pickle=False) as data:
-            files = [str(f) for f in data["files"]]
-            digests = [d.decode() for d in data["digests"]]
-            return files, Features(data["thumbs"], digests, data["usable"])
-    except (OSError, ValueError, KeyError):  # damaged: recompute
-        return None
+            arrays = {name: data[name] for name in (*_ARRAYS, "checksum")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        return None, f"not a readable feature archive ({error})"
+    files, thumbs, digests, usable = (arrays[name] for name in _ARRAYS)
+    if files.ndim != 1 or files.dtype.kind != "U":
+        return None, f"'files' is {files.dtype} of shape {files.shape}, not a list of names"
+    rows = len(files)
+    expected = {
+        "thumbs": (np.dtype(np.uint8), (rows, THUMB, THUMB)),
+        "digests": (np.dtype("S64"), (rows,)),
+        "usable": (np.dtype(np.bool_), (rows,)),
+    }
+    for name, (dtype, shape) in expected.items():
+        if arrays[name].dtype != dtype or arrays[name].shape != shape:
+            return None, (
+                f"'{name}' is {arrays[name].dtype} of shape {arrays[name].shape}, expected "
+                f"{dtype} of shape {shape} for the {rows} file(s)"
+            )
+    if rows > rows_at_most:
+        return None, f"{rows:,} rows, more than the split's {rows_at_most:,} files"
+    if str(arrays["checksum"]) != crc32_of(arrays[name] for name in _ARRAYS):
+        return None, "its checksum does not match its arrays (damaged or changed)"
+    features = Features(thumbs, [d.decode() for d in digests], usable)
+    return ([str(f) for f in files], features), None

@@ -322,7 +322,7 @@ def load_dataset(
         pooled = "all" in sources  # no official split: the folds cover every image
         train_rows, val_rows, test_rows, kept = fold_rows(
             chosen, pooled, folds=folds, fold=fold, val_fraction=val_fraction,
-            seed=seed, **where,
+            seed=seed, class_names=info.class_names, **where,
         )  # fmt: skip
         extras.update(
             folds=folds,

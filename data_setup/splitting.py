@@ -87,7 +87,8 @@ def validation_rows(protocol, chosen, *, val_fraction, seed, dataset_id, root, g
     return (train_source, fit_rows), (train_source, val_rows), kept
 
 
-def fold_rows(chosen, pooled, *, folds, fold, val_fraction, seed, dataset_id, root, groups):
+def fold_rows(chosen, pooled, *, folds, fold, val_fraction, seed, dataset_id, root, groups,
+              class_names=()):  # fmt: skip
     """(fit Rows, validation Rows, test Rows, what the folds kept together) of cross-validation
     fold `fold` (1..folds).
 
@@ -96,7 +97,7 @@ def fold_rows(chosen, pooled, *, folds, fold, val_fraction, seed, dataset_id, ro
     pooled (a dataset without an official split, e.g. BUSI): the folds cover the whole dataset;
     fold k is the test set, and a grouped `val_fraction` of the rest validates. Otherwise the
     folds split the official training set; fold k validates and the official test set is scored
-    in every fold."""
+    in every fold. class_names: to name a class too small for `folds` (folds_problem)."""
     from data_setup import audit
     from data_setup.audit_cache import source_features
 
@@ -111,6 +112,9 @@ def fold_rows(chosen, pooled, *, folds, fold, val_fraction, seed, dataset_id, ro
             raise DatasetError("pooled cross-validation needs one source of all images")
         pool = np.concatenate([pool, test_rows])
     pool = np.sort(np.asarray(pool))
+    what = "the dataset" if pooled else "the training set"
+    if problem := folds_problem(source.labels[pool], folds, what, class_names):
+        raise DatasetError(problem)  # before the features, grouping and any training
     features = source_features(dataset_id, source, root)
     duplicates = list(audit.duplicate_groups(features.take(pool), progress="folds"))
     patients = [groups.get(source.files[r]) for r in pool]
@@ -152,6 +156,34 @@ def stratified_split_problem(labels, fraction, what, class_names=()) -> str | No
         f"cannot make a stratified {what} split: {fraction:.0%} of {total} images holds out "
         f"{held} and keeps {total - held}, but each side needs an image of every one of the {k} "
         "classes" + (f"; add images (at least {enough} in all)" if enough else "")
+    )
+
+
+def folds_problem(labels, folds, what, class_names=()) -> str | None:
+    """Why `labels` cannot make `folds` stratified cross-validation folds, in words, or None:
+    every class needs an image in each fold (scikit-learn's StratifiedGroupKFold warns, or fails
+    when every class is short, in its own words)."""
+    classes, counts = np.unique(np.asarray(labels, dtype=int), return_counts=True)
+    short = [(int(c), int(n)) for c, n in zip(classes, counts, strict=True) if n < folds]
+    if not short:
+        return None
+    listed = ", ".join(
+        f"{class_names[c] if c < len(class_names) else c} ({n} image{'s' * (n != 1)})"
+        for c, n in short
+    )
+    one = len(short) == 1
+    smallest = int(counts.min())
+    advice = (
+        f"use at most {smallest} folds (--folds {smallest}) or add images of "
+        + ("that class" if one else "those classes")
+        if smallest >= 2
+        else "add images: cross-validation needs at least 2 of every class"
+    )
+    return (
+        f"cannot make {folds} cross-validation folds of {what}: "
+        f"{'class' if one else 'classes'} {listed} {'has' if one else 'have'} fewer images than "
+        f"the {folds} folds asked, so some folds would hold none of {'it' if one else 'them'}; "
+        f"{advice}"
     )
 
 

@@ -119,6 +119,33 @@ def test_folds_need_the_holdout_protocol_and_a_fold_in_range(busi_with_a_copy, t
     )  # a run without folds keeps its folder
 
 
+def test_more_folds_than_a_class_has_images_is_said_in_the_kits_words(tmp_path, monkeypatch):
+    """`--folds 10` on a class of 6 images: the kit says which class, its count, the folds asked
+    and what to do, before the features, the grouping and any training (issue 31)."""
+    import warnings
+
+    from data_setup import audit_cache, synth_dataset
+    from data_setup.layouts import DatasetError
+
+    root = synth_dataset("BUSI", tmp_path / "busi", count=12, size=40, seed=7)
+    images = sorted(p for p in (root / "normal").glob("*.png") if "_mask" not in p.name)
+    for image in images[6:]:  # a class of 6 images (with their masks)
+        for file in (image, image.with_name(f"{image.stem}_mask.png")):
+            file.unlink(missing_ok=True)
+    monkeypatch.setattr(audit_cache, "source_features", lambda *a, **k: pytest.fail("too late"))
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(DatasetError) as error:
+        warnings.simplefilter("always")
+        load_dataset("BUSI", root, img_size=SIZE, protocol="holdout", folds=10, fold=1,
+                     cache_dir=tmp_path / "cache")  # fmt: skip
+    message = str(error.value)
+    assert message == (
+        "cannot make 10 cross-validation folds of the dataset: class normal (6 images) has "
+        "fewer images than the 10 folds asked, so some folds would hold none of it; use at "
+        "most 6 folds (--folds 6) or add images of that class"
+    )
+    assert not [w for w in caught if "n_splits" in str(w.message)]  # no scikit-learn wording
+
+
 def test_sweep_plans_one_run_per_fold_and_seed_and_resumes_per_fold(tmp_path, monkeypatch):
     from tests.test_sweep import fake_execute
 
