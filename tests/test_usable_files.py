@@ -4,6 +4,7 @@ loading (the decode cache and its fingerprint) and the audit each skip the file 
 sentence naming it, keep every other image, and raise no traceback."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,12 @@ def test_the_pixel_bound_is_the_constant_and_names_the_claim():
     with pytest.raises(BadImage) as error:
         decode_bytes(_bytes(png_claiming(60000, 60000)), SIZE, 1, "big.png")
     assert str(error.value) == _why(60000, 60000)
+
+
+def test_the_docs_state_the_bound_the_code_applies():
+    scale = (Path(__file__).resolve().parents[1] / "docs" / "scale.md").read_text()
+    side = int(MAX_IMAGE_PIXELS**0.5)
+    assert f"at most {MAX_IMAGE_PIXELS:,} pixels ({side} × {side}" in scale
 
 
 def test_opencvs_own_refusal_of_a_format_pillow_does_not_read_is_a_bad_image():
