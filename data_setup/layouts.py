@@ -42,6 +42,13 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def spelled_from(root: Path, path: Path) -> Path | None:
+    """`path` as root / its part below root ('..' and an absolute spelling resolved on the names
+    as written, links not followed), or None when it lies outside root."""
+    absolute, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    return root / absolute.relative_to(base) if absolute.is_relative_to(base) else None
+
+
 def file_problem(path: Path, root: Path | None = None) -> str | None:
     """Why `path` cannot be used as an image file, or None: the kit's one definition of a usable
     file on disk. discover() applies it to every file it lists, so `check`, loading, the cache's
@@ -53,7 +60,7 @@ def file_problem(path: Path, root: Path | None = None) -> str | None:
     block a reader). What needs the file's bytes (empty, not decodable, a header over
     data_setup.decode.MAX_IMAGE_PIXELS) is judged where they are read, so listing a dataset
     reads no image."""
-    if root is not None and not Path(os.path.normpath(path)).is_relative_to(os.path.normpath(root)):
+    if root is not None and spelled_from(root, path) is None:
         return f"outside the dataset folder {root}; only files inside it are used"
     try:
         mode = os.stat(path).st_mode  # follows symbolic links
@@ -311,6 +318,7 @@ def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[st
         if not row or not row[0].strip():
             continue
         file = folder / row[0].strip()
+        file = spelled_from(folder, file) or file  # one spelling per file: ./a, b/../a, /…/a
         written = row[1].strip() if len(row) > 1 else ""
         label = class_label(written)
         spellings.setdefault(label, set()).add(written)
