@@ -140,6 +140,27 @@ def test_csv_rows_outside_the_dataset_folder_are_skipped_alike_everywhere(tmp_pa
     assert all(f"  {line}" in out for line in expected) and ": 12 images" in out
 
 
+def test_rows_inside_the_folder_however_spelled_are_used_once(tmp_path, monkeypatch, capsys):
+    """An absolute row inside a folder given as a relative path (the fingerprint's relative_to
+    crashed on it), a row with '..' that stays inside, and a second spelling of a listed file."""
+    import cv2
+
+    monkeypatch.chdir(tmp_path)
+    absolute = tmp_path / "mine" / "cat" / "6.png"
+    extra = [f"{absolute},cat", "dog/../dog/6.png,dog", "./cat/0.png,cat"]
+    root = _custom_with_rows(tmp_path, extra)
+    for path in (absolute, root / "dog" / "6.png"):
+        cv2.imwrite(str(path), np.full((12, 12), 7 * len(path.parent.name), np.uint8))
+    assert cli(["check", "Custom", "mine"]) == 0
+    out = capsys.readouterr().out
+    assert "all       14  cat=7  dog=7" in out
+    assert "labels.csv: line 16 (./cat/0.png): listed again, counted once" in out
+    with pytest.warns(UserWarning, match="listed again"):
+        data = load_dataset("Custom", "mine", img_size=SIZE, cache_dir=tmp_path / "cache")
+    files = data.splits["train"].files + data.splits["test"].files
+    assert len(files) == 14 and {"cat/6.png", "dog/6.png"} <= set(files)
+
+
 def test_the_fingerprint_names_a_file_that_stopped_being_usable(copy_of):
     root = copy_of("BRISC2025")
     listing = discover("BRISC2025", root)
