@@ -121,6 +121,10 @@ def audit_command(dataset: str, root: str, out: str | None, channels: int = 1) -
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"{dataset} at {found['root']}: {found['images']} images")
+    if found["left_out"]:
+        print(f"  {len(found['left_out'])} problem file(s):")
+        for path, why in found["left_out"]:
+            print(f"    {_shown(path)}: {why}")
     print(
         f"  {found['pairs']} duplicate pair(s) ({found['exact_pairs']} byte-identical), in "
         f"{found['duplicate_groups']} group(s) holding {found['images_in_groups']} image(s)"

@@ -525,6 +525,13 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
         parts.append(part)
     features = Features.concatenate(parts)
     keep = np.flatnonzero(features.usable)
+    # what the audit left out, in the sentences `check` prints: the listing's problems, then
+    # each image that does not decode, with decoding's own reason (a few files: cheap)
+    left_out = [(str(path), why) for path, why in listing.problems]
+    left_out += [
+        (str(entries[i][1]), _unusable_reason(entries[i][1]))
+        for i in np.flatnonzero(~features.usable)
+    ]
     kept = features.take(keep)
     counts: dict = {}
     scored = {(i, j): s for i, j, s in near_pairs(kept, progress="audit", counts=counts)}
@@ -560,4 +567,16 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
         "min_similarity": MIN_SIMILARITY,
         "candidate_pairs": counts["candidates"],
         "distinct_pairs": len(keep) * (len(keep) - 1) // 2,
+        "left_out": left_out,
     }
+
+
+def _unusable_reason(path: Path) -> str:
+    """Why decoding refuses `path` (data_setup.decode's sentence, as check and loading say)."""
+    from data_setup.decode import BadImage, decode_image
+
+    try:
+        decode_image(path, (THUMB, THUMB), 1)
+    except BadImage as error:
+        return str(error)
+    return "not decodable"

@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from data_setup.decode import pixels_problem
+
 THUMB = 64
 FEATURES_VERSION = 2  # bump when the thumbnail changes; 2: a checksum, checked on every read
 _ARRAYS = ("files", "thumbs", "digests", "usable")  # and "checksum", of these four
@@ -96,6 +98,8 @@ def features_of_files(paths, workers: int | None = None, desc: str = "audit feat
             data = np.fromfile(path, dtype=np.uint8)
         except OSError:
             return None, ""
+        if len(data) and pixels_problem(data):  # refused as decoding refuses it (data_setup.decode)
+            return None, hashlib.sha256(data.tobytes()).hexdigest()
         # Reduced decoding: a JPEG decodes straight to ½, ¼ or ⅛ size (much faster for
         # 2000 px films); the thumbnail is far smaller than any of them.
         image = None

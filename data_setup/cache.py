@@ -37,7 +37,7 @@ from data_setup.files import (
     remove_stale_temps,
     write_json_atomic,
 )
-from data_setup.layouts import Listing
+from data_setup.layouts import DatasetError, Listing, file_problem
 
 CACHE_VERSION = 4  # 2: damaged files are decoded and recorded; 3: decoder warnings are damage;
 # 4: the header records shape, labels digest and content checksum, checked on every load
@@ -87,14 +87,22 @@ def default_cache_dir() -> Path:
 
 
 def files_fingerprint(items: list[tuple[Path, int]], root: Path) -> str:
-    """A split's identity: each file's path (relative to root), label, size and mtime."""
+    """A split's identity: each file's path (relative to root), label, size and mtime.
+
+    `items` come from discover, which keeps only usable files (layouts.file_problem); one that
+    stopped being usable since (removed, replaced by a link) is named, never a traceback."""
     digest = hashlib.sha256()
     for path, label in items:
-        stat = path.stat()
+        try:
+            stat = path.stat()
+            name = path.relative_to(root)
+        except (OSError, ValueError) as error:
+            why = file_problem(path, root) or (getattr(error, "strerror", None) or str(error))
+            raise DatasetError(
+                f"{path}: {why}; it changed since the dataset was listed: run again"
+            ) from None
         digest.update(
-            f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode(
-                errors="surrogateescape"
-            )
+            f"{name}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode(errors="surrogateescape")
         )
     return digest.hexdigest()[:16]
 

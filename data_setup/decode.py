@@ -2,16 +2,28 @@
 
 The paper's preprocessing up to the float scale (OpenCV: gray or RGB, area-resized, uint8) for
 the decode cache (data_setup.cache), `check` and predict; every file OpenCV decodes is used, as
-in the paper, and damage_of only says why one may still be damaged.
+in the paper, and damage_of only says why one may still be damaged. A header claiming more than
+MAX_IMAGE_PIXELS is refused by name before decoding (pixels_problem).
 """
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
+
+# The most pixels (width × height) a file's header may claim; a larger image is refused by name
+# before OpenCV sees it. Real medical images stay far below it (chest films up to ~3,000 px a
+# side, digitised mammograms up to ~5,000 × 7,000), while OpenCV's own limit (2^30 pixels)
+# would let one hostile 117 KB PNG claiming 60000×60000 take gigabytes per decode worker, and
+# stops a larger one with an assertion that names no file. 8192² also stays below Pillow's
+# warning level (89.5 megapixels): no image the kit uses makes Pillow warn (one claiming 89.5 to
+# 179 megapixels is refused here, after Pillow's one-line warning; more, Pillow refuses too).
+MAX_IMAGE_PIXELS = 8192 * 8192
 
 
 class BadImage(Exception):
@@ -95,6 +107,34 @@ def damage_of(data: np.ndarray) -> str | None:
     return None
 
 
+def _claimed_pixels(message: str) -> str:
+    """The pixel count in Pillow's DecompressionBombError message, as the kit writes numbers."""
+    found = re.search(r"\((\d+) pixels\)", message)
+    return f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow opens"
+
+
+def pixels_problem(data: np.ndarray) -> str | None:
+    """Why these bytes are refused before decoding (their header claims more than
+    MAX_IMAGE_PIXELS), or None. Pillow reads the header only (every format the kit lists and
+    more); bytes Pillow does not know are left to OpenCV, whose own refusal decode_bytes turns
+    into a BadImage. Decode workers call this in parallel: it keeps no shared state."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+    except Image.DecompressionBombError as error:  # far over Pillow's own limit, and ours
+        claimed = _claimed_pixels(str(error))
+    except Exception:  # not an image Pillow reads (or a damaged header): OpenCV judges it
+        return None
+    else:
+        if width * height <= MAX_IMAGE_PIXELS:
+            return None
+        claimed = f"{width}×{height} pixels"
+    return (
+        f"its header claims {claimed}, more than the {MAX_IMAGE_PIXELS:,} the kit decodes "
+        "(data_setup.decode.MAX_IMAGE_PIXELS)"
+    )
+
+
 def read_bytes(path: Path) -> np.ndarray:
     try:
         data = np.fromfile(path, dtype=np.uint8)  # bytes first: works for any path encoding
@@ -108,12 +148,18 @@ def read_bytes(path: Path) -> np.ndarray:
 def decode_bytes(data: np.ndarray, size_hw: tuple[int, int], channels: int, path: Path):
     """decode_image of a file's bytes already read (read_bytes), so that damage_of can judge the
     same bytes; `path` is the file they came from."""
+    if why := pixels_problem(data):
+        raise BadImage(why)
     flags = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    image = cv2.imdecode(data, flags)
-    if image is None:
-        # The paper read files with cv2.imread, whose file decoder still returns a cut-off
-        # JPEG (imdecode on the same bytes refuses it): use what the paper used.
-        image = cv2.imread(str(path), flags)
+    try:
+        image = cv2.imdecode(data, flags)
+        if image is None:
+            # The paper read files with cv2.imread, whose file decoder still returns a cut-off
+            # JPEG (imdecode on the same bytes refuses it): use what the paper used.
+            image = cv2.imread(str(path), flags)
+    except cv2.error as error:  # OpenCV's own limits, for a format Pillow does not read
+        what = f"its check {error.err} failed" if error.code == cv2.Error.StsAssert else error.err
+        raise BadImage(f"OpenCV refused to decode it ({what})") from None
     if image is None:
         raise BadImage("not a decodable image")
     if channels == 3:

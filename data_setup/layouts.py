@@ -9,7 +9,10 @@ detects which layout your folder has). Everything odd found on the way is kept i
 from __future__ import annotations
 
 import csv
+import errno
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from data_setup.datasets import DatasetInfo, dataset_info
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 SEARCH_DEPTH = 3  # how far below the given root the dataset folder may sit
 IGNORED_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
+NO_SUCH_FILE = "no such file"  # file_problem's answer for a name with nothing behind it
 
 
 class DatasetError(ValueError):
@@ -36,6 +40,39 @@ class Listing:
 
 def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def spelled_from(root: Path, path: Path) -> Path | None:
+    """`path` as root / its part below root ('..' and an absolute spelling resolved on the names
+    as written, links not followed), or None when it lies outside root."""
+    absolute, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    return root / absolute.relative_to(base) if absolute.is_relative_to(base) else None
+
+
+def file_problem(path: Path, root: Path | None = None) -> str | None:
+    """Why `path` cannot be used as an image file, or None: the kit's one definition of a usable
+    file on disk. discover() applies it to every file it lists, so `check`, loading, the cache's
+    fingerprint and the audit see the same files and print the same sentence; s3f-predict
+    applies it to each input (without a `root`). Usable: inside the dataset folder `root`
+    (judged on the path as listed, so a dataset or class folder linked in from another disk
+    still works, while a CSV row naming /elsewhere or ../.. does not), and a regular file once
+    symbolic links are followed (not a link that loops or points nowhere, not a FIFO that would
+    block a reader). What needs the file's bytes (empty, not decodable, a header over
+    data_setup.decode.MAX_IMAGE_PIXELS) is judged where they are read, so listing a dataset
+    reads no image."""
+    if root is not None and spelled_from(root, path) is None:
+        return f"outside the dataset folder {root}; only files inside it are used"
+    try:
+        mode = os.stat(path).st_mode  # follows symbolic links
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link that loops (it never reaches a file)"
+        if error.errno == errno.ENOENT:
+            return "a symbolic link to a missing file" if path.is_symlink() else NO_SUCH_FILE
+        return f"unreadable ({error.strerror or error})"
+    if not stat.S_ISREG(mode):
+        return "a folder, not an image file" if stat.S_ISDIR(mode) else "not a regular file"
+    return None
 
 
 def _utf8_problem(path: Path) -> str | None:
@@ -138,12 +175,18 @@ def _list_class_folders(folder: Path, info: DatasetInfo, listing: Listing, split
                 listing.problems.append((path, "not an image file (ignored)"))
             elif info.ignore_stem and info.ignore_stem in path.stem:
                 listing.ignored_masks += 1  # segmentation masks are never classified
+            elif why := file_problem(path, listing.root):
+                listing.problems.append((path, f"{why} (skipped)"))
             elif why := _utf8_problem(path):
                 listing.problems.append((path, why))
             else:
                 items.append((path, label))
     if not items:
-        raise DatasetError(f"{folder}: split '{split_name}' has no images; expected {info.layout}")
+        reasons = [f"{p.name}: {why}" for p, why in listing.problems if p.parent.parent == folder]
+        raise DatasetError(
+            f"{folder}: split '{split_name}' has no images; expected {info.layout}"
+            + ("; e.g. " + "; ".join(reasons[:3]) if reasons else "")
+        )
     return items
 
 
@@ -192,9 +235,14 @@ def _read_ham_csv(csv_path: Path, image_dir: Path, info: DatasetInfo, listing: L
                 (csv_path, f"line {line_no} ({image_id}): not a one-hot label, skipped")
             )
             continue
-        if not path.is_file():
+        if (why := file_problem(path, listing.root)) == NO_SUCH_FILE:
             listing.problems.append(
                 (path, f"listed in {csv_path.name} line {line_no} but missing, skipped")
+            )
+            continue
+        if why:
+            listing.problems.append(
+                (path, f"listed in {csv_path.name} line {line_no}: {why} (skipped)")
             )
             continue
         items.append((path, onehot.index(1.0)))
@@ -270,6 +318,7 @@ def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[st
         if not row or not row[0].strip():
             continue
         file = folder / row[0].strip()
+        file = spelled_from(folder, file) or file  # one spelling per file: ./a, b/../a, /…/a
         written = row[1].strip() if len(row) > 1 else ""
         label = class_label(written)
         spellings.setdefault(label, set()).add(written)
@@ -285,8 +334,10 @@ def read_label_csv(folder: Path, info: DatasetInfo, listing: Listing) -> dict[st
             listing.problems.append((path, f"line {line}: unknown label {label!r}, skipped"))
         elif has_split and split not in ("train", "test"):
             listing.problems.append((path, f"line {line}: split must be train or test, skipped"))
-        elif not file.is_file():
+        elif (why := file_problem(file, listing.root)) == NO_SUCH_FILE:
             listing.problems.append((file, f"listed in {path.name} line {line} but missing"))
+        elif why:
+            listing.problems.append((file, f"listed in {path.name} line {line}: {why} (skipped)"))
         elif why := _utf8_problem(file):
             listing.problems.append((file, why))
         else:

@@ -1,10 +1,13 @@
-"""Small builders shared by tests: run folders, and finding a test's leftover processes."""
+"""Small builders shared by tests: run folders, planted images, and finding a test's leftover
+processes."""
 
 import contextlib
 import graphlib
 import json
 import signal
+import struct
 import subprocess
+import zlib
 
 from data_setup.datasets import DATASETS
 from tests import paper_format
@@ -96,3 +99,18 @@ def assert_acyclic(graph: dict[str, set[str]]) -> None:
     except graphlib.CycleError as error:
         cycle = reversed(error.args[1])  # graphlib lists dependencies first
         raise AssertionError(f"import cycle: {' imports '.join(cycle)}") from None
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small, well-formed PNG (a few KB) whose header claims width × height gray pixels: only
+    its first rows are there, as in a planted file that claims far more than it holds."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (width + 1) * 4, 9)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )

@@ -1,6 +1,8 @@
 """Prediction on new images (s3f_predict): same preprocessing as training, per-file errors."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +21,7 @@ from s3f_kit import releases as s3f_releases
 from s3f_kit.apply import predict as s3f_predict
 from s3f_kit.releases import Release
 from tests import paper_format
-from tests.helpers import run_folder
+from tests.helpers import png_claiming, run_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -167,6 +169,35 @@ def test_bad_files_are_reported_and_the_rest_predicted(runs, images, tmp_path, c
     printed = capsys.readouterr().out
     assert f"{bad / 'empty.jpg'}: not predicted: empty file (0 bytes)" in printed
     assert "predicted 2 of 7 file(s)" in printed and "5 failed" in printed
+
+
+def test_an_oversized_header_and_a_looping_link_get_error_rows_and_the_csv(
+    runs, images, tmp_path, capsys
+):
+    """Issue 31.4: a header claiming 60000×60000 crashed predict (no CSV for the good images);
+    a looping link in a searched folder was dropped without a word."""
+    from data_setup.decode import pixels_problem
+
+    run_dir, model = runs["gray"]
+    folder = tmp_path / "scans"
+    shutil.copytree(images, folder)
+    big, loop = folder / "a" / "big.png", folder / "a" / "loop.png"
+    big.write_bytes(png_claiming(60000, 60000))
+    os.symlink(loop.name, loop)
+    out = tmp_path / "p.csv"
+    assert s3f_predict.main([str(run_dir), str(folder), "--out", str(out)]) == 1
+    frame = pd.read_csv(out, keep_default_na=False).set_index("file")
+    why = pixels_problem(np.fromfile(big, np.uint8))
+    assert frame.loc[str(big), "error"] == why
+    assert frame.loc[str(loop), "error"] == "a symbolic link that loops (it never reaches a file)"
+    good = sorted(p for p in folder.rglob("*.*") if p.suffix != ".txt" and p not in (big, loop))
+    assert len(good) == 4 and (frame.loc[list(map(str, good)), "error"] == "").all()
+    names = DATASETS["BRISC2025"].class_names
+    probs = frame.loc[list(map(str, good)), [f"prob_{n}" for n in names]].to_numpy(float)
+    np.testing.assert_allclose(probs, _expected(model, good, (16, 16), 1), rtol=1e-5, atol=1e-6)
+    printed = capsys.readouterr().out
+    assert f"{big}: not predicted: {why}" in printed
+    assert "predicted 4 of 6 file(s)" in printed
 
 
 def test_release_name_uses_the_registry_preprocessing(tmp_path, monkeypatch, images, keras):

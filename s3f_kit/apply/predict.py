@@ -139,7 +139,8 @@ def collect_files(inputs) -> tuple[list[Path], list[str]]:
         if not path.is_dir():
             files.append(path)
             continue
-        found = sorted(p for p in path.rglob("*") if p.is_file())
+        # every entry but folders: a link that loops or points nowhere gets its error row
+        found = sorted(p for p in path.rglob("*") if not p.is_dir())
         images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
         if len(images) < len(found):
             notes.append(
@@ -154,12 +155,14 @@ def collect_files(inputs) -> tuple[list[Path], list[str]]:
 def load_image(path, prep: Preprocessing) -> np.ndarray:
     """(H, W, C) float32 in [0, 1], exactly as training prepared its images.
 
-    Raises ValueError naming the problem for a missing, unreadable or undecodable file."""
+    Raises ValueError naming the problem for a missing, unreadable or undecodable file, or one
+    whose header claims more than data_setup.decode.MAX_IMAGE_PIXELS."""
+    from data_setup.layouts import file_problem
     from data_setup.loading import BadImage, decode_image
 
     path = Path(path)
-    if not path.is_file():
-        raise ValueError("no such file" if not path.exists() else "not a regular file")
+    if why := file_problem(path):  # the definition of a usable file that training applies
+        raise ValueError(why)
     try:
         image = decode_image(path, prep.image_size, prep.channels)
     except BadImage as error:
