@@ -217,10 +217,10 @@ def test_gpus_are_handed_out_one_per_running_notebook(tmp_path, monkeypatch):
         return None
 
     monkeypatch.setattr(s3f_jobs, "execute_job", execute)
-    monkeypatch.setattr(s3f_jobs, "count_gpus", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # the GPUs this sweep may use
     jobs = s3f_sweep.plan_training(BUSI[:1], True, None, {}, tmp_path, [1, 2, 3, 4])
     assert s3f_sweep.run_jobs(jobs, 4, "t", poll_s=0.05) == []
-    assert sorted(seen) == [0, 0, 1, 1]
+    assert sorted(seen) == ["2", "2", "3", "3"]  # those, not the machine's first two
 
 
 def test_progress_status_reads_each_runs_progress_file(tmp_path):

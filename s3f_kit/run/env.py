@@ -55,6 +55,46 @@ def apply_deterministic_settings(environ=os.environ) -> bool:
     return True
 
 
+# On a GPU, S3F_DETERMINISTIC=1 also turns on TensorFlow's op determinism (on a CPU the kit
+# always does, for the same metrics from the same seed). TensorFlow then refuses, at run time, an op
+# that has no deterministic GPU kernel; DeterminismError says why and how to turn it off.
+DETERMINISM_OFF_HINT = (
+    f"{DETERMINISTIC_ENV}=1 turned on TensorFlow's op determinism, which has no deterministic GPU "
+    f"kernel for this op; run with {DETERMINISTIC_ENV}=0 (set before Python starts) to train "
+    "on this GPU without bit-identical results"
+)
+
+
+class DeterminismError(RuntimeError):
+    """An op without a deterministic GPU kernel under S3F_DETERMINISTIC=1 (TensorFlow's error
+    is its __cause__)."""
+
+
+def apply_op_determinism() -> bool:
+    """Turn TensorFlow's op determinism on: always on a CPU (the same seed gives the same
+    metrics), on a GPU only under S3F_DETERMINISTIC (deterministic GPU kernels are slower, and
+    TensorFlow refuses the ops that have none). Returns whether it is on now."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU") and not deterministic_requested():
+        return bool(_op_determinism_enabled())
+    tf.config.experimental.enable_op_determinism()
+    return True
+
+
+def determinism_error(error: BaseException) -> DeterminismError | None:
+    """TensorFlow's refusal of an op without a deterministic kernel, explained (raise it from
+    error); None for any other error, or where S3F_DETERMINISTIC did not ask for determinism."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(error, tf.errors.OpError) or not deterministic_requested():
+        return None
+    message = (error.message or str(error)).strip()
+    if "determinis" not in message.lower() or not _op_determinism_enabled():
+        return None
+    first = message.splitlines()[0] if message else type(error).__name__
+    return DeterminismError(f"{first} — {DETERMINISM_OFF_HINT}")
+
+
 def _cpu_info() -> tuple[str, list[str]]:
     """CPU model name and its flags (Linux /proc/cpuinfo; elsewhere platform's name only)."""
     model, flags = platform.processor() or platform.machine(), []
@@ -87,6 +127,15 @@ def _op_determinism_enabled() -> bool | None:
     return bool(getter()) if getter else None
 
 
+def _gpu_libraries(gpu: bool) -> dict:
+    if not gpu:
+        return {}
+    import tensorflow as tf
+
+    info = tf.sysconfig.get_build_info()
+    return {"cuda": info.get("cuda_version"), "cudnn": info.get("cudnn_version")}
+
+
 def environment_record() -> dict:
     """What decides whether another machine reproduces a run bit for bit (metrics.json)."""
     import keras
@@ -111,6 +160,8 @@ def environment_record() -> dict:
         or int(os.environ.get("TF_NUM_INTEROP_THREADS") or 0)
         or cores,
         "op_determinism": _op_determinism_enabled(),
+        # on a GPU the CUDA and cuDNN builds pick the kernels, so they decide reproducibility too
+        **_gpu_libraries(bool(gpus)),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,

@@ -31,12 +31,11 @@ from pathlib import Path
 
 # isort: off
 # first: S3F_DETERMINISTIC applies before TensorFlow starts
-from s3f_kit.run import env as s3f_env  # noqa: F401
+from s3f_kit.run import env as s3f_env
 
 # isort: on
 import keras
 import numpy as np
-import tensorflow as tf
 
 import s3f_common
 from data_setup import load_dataset
@@ -137,10 +136,9 @@ class Run(RunConfig):
         self.weights_used = None
 
     def load_data(self):
-        # Deterministic runs on CPU: same seed → same metrics.
+        # Deterministic runs on CPU, and on a GPU under S3F_DETERMINISTIC: same seed → same metrics.
         keras.utils.set_random_seed(self.seed)
-        if not tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.enable_op_determinism()
+        s3f_env.apply_op_determinism()
         dataset = self.spec.dataset
         if self.demo:
             demo_set = s3f_experiments.CUSTOM_DEMO_DATASET if self.custom else dataset
@@ -318,6 +316,9 @@ class Run(RunConfig):
             if is_disk_full(error) and not isinstance(error, DiskFullError):
                 _drop_damaged(self.run_dir / "checkpoint.keras")  # Keras writes it in place
                 raise disk_full_error(self.run_dir, "the training checkpoint") from error
+            explained = s3f_env.determinism_error(error)  # an op S3F_DETERMINISTIC cannot run
+            if explained is not None:
+                raise explained from error
             raise
         self.history = resume.history or fit.history
         losses = np.asarray(self.history.get("loss", []), dtype=float)

@@ -3,8 +3,9 @@
     python -m s3f_kit.sweep --data-root /shared/data --output /shared/runs --cluster auto
     python -m s3f_kit.sweep --demo --cluster local      # start a one-machine cluster here
 
-Ray schedules the tasks: one GPU per task when the cluster has GPUs (Ray sets
-CUDA_VISIBLE_DEVICES for it), else one CPU. A task runs the same child process as the local
+Ray schedules the tasks: exactly one GPU per task when the cluster has GPUs, else one CPU and
+no GPU. The task pins its notebook to the GPU Ray gave it, or hides every GPU from a CPU task:
+Ray no longer does the latter itself (task_gpu). A task runs the same child process as the local
 sweep (s3f_jobs.execute_job), so resume, failure isolation, the changed-parameter check and the
 live progress line behave alike; --output must be a folder every node sees at the same path.
 A task whose worker dies is retried (--retries, default 1), then reported failed; its run folder
@@ -34,8 +35,26 @@ def import_ray():
     return ray
 
 
+def task_options(gpus: int) -> dict:
+    """What each task asks Ray for: exactly one GPU on a cluster with GPUs, else one CPU."""
+    return {"num_gpus": 1} if gpus else {"num_cpus": 1, "num_gpus": 0}
+
+
+def task_gpu() -> str:
+    """Inside a Ray task: the CUDA_VISIBLE_DEVICES its notebook gets. The one GPU Ray assigned
+    to it, or HIDE_GPUS for a task that asked for none: Ray no longer sets "" then (ray-project/
+    ray#54868; RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO=1 restores the old way), so the task would
+    inherit its node's GPUs and TensorFlow would take the memory of all of them."""
+    ray = import_ray()
+    ids = [str(i) for i in ray.get_gpu_ids()]
+    if len(ids) > 1:  # task_options asks for one; a second would sit idle
+        raise SweepError(f"a sweep task was given {len(ids)} GPUs ({','.join(ids)}), not one")
+    return ids[0] if ids else s3f_jobs.HIDE_GPUS
+
+
 def run_on_worker(job: Job) -> str | None:
-    """Body of the Ray task: note where it runs (attempts count up), then run the notebook."""
+    """Body of the Ray task: note where it runs (attempts count up), then run the notebook on
+    the task's GPU, or on no GPU."""
     task_file = job.run_dir / TASK_FILE
     job.run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -46,7 +65,7 @@ def run_on_worker(job: Job) -> str | None:
     from data_setup.files import write_json_atomic
 
     write_json_atomic(task_file, {"attempts": attempts})
-    return s3f_jobs.execute_job(job)
+    return s3f_jobs.execute_job(job, gpu=task_gpu())
 
 
 class ClusterRunner:
@@ -92,7 +111,7 @@ class ClusterRunner:
         from tqdm.auto import tqdm
 
         ray = self.ray
-        resources = {"num_gpus": 1} if self.gpus else {"num_cpus": 1}
+        resources = task_options(self.gpus)
         refs = {
             self.task.options(max_retries=self.retries, **resources).remote(job): job
             for job in todo

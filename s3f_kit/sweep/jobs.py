@@ -43,16 +43,48 @@ class SweepInterrupted(Exception):  # noqa: N818  (not an error: the user presse
         self.finished, self.unfinished = finished, unfinished
 
 
-def count_gpus() -> int:
-    """GPUs visible to child processes, without importing TensorFlow here."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+# CUDA_VISIBLE_DEVICES that hides every GPU from a child process and its kernels.
+HIDE_GPUS = ""
+
+
+def visible_gpus(environ=os.environ) -> list[str]:
+    """The IDs of the GPUs this process may hand to its children, without importing TensorFlow:
+    the entries of CUDA_VISIBLE_DEVICES where it is set (indexes, UUIDs or MIG names, in the
+    terms its children understand: CUDA_VISIBLE_DEVICES=2,3 gives "2" and "3", not 0 and 1),
+    else every GPU nvidia-smi lists."""
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+        ids = []
+        for entry in (e.strip() for e in visible.split(",")):
+            if not entry or entry.startswith("-"):  # CUDA stops at the first invalid entry
+                break
+            ids.append(entry)
+        return ids
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
-        return 0
-    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+        return []
+    count = sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+    return [str(index) for index in range(count)]
+
+
+def count_gpus() -> int:
+    """GPUs visible to child processes, without importing TensorFlow here."""
+    return len(visible_gpus())
+
+
+def worker_environment(gpu: str | int | None = None, environ=os.environ) -> dict:
+    """The environment of a NotebookWorker's process and its kernels: the kit importable, and
+    gpu (an ID of visible_gpus) its only GPU; HIDE_GPUS hides every GPU; None keeps what this
+    process sees. A cluster's CPU task must hide them itself: Ray no longer sets
+    CUDA_VISIBLE_DEVICES="" for a task that asks for no GPU (ray-project/ray#54868; Ray 2.60
+    here), and TensorFlow would then take every GPU of the node."""
+    env = dict(environ)
+    # Kernels import the kit this sweep runs from.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    return env
 
 
 # --------------------------------------------------------------------------- what to run
@@ -125,19 +157,16 @@ _LIVE_LOCK = threading.Lock()
 class NotebookWorker:
     """A `python -m s3f_kit.sweep.worker` child process that runs jobs one after another in one kept
     kernel (keep_kernel=False: a new kernel per notebook); gpu pins it and its kernels to one
-    GPU. The process starts on first use and again after it died."""
+    GPU, or hides them all (HIDE_GPUS; see worker_environment). The process starts on first use
+    and again after it died."""
 
-    def __init__(self, gpu: int | None = None, keep_kernel: bool = True):
+    def __init__(self, gpu: str | int | None = None, keep_kernel: bool = True):
         self.gpu, self.keep_kernel = gpu, keep_kernel
         self.process: subprocess.Popen | None = None
         self._log = None  # the worker's and its kernels' stderr; each job's share → sweep.log
 
     def _start(self) -> None:
-        env = dict(os.environ)
-        # Kernels import the kit this sweep runs from.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        if self.gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = str(self.gpu)
+        env = worker_environment(self.gpu)
         # Written through the child's descriptors only; read here with os.pread (no seeking).
         self._log = tempfile.TemporaryFile(prefix="s3f-worker-")
         self.process = subprocess.Popen(
@@ -233,16 +262,18 @@ class NotebookWorker:
         self.close()
 
 
-def execute_job(job: Job, worker: NotebookWorker | None = None) -> str | None:
+def execute_job(
+    job: Job, worker: NotebookWorker | None = None, gpu: str | int | None = None
+) -> str | None:
     """Run one notebook in worker, or without one in a worker of its own with a new kernel (a
-    cluster task); returns an error line or None."""
+    cluster task; gpu as NotebookWorker's); returns an error line or None."""
     if worker is not None:
         return worker.run(job)
-    with NotebookWorker(keep_kernel=False) as one_off:
+    with NotebookWorker(gpu=gpu, keep_kernel=False) as one_off:
         return one_off.run(job)
 
 
-def run_device(job: Job, gpu: int | None) -> str:
+def run_device(job: Job, gpu: str | int | None) -> str:
     """' on GPU (NVIDIA T4)' / ' on CPU': the device the run's metrics.json records (the
     notebook's own view), else the GPU index the worker was pinned to."""
     try:
@@ -295,13 +326,14 @@ def run_jobs(
     """Run jobs `parallel` at a time, each slot a NotebookWorker (one GPU each when GPUs are
     visible; keep_kernels=False: a new kernel per notebook); returns failures as (job, message).
     Ctrl-C stops the running notebooks and the queue: SweepInterrupted."""
-    gpus = count_gpus()
+    gpus = visible_gpus()
     parallel = max(1, parallel)
-    if gpus and parallel > gpus:
-        print(f"  {parallel} jobs but {gpus} GPUs: running {gpus} at a time, one GPU each")
-        parallel = gpus
+    if gpus and parallel > len(gpus):
+        count = len(gpus)
+        print(f"  {parallel} jobs but {count} GPUs: running {count} at a time, one GPU each")
+        parallel = count
     slots = [
-        NotebookWorker(gpu=index if gpus else None, keep_kernel=keep_kernels)
+        NotebookWorker(gpu=gpus[index] if gpus else None, keep_kernel=keep_kernels)
         for index in range(parallel)
     ]
     free_workers: Queue = Queue()
