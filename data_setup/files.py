@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary name in the same folder, then a rename.
 
 A reader (or a resumed sweep) never sees a half-written file, whatever interrupts the writer.
+Output folders may be shared, so a fixed name there (a temp name, a lock file) is never
+followed when it is a symbolic link (open_regular).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,6 +45,62 @@ def disk_full_error(folder, what: str, needed: int | None = None) -> DiskFullErr
     return error
 
 
+class UnsafeFileError(OSError):
+    """A fixed name the kit opens in a folder others may write to is a symbolic link, a folder
+    or some other non-regular file, or a hard link: opening it could empty another file."""
+
+
+def open_regular(path, flags: int, what: str, mode: int = 0o644) -> int:
+    """os.open for a fixed name in a shared folder (a lock file, a temp file): a symbolic link
+    is never followed (O_NOFOLLOW), a FIFO never blocks the open (O_NONBLOCK), and anything but
+    a regular file with a single link is refused with one UnsafeFileError naming it. Without
+    this a planted `.s3f.lock -> ~/thesis.tex` makes the next lock holder truncate the thesis."""
+    path = Path(path)
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.EEXIST) and path.is_symlink():
+            problem = "a symbolic link"
+        elif error.errno == errno.EISDIR:
+            problem = "a folder"
+        elif error.errno == errno.EEXIST:
+            problem = "already there (something else created it)"
+        else:
+            raise
+        raise unsafe_file_error(path, what, problem) from None
+    info = os.fstat(fd)
+    problem = (
+        "a folder"
+        if stat.S_ISDIR(info.st_mode)
+        else "not a regular file"
+        if not stat.S_ISREG(info.st_mode)
+        else f"a hard link ({info.st_nlink} names for one file)"
+        if info.st_nlink > 1
+        else ""
+    )
+    if problem:
+        os.close(fd)
+        raise unsafe_file_error(path, what, problem)
+    return fd
+
+
+def unsafe_file_error(path, what: str, problem: str) -> UnsafeFileError:
+    return UnsafeFileError(
+        errno.EPERM,
+        f"{path}: {what} is {problem}, so the kit refuses to open it (it could point at another "
+        "file and empty it); remove it and run again",
+    )
+
+
+def _remove(path: Path) -> None:
+    """Delete `path` whatever it is, never following a symbolic link (the link goes, not what
+    it points to)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def temp_name(path) -> Path:
     """The temporary name `path` is written under: hidden, in the same folder, with this
     process id (remove_stale_temps collects it once the writer is gone) and the same suffix
@@ -64,25 +123,36 @@ def atomic_path(path, what: str = "", needed: int | None = None):
     tmp = temp_name(path)
     if needed is None and path.is_file():
         needed = path.stat().st_size
+    # Whatever is at the temp name already (a killed writer that had our pid, or a link planted
+    # there to redirect the write) goes first: it is unlinked, never followed.
+    _remove(tmp)
     try:
         yield tmp
+        if tmp.is_symlink():  # swapped in while a writer that takes a name was writing
+            raise unsafe_file_error(tmp, f"the temporary file of {path.name}", "a symbolic link")
         os.replace(tmp, path)
     except Exception as error:
         if is_disk_full(error) and not isinstance(error, DiskFullError):
             raise disk_full_error(path.parent, what or path.name, needed) from error
         raise
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+        _remove(tmp)
 
 
 def write_atomic(path, data: bytes | str) -> Path:
     path = Path(path)
     data = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_path(path, needed=len(data)) as tmp:
-        tmp.write_bytes(data)
+        # O_EXCL: a file (or link) that appeared at the temp name since atomic_path cleared it
+        # is refused rather than written through
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        fd = open_regular(tmp, flags, f"the temporary file of {path.name}", 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
     return path
 
 
@@ -108,6 +178,7 @@ def ensure_writable_dir(folder) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-probe.{os.getpid()}.tmp"
+        _remove(probe)  # a link planted at the probe's name is not written through
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
@@ -157,9 +228,6 @@ def remove_stale_temps(folder) -> list[Path]:
         pid = int(next(g for g in match.groups() if g))
         if pid == os.getpid() or _alive(pid):
             continue
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        _remove(path)
         removed.append(path)
     return removed
