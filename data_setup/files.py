@@ -85,11 +85,12 @@ def open_regular(path, flags: int, what: str, mode: int = 0o644) -> int:
 
 
 def unsafe_file_error(path, what: str, problem: str) -> UnsafeFileError:
-    return UnsafeFileError(
-        errno.EPERM,
+    error = UnsafeFileError(
         f"{path}: {what} is {problem}, so the kit refuses to open it (it could point at another "
-        "file and empty it); remove it and run again",
+        "file and empty it); remove it and run again"
     )
+    error.errno = errno.EPERM
+    return error
 
 
 def _remove(path: Path) -> None:

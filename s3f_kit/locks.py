@@ -44,7 +44,7 @@ def _open_lock(path: Path, flags: int) -> int:
     try:
         return open_regular(path, flags, "the folder's lock file")
     except UnsafeFileError as error:
-        raise UnsafeLockFile(error.strerror) from None
+        raise UnsafeLockFile(str(error)) from None
 
 
 def describe(holder: dict) -> str:
