@@ -2,12 +2,15 @@
 
 A reader (or a resumed sweep) never sees a half-written file, whatever interrupts the writer.
 Output folders may be shared, so a fixed name there (a temp name, a lock file) is never
-followed when it is a symbolic link (open_regular).
+followed when it is a symbolic link (open_regular), and every CSV the kit writes goes through
+write_csv_atomic, which keeps a spreadsheet from running a class name as a formula.
 """
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import json
 import os
 import re
@@ -159,6 +162,86 @@ def write_atomic(path, data: bytes | str) -> Path:
 
 def write_json_atomic(path, payload) -> Path:
     return write_atomic(path, json.dumps(payload, indent=1))
+
+
+# --------------------------------------------------------------------------- CSV cells
+# A class name comes from a labels CSV or a preprocessing.json someone else wrote; in a CSV
+# cell, `=cmd|' /C calc'!A0` or `+HYPERLINK(...)` would be a live formula once the file is
+# opened in a spreadsheet. The kit writes such a text cell with one leading single quote (the
+# usual convention: spreadsheets show the text, and users know it), and its own readers take
+# the quote off again (csv_text), so every name round-trips exactly. Numbers are not text:
+# -9.72 stays a number, in a numeric column or written as text.
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _formula_like(text: str) -> bool:
+    """Whether `text`, past any leading quotes, starts as a formula would. Counting the quotes
+    makes quoting reversible: a name that itself starts with `'=` is written `''=`."""
+    rest = text.lstrip("'")
+    return rest[:1] in FORMULA_STARTS and not _NUMBER.fullmatch(rest)
+
+
+def csv_cell(value):
+    """`value` as the kit writes it into a CSV cell (non-text values unchanged)."""
+    return "'" + value if isinstance(value, str) and _formula_like(value) else value
+
+
+def csv_text(value):
+    """The original text of a cell the kit wrote with csv_cell (the inverse; anything else
+    unchanged)."""
+    if isinstance(value, str) and value.startswith("'") and _formula_like(value):
+        return value[1:]
+    return value
+
+
+def _text_columns(frame, convert):
+    """A copy of a pandas DataFrame with `convert` applied to its text: every object, string or
+    category column, the header and a text index (numeric columns keep their dtype)."""
+    frame = frame.copy()
+    for index in range(frame.shape[1]):
+        column = frame.iloc[:, index]
+        if column.dtype.kind == "O":  # object, pandas' str and category dtypes alike
+            frame.isetitem(index, column.map(convert))
+    frame.columns = [convert(name) for name in frame.columns]
+    if frame.index.dtype.kind == "O":
+        frame.index = frame.index.map(convert)
+    return frame
+
+
+def _has_cr(cells) -> bool:
+    return any(isinstance(cell, str) and "\r" in cell for cell in cells)
+
+
+def write_csv_atomic(path, table, **to_csv) -> Path:
+    """Write a CSV as every CSV of the kit is written: formula-like text neutralised (csv_cell),
+    atomically. `table` is a pandas DataFrame (written by DataFrame.to_csv(**to_csv)) or an
+    iterable of rows, the header first (written by the csv module).
+
+    Python's csv writer (pandas' too) leaves a CR inside a cell unquoted when lines end in LF:
+    a reader, or a spreadsheet, would start a new row there, and `a\r=cmd` would put a live
+    `=cmd` at the start of one. A table with a CR in any text is written with every cell
+    quoted instead."""
+    if hasattr(table, "to_csv"):
+        frame = _text_columns(table, csv_cell)
+        text_cells = [frame.columns, frame.index]
+        text_cells += [frame.iloc[:, i] for i in range(frame.shape[1])]
+        if any(_has_cr(cells) for cells in text_cells if cells.dtype.kind == "O"):
+            to_csv.setdefault("quoting", csv.QUOTE_ALL)
+        text = frame.to_csv(**to_csv)
+    else:
+        rows = [[csv_cell(cell) for cell in row] for row in table]
+        buffer = io.StringIO()
+        quoting = csv.QUOTE_ALL if any(_has_cr(row) for row in rows) else csv.QUOTE_MINIMAL
+        csv.writer(buffer, lineterminator="\n", quoting=quoting).writerows(rows)
+        text = buffer.getvalue()
+    return write_atomic(path, text)
+
+
+def restore_csv_frame(frame):
+    """A DataFrame read back from a CSV of the kit (pandas.read_csv) with its original text."""
+    return _text_columns(frame, csv_text)
 
 
 # --------------------------------------------------------------------------- cache folders

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_setup.files import atomic_path, write_atomic
+from data_setup.files import atomic_path, write_atomic, write_csv_atomic
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit.reports import records as s3f_records
@@ -236,8 +236,8 @@ def build_results(output, results_dir) -> pd.DataFrame:
         return frame
     results_dir.mkdir(parents=True, exist_ok=True)
     demo = any(m.get("demo_data") for m in runs)
-    write_atomic(results_dir / "summary.csv", frame.to_csv(index=False))
-    write_atomic(results_dir / "runs.csv", runs_frame(runs).to_csv(index=False))
+    write_csv_atomic(results_dir / "summary.csv", frame, index=False)
+    write_csv_atomic(results_dir / "runs.csv", runs_frame(runs), index=False)
     for m in runs:
         small = {k: v for k, v in m.items() if k not in ("skipped", "run_dir")}
         target = results_dir / "metrics" / f"{m['run_subdir']}.json"
