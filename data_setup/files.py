@@ -143,6 +143,36 @@ def atomic_path(path, what: str = "", needed: int | None = None):
         _remove(tmp)
 
 
+@contextmanager
+def staged_folder(folder, what: str):
+    """For files that belong together (s3f-results' README, tables, figures and metrics/):
+
+        with staged_folder(results_dir, "the results (README.md, the tables, …)") as work:
+            write_atomic(work / "README.md", ...)
+
+    They are written into a hidden folder inside `folder` and moved into place only once all
+    are written, so a failure (a full disk) leaves the previous set whole, never half old and
+    half new. A full disk becomes one DiskFullError naming `folder` and `what`."""
+    folder = Path(folder)
+    work = folder / f".staged.{os.getpid()}.tmp"  # remove_stale_temps collects a killed one's
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove(work)
+        work.mkdir()
+        yield work
+        staged = sorted(p for p in work.rglob("*") if not p.is_dir())
+        for path in staged:  # the folders first: they may need space, a rename does not
+            (folder / path.relative_to(work)).parent.mkdir(parents=True, exist_ok=True)
+        for path in staged:
+            os.replace(path, folder / path.relative_to(work))
+    except Exception as error:
+        if is_disk_full(error):
+            raise disk_full_error(folder, what) from error
+        raise
+    finally:
+        _remove(work)
+
+
 def write_atomic(path, data: bytes | str) -> Path:
     path = Path(path)
     data = data.encode("utf-8") if isinstance(data, str) else data

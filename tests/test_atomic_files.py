@@ -130,3 +130,32 @@ def test_a_stale_temp_that_is_a_link_is_removed_not_followed(tmp_path):
     stale.symlink_to(kept)
     assert files.remove_stale_temps(tmp_path) == [stale]
     assert not stale.is_symlink() and (kept / "model.keras").read_text() == "weights"
+
+
+def test_s3f_results_on_a_full_disk_says_one_sentence_and_keeps_the_previous_results(
+    tmp_path, monkeypatch, capsys
+):
+    from s3f_kit.reports import results as s3f_results
+    from tests.test_sweep import _fake_run
+
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    _fake_run(runs, "Spatial_BUSI", 42, 0.75)
+    assert s3f_results.main([str(runs), str(results)]) == 0
+    before = {p.relative_to(results): p.read_bytes() for p in results.rglob("*")
+              if p.is_file()}  # fmt: skip
+    _fake_run(runs, "S3F_Concat_BUSI", 42, 0.85)
+    capsys.readouterr()
+    _fills_up_after(monkeypatch, 2)  # summary.csv and runs.csv written, then the disk is full
+    code = s3f_results.main([str(runs), str(results)])
+    monkeypatch.undo()
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    assert error.startswith(
+        f"s3f_results: {results}: the disk is full — the new results (README.md, the tables, "
+        "the figures and metrics/; the previous ones are left as they were) could not be "
+        "written ("
+    )
+    assert error.endswith(FULL_DISK_END + "\n")
+    after = {p.relative_to(results): p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    assert after == before  # not a mix of the old set and half of the new one
+    assert [p.name for p in results.iterdir() if p.name.startswith(".")] == []
