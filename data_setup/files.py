@@ -96,9 +96,10 @@ def unsafe_file_error(path, what: str, problem: str) -> UnsafeFileError:
     return error
 
 
-def _remove(path: Path) -> None:
+def remove_path(path) -> None:
     """Delete `path` whatever it is, never following a symbolic link (the link goes, not what
-    it points to)."""
+    it points to): clear a fixed temp name before a writer that takes a name opens it."""
+    path = Path(path)
     if path.is_symlink() or not path.is_dir():
         path.unlink(missing_ok=True)
     else:
@@ -129,7 +130,7 @@ def atomic_path(path, what: str = "", needed: int | None = None):
         needed = path.stat().st_size
     # Whatever is at the temp name already (a killed writer that had our pid, or a link planted
     # there to redirect the write) goes first: it is unlinked, never followed.
-    _remove(tmp)
+    remove_path(tmp)
     try:
         yield tmp
         if tmp.is_symlink():  # swapped in while a writer that takes a name was writing
@@ -140,7 +141,7 @@ def atomic_path(path, what: str = "", needed: int | None = None):
             raise disk_full_error(path.parent, what or path.name, needed) from error
         raise
     finally:
-        _remove(tmp)
+        remove_path(tmp)
 
 
 @contextmanager
@@ -157,7 +158,7 @@ def staged_folder(folder, what: str):
     work = folder / f".staged.{os.getpid()}.tmp"  # remove_stale_temps collects a killed one's
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _remove(work)
+        remove_path(work)
         work.mkdir()
         yield work
         staged = sorted(p for p in work.rglob("*") if not p.is_dir())
@@ -170,7 +171,7 @@ def staged_folder(folder, what: str):
             raise disk_full_error(folder, what) from error
         raise
     finally:
-        _remove(work)
+        remove_path(work)
 
 
 def write_atomic(path, data: bytes | str) -> Path:
@@ -292,7 +293,7 @@ def ensure_writable_dir(folder) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-probe.{os.getpid()}.tmp"
-        _remove(probe)  # a link planted at the probe's name is not written through
+        remove_path(probe)  # a link planted at the probe's name is not written through
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
@@ -342,6 +343,6 @@ def remove_stale_temps(folder) -> list[Path]:
         pid = int(next(g for g in match.groups() if g))
         if pid == os.getpid() or _alive(pid):
             continue
-        _remove(path)
+        remove_path(path)
         removed.append(path)
     return removed

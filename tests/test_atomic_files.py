@@ -109,7 +109,7 @@ def test_a_link_that_appears_at_the_temp_name_is_refused_in_one_sentence(tmp_pat
     open (O_EXCL, O_NOFOLLOW) refuses it rather than write through it."""
     target = tmp_path / "runs.csv"
     victim = _planted(tmp_path, target)
-    monkeypatch.setattr(files, "_remove", lambda path: None)  # the link survives the clearing
+    monkeypatch.setattr(files, "remove_path", lambda path: None)  # the link survives the clearing
     with pytest.raises(files.UnsafeFileError) as refused:
         files.write_atomic(target, "x")
     assert str(refused.value) == (
@@ -159,3 +159,22 @@ def test_s3f_results_on_a_full_disk_says_one_sentence_and_keeps_the_previous_res
     after = {p.relative_to(results): p.read_bytes() for p in results.rglob("*") if p.is_file()}
     assert after == before  # not a mix of the old set and half of the new one
     assert [p.name for p in results.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_link_planted_at_the_decode_caches_temp_name_is_not_written_through(tmp_path):
+    """The decode cache writes gigabytes through numpy's open_memmap, which follows links: in a
+    shared cache folder a planted `.<entry>.<pid>.tmp.npy` link would be filled instead."""
+    from data_setup import load_dataset, synth_dataset
+
+    root = synth_dataset("BUSI", tmp_path / "data", count=4, size=40, seed=3)
+    cache, victim = tmp_path / "cache", tmp_path / "victim.bin"
+    victim.write_bytes(b"keep me")
+    load_dataset("BUSI", root, img_size=(16, 16), cache_dir=cache)
+    stems = [p.stem for p in cache.glob("*.npy")]
+    assert stems  # the entries whose temp names are planted below
+    for stem in stems:
+        for kind in ("tmp", "compact.tmp"):
+            (cache / f".{stem}.{os.getpid()}.{kind}.npy").symlink_to(victim)
+    load_dataset("BUSI", root, img_size=(16, 16), cache_dir=cache, refresh=True)
+    assert victim.read_bytes() == b"keep me"
+    assert [p.name for p in cache.iterdir() if ".tmp" in p.name] == []
