@@ -31,9 +31,7 @@ the README's audit paragraph gives the trade-off behind each threshold.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 from collections import Counter
 from pathlib import Path
 
@@ -513,7 +511,7 @@ def leaked_test_mask(train: Features, test: Features, progress: str | None = Non
 def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = None) -> dict:
     """Every exact and near-duplicate pair of a dataset, within and across its splits; the
     thumbnails come from (or go into) the feature cache beside the dataset cache."""
-    from data_setup.files import write_atomic
+    from data_setup.files import write_csv_atomic
     from data_setup.layouts import discover
 
     listing = discover(dataset, root)
@@ -549,11 +547,8 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
         for i, j in pairs
     ]
     if out_csv:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["file_a", "split_a", "file_b", "split_b", "similarity", "kind"])
-        writer.writerows(rows)
-        write_atomic(Path(out_csv), buffer.getvalue())
+        header = ("file_a", "split_a", "file_b", "split_b", "similarity", "kind")
+        write_csv_atomic(Path(out_csv), [header, *rows])
     where = Counter("/".join(sorted((r[1], r[3]))) for r in rows)
     sizes = Counter(groups_from_pairs(len(keep), pairs))  # the same pass's pairs
     return {

@@ -34,6 +34,7 @@ from data_setup.decode import BadImage, damage_of, decode_bytes, read_bytes
 from data_setup.files import (
     check_free_space,
     ensure_writable_dir,
+    remove_path,
     remove_stale_temps,
     write_json_atomic,
 )
@@ -291,6 +292,8 @@ def cache_split(listing: Listing, info, split, size_hw, cache_dir, workers, refr
     check_free_space(cache_dir, needed, f"the {info.id} {split} cache")
     tmp = cache_dir / f".{stem}.{os.getpid()}.tmp.npy"
     compact_tmp = cache_dir / f".{stem}.{os.getpid()}.compact.tmp.npy"
+    for name in (tmp, compact_tmp):  # open_memmap follows links: a planted one goes first
+        remove_path(name)
     try:
         kept, skipped, damaged = _decode_into(
             tmp,

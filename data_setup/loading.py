@@ -10,9 +10,7 @@ from where they now live.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -39,7 +37,7 @@ from data_setup.decode import (
     jpeg_end,
     read_bytes,
 )
-from data_setup.files import write_atomic
+from data_setup.files import write_csv_atomic
 from data_setup.groups import listing_groups
 from data_setup.layouts import DatasetError, Listing, discover
 from data_setup.splitting import (
@@ -160,11 +158,9 @@ class Dataset:
     def write_split_csv(self, path) -> None:
         """split.csv (file,split,group): what load_dataset(split_file=…) takes to pin this split;
         group is the image's patient or lesion where known (the grouping the split kept)."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["file", "split", "group"])  # group: patient/lesion, "" if unknown
-        writer.writerows((f, split, self.groups.get(f, "")) for f, split in self.split_table())
-        write_atomic(Path(path), buffer.getvalue())
+        rows = [("file", "split", "group")]  # group: patient/lesion, "" if unknown
+        rows += [(f, split, self.groups.get(f, "")) for f, split in self.split_table()]
+        write_csv_atomic(Path(path), rows)
 
     def summary(self) -> str:
         lines = [

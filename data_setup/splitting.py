@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 
 from data_setup.cache import SourceSplit
 from data_setup.datasets import DatasetInfo
+from data_setup.files import csv_text
 from data_setup.groups import combine_groups, grouped_folds
 from data_setup.layouts import DatasetError
 
@@ -250,7 +251,8 @@ def read_split_file(path) -> dict[str, str]:
     path = Path(path).expanduser()
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
+            # a file name the kit's split.csv wrote with csv_cell's quote gets it back
+            rows = [[csv_text(cell) for cell in row] for row in csv.reader(handle)]
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path}: cannot read the split file ({error})") from error
     if not rows or [h.strip() for h in rows[0][:2]] != ["file", "split"]:

@@ -12,7 +12,6 @@ through the very same loaders as the real data. Deterministic for a given seed.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 
 from data_setup.datasets import DATASETS
+from data_setup.files import write_csv_atomic
 
 # Height/width ratio of each dataset's real images, so resizing behaves as on the real data.
 _ASPECT = {"BRISC2025": 1.0, "ChestXRay": 0.75, "BUSI": 0.8, "HAM10000": 0.75}
@@ -179,10 +179,7 @@ def write_index(dataset: str, base, files: Sequence[SynthFile]) -> None:
                 onehot[file.label] = "1.0"
                 rows.append([file.image_id, *onehot])
         rows.sort()
-        with open(base / csv_name, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["image", *info.class_names])
-            writer.writerows(rows)
+        write_csv_atomic(base / csv_name, [["image", *info.class_names], *rows])
 
 
 def synth_dataset(dataset: str, root, count: int = 24, size: int = 96, seed: int = 0) -> Path:

@@ -9,6 +9,9 @@ the file keeps the holder's identity (pid, host, command, since when, what it do
 message a second process gets, and the next holder says it took the folder over. The same
 process may take a lock it already holds (a kept notebook kernel training a run again).
 Where the file system cannot lock (some network mounts) the work goes on unlocked, with a note.
+The folder may be shared: a `.s3f.lock` that is a symbolic link, a hard link or not a regular
+file is never opened (it could point at any file, which the holder's write would empty); the
+lock is refused with UnsafeLockFile, one sentence naming it.
 """
 
 from __future__ import annotations
@@ -22,12 +25,26 @@ import sys
 import time
 from pathlib import Path
 
+from data_setup.files import UnsafeFileError, open_regular
+
 LOCK_FILE = ".s3f.lock"
 _held: dict[Path, FolderLock] = {}  # this process's locks, by folder
 
 
 class FolderBusy(RuntimeError):
     """Another live process holds the folder; the message names it and what to do."""
+
+
+class UnsafeLockFile(FolderBusy):
+    """The folder's lock file is a link or not a regular file: the folder cannot be locked
+    safely, so the work does not start (a FolderBusy: every caller reports it in one line)."""
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    try:
+        return open_regular(path, flags, "the folder's lock file")
+    except UnsafeFileError as error:
+        raise UnsafeLockFile(str(error)) from None
 
 
 def describe(holder: dict) -> str:
@@ -63,7 +80,7 @@ class FolderLock:
             existing.depth += 1
             return existing
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -123,9 +140,9 @@ class FolderLock:
 def ensure_free(folder, hint: str) -> None:
     """Raise FolderBusy when another process holds `folder` (e.g. before clearing it)."""
     folder = Path(folder).expanduser().resolve()
-    if folder in _held or not (folder / LOCK_FILE).is_file():
+    if folder in _held or not os.path.lexists(folder / LOCK_FILE):
         return
-    fd = os.open(folder / LOCK_FILE, os.O_RDONLY)
+    fd = _open_lock(folder / LOCK_FILE, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -129,6 +129,71 @@ def test_a_sweep_never_clears_a_run_folder_that_is_training(tmp_path, monkeypatc
         holder.wait()
 
 
+def _plant(kind, lock, victim):
+    """A `.s3f.lock` that is not the kit's own file: each would let the lock's open and
+    truncate reach `victim` (or create a file through a dangling link)."""
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    elif kind == "dangling symlink":
+        lock.symlink_to(victim.with_name("created-through-the-link"))
+    elif kind == "hard link":
+        os.link(victim, lock)
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.mkdir()
+
+
+PLANTED = ["symlink", "dangling symlink", "hard link", "fifo", "folder"]
+PROBLEM = {"symlink": "a symbolic link", "dangling symlink": "a symbolic link",
+           "hard link": "a hard link (2 names for one file)", "fifo": "not a regular file",
+           "folder": "a folder"}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", PLANTED)
+def test_a_planted_lock_file_is_refused_and_what_it_points_to_is_kept(tmp_path, kind):
+    folder, victim = tmp_path / "shared", tmp_path / "thesis.tex"
+    folder.mkdir()
+    victim.write_text("two years of work")
+    lock = folder / s3f_locks.LOCK_FILE
+    _plant(kind, lock, victim)
+    expected = (
+        f"{lock}: the folder's lock file is {PROBLEM[kind]}, so the kit refuses to open it (it "
+        "could point at another file and empty it); remove it and run again"
+    )
+    with pytest.raises(s3f_locks.UnsafeLockFile) as refused:
+        s3f_locks.FolderLock(folder, "a sweep").acquire()
+    assert str(refused.value) == expected
+    assert isinstance(refused.value, s3f_locks.FolderBusy)  # callers report it in one line
+    with pytest.raises(s3f_locks.UnsafeLockFile) as refused:
+        s3f_locks.ensure_free(folder, "wait")  # a FIFO: refused, not a hang on its open
+    assert str(refused.value) == expected
+    assert victim.read_text() == "two years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared", "thesis.tex"]
+    assert folder not in s3f_locks._held
+
+
+def test_a_sweep_on_an_output_with_a_planted_lock_link_stops_in_one_line(
+    tmp_path, monkeypatch, capsys
+):
+    ran = []
+    monkeypatch.setattr(s3f_jobs, "execute_job", fake_execute(ran))
+    output, victim = tmp_path / "shared", tmp_path / "results.db"
+    output.mkdir()
+    victim.write_bytes(b"precious")
+    (output / s3f_locks.LOCK_FILE).symlink_to(victim)
+    code = s3f_sweep.main(
+        ["--demo", "--only", "Spatial_BUSI", "--output", str(output), "--no-explain"]
+    )
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and ran == [] and victim.read_bytes() == b"precious"
+    assert error == (
+        f"s3f_sweep: {output / s3f_locks.LOCK_FILE}: the folder's lock file is a symbolic link, "
+        "so the kit refuses to open it (it could point at another file and empty it); remove it "
+        "and run again"
+    )
+
+
 @pytest.mark.e2e
 def test_a_hand_run_notebook_into_a_folder_the_sweep_is_training_stops(tmp_path):
     """Real processes: a sweep trains a run; papermill by hand into the same folder stops with

@@ -16,7 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 import s3f_common
-from data_setup.files import write_atomic, write_json_atomic
+from data_setup.files import write_csv_atomic, write_json_atomic
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit import releases as s3f_releases
 from s3f_kit.run import metrics as s3f_metrics
@@ -206,7 +206,7 @@ def explain(
         # The paper explained concat models (paper.md §6.2): its shares for the dataset beside ours.
         paper=s3f_experiments.paper_contributions(data.info.id),
     )
-    write_atomic(out_dir / "contributions.csv", scores.to_csv(index=False))
+    write_csv_atomic(out_dir / "contributions.csv", scores, index=False)
     s3f_plots.contribution_bars(summary, out_dir / "contributions_bar.png", title)
     s3f_plots.contribution_kde(scores, out_dir / "contributions_kde.png", title)
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from data_setup.datasets import DATASETS
 from data_setup.fetch import FetchError
-from data_setup.files import write_atomic
+from data_setup.files import write_csv_atomic
 from s3f_preprocessing import PREPROCESSING_FILE, SCALE, Preprocessing  # noqa: F401
 
 # What OpenCV decodes; other files inside a searched folder are counted, not predicted.
@@ -330,7 +330,7 @@ def main(argv=None) -> int:
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, frame.to_csv(index=False))
+    write_csv_atomic(out, frame, index=False)
     failed = frame[frame["error"] != ""]
     for _, row in failed.iterrows():
         print(f"{row['file']}: not predicted: {row['error']}")

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from data_setup.files import write_atomic
+from data_setup.files import restore_csv_frame, write_csv_atomic
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit.reports import stats as s3f_stats
@@ -174,7 +174,8 @@ def _by_model(runs, protocol):
 
 
 def _predictions(run) -> pd.DataFrame:
-    return pd.read_csv(Path(run["run_dir"]) / "predictions.csv")
+    # the names as they were before csv_cell neutralised them: runs pair by file and label
+    return restore_csv_frame(pd.read_csv(Path(run["run_dir"]) / "predictions.csv"))
 
 
 def evaluate_claim(claim: Claim, models: dict, left_out: dict | None = None) -> dict:
@@ -359,7 +360,7 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
     """claims.csv and the two figures in results_dir; returns the README's Markdown section."""
     results_dir = Path(results_dir)
     frame = claims_table(runs, protocol)
-    write_atomic(results_dir / "claims.csv", frame.to_csv(index=False, float_format="%.6g"))
+    write_csv_atomic(results_dir / "claims.csv", frame, index=False, float_format="%.6g")
     demo = any(m.get("demo_data") for m in runs)
     forest_figure(frame, results_dir / "claims_forest.png", demo)
     seed_strip_figure(runs, results_dir / "seed_accuracy.png", demo)

@@ -22,7 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_setup.files import atomic_path, write_atomic
+from data_setup.files import (
+    atomic_path,
+    staged_folder,
+    write_atomic,
+    write_csv_atomic,
+)
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit.reports import records as s3f_records
@@ -219,12 +224,16 @@ def _environment_line(runs: list[dict]) -> str:
     )
 
 
+RESULT_FILES = (
+    "the new results (README.md, the tables, the figures and metrics/; the previous ones are "
+    "left as they were)"
+)
+
+
 def build_results(output, results_dir) -> pd.DataFrame:
     """Write summary.csv, runs.csv, README.md, confusion_matrices.png, metrics/…json and, where
     runs recorded them, calibration.csv and reliability.png from every finished run under
-    `output`; return the summary table."""
-    from s3f_kit.reports import plots as s3f_plots
-
+    `output`, all of them or none (a DiskFullError on a full disk); return the summary table."""
     results_dir = Path(results_dir)
     runs, unusable, notes = collect(output)
     for warning in [*(f"{item}; left out of the tables" for item in unusable), *notes]:
@@ -234,10 +243,19 @@ def build_results(output, results_dir) -> pd.DataFrame:
     if frame.empty:
         print(f"no finished runs under {output}; results left as they were")
         return frame
-    results_dir.mkdir(parents=True, exist_ok=True)
+    # all or nothing: a full disk midway leaves the previous results whole, not a mix
+    with staged_folder(results_dir, RESULT_FILES) as staging:
+        _write_results(output, staging, runs, frame)
+    return frame
+
+
+def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFrame) -> None:
+    from s3f_kit.reports import plots as s3f_plots
+
+    unusable, notes = frame.attrs["unusable"], frame.attrs["notes"]
     demo = any(m.get("demo_data") for m in runs)
-    write_atomic(results_dir / "summary.csv", frame.to_csv(index=False))
-    write_atomic(results_dir / "runs.csv", runs_frame(runs).to_csv(index=False))
+    write_csv_atomic(results_dir / "summary.csv", frame, index=False)
+    write_csv_atomic(results_dir / "runs.csv", runs_frame(runs), index=False)
     for m in runs:
         small = {k: v for k, v in m.items() if k not in ("skipped", "run_dir")}
         target = results_dir / "metrics" / f"{m['run_subdir']}.json"
@@ -340,7 +358,6 @@ def build_results(output, results_dir) -> pd.DataFrame:
         "",
     ]
     write_atomic(results_dir / "README.md", "\n".join(parts))
-    return frame
 
 
 def terminal_summary(frame: pd.DataFrame, results_dir) -> str:
@@ -384,9 +401,13 @@ def main(argv=None) -> int:
     if not Path(args.runs_dir).is_dir():
         print(f"s3f_results: {args.runs_dir}: no such folder", file=sys.stderr)
         return 2
-    with warnings.catch_warnings():  # the summary lists them once, below
-        warnings.simplefilter("ignore", UserWarning)
-        frame = build_results(args.runs_dir, args.results_dir)
+    try:
+        with warnings.catch_warnings():  # the summary lists them once, below
+            warnings.simplefilter("ignore", UserWarning)
+            frame = build_results(args.runs_dir, args.results_dir)
+    except OSError as error:  # a full disk (DiskFullError), a read-only results folder
+        print(f"s3f_results: {error}", file=sys.stderr)
+        return 2
     print(terminal_summary(frame, args.results_dir))
     return 0
 

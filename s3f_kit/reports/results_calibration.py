@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_setup.files import write_atomic
+from data_setup.files import write_csv_atomic
 from s3f_kit.reports import results_tables as s3f_results_tables
 from s3f_kit.reports import stats as s3f_stats
 
@@ -164,7 +164,7 @@ def write_calibration(runs: list[dict], results_dir, banner: str = "") -> list[s
     frame = calibration_frame(runs, groups)
     if frame.empty:
         return []
-    write_atomic(results_dir / "calibration.csv", frame.to_csv(index=False, float_format="%.6g"))
+    write_csv_atomic(results_dir / "calibration.csv", frame, index=False, float_format="%.6g")
     entries = figure_entries(groups, frame)
     if entries:
         s3f_plots.reliability_grid(entries, results_dir / "reliability.png", banner=banner)

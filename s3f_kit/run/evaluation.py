@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import s3f_common
 from data_setup import load_dataset
-from data_setup.files import write_atomic, write_json_atomic
+from data_setup.files import write_csv_atomic, write_json_atomic
 from data_setup.synth import demo_data_dir
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit import releases as s3f_releases
@@ -228,7 +228,7 @@ def write_predictions(path: Path, files, labels, probs, class_names) -> None:
     )
     for index, name in enumerate(class_names):
         frame[f"prob_{name}"] = s3f_metrics.class_probabilities(probs, binary)[:, index]
-    write_atomic(path, frame.to_csv(index=False, float_format="%.8g"))
+    write_csv_atomic(path, frame, index=False, float_format="%.8g")
 
 
 def write_split(path: Path, data) -> None:
@@ -237,10 +237,10 @@ def write_split(path: Path, data) -> None:
         data.write_split_csv(path)
         return
     splits = [s for s in data.splits if not (s == "val" and data.protocol == "paper")]
-    rows = ["file,split"] + [  # under "paper" the validation data is the test split
-        f"{file},{split}" for split in splits for file in data.splits[split].files
+    rows = [("file", "split")] + [  # under "paper" the validation data is the test split
+        (file, split) for split in splits for file in data.splits[split].files
     ]
-    write_atomic(path, "\n".join(rows) + "\n")
+    write_csv_atomic(path, rows)
 
 
 def write_preprocessing(path: Path, data) -> None:

@@ -45,7 +45,7 @@ from data_setup.files import (
     disk_full_error,
     is_disk_full,
     remove_stale_temps,
-    write_atomic,
+    write_csv_atomic,
 )
 from data_setup.synth import demo_data_dir
 from s3f_kit import config as s3f_config
@@ -378,7 +378,7 @@ class Run(RunConfig):
         )
         frame = pd.DataFrame(history)
         frame.index = np.arange(1, len(frame) + 1)
-        write_atomic(self.run_dir / "history.csv", frame.to_csv(index_label="epoch"))
+        write_csv_atomic(self.run_dir / "history.csv", frame, index_label="epoch")
         s3f_plots.history_figure(
             frame,
             self.run_dir / "history.png",

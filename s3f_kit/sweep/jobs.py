@@ -26,6 +26,7 @@ from queue import Queue
 
 from tqdm.auto import tqdm
 
+from data_setup.files import write_atomic
 from s3f_kit import config as s3f_config
 from s3f_kit.run.notebooks import NOTEBOOK_DIR
 from s3f_kit.sweep.worker import RESULT_TAG, die_with_parent
@@ -229,8 +230,8 @@ class NotebookWorker:
 
     def _copy_log(self, start: int, path: Path) -> None:
         end = os.fstat(self._log.fileno()).st_size
-        with open(path, "wb") as out:
-            out.write(os.pread(self._log.fileno(), end - start, start))
+        # atomic: never written through a link planted in a shared output folder
+        write_atomic(path, os.pread(self._log.fileno(), end - start, start))
 
     def _forget(self) -> None:
         if self.process is not None:
