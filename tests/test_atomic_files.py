@@ -151,7 +151,7 @@ def test_s3f_results_on_a_full_disk_says_one_sentence_and_keeps_the_previous_res
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and "Traceback" not in error
     assert error.startswith(
-        f"s3f_results: {results}: the disk is full — the new results (README.md, the tables, "
+        f"s3f-results: {results}: the disk is full — the new results (README.md, the tables, "
         "the figures and metrics/; the previous ones are left as they were) could not be "
         "written ("
     )
@@ -178,3 +178,30 @@ def test_a_link_planted_at_the_decode_caches_temp_name_is_not_written_through(tm
     load_dataset("BUSI", root, img_size=(16, 16), cache_dir=cache, refresh=True)
     assert victim.read_bytes() == b"keep me"
     assert [p.name for p in cache.iterdir() if ".tmp" in p.name] == []
+
+
+def test_a_sweep_whose_tables_meet_a_full_disk_keeps_its_runs_and_says_one_sentence(
+    tmp_path, monkeypatch
+):
+    """The runs of a sweep are finished when its tables are written: a full disk there is one
+    sentence that says the runs are kept and the command that writes the tables later."""
+    from s3f_kit.reports import results as s3f_results
+    from s3f_kit.sweep import jobs as s3f_jobs
+    from s3f_kit.sweep import sweep as s3f_sweep
+    from tests.test_sweep import fake_execute
+
+    ran = []
+    monkeypatch.setattr(s3f_jobs, "execute_job", fake_execute(ran))
+
+    def full(output, results_dir):
+        raise files.disk_full_error(results_dir, "the new results")
+
+    monkeypatch.setattr(s3f_results, "build_results", full)
+    out, results = tmp_path / "runs", tmp_path / "results"
+    with pytest.raises(s3f_sweep.SweepError) as stopped:
+        s3f_sweep.run_sweep(["Spatial_BUSI"], True, None, {"epochs": 1}, out, results_dir=results)
+    assert ran == ["Spatial_BUSI/seed42"]
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert message.startswith(f"the runs are kept in {out}, but the tables were not written: ")
+    assert message.endswith(f"then run: s3f-results {out} {results}")

@@ -276,3 +276,21 @@ def test_module_runs_as_a_command(runs, images, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "preprocessing: gray 16×16" in result.stdout
     assert len(pd.read_csv(out)) == 2
+
+
+def test_predictions_that_meet_a_full_disk_are_one_sentence(
+    runs, images, tmp_path, monkeypatch, capsys
+):
+    """The predictions are made when the CSV is written: a full disk there is one line."""
+    from data_setup import files
+
+    def full(path, frame, **_):
+        raise files.disk_full_error(Path(path).parent, Path(path).name)
+
+    monkeypatch.setattr(s3f_predict, "write_csv_atomic", full)
+    out = tmp_path / "p.csv"
+    assert s3f_predict.main([str(runs["gray"][0]), str(images), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert error.startswith(f"s3f-predict: error: {out}: the predictions could not be written: ")
+    assert "the disk is full" in error and not out.exists()

@@ -151,7 +151,7 @@ def test_command_line_has_help_and_prints_a_short_summary(tmp_path):
         cwd=REPO,
     )
     assert missing.returncode == 2
-    assert missing.stderr.strip() == f"s3f_results: {tmp_path / 'nowhere'}: no such folder"
+    assert missing.stderr.strip() == f"s3f-results: {tmp_path / 'nowhere'}: no such folder"
 
 
 def _busi_spatial(frame):

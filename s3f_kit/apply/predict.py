@@ -329,8 +329,15 @@ def main(argv=None) -> int:
         print(f"s3f-predict: error: {error}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv_atomic(out, frame, index=False)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_csv_atomic(out, frame, index=False)
+    except OSError as error:  # a full disk (DiskFullError names the folder), a read-only one
+        print(
+            f"s3f-predict: error: {out}: the predictions could not be written: {error}",
+            file=sys.stderr,
+        )
+        return 2
     failed = frame[frame["error"] != ""]
     for _, row in failed.iterrows():
         print(f"{row['file']}: not predicted: {row['error']}")

@@ -399,14 +399,14 @@ def main(argv=None) -> int:
     parser.add_argument("results_dir", help="where README.md, the tables and figures go")
     args = parser.parse_args(argv)
     if not Path(args.runs_dir).is_dir():
-        print(f"s3f_results: {args.runs_dir}: no such folder", file=sys.stderr)
+        print(f"s3f-results: {args.runs_dir}: no such folder", file=sys.stderr)
         return 2
     try:
         with warnings.catch_warnings():  # the summary lists them once, below
             warnings.simplefilter("ignore", UserWarning)
             frame = build_results(args.runs_dir, args.results_dir)
     except OSError as error:  # a full disk (DiskFullError), a read-only results folder
-        print(f"s3f_results: {error}", file=sys.stderr)
+        print(f"s3f-results: {error}", file=sys.stderr)
         return 2
     print(terminal_summary(frame, args.results_dir))
     return 0

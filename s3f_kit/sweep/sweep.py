@@ -363,7 +363,14 @@ def run_sweep(
     if results_dir is not None:
         from s3f_kit.reports import results as s3f_results
 
-        s3f_results.build_results(output_dir, results_dir)
+        try:
+            s3f_results.build_results(output_dir, results_dir)
+        except OSError as error:  # a full disk (DiskFullError), a read-only results folder
+            # the runs are finished and kept: only the tables wait for another try
+            raise SweepError(
+                f"the runs are kept in {output_dir}, but the tables were not written: {error}; "
+                f"then run: s3f-results {output_dir} {results_dir}"
+            ) from None
     return failures
 
 
