@@ -72,11 +72,13 @@ KIT_ZIP_LINE = (
 
 COLAB_NOTE = f"""\
 **On Colab** the setup cell below the parameters installs the kit when it is missing: from
-`s3f-kit.zip` uploaded to `/content` (the Files panel; make it in a checkout of the kit with
-`{ZIP_COMMAND}`; `KIT_ZIP` names another path, e.g. on Drive with `mount_drive = True`),
-else from {{repository}}. pip keeps Colab's TensorFlow, Keras and OpenCV when they satisfy the
-kit's bounds; the cell prints every package of Colab's that pip changed, and a changed package
-that was already imported needs *Runtime → Restart session* before the notebook runs again.
+`s3f-kit.zip` uploaded to `/content` (the Files panel), which a checkout of the kit makes with
+`{ZIP_COMMAND}`
+(`KIT_ZIP` names another path, e.g. on Drive with `mount_drive = True`), else from
+{{repository}}.
+pip keeps Colab's TensorFlow, Keras and OpenCV when they satisfy the kit's bounds; the cell
+prints every package of Colab's that pip changed, and a changed package that was already
+imported needs *Runtime → Restart session* before the notebook runs again.
 
 **Set `mount_drive = True` to keep the results**: it mounts Google Drive (one permission prompt)
 and writes them to `MyDrive/s3f-kit/`. Without it they stay in `/content`, which Colab deletes
@@ -189,7 +191,7 @@ def head_cells(intro: str, parameters: str) -> list:
 
 
 DERIVED = """\
-# Values derived from the parameters (papermill injects overrides just above this cell).
+# Values derived from the parameters (papermill injects overrides after the parameters cell).
 import os
 
 if gpu is not None:  # the sweep pins each notebook to one GPU; must precede TensorFlow's import
