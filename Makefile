@@ -5,15 +5,19 @@
 # make test-all runs everything (+ the e2e tier: notebooks through papermill, the 138 M-parameter
 # BUSI models, demo quality, the Ray cluster, command-line runs that train). CI (.ci/run) runs
 # test-all on the pinned set, the fast tier on the newest TensorFlow/Keras/OpenCV
-# (requirements-latest.txt, in .venv-latest) and a fresh `pip install .` (make install-check).
+# (requirements-latest.txt, in .venv-latest), the faithfulness tests on Python 3.13, Colab's
+# (make test-py313) and a fresh `pip install .` (make install-check).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VENV_LATEST ?= .venv-latest
 BIN_LATEST := $(VENV_LATEST)/bin
+VENV_PY313 ?= .venv-py313
+BIN_PY313 := $(VENV_PY313)/bin
 
-.PHONY: setup setup-latest demo test test-all test-latest install-check lint bench bench-scale clean-venv
+.PHONY: setup setup-latest setup-py313 demo test test-all test-latest test-py313 install-check lint \
+	bench bench-scale clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +36,17 @@ $(VENV_LATEST)/.installed: requirements-latest.txt pyproject.toml
 	touch $@
 
 setup-latest: $(VENV_LATEST)/.installed
+
+# Python 3.13, Colab's default runtime: .ci/python313 prints an interpreter (S3F_PYTHON313, a
+# build it left in ~/.cache, or a fresh ~2-3 min build from Debian's source package)
+$(VENV_PY313)/.installed: requirements-py313.txt pyproject.toml .ci/python313
+	test -x $(BIN_PY313)/python || { py=$$(.ci/python313) && "$$py" -m venv $(VENV_PY313); }
+	$(BIN_PY313)/python -m pip install --quiet --upgrade pip
+	$(BIN_PY313)/python -m pip install --quiet -r requirements-py313.txt -e .
+	$(BIN_PY313)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+setup-py313: $(VENV_PY313)/.installed
 
 # A small claims study on synthetic data, enough to test all 13 of the paper's claims with 3
 # seeds each (the 4 baseline claims need --baselines, left out for time; they read 'not run'):
@@ -75,6 +90,16 @@ test-latest: setup-latest setup
 	S3F_OTHER_PYTHON=$(abspath $(BIN))/python $(BIN_LATEST)/python -m pytest -m "not e2e" \
 		$(PYTEST_OPTIONS)
 
+# On Python 3.13 with the newest versions there (requirements-py313.txt): the faithfulness tests
+# (parameter counts, the spectral math, the paper's own model files: test_model, test_registry,
+# test_data_faithful), decoding (test_data), the model-file checks (test_security), a model moving
+# to and from the pinned set (test_packaging) and the notebooks' Colab setup cell (test_notebooks).
+PY313_TESTS ?= tests/test_model.py tests/test_registry.py tests/test_data_faithful.py \
+	tests/test_data.py tests/test_security.py tests/test_packaging.py tests/test_notebooks.py
+test-py313: setup-py313 setup
+	S3F_OTHER_PYTHON=$(abspath $(BIN))/python $(BIN_PY313)/python -m pytest -m "not e2e" \
+		$(PYTEST_OPTIONS) $(PY313_TESTS)
+
 # A fresh virtualenv with nothing but `pip install .`: console commands and a notebook work.
 install-check:
 	.ci/install-check
@@ -92,4 +117,4 @@ bench-scale: setup
 	$(BIN)/python benchmarks/bench_scale.py $(SCALE_ARGS)
 
 clean-venv:
-	rm -rf $(VENV) $(VENV_LATEST)
+	rm -rf $(VENV) $(VENV_LATEST) $(VENV_PY313)

@@ -28,9 +28,6 @@ class Recipe:
     spectranet: int  # SpectraNet variant for the S³F-Net and SpectraNet-only models
 
 
-# GitHub owner/name of this kit: Colab badges and the notebooks' Colab install use it.
-KIT_REPOSITORY = "s3f-kit/s3f-kit"
-
 # Demo settings (synthetic data). A run on the built-in demo data (data_dir "") takes these for
 # the parameters it leaves None (demo_defaults; the notebook prints demo_note), so
 # `papermill notebooks/<any>.ipynb out.ipynb -p epochs 50` trains a useful model on a 2-core CPU

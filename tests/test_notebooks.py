@@ -2,6 +2,8 @@
 
 import ast
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +69,7 @@ def _parameter_values(name):
 @pytest.mark.parametrize("name", list(s3f_experiments.EXPERIMENTS))
 def test_experiment_notebooks_default_to_the_papers_settings(name):
     values = _parameter_values(name)
-    assert set(values) == REQUIRED | {"EXPERIMENT"}
+    assert set(values) == REQUIRED | {"EXPERIMENT", "KIT_ZIP"}  # KIT_ZIP: the Colab setup cell's
     exp = s3f_experiments.EXPERIMENTS[name]
     assert values["epochs"] == exp.recipe.epochs
     assert values["f1_patience"] == exp.recipe.f1_patience
@@ -276,3 +278,173 @@ def test_run_passes_kit_filter_options_and_parses_list_text(kernel_env, tmp_path
     assert model.inputs[0].shape[1:3] == (16, 16)
     with pytest.raises(ValueError, match="img_size must be None or two integers"):
         s3f_training.Run("SpectraNet_BUSI", img_size="256")
+
+
+# ----------------------------------------------------------------------------- Colab setup cell
+# A simulated Colab runtime in a subprocess: a fake google.colab (its drive.mount logs the path)
+# and one preinstalled package older than the kit allows, ahead of the venv on sys.path; /content
+# is a temporary folder. The kit counts as missing until "pip" ran. pip itself is either the
+# venv's real one (a source that fails offline) or a stand-in that upgrades the old package.
+COLAB_DRIVER = r"""
+import importlib.util, json, os, sys
+site, cell_file, namespace = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+sys.path.insert(0, site)
+import google.colab  # Colab's kernel has it imported: the cell's sign of Colab
+for module in namespace.pop("_imported"):
+    __import__(module)
+real_find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a: (
+    None if name == "s3f_common" and not os.path.exists(os.path.join(site, "installed"))
+    else real_find_spec(name, *a)
+)
+if namespace.pop("_fake_pip"):
+    sys.executable = os.path.join(site, "python")
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance(colors="NoColor")
+shell.user_ns.update(namespace)  # the parameters cell's values
+result = shell.run_cell(open(cell_file).read())
+sys.exit(0 if result.success else 3)
+"""
+
+FAKE_PIP = """#!{python}
+import pathlib, sys
+site = pathlib.Path(__file__).parent
+(site / "pip.log").write_text(" ".join(sys.argv[1:]))
+old = site / "keras-3.10.0.dist-info"  # pip upgrades Colab's Keras, as it would for the kit
+(old / "METADATA").write_text("Metadata-Version: 2.1\\nName: keras\\nVersion: 3.15.1\\n")
+old.rename(site / "keras-3.15.1.dist-info")
+(site / "installed").touch()
+"""
+
+
+def _colab(tmp_path, files=(), fake_pip=True, imported=(), **parameters):
+    """Run the setup cell in the simulated Colab: (exit code, output, pip's arguments, mounts)."""
+    site, content = tmp_path / "site", tmp_path / "content"
+    (site / "google" / "colab").mkdir(parents=True)
+    (site / "google" / "colab" / "__init__.py").write_text("")
+    (site / "google" / "colab" / "drive.py").write_text(
+        "import pathlib\n"
+        "def mount(path):\n"
+        "    with open(pathlib.Path(__file__).parents[2] / 'mounts.log', 'a') as log:\n"
+        "        log.write(path + '\\n')\n"
+    )
+    (site / "keras").mkdir()
+    (site / "keras" / "__init__.py").write_text("")
+    (site / "keras-3.10.0.dist-info").mkdir()
+    (site / "keras-3.10.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: keras\nVersion: 3.10.0\n"
+    )
+    (site / "keras-3.10.0.dist-info" / "top_level.txt").write_text("keras\n")
+    (site / "python").write_text(FAKE_PIP.replace("{python}", sys.executable))
+    (site / "python").chmod(0o755)
+    for name in files:
+        (content / name).parent.mkdir(parents=True, exist_ok=True)
+        (content / name).write_bytes(b"PK")
+    url = s3f_notebooks.repository_url()
+    cell = s3f_notebooks.setup_cell().replace("/content/", f"{content}/")
+    # offline, a source that git cannot clone stands in for the repository
+    cell = cell.replace(f"git+{url}", f"git+file://{tmp_path}/no-such-repository")
+    (tmp_path / "cell.py").write_text(cell)
+    namespace = {
+        "KIT_ZIP": "/content/s3f-kit.zip",
+        "mount_drive": False,
+        **parameters,
+        "_imported": list(imported),
+        "_fake_pip": fake_pip,
+    }
+    namespace["KIT_ZIP"] = namespace["KIT_ZIP"].replace("/content/", f"{content}/")
+    out = subprocess.run(
+        [sys.executable, "-c", COLAB_DRIVER, str(site), str(tmp_path / "cell.py"),
+         json.dumps(namespace)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    pip_log, mounts = site / "pip.log", site / "mounts.log"
+    return (
+        out.returncode,
+        out.stdout + out.stderr,
+        pip_log.read_text() if pip_log.is_file() else None,
+        mounts.read_text().split() if mounts.is_file() else [],
+    )
+
+
+def test_colab_without_a_zip_says_what_to_upload_in_one_sentence(tmp_path):
+    code, output, _, mounts = _colab(tmp_path, fake_pip=False)
+    assert code == 3, output
+    assert "Traceback" not in output and "CalledProcessError" not in output
+    (sentence,) = [line for line in output.splitlines() if "UsageError" in line]
+    assert sentence.startswith("UsageError: No kit to install: upload s3f-kit.zip")
+    assert f"`{s3f_notebooks.ZIP_COMMAND}`" in sentence and "KIT_ZIP" in sentence
+    assert "does not appear to be a git repository" in sentence  # git's reason, from real pip
+    assert mounts == []  # Drive is mounted only when asked
+
+
+def test_colab_installs_an_uploaded_zip_and_names_the_packages_pip_changed(tmp_path):
+    code, output, pip, mounts = _colab(tmp_path, files=["s3f-kit.zip"])
+    assert code == 0, output
+    assert pip.endswith(f"-m pip install --progress-bar off {tmp_path}/content/s3f-kit.zip")
+    assert "pip changed keras 3.10.0 → 3.15.1" in output and mounts == []
+    assert "Results stay in /content" in output and "mount_drive = True" in output
+
+
+def test_colab_asks_for_a_restart_when_a_changed_package_was_imported(tmp_path):
+    code, output, _, _ = _colab(tmp_path, files=["s3f-kit.zip"], imported=["keras"])
+    assert code == 3 and "Traceback" not in output
+    assert "UsageError: keras was imported before pip changed it: restart the runtime" in output
+
+
+def test_colab_kit_zip_parameter_and_drive_only_when_asked(tmp_path):
+    code, output, pip, mounts = _colab(tmp_path / "a", files=["elsewhere/kit.zip"],
+                                       KIT_ZIP="/content/elsewhere/kit.zip")  # fmt: skip
+    assert code == 0, output
+    assert pip.endswith(f"{tmp_path}/a/content/elsewhere/kit.zip") and mounts == []
+    drive_zip = "drive/MyDrive/s3f-kit.zip"
+    code, output, pip, mounts = _colab(tmp_path / "b", files=[drive_zip], mount_drive=True)
+    assert code == 0, output
+    assert pip.endswith(f"{tmp_path}/b/content/{drive_zip}")
+    assert mounts == [f"{tmp_path}/b/content/drive"]
+    assert "Results stay in /content" not in output
+
+
+def test_papermill_passes_kit_zip_to_the_setup_cell(tmp_path):
+    import warnings
+
+    import papermill
+
+    for path in NOTEBOOKS:
+        assert "KIT_ZIP" in papermill.inspect_notebook(str(path)), path.stem
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Passed unknown parameter" would be a warning
+        executed = papermill.execute_notebook(
+            str(REPO / "notebooks" / "S3F_Concat_BUSI.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            parameters={"KIT_ZIP": "/content/mine.zip"},
+            prepare_only=True,
+        )
+    sources = [c.source for c in executed.cells]
+    injected = next(i for i, c in enumerate(executed.cells)
+                    if "injected-parameters" in c.metadata.get("tags", []))  # fmt: skip
+    assert 'KIT_ZIP = "/content/mine.zip"' in sources[injected]
+    assert s3f_notebooks.setup_cell() in sources[injected + 1 :]
+
+
+def test_badges_and_install_cell_derive_from_the_one_repository_setting(tmp_path, monkeypatch):
+    configured = s3f_notebooks.repository_url().removeprefix("https://github.com/")
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text((REPO / "pyproject.toml").read_text())
+    monkeypatch.setattr(s3f_notebooks, "PYPROJECT", pyproject)
+    s3f_notebooks.set_repository("my-lab/s3f-fork")
+    assert 'Repository = "https://github.com/my-lab/s3f-fork"' in pyproject.read_text()
+    assert "git+https://github.com/my-lab/s3f-fork" in s3f_notebooks.setup_cell()
+    assert "github/my-lab/s3f-fork/blob/main" in s3f_notebooks.colab_url("Spatial_BUSI")
+    assert "(https://github.com/my-lab/s3f-fork)" in s3f_notebooks.colab_note()
+    readme = s3f_notebooks.readme_with_parameter_table((REPO / "README.md").read_text())
+    badges = re.findall(r"colab\.research\.google\.com/github/([^/]+/[^/]+)/", readme)
+    assert len(badges) >= 12 and set(badges) == {"my-lab/s3f-fork"}
+    # nothing else in the repository spells the address: the rest is generated from it
+    holders = subprocess.run(
+        ["git", "grep", "-l", "-F", configured], cwd=REPO, capture_output=True, text=True
+    ).stdout.split()
+    generated = {"pyproject.toml", "README.md"} | {f"notebooks/{p.name}" for p in NOTEBOOKS}
+    assert holders and set(holders) <= generated, set(holders) - generated

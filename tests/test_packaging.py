@@ -37,7 +37,9 @@ def _pins(filename: str) -> dict:
     return pins
 
 
-@pytest.mark.parametrize("pins_file", ["requirements.txt", "requirements-latest.txt"])
+@pytest.mark.parametrize(
+    "pins_file", ["requirements.txt", "requirements-latest.txt", "requirements-py313.txt"]
+)
 def test_dependencies_have_lower_bounds_that_the_pinned_sets_satisfy(pins_file):
     from packaging.requirements import Requirement
 
@@ -203,3 +205,31 @@ def test_every_kit_module_is_installed_and_every_command_answers_help():
     assert {"s3f-sweep", "s3f-data", "s3f-predict", "s3f-export", "s3f-results"} <= set(
         config["project"]["scripts"]
     )
+
+
+def test_python313_tier_is_wired_into_ci_and_its_interpreter_script_refuses_in_one_line():
+    import re
+    import sys
+
+    from packaging.specifiers import SpecifierSet
+
+    assert SpecifierSet(_project()["requires-python"]).contains("3.13")
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make setup-py313" in ci and "make test-py313" in ci
+    makefile = (REPO / "Makefile").read_text()
+    tests = re.search(r"^PY313_TESTS \?=((?:.*\\\n)*.*)$", makefile, flags=re.M)[1]
+    for name in tests.replace("\\", " ").split():
+        assert (REPO / name).is_file(), f"Makefile PY313_TESTS: {name} does not exist"
+    script = REPO / ".ci" / "python313"
+    assert "://" not in script.read_text()  # the mirror comes from the machine's apt sources
+    if sys.version_info[:2] == (3, 13):
+        pytest.skip("this interpreter is a 3.13: nothing to refuse")
+    out = subprocess.run(
+        ["bash", str(script)], env={**os.environ, "S3F_PYTHON313": sys.executable},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"python313: S3F_PYTHON313={sys.executable} is not a Python 3.13 with "
+        "ssl sqlite3 lzma bz2 zlib ctypes"
+    ]

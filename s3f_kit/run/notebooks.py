@@ -7,17 +7,25 @@
 Notebooks are thin: a parameters cell (papermill) and a few calls into s3f_training, so the
 twelve never drift apart; a test keeps the committed files equal to what this writes. The
 twelve Baseline_<Model>_<DATASET> notebooks (standard deep CNNs, kit) come from the same
-template with their own model cell.
+template with their own model cell. The kit's address is one setting, `Repository` under
+[project.urls] in pyproject.toml: the Colab badges (here and in README.md) and the setup cell's
+install are generated from it.
+
+Why ~490 lines: the notebooks' text (intros, the Colab note, the setup cell that installs the
+kit on Colab, the explainability and pretrained notebooks) is the bulk; it stays beside the code
+that assembles it so that a notebook is read in one file.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 import nbformat
 
+from data_setup.files import write_atomic
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit.experiments import BASELINE_EXPERIMENTS, EXPERIMENTS, Experiment
@@ -25,57 +33,170 @@ from s3f_kit.experiments import BASELINE_EXPERIMENTS, EXPERIMENTS, Experiment
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+GITHUB = "https://github.com/"
+REPOSITORY_PATTERN = r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+"  # OWNER/NAME
+
+
+def repository_url() -> str:
+    """The kit's repository, `Repository` under [project.urls] in pyproject.toml: the one place
+    the notebooks' Colab badges, their install cell and the README's badges are generated from."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the installed kit's metadata carries the same URL
+        from importlib.metadata import metadata
+
+        urls = dict(u.split(", ", 1) for u in metadata("s3f-kit").get_all("Project-URL") or [])
+        url = urls.get("Repository", "")
+    else:
+        url = tomllib.loads(PYPROJECT.read_text())["project"].get("urls", {}).get("Repository", "")
+    if not re.fullmatch(re.escape(GITHUB) + REPOSITORY_PATTERN, url):
+        raise SystemExit(
+            f"{PYPROJECT}: [project.urls] Repository must be {GITHUB}OWNER/NAME (Colab opens "
+            f"notebooks from GitHub), got {url!r}"
+        )
+    return url
+
+
 def colab_url(name: str) -> str:
-    repository = s3f_experiments.KIT_REPOSITORY
+    repository = repository_url().removeprefix(GITHUB)
     return f"https://colab.research.google.com/github/{repository}/blob/main/notebooks/{name}.ipynb"
 
 
+ZIP_COMMAND = "git archive --format=zip -o s3f-kit.zip HEAD"
+# A papermill parameter (the last line of every parameters cell), so `-p KIT_ZIP …` reaches the
+# setup cell, which comes after the parameters for that reason.
+KIT_ZIP_LINE = (
+    'KIT_ZIP = "/content/s3f-kit.zip"  # Colab: the kit\'s zip, installed when the kit is missing'
+)
+
+COLAB_NOTE = f"""\
+**On Colab** the setup cell below the parameters installs the kit when it is missing: from
+`s3f-kit.zip` uploaded to `/content` (the Files panel), which a checkout of the kit makes with
+`{ZIP_COMMAND}`
+(`KIT_ZIP` names another path, e.g. on Drive with `mount_drive = True`), else from
+{{repository}}.
+pip keeps Colab's TensorFlow, Keras and OpenCV when they satisfy the kit's bounds; the cell
+prints every package of Colab's that pip changed, and a changed package that was already
+imported needs *Runtime → Restart session* before the notebook runs again.
+
+**Set `mount_drive = True` to keep the results**: it mounts Google Drive (one permission prompt)
+and writes them to `MyDrive/s3f-kit/`. Without it they stay in `/content`, which Colab deletes
+when the runtime disconnects, and an interrupted run cannot resume."""
+
 SETUP_TEMPLATE = """\
-# Setup — locally the kit is installed (`make setup` or `pip install -e .`). In Colab it is
-# installed from a zip of the kit (`git archive --format=zip -o s3f-kit.zip HEAD`) uploaded to
-# the session's files (/content/s3f-kit.zip) or put on Drive at KIT_ZIP; without one, from
-# GitHub. pip keeps Colab's own TensorFlow, Keras and OpenCV (lower bounds only).
+# Setup — locally the kit is installed (`make setup` or `pip install -e .`). On Colab it is
+# installed when missing, from KIT_ZIP (with mount_drive also MyDrive/s3f-kit.zip), else from
+# {repository}; see the note above the parameters.
+import importlib.metadata
 import importlib.util
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-KIT_ZIP = "/content/drive/MyDrive/s3f-kit.zip"  # "" → install from GitHub ({repository})
 IN_COLAB = "google.colab" in sys.modules
+if mount_drive and IN_COLAB:  # only when asked: a permission prompt; results go to Drive too
+    from google.colab import drive
+
+    drive.mount("/content/drive")
 if importlib.util.find_spec("s3f_common") is None:
     if not IN_COLAB:
         raise ModuleNotFoundError(
             "s3f_common is not importable: run `make setup` (or `pip install -e .`) in the kit"
         )
-    uploaded = Path("/content/s3f-kit.zip")
-    if not uploaded.is_file() and KIT_ZIP.startswith("/content/drive/"):
-        from google.colab import drive
+    from IPython.core.error import UsageError  # IPython shows its message alone, no traceback
 
-        drive.mount("/content/drive")
-    found = [z for z in (uploaded, Path(KIT_ZIP or uploaded)) if z.is_file()]
-    source = str(found[0]) if found else "git+https://github.com/{repository}"
+    def _name(name):
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    def _installed():
+        found = {}
+        for dist in importlib.metadata.distributions():
+            found.setdefault(_name(dist.metadata["Name"]), dist.version)  # the first on sys.path
+        return found
+
+    zips = [Path(KIT_ZIP), *[Path("/content/drive/MyDrive/s3f-kit.zip")] * bool(mount_drive)]
+    found = [z for z in zips if str(z) != "." and z.is_file()]
+    source = str(found[0]) if found else "git+{repository}"
     print(f"installing the kit from {source}")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+    before = _installed()
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--progress-bar", "off", source],
+        capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    if pip.returncode != 0:
+        lines = [line.strip() for line in pip.stderr.splitlines() if line.strip()]
+        # git's own words first (e.g. no such repository), else pip's last error
+        reason = next((line for line in lines if line.startswith("fatal:")), None) or next(
+            (line for line in reversed(lines) if line.startswith("ERROR:")), "pip failed")
+        if found:
+            raise UsageError(f"pip could not install the kit from {source} ({reason}): make the "
+                             "zip again in a checkout of the kit with `{zip_command}`.")
+        raise UsageError(
+            f"No kit to install: upload s3f-kit.zip, made in a checkout of the kit with "
+            f"`{zip_command}`, to /content (Files panel) or set KIT_ZIP to its path, and run "
+            f"the notebook again ({repository} could not be installed: {reason})."
+        )
+    after = _installed()
+    changed = sorted(name for name in before if after.get(name) != before[name])
+    print("installed the kit; pip changed " + (", ".join(
+        f"{name} {before[name]} → {after.get(name, 'removed')}" for name in changed
+    ) or "none of Colab's packages"))
+    # a module of a changed package already imported (namespace packages such as google.*
+    # have no file of their own) keeps its old code until the runtime restarts
+    imported = sorted(
+        module for module, names in importlib.metadata.packages_distributions().items()
+        if getattr(sys.modules.get(module), "__file__", None) and {*map(_name, names)} & {*changed}
+    )
+    if imported:
+        raise UsageError(f"{', '.join(imported)} was imported before pip changed it: restart the "
+                         "runtime (Runtime → Restart session) and run the notebook again.")
+if IN_COLAB and not mount_drive:
+    print("Results stay in /content, which Colab deletes when the runtime disconnects (a run "
+          "then cannot resume): set mount_drive = True in the parameters to keep them on Drive.")
 from s3f_kit.run import env as s3f_env
 
 s3f_env.prepare_notebook()  # kit errors in one line, no widget warnings"""
 
 
 def setup_cell() -> str:
-    return SETUP_TEMPLATE.replace("{repository}", s3f_experiments.KIT_REPOSITORY)
+    return SETUP_TEMPLATE.replace("{repository}", repository_url()).replace(
+        "{zip_command}", ZIP_COMMAND
+    )
+
+
+def colab_note() -> str:
+    url = repository_url()
+    return COLAB_NOTE.replace("{repository}", f"[{url.removeprefix(GITHUB)}]({url})")
+
+
+def parameters_cell(parameters: str) -> nbformat.NotebookNode:
+    """The papermill parameters cell: the notebook's parameters, then KIT_ZIP."""
+    return nbformat.v4.new_code_cell(
+        f"{parameters}\n{KIT_ZIP_LINE}", metadata={"tags": ["parameters"]}
+    )
+
+
+def head_cells(intro: str, parameters: str) -> list:
+    """What every notebook starts with: its intro, the Colab note, the parameters (papermill
+    injects overrides after them), then the setup cell that reads KIT_ZIP and mount_drive."""
+    return [
+        nbformat.v4.new_markdown_cell(intro),
+        nbformat.v4.new_markdown_cell(colab_note()),
+        parameters_cell(parameters),
+        nbformat.v4.new_code_cell(setup_cell()),
+    ]
 
 
 DERIVED = """\
-# Values derived from the parameters (papermill injects overrides just above this cell).
+# Values derived from the parameters (papermill injects overrides after the parameters cell).
 import os
 
 if gpu is not None:  # the sweep pins each notebook to one GPU; must precede TensorFlow's import
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
 s3f_env.import_tensorflow_quietly()  # CPU machines: without CUDA-registration noise
-if mount_drive and IN_COLAB:
-    from google.colab import drive
-
-    drive.mount("/content/drive")
 
 from s3f_kit.run.training import Run
 
@@ -137,12 +258,7 @@ notebooks used the test set for checkpoint selection, early stopping and LR sche
 
 def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
     cells = [
-        nbformat.v4.new_markdown_cell(_intro(exp)),
-        nbformat.v4.new_code_cell(setup_cell()),
-        nbformat.v4.new_code_cell(
-            s3f_config.parameters_cell(exp),
-            metadata={"tags": ["parameters"]},
-        ),
+        *head_cells(_intro(exp), s3f_config.parameters_cell(exp)),
         nbformat.v4.new_code_cell(DERIVED),
         nbformat.v4.new_markdown_cell("## Data"),
         nbformat.v4.new_code_cell("data = run.load_data()"),
@@ -212,11 +328,12 @@ mount_drive = False"""
 
 EXPLAIN_RUN = """\
 s3f_env.import_tensorflow_quietly()
-if mount_drive and IN_COLAB:
-    from google.colab import drive
-
-    drive.mount("/content/drive")
 from pathlib import Path
+
+from s3f_kit.run.training import DRIVE_RUNS
+
+if mount_drive and IN_COLAB and not Path(output_dir).is_absolute():
+    output_dir = str(Path(DRIVE_RUNS).parent / output_dir)  # Colab wipes /content on disconnect
 
 from s3f_kit.apply.explain import explain, load_for_explanation
 
@@ -244,11 +361,12 @@ mount_drive = False"""
 
 PRETRAINED_RUN = """\
 s3f_env.import_tensorflow_quietly()
-if mount_drive and IN_COLAB:
-    from google.colab import drive
-
-    drive.mount("/content/drive")
 from pathlib import Path
+
+from s3f_kit.run.training import DRIVE_RUNS
+
+if mount_drive and IN_COLAB and not Path(output_dir).is_absolute():
+    output_dir = str(Path(DRIVE_RUNS).parent / output_dir)  # Colab wipes /content on disconnect
 
 from IPython.display import Image, display
 
@@ -283,9 +401,7 @@ dataset's test split with the same metrics and figures as a training run."""
         "S3F_Explainability": _finish(
             "S3F_Explainability",
             [
-                nbformat.v4.new_markdown_cell(explain_intro),
-                nbformat.v4.new_code_cell(setup_cell()),
-                nbformat.v4.new_code_cell(EXPLAIN_PARAMETERS, metadata={"tags": ["parameters"]}),
+                *head_cells(explain_intro, EXPLAIN_PARAMETERS),
                 nbformat.v4.new_code_cell(EXPLAIN_RUN),
                 nbformat.v4.new_code_cell(EXPLAIN_SHOW),
             ],
@@ -293,9 +409,7 @@ dataset's test split with the same metrics and figures as a training run."""
         "Evaluate_Pretrained": _finish(
             "Evaluate_Pretrained",
             [
-                nbformat.v4.new_markdown_cell(pretrained_intro),
-                nbformat.v4.new_code_cell(setup_cell()),
-                nbformat.v4.new_code_cell(PRETRAINED_PARAMETERS, metadata={"tags": ["parameters"]}),
+                *head_cells(pretrained_intro, PRETRAINED_PARAMETERS),
                 nbformat.v4.new_code_cell(PRETRAINED_RUN),
             ],
         ),
@@ -313,23 +427,17 @@ def all_notebooks() -> dict[str, str]:
 
 
 def set_repository(repository: str) -> None:
-    """Make OWNER/NAME the kit's GitHub repository: the one line in s3f_kit/experiments.py that
-    badges and Colab install cells read (then the notebooks are regenerated from it)."""
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
+    """Make OWNER/NAME the kit's GitHub repository: the one line of pyproject.toml
+    ([project.urls] Repository) that badges and Colab install cells are generated from."""
+    if not re.fullmatch(REPOSITORY_PATTERN, repository):
         raise SystemExit(f"--repository expects OWNER/NAME, got {repository!r}")
-    path = Path(s3f_experiments.__file__)
-    text = path.read_text()
-    updated, count = re.subn(
-        r'^KIT_REPOSITORY = "[^"]*"', f'KIT_REPOSITORY = "{repository}"', text, flags=re.M
-    )
-    if count != 1:
-        raise SystemExit(f"{path}: no KIT_REPOSITORY line to update")
-    from data_setup.files import write_atomic
-
-    write_atomic(path, updated)
-    s3f_experiments.KIT_REPOSITORY = repository
+    text = PYPROJECT.read_text()
+    urls = re.search(r"^\[project\.urls\]\n(?:(?!\[).*\n)*", text, flags=re.M)
+    line = re.compile(r'^Repository = "[^"]*"$', flags=re.M)
+    if not urls or len(line.findall(urls.group())) != 1:
+        raise SystemExit(f'{PYPROJECT}: no `Repository = "…"` line under [project.urls]')
+    section = line.sub(f'Repository = "{GITHUB}{repository}"', urls.group())
+    write_atomic(PYPROJECT, text[: urls.start()] + section + text[urls.end() :])
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -340,12 +448,17 @@ TABLE_END = "<!-- end of parameter table -->"
 
 
 def readme_with_parameter_table(text: str) -> str:
-    """README.md's text with its parameter table regenerated from RunConfig."""
+    """README.md's text with its parameter table regenerated from RunConfig and its Colab
+    badges pointed at the configured repository."""
     before, start, rest = text.partition(TABLE_START)
     _, end, after = rest.partition(TABLE_END)
     if not start or not end:
         raise ValueError(f"{README}: the markers {TABLE_START!r} … {TABLE_END!r} are missing")
-    return f"{before}{TABLE_START}\n{s3f_config.markdown_table()}\n{TABLE_END}{after}"
+    text = f"{before}{TABLE_START}\n{s3f_config.markdown_table()}\n{TABLE_END}{after}"
+    badge = re.compile(
+        r"https://colab\.research\.google\.com/github/[^)\s]+/notebooks/([\w-]+)\.ipynb"
+    )
+    return badge.sub(lambda m: colab_url(m.group(1)), text)
 
 
 def main(argv=None) -> int:
@@ -354,7 +467,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--repository",
         metavar="OWNER/NAME",
-        help="your GitHub fork: set it in s3f_kit/experiments.py, then regenerate badges and installs",
+        help="your GitHub fork: set it in pyproject.toml, then regenerate badges and installs",
     )
     args = parser.parse_args(argv)
     if args.repository and not args.check:
@@ -368,12 +481,12 @@ def main(argv=None) -> int:
             continue
         stale.append(path.name)
         if not args.check:
-            path.write_text(text)
+            write_atomic(path, text)
     readme = README.read_text()
     if readme_with_parameter_table(readme) != readme:
         stale.append(README.name)
         if not args.check:
-            README.write_text(readme_with_parameter_table(readme))
+            write_atomic(README, readme_with_parameter_table(readme))
     if args.check and stale:
         print("out of date (run python -m s3f_kit.run.notebooks): " + ", ".join(stale))
         return 1
