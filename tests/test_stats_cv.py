@@ -63,3 +63,35 @@ def test_runs_that_disagree_on_an_images_class_are_refused_in_one_sentence():
     other = _run(["a.png", "b.png"], [1, 1], True)
     with pytest.raises(ValueError, match=r"^test image a.png has two different true classes"):
         s3f_stats.across_runs([[first], [other]] * 3, ("accuracy",), resamples=10)
+
+
+def _simulation():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "coverage_simulation.py"
+    spec = importlib.util.spec_from_file_location("coverage_simulation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_coverage_simulation_is_seeded_and_writes_its_table_between_the_markers(
+    tmp_path, monkeypatch
+):
+    simulation = _simulation()
+    monkeypatch.setattr(simulation, "IMAGES", (156,))
+    monkeypatch.setattr(simulation, "SEEDS", (5,))
+    first = simulation.simulate(studies=3, resamples=50, seed=1)
+    assert first == simulation.simulate(studies=3, resamples=50, seed=1)  # one command, one table
+    assert len(first) == len(simulation.SCENARIOS)
+    assert 0.8 < first[0]["theta"] < 0.9  # the scenarios' accuracy, from the integral
+    page = tmp_path / "statistics.md"
+    page.write_text(f"before\n{simulation.START}\nold table\n{simulation.END}\nafter\n")
+    simulation.write_into_docs(simulation.table(first, 3, 50, 1, 1.0), page)
+    text = page.read_text()
+    assert text.startswith("before\n") and text.endswith("\nafter\n") and "old table" not in text
+    assert "`python benchmarks/coverage_simulation.py --studies 3 --resamples 50 --seed 1`" in text
+    # the docs page holds the table the default command made, next to that command
+    docs = simulation.DOCS.read_text()
+    assert docs.count(simulation.START) == 1 and "| stable seeds (" in docs
