@@ -286,25 +286,25 @@ def _baseline_row(frame, dataset="BUSI"):
 
 
 def test_claims_compare_s3f_with_the_strongest_baseline_run(tmp_path):
-    runs = _busi_runs(tmp_path, 0.9, {"ResNet50V2": 0.62, "DenseNet121": 0.72})
+    runs = _busi_runs(tmp_path, 0.9, {"ResNet50V2": 0.62, "DenseNet121": 0.72}, seeds=5)
     frame = s3f_claims.claims_table(runs)
     row = _baseline_row(frame)
     assert row["worse"] == "Baseline_DenseNet121_BUSI"  # the stronger of the two
-    assert row["better"] == "S3F_Concat_BUSI" and row["n_seeds"] == 3
+    assert row["better"] == "S3F_Concat_BUSI" and row["n_seeds"] == 5
     assert 10 < row["mean_delta"] < 26 and row["verdict"] == "supported"
     assert np.isnan(row["paper_delta"])  # the paper printed no baseline
-    # one Holm family with the other verdict rows: the S³F-vs-spatial row is not run, so the
-    # family here is the baseline row alone; add a tested spatial claim and p_holm grows
-    assert row["p_holm"] == pytest.approx(row["p"])
-    from statsmodels.stats.multitest import multipletests
-
-    spatial = _write_run(tmp_path, "Spatial_BUSI", 42, 0.89, np.random.default_rng(3))
-    both = s3f_claims.claims_table([*runs, spatial])
+    # one Bonferroni family with the other verdict rows: the S³F-vs-spatial row is not run, so
+    # the family here is the baseline row alone; add a tested spatial claim and m becomes 2
+    assert row["family_size"] == 1 and row["p_bonferroni"] == pytest.approx(row["p"])
+    rng = np.random.default_rng(3)
+    spatial = [_write_run(tmp_path, "Spatial_BUSI", seed, 0.89, rng) for seed in range(42, 47)]
+    both = s3f_claims.claims_table([*runs, *spatial])
     tested = both[(both["role"] == "verdict") & both["p"].notna()]
-    assert len(tested) == 2
-    expected = multipletests(tested["p"], method="holm")[1]
-    assert tested["p_holm"].tolist() == pytest.approx(list(expected))
-    assert _baseline_row(both)["p_holm"] > _baseline_row(both)["p"]
+    assert len(tested) == 2 and set(tested["family_size"]) == {2}
+    assert tested["p_bonferroni"].tolist() == pytest.approx(list(np.minimum(1, 2 * tested["p"])))
+    wider = _baseline_row(both)  # the same resamples read at 1 − 0.05/2
+    assert wider["ci_level"] > row["ci_level"]
+    assert wider["ci_low"] <= row["ci_low"] and wider["ci_high"] >= row["ci_high"]
     (tmp_path / "results").mkdir()
     lines = "\n".join(s3f_claims.write_claims(runs, tmp_path / "results"))
     assert "S³F-Net beats standard deep CNNs (strongest: Baseline_DenseNet121_BUSI)" in lines

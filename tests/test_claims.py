@@ -15,15 +15,15 @@ from s3f_kit.reports import stats as s3f_stats
 CLASSES = ["a", "b", "c"]
 
 
-def test_describe_matches_scipy_and_labels_a_single_run():
+def test_describe_gives_mean_sd_and_range_and_labels_a_single_run():
     values = [81.0, 84.5, 79.0, 83.0]
     summary = s3f_stats.describe(values)
-    low, high = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
     assert summary["mean"] == pytest.approx(np.mean(values))
     assert summary["sd"] == pytest.approx(np.std(values, ddof=1))
-    assert (summary["ci_low"], summary["ci_high"]) == pytest.approx((low, high))
+    assert (summary["min"], summary["max"]) == (79.0, 84.5)
+    assert "ci_low" not in summary  # a t-interval over a few bounded values leaves their range
     single = s3f_stats.describe([80.0])
-    assert single["label"] == "single run" and math.isnan(single["ci_low"])
+    assert single["label"] == "single run" and math.isnan(single["sd"])
 
 
 def test_mcnemar_exact_equals_statsmodels():
@@ -114,10 +114,47 @@ def test_identical_models_are_inconclusive_and_missing_ones_not_run(tmp_path):
     assert len(frame) == len(s3f_claims.paper_claims()) == 17
 
 
-def test_holm_correction_is_applied(tmp_path):
-    frame = s3f_claims.claims_table(_runs(tmp_path, 0.85, 0.75))
+def test_bonferroni_p_and_interval_share_one_family(tmp_path):
+    runs = _runs(tmp_path, 0.85, 0.75)
+    rng = np.random.default_rng(9)
+    runs += [_write_run(tmp_path, "SpectraNet_BUSI", "", seed, 0.80, rng) for seed in range(42, 47)]
+    frame = s3f_claims.claims_table(runs)
     tested = frame[frame["p"].notna()]
-    assert (tested["p_holm"] >= tested["p"]).all()
+    assert len(tested) == 2 and set(tested["family_size"]) == {2}
+    assert (tested["p_bonferroni"] == np.minimum(1, 2 * tested["p"])).all()
+    assert tested["ci_level"].tolist() == pytest.approx([1 - 0.05 / 2] * 2)
+    assert set(tested["test"]) == {s3f_claims.BOOTSTRAP_TEST}
+    for row in tested.to_dict("records"):
+        excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
+        assert excludes_zero == (row["p_bonferroni"] < 0.05)
+
+
+def test_the_verdict_from_the_interval_and_from_p_always_agree():
+    """A seeded loop over random bootstrap distributions (ties at 0, all on one side, tiny and
+    odd resample counts) and family sizes: "the CI excludes 0" ⇔ "Bonferroni p < 0.05"."""
+    rng = np.random.default_rng(32)
+    seen = set()
+    for case in range(3000):
+        total = int(rng.choice([1, 2, 7, 40, 199, 1000, 2000, 10_000]))
+        centre = rng.normal(0, 3) if case % 3 else 0.0
+        deltas = rng.normal(centre, rng.uniform(0.01, 3), size=total)
+        if case % 5 == 0:  # many exact zeros and ties, as accuracy differences of few images
+            deltas = np.round(deltas * rng.integers(1, 4)) / 2
+        family = int(rng.integers(1, 25))
+        found = s3f_stats.bootstrap_verdict(deltas, family)
+        excludes_zero = found["ci_low"] > 0 or found["ci_high"] < 0
+        assert excludes_zero == (found["p_adjusted"] < 0.05) == found["significant"], found
+        assert found["ci_low"] <= found["ci_high"]
+        assert found["p_adjusted"] == pytest.approx(min(1.0, family * found["p"]))
+        seen.add(excludes_zero)
+    assert seen == {True, False}  # both verdicts were tested
+
+
+def test_fewer_than_five_paired_seeds_get_no_interval_and_no_verdict(tmp_path):
+    row = _busi_spatial_row(s3f_claims.claims_table(_runs(tmp_path, 0.95, 0.55, seeds=4)))
+    assert row["n_seeds"] == 4 and row["mean_delta"] > 30  # a huge planted effect …
+    assert math.isnan(row["ci_low"]) and math.isnan(row["p"])  # … but no interval of the mean
+    assert row["verdict"] == "inconclusive" and row["delta_min"] > 0
 
 
 def test_write_claims_writes_csv_figures_and_labels_demo_data(tmp_path):

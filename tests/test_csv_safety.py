@@ -15,6 +15,7 @@ from data_setup import files
 from data_setup.loading import Dataset
 from data_setup.splitting import read_split_file
 from s3f_kit.reports import claims as s3f_claims
+from s3f_kit.reports import records as s3f_records
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = ["=cmd|' /C calc'!A0", '+HYPERLINK("http://x","y")', "-2+3", "@SUM(A1)", "\tx",
@@ -131,8 +132,9 @@ def test_claims_pair_runs_by_the_original_names_whichever_kit_wrote_them(tmp_pat
     for seed in (42, 43, 44):
         runs.append(_write_run(tmp_path, "S3F_Concat_BUSI", seed, names, 0.9, kit))
         runs.append(_write_run(tmp_path, "Spatial_BUSI", seed, names, 0.6, older))
-    back = s3f_claims._predictions(runs[0])
-    assert set(back["true_label"]) == set(names) and back["file"][1] == "-1+scan.png"
+    back, why = s3f_records.read_predictions({**runs[0], "class_names": names})
+    assert why is None and back.files[1] == "-1+scan.png"
+    assert sorted(set(back.labels)) == [0, 1, 2]  # every name known: none kept its quote
     table = s3f_claims.claims_table(runs)  # pairs each seed's two runs image by image
     row = table[(table["dataset"] == "BUSI") & table["claim"].str.contains("spatial")].iloc[0]
     assert row["n_pairs"] == 3 and row["mean_delta"] > 0

@@ -15,7 +15,6 @@ from s3f_kit import config as s3f_config
 from s3f_kit.reports import claims as s3f_claims
 from s3f_kit.reports import records as s3f_records
 from s3f_kit.reports import results_tables as s3f_results_tables
-from s3f_kit.reports import stats as s3f_stats
 from s3f_kit.sweep import jobs as s3f_jobs
 from s3f_kit.sweep import sweep as s3f_sweep
 from tests.test_patient_groups import _kermany_names
@@ -211,57 +210,63 @@ def _cv_run(root, experiment, seed, fold, correct, rng):
     return metrics
 
 
-def test_claims_pair_folds_and_seeds_with_the_corrected_resampled_t(tmp_path):
+def _cv_claim_runs(root, seeds):
     rng = np.random.default_rng(0)
     runs, deltas = [], []
-    for seed in (42, 43):
+    for seed in seeds:
         for fold in (1, 2, 3):
-            better, worse = 24 + fold, 20 + (seed - 42)
-            runs.append(_cv_run(tmp_path, "S3F_Concat_BUSI", seed, fold, better, rng))
-            runs.append(_cv_run(tmp_path, "Spatial_BUSI", seed, fold, worse, rng))
+            better, worse = 24 + fold, 20 + (seed - 42) % 3
+            runs.append(_cv_run(root, "S3F_Concat_BUSI", seed, fold, better, rng))
+            runs.append(_cv_run(root, "Spatial_BUSI", seed, fold, worse, rng))
             deltas.append(100 * (better - worse) / N_TEST)
-    frame = s3f_claims.claims_table(runs)
-    row = frame[(frame["claim"] == "S³F-Net beats its spatial baseline")
-                & (frame["dataset"] == "BUSI")].iloc[0]  # fmt: skip
-    assert (row["n_pairs"], row["n_folds"], row["n_seeds"]) == (6, 3, 2)
-    assert row["test"].startswith("corrected resampled t")
-    expected = s3f_stats.corrected_resampled_t(deltas, N_TEST / (N_TEST + N_TRAIN))
+    return runs, deltas
+
+
+def _spatial_claim(frame):
+    return frame[(frame["claim"] == "S³F-Net beats its spatial baseline")
+                 & (frame["dataset"] == "BUSI")].iloc[0]  # fmt: skip
+
+
+def test_claims_pair_folds_and_seeds_in_one_two_level_bootstrap(tmp_path):
+    """Repetitions (seeds) are resampled with all their folds, the images of every fold once per
+    resample: the interval and p come from those resamples; 2 repetitions give none."""
+    runs, deltas = _cv_claim_runs(tmp_path / "five", range(42, 47))
+    row = _spatial_claim(s3f_claims.claims_table(runs))
+    assert (row["n_pairs"], row["n_folds"], row["n_seeds"]) == (15, 3, 5)
+    assert row["test"] == s3f_claims.BOOTSTRAP_TEST
     assert row["mean_delta"] == pytest.approx(np.mean(deltas))
-    assert row["p"] == pytest.approx(expected["p"])
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((expected["ci_low"],
-                                                             expected["ci_high"]))  # fmt: skip
-    # the plain paired t-test over the six runs would be far more confident
-    naive = s3f_stats.paired_across_seeds(deltas, [0.0] * 6)["p"]
-    assert naive < expected["p"]
+    assert row["ci_low"] < row["mean_delta"] < row["ci_high"]
+    assert (row["ci_low"] > 0) == (row["p_bonferroni"] < 0.05) and row["verdict"] == "supported"
     (tmp_path / "res").mkdir()
-    assert "3 folds × 2 seeds" in "\n".join(s3f_claims.write_claims(runs, tmp_path / "res"))
+    assert "3 folds × 5 seeds" in "\n".join(s3f_claims.write_claims(runs, tmp_path / "res"))
+    two, _ = _cv_claim_runs(tmp_path / "two", (42, 43))  # 6 runs, but 2 repetitions
+    row = _spatial_claim(s3f_claims.claims_table(two))
+    assert row["n_pairs"] == 6 and math.isnan(row["ci_low"]) and row["verdict"] == "inconclusive"
 
 
-def test_tables_pool_folds_and_seeds_with_a_corrected_interval(tmp_path):
-    rng = np.random.default_rng(1)
-    accuracies = []
+def test_tables_pool_folds_and_seeds_with_a_two_level_interval(tmp_path):
     runs = []
-    for seed in (42, 43):
+    rng = np.random.default_rng(1)
+    for seed in range(42, 47):
         for fold in (1, 2, 3):
-            correct = 20 + fold + seed - 42
-            accuracies.append(100 * correct / N_TEST)
-            record = _cv_run(tmp_path, "Spatial_BUSI", seed, fold, correct, rng)
+            record = _cv_run(tmp_path, "Spatial_BUSI", seed, fold, 20 + fold + seed - 42, rng)
             record.update(params=10, image_size=[16, 16], epochs_run=3, best_epoch=2,
                           wall_time_s=1.0)  # fmt: skip
             runs.append(record)
     assert s3f_records.repeat_key(runs[1]) == (42, 2)
     kept, notes = s3f_records.drop_repeated_seeds(runs)
-    assert len(kept) == 6 and not notes  # six folds × seeds, none a repeat of another
-    frame = s3f_results_tables.summary_frame(runs)
-    assert len(frame) == 1
-    row = frame.iloc[0]
-    assert row["n_runs"] == 6 and row["folds"] == 3 and row["seeds"] == "42 43"
-    assert "corrected resampled" in row["interval"]
-    corrected = s3f_stats.corrected_resampled_t(accuracies, N_TEST / (N_TEST + N_TRAIN))
-    assert row["accuracy_%_ci_low"] == pytest.approx(corrected["ci_low"], abs=1e-4)
-    plain = s3f_stats.describe(accuracies)
-    assert row["accuracy_%_ci_low"] < plain["ci_low"]  # wider than the uncorrected interval
+    assert len(kept) == 15 and not notes  # 3 folds × 5 seeds, none a repeat of another
+    accuracies = [100 * r["accuracy"] for r in runs]
+    row = s3f_results_tables.summary_frame(runs).iloc[0]
+    assert row["n_runs"] == 15 and row["folds"] == 3 and row["seeds"] == "42 43 44 45 46"
+    assert "repetitions, each with its folds" in row["interval"]
+    assert 0 <= row["accuracy_%_ci_low"] < row["accuracy_%"] < row["accuracy_%_ci_high"] <= 100
     assert math.isclose(row["accuracy_%"], np.mean(accuracies), abs_tol=1e-4)
+    assert (row["accuracy_%_min"], row["accuracy_%_max"]) == pytest.approx(
+        (min(accuracies), max(accuracies)), abs=1e-4
+    )
+    two = s3f_results_tables.summary_frame(runs[:6]).iloc[0]  # 2 repetitions: no interval
+    assert two["n_runs"] == 6 and pd.isna(two["accuracy_%_ci_low"])
 
 
 @pytest.mark.e2e
@@ -308,6 +313,6 @@ def test_a_demo_sweep_over_folds_resumes_after_a_kill_and_tables_pool_the_folds(
     }
     summary = pd.read_csv(output / "results" / "summary.csv")
     assert len(summary) == 1 and summary.loc[0, "n_runs"] == 6 and summary.loc[0, "folds"] == 3
-    assert "corrected resampled" in summary.loc[0, "interval"]
+    assert "fewer than 5 seeds" in summary.loc[0, "interval"]  # 2 repetitions
     readme = (output / "results" / "README.md").read_text()
     assert "6 (3-fold × 2 seeds)" in readme

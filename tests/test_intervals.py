@@ -1,4 +1,5 @@
-"""Per-run intervals, clinical metrics and calibration against known cases (no TensorFlow)."""
+"""Per-run and across-seed intervals, clinical metrics and calibration against known cases, and
+the bounds of every interval over many random and extreme inputs (no TensorFlow)."""
 
 import math
 
@@ -7,6 +8,7 @@ import pytest
 from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint
 
+from s3f_kit.reports import stats as st
 from s3f_kit.run import calibration as cal
 from s3f_kit.run import intervals as iv
 
@@ -42,19 +44,29 @@ def test_point_values_equal_sklearn(classes):
 
 
 def test_batched_metrics_equal_sklearn_on_resamples():
-    """The vectorized confusion-matrix metrics agree with sklearn on every resample, including
-    ones where a class is never predicted."""
+    """The weighted confusion-matrix metrics and AUC agree with sklearn on every resample
+    (image weights = how often each image was drawn), including ones where a class is never
+    predicted and scores are tied."""
     rng = np.random.default_rng(3)
-    labels, predicted, _ = _random_run(rng, n=40, classes=4, skill=0.3)
-    predicted[predicted == 3] = 0  # class 3 is never predicted
-    rows = iv._stratified_indices(labels, 25, rng)
-    batch = iv._confusion_metrics(iv._confusions(labels[rows], predicted[rows], 4))
-    for b, row in enumerate(rows):
-        t, p = labels[row], predicted[row]
-        assert batch["macro_f1"][b] == pytest.approx(skm.f1_score(t, p, average="macro"))
-        assert batch["mcc"][b] == pytest.approx(skm.matthews_corrcoef(t, p))
-        assert batch["cohen_kappa"][b] == pytest.approx(skm.cohen_kappa_score(t, p))
-        assert np.array_equal(np.bincount(t, minlength=4), np.bincount(labels, minlength=4))
+    for classes in (2, 4):
+        labels, predicted, probs = _random_run(rng, n=40, classes=classes, skill=0.3)
+        predicted[predicted == classes - 1] = 0  # the last class is never predicted
+        probs = np.round(probs, 1)  # ties
+        weights = st.stratified_weights(labels, 25, rng)
+        batch = st.metrics_of(labels, predicted, probs, weights)
+        for b, counts in enumerate(weights.astype(int)):
+            drawn = np.repeat(np.arange(len(labels)), counts)
+            t, p, q = labels[drawn], predicted[drawn], probs[drawn]
+            assert np.array_equal(np.bincount(t), np.bincount(labels))  # stratified
+            assert batch["macro_f1"][b] == pytest.approx(skm.f1_score(t, p, average="macro"))
+            assert batch["mcc"][b] == pytest.approx(skm.matthews_corrcoef(t, p))
+            assert batch["cohen_kappa"][b] == pytest.approx(skm.cohen_kappa_score(t, p))
+            expected = (  # sklearn's one-vs-rest macro AUC, of rounded (tied) scores
+                skm.roc_auc_score(t, q[:, 1])
+                if classes == 2
+                else np.mean([skm.roc_auc_score(t == k, q[:, k]) for k in range(classes)])
+            )
+            assert batch["roc_auc"][b] == pytest.approx(expected)
 
 
 def test_bootstrap_is_seeded():
@@ -63,8 +75,8 @@ def test_bootstrap_is_seeded():
     first = iv.bootstrap_intervals(labels, predicted, probs, resamples=300)
     assert first == iv.bootstrap_intervals(labels, predicted, probs, resamples=300)
     other = iv.bootstrap_intervals(labels, predicted, probs, resamples=300, seed=1)
-    assert other["accuracy"]["ci_low"] != first["accuracy"]["ci_low"] or (
-        other["accuracy"]["ci_high"] != first["accuracy"]["ci_high"]
+    assert other["mcc"]["ci_low"] != first["mcc"]["ci_low"] or (
+        other["mcc"]["ci_high"] != first["mcc"]["ci_high"]
     )
 
 
@@ -171,3 +183,112 @@ def test_temperature_scaling_fixes_an_overconfident_model_and_is_refused_under_p
     paper = cal.calibration_report("paper", labels[test], sharpened[test])
     assert "paper protocol" in paper["temperature_scaling"]["status"]
     assert "temperature" not in paper["temperature_scaling"]
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def _extreme_cases(rng):
+    """(labels, predicted, probs) of random runs and of the extremes: all right, all wrong,
+    one class in the test split, one class predicted, two images."""
+    cases = []
+    for _ in range(40):
+        classes = int(rng.choice([2, 3, 4, 7]))
+        n = int(rng.integers(2, 160))
+        labels, predicted, probs = _random_run(rng, n, classes, float(rng.uniform(-0.5, 2)))
+        cases.append((labels, predicted, probs))
+    labels = np.arange(60) % 3
+    right = np.eye(3)[labels]
+    cases += [
+        (labels, labels, right),  # all correct
+        (labels, (labels + 1) % 3, np.roll(right, 1, axis=1)),  # all wrong
+        (np.zeros(30, int), np.zeros(30, int), np.tile([0.9, 0.1], (30, 1))),  # one class
+        (labels, np.zeros(60, int), np.tile([0.5, 0.3, 0.2], (60, 1))),  # one class predicted
+        (np.array([0, 1]), np.array([1, 1]), np.array([[0.4, 0.6], [0.2, 0.8]])),  # two images
+    ]
+    return cases
+
+
+def _assert_in_range(intervals, where):
+    for name, (least, most) in st.METRIC_RANGES.items():
+        entry = intervals[name]
+        for key in ("value", "ci_low", "ci_high"):
+            value = entry[key]
+            assert np.isnan(value) or least - 1e-12 <= value <= most + 1e-12, (where, name, entry)
+        if np.isfinite(entry["ci_low"]):
+            assert entry["ci_low"] <= entry["ci_high"], (where, name, entry)
+
+
+def test_every_per_run_interval_lies_in_its_metrics_range():
+    rng = np.random.default_rng(32)
+    for index, (labels, predicted, probs) in enumerate(_extreme_cases(rng)):
+        result = iv.bootstrap_intervals(labels, predicted, probs, resamples=200, seed=index)
+        _assert_in_range(result, index)
+        for per_class in iv.clinical_metrics(labels, predicted, list("abcdefg")).values():
+            for entry in per_class.values():
+                assert entry["n"] == 0 or 0 <= entry["ci_low"] <= entry["ci_high"] <= 1
+
+
+def test_every_interval_of_the_mean_over_seeds_lies_in_its_metrics_range():
+    rng = np.random.default_rng(33)
+    cases = _extreme_cases(rng)
+    for index in range(20):
+        labels, _, probs = cases[index]
+        files = np.array([f"{i}.png" for i in range(len(labels))])
+        units = []
+        for _ in range(int(rng.choice([5, 6, 9]))):  # seeds: one model, other predictions
+            skill = rng.uniform(-1, 3)
+            _, predicted, seed_probs = _random_run(rng, len(labels), probs.shape[1], skill)
+            units.append([st.Predictions(files, labels, predicted, seed_probs)])
+        if index % 4 == 0:  # the extremes across seeds: every seed all right
+            units = [[st.Predictions(files, labels, labels, np.eye(probs.shape[1])[labels])]] * 5
+        result = st.across_runs(units, resamples=200, seed=index)
+        _assert_in_range(result, index)
+        assert np.isfinite(result["accuracy"]["ci_low"])
+
+
+def test_an_all_correct_run_keeps_an_accuracy_interval_below_100_percent():
+    """Every bootstrap resample of 100 % correct is 100 %: the Wilson interval still says how
+    little 60 images can show."""
+    labels = np.arange(60) % 3
+    result = iv.bootstrap_intervals(labels, labels, np.eye(3)[labels], resamples=200)
+    low, high = proportion_confint(60, 60, alpha=0.05, method="wilson")
+    assert (result["accuracy"]["ci_low"], result["accuracy"]["ci_high"]) == pytest.approx(
+        (low, high)
+    )
+    assert result["accuracy"]["ci_low"] < 0.95 and result["accuracy"]["method"] == "Wilson score"
+
+
+def test_the_interval_of_the_mean_needs_five_seeds_and_covers_more_than_one_seed():
+    rng = np.random.default_rng(4)
+    labels = np.arange(90) % 3
+    files = np.array([f"{i}.png" for i in range(90)])
+
+    def seed_run():
+        _, predicted, probs = _random_run(rng, 90, 3, float(rng.uniform(0.2, 1.2)))
+        return [st.Predictions(files, labels, predicted, probs)]
+
+    few = st.across_runs([seed_run() for _ in range(st.MIN_RUNS_FOR_INTERVAL - 1)])
+    assert all(np.isnan(entry["ci_low"]) for entry in few.values())
+    units = [seed_run() for _ in range(st.MIN_RUNS_FOR_INTERVAL)]
+    enough = st.across_runs(units, resamples=500)
+    accuracies = [np.mean(u[0].predicted == labels) for u in units]
+    assert enough["accuracy"]["value"] == pytest.approx(np.mean(accuracies))
+    assert enough["accuracy"]["ci_low"] < np.mean(accuracies) < enough["accuracy"]["ci_high"]
+    # the runs of one unit (one seed's folds) are not seeds: no interval of their mean
+    one_seed = st.across_runs([[u[0] for u in units]], resamples=500)
+    assert np.isnan(one_seed["accuracy"]["ci_low"])
+
+
+def test_reviewer_report_prints_kappa_and_mcc_on_their_own_scale():
+    from s3f_kit.run import metrics as s3f_metrics  # imports TensorFlow
+
+    labels = np.arange(60) % 2
+    probs = np.column_stack([1 - labels * 0.8 - 0.1, labels * 0.8 + 0.1])
+    record = s3f_metrics.reviewer_metrics(labels, probs[:, 1:], ["a", "b"], True, "paper")
+    report = s3f_metrics.reviewer_report(record)
+    kappa = next(line for line in report.splitlines() if "cohen_kappa" in line)
+    accuracy = next(line for line in report.splitlines() if line.strip().startswith("accuracy"))
+    assert kappa.split()[1] == "1.000" and "100" not in kappa  # not cohen_kappa 100.0
+    assert "mcc          1.000" in report
+    assert accuracy.split()[1] == "100.0"  # accuracy stays in percent

@@ -6,13 +6,15 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from sklearn import metrics as skm
 
 from s3f_kit.reports import claims as s3f_claims
 from s3f_kit.reports import plots as s3f_plots
 from s3f_kit.reports import records as s3f_records
 from s3f_kit.reports import results as s3f_results
 from s3f_kit.reports import results_calibration as s3f_results_calibration
+from s3f_kit.reports import results_tables as s3f_results_tables
+from s3f_kit.reports import stats as s3f_stats
 from s3f_kit.run import calibration as s3f_calibration
 from s3f_kit.run import intervals as s3f_intervals
 from tests.test_claims import _runs, _write_run
@@ -49,7 +51,31 @@ def _reviewer_fields(seed, protocol="paper"):
     }
 
 
-def test_a_single_run_shows_its_bootstrap_interval_and_seeds_a_t_interval(tmp_path):
+def _run_with_predictions(root, seed, settings, skill=1.5):
+    """A finished BUSI run whose predictions.csv and metrics.json agree (the kit's own
+    intervals), and its predictions as the statistics read them."""
+    labels, probs = _predictions(seed)
+    if skill is None:  # every image right
+        probs = np.eye(3)[labels] * 0.9 + 0.1 / 3
+    predicted = probs.argmax(axis=1)
+    fields = _reviewer_fields(seed)
+    fields["intervals"] = s3f_intervals.bootstrap_intervals(labels, predicted, probs)
+    matrix = skm.confusion_matrix(labels, predicted, labels=[0, 1, 2]).tolist()
+    accuracy = float(np.mean(predicted == labels))
+    folder = _fake_run(root, "S3F_Concat_BUSI", seed, accuracy, settings,
+                       intervals=fields["intervals"], confusion_matrix=matrix)  # fmt: skip
+    files = np.array([f"img{i}.png" for i in range(len(labels))])
+    frame = pd.DataFrame({"file": files, "true_label": np.array(BUSI)[labels],
+                          "predicted_label": np.array(BUSI)[predicted]})  # fmt: skip
+    for k, name in enumerate(BUSI):
+        frame[f"prob_{name}"] = probs[:, k]
+    frame.to_csv(folder / "predictions.csv", index=False)
+    return s3f_stats.Predictions(files, labels, predicted, probs)
+
+
+def test_a_run_shows_its_interval_few_seeds_their_range_and_five_seeds_a_bootstrap_interval(
+    tmp_path,
+):
     runs = tmp_path / "runs"
     single = _reviewer_fields(7)
     _fake_run(runs / "hand", "S3F_Concat_BUSI", 42, single["accuracy"], {"epochs": 50},
@@ -58,39 +84,81 @@ def test_a_single_run_shows_its_bootstrap_interval_and_seeds_a_t_interval(tmp_pa
         fields = _reviewer_fields(seed)
         _fake_run(runs / "demo", "S3F_Concat_BUSI", seed, accuracy, {"epochs": 15},
                   intervals=fields["intervals"])  # fmt: skip
+    five = [[_run_with_predictions(runs / "five", seed, {"epochs": 25})] for seed in range(42, 47)]
     _fake_run(runs, "Spatial_BUSI", 42, 0.75)  # an older record: no intervals
     frame = _build(runs, tmp_path / "results").set_index(["experiment", "settings"])
 
     one = frame.loc[("S3F_Concat_BUSI", "epochs=50")]
-    boot = single["intervals"]["accuracy"]
+    wilson = single["intervals"]["accuracy"]
     assert (one["accuracy_%_ci_low"], one["accuracy_%_ci_high"]) == pytest.approx(
-        (100 * boot["ci_low"], 100 * boot["ci_high"]), abs=1e-4
+        (100 * wilson["ci_low"], 100 * wilson["ci_high"]), abs=1e-4
     )
     assert one["accuracy_%_ci_low"] < one["accuracy_%"] < one["accuracy_%_ci_high"]
     assert one["mcc_ci_low"] == pytest.approx(single["intervals"]["mcc"]["ci_low"], abs=1e-4)
-    assert "bootstrap" in one["interval"] and "one run" in one["interval"]
+    assert "one run" in one["interval"] and "Wilson" in one["interval"]
 
-    seeds = frame.loc[("S3F_Concat_BUSI", "epochs=15")]
-    low, high = stats.t.interval(0.95, 2, loc=85.0, scale=5.0 / np.sqrt(3))
-    assert (seeds["accuracy_%_ci_low"], seeds["accuracy_%_ci_high"]) == pytest.approx(
-        (low, high), abs=1e-3
-    )
-    assert "across seeds" in seeds["interval"]
+    few = frame.loc[("S3F_Concat_BUSI", "epochs=15")]  # three seeds: no interval of the mean
+    assert pd.isna(few["accuracy_%_ci_low"]) and pd.isna(few["cohen_kappa_ci_low"])
+    assert (few["accuracy_%_min"], few["accuracy_%_max"]) == (80.0, 90.0)
+    assert "fewer than 5 seeds" in few["interval"]
+
+    enough = frame.loc[("S3F_Concat_BUSI", "epochs=25")]
+    expected = s3f_stats.across_runs(five)
+    for key, column in (("accuracy", "accuracy_%"), ("cohen_kappa", "cohen_kappa")):
+        scale = 100 if key == "accuracy" else 1
+        assert (enough[f"{column}_ci_low"], enough[f"{column}_ci_high"]) == pytest.approx(
+            (scale * expected[key]["ci_low"], scale * expected[key]["ci_high"]), abs=1e-3
+        )
+    assert enough["accuracy_%_ci_low"] < enough["accuracy_%"] < enough["accuracy_%_ci_high"]
+    assert "two-level bootstrap" in enough["interval"] and pd.isna(enough["loss_ci_low"])
 
     old = frame.loc[("Spatial_BUSI", "")]
     assert pd.isna(old["accuracy_%_ci_low"]) and old["accuracy_%"] == pytest.approx(75.0)
 
     readme = (tmp_path / "results" / "README.md").read_text()
     single_cell = (
-        f"| {100 * boot['value']:.2f} [{100 * boot['ci_low']:.2f}, {100 * boot['ci_high']:.2f}] |"
+        f"| {100 * wilson['value']:.2f} [{100 * wilson['ci_low']:.2f}, "
+        f"{100 * wilson['ci_high']:.2f}] |"
     )
     assert single_cell in readme
-    assert f"| 85.00 ± 5.00 [{low:.2f}, {high:.2f}] |" in readme
+    assert "| 85.00 ± 5.00 (80.00–90.00) |" in readme  # mean ± sd (min–max), no interval
+    low, high = enough["accuracy_%_ci_low"], enough["accuracy_%_ci_high"]
+    least, most = enough["accuracy_%_min"], enough["accuracy_%_max"]
+    assert f"({least:.2f}–{most:.2f}) [{low:.2f}, {high:.2f}] |" in readme
     spatial = next(line for line in readme.splitlines() if line.startswith("| Spatial"))
     assert "| 75.00 |" in spatial and "[" not in spatial  # the bare number, no interval
     per_run = pd.read_csv(tmp_path / "results" / "runs.csv")
     assert {"accuracy_%_ci_low", "accuracy_%_ci_high", "roc_auc_ci_high"} <= set(per_run)
-    assert per_run["accuracy_%_ci_low"].notna().sum() == 4
+    assert per_run["accuracy_%_ci_low"].notna().sum() == 9
+
+
+def _bounds_outside(table: pd.DataFrame) -> list[str]:
+    """Every interval bound of a results table outside its metric's range (table units)."""
+    outside = []
+    for key, (least, most) in s3f_stats.METRIC_RANGES.items():
+        column = s3f_results_tables.METRICS[key]
+        scale = s3f_stats.display_scale(key)
+        for side in ("ci_low", "ci_high"):
+            values = table[f"{column}_{side}"].dropna()
+            outside += [f"{column}_{side} {v}" for v in values
+                        if not least * scale <= v <= most * scale]  # fmt: skip
+    return outside
+
+
+def test_no_interval_in_the_results_tables_leaves_its_metrics_range(tmp_path):
+    """The issue's count (75 of 950 bounds outside the range) is 0: runs of every skill, all
+    right, and groups of 1, 3 and 5 seeds, with the tables written as the README reads them."""
+    runs = tmp_path / "runs"
+    for seed in range(42, 47):
+        _run_with_predictions(runs / "perfect", seed, {"epochs": 5}, skill=None)  # all right
+        _run_with_predictions(runs / "mixed", seed, {"epochs": 6})
+    for seed in (42, 43, 44):  # three seeds far apart: the old t-interval left [0, 100]
+        _run_with_predictions(runs / "spread", seed, {"epochs": 7}, skill=None if seed == 42 else 1)
+    frame = _build(runs, tmp_path / "results")
+    assert len(frame) == 3
+    assert _bounds_outside(frame) == []
+    assert _bounds_outside(pd.read_csv(tmp_path / "results" / "runs.csv")) == []
+    assert frame["accuracy_%_ci_low"].notna().sum() == 2  # the five-seed groups
 
 
 def test_the_calibration_table_holds_the_records_means_and_a_reliability_grid(tmp_path):
@@ -174,11 +242,11 @@ def _busi_spatial_rows(frame):
 
 
 def test_holdout_runs_decide_a_claim_and_the_paper_protocol_stands_as_published(tmp_path):
-    paper = _runs(tmp_path / "paper", 0.85, 0.75, seeds=3)  # supported under the paper protocol
-    holdout = _holdout(_runs(tmp_path / "holdout", 0.70, 0.82, seeds=3))  # … contradicted here
+    paper = _runs(tmp_path / "paper", 0.85, 0.75, seeds=5)  # supported under the paper protocol
+    holdout = _holdout(_runs(tmp_path / "holdout", 0.70, 0.82, seeds=5))  # … contradicted here
     rng = np.random.default_rng(5)  # a second claim with paper-protocol runs only
     paper += [_write_run(tmp_path / "paper", "SpectraNet_BUSI", "", seed, 0.5, rng)
-              for seed in (42, 43, 44)]  # fmt: skip
+              for seed in range(42, 47)]  # fmt: skip
     frame = s3f_claims.claims_table([*paper, *holdout])
     rows = _busi_spatial_rows(frame)
     assert list(rows["role"]) == ["verdict", "as published"]
@@ -186,8 +254,9 @@ def test_holdout_runs_decide_a_claim_and_the_paper_protocol_stands_as_published(
     assert (decided["protocol"], decided["verdict"]) == ("holdout", "contradicted")
     assert (published["protocol"], published["verdict"]) == ("paper", "supported")
     assert set(rows["decided_by"]) == {"holdout"}
-    # Holm over the verdict rows only: the as-published row is its own family of one.
-    assert published["p_holm"] == pytest.approx(published["p"])
+    # Bonferroni over the verdict rows only: the as-published row is its own family of one.
+    assert published["family_size"] == 1 and decided["family_size"] == 2
+    assert published["p_bonferroni"] == pytest.approx(published["p"])
     alone = frame[(frame["dataset"] == "BUSI") & frame["claim"].str.contains("SpectraNet alone")]
     assert len(alone) == 1  # no holdout runs: decided by the paper protocol, nothing beside it
     assert (alone.iloc[0]["role"], alone.iloc[0]["decided_by"]) == ("verdict", "paper")
@@ -201,10 +270,10 @@ def test_holdout_runs_decide_a_claim_and_the_paper_protocol_stands_as_published(
     assert {"protocol", "role", "decided_by"} <= set(written) and len(written) == 18  # 17 + 1
 
 
-def test_fewer_than_three_holdout_seeds_decide_inconclusive_even_beside_a_published_win(
+def test_fewer_than_five_holdout_seeds_decide_inconclusive_even_beside_a_published_win(
     tmp_path,
 ):
-    paper = _runs(tmp_path / "paper", 0.95, 0.55, seeds=3)
+    paper = _runs(tmp_path / "paper", 0.95, 0.55, seeds=5)
     holdout = _holdout(_runs(tmp_path / "holdout", 0.95, 0.55, seeds=2))
     rows = _busi_spatial_rows(s3f_claims.claims_table([*paper, *holdout]))
     assert rows.iloc[0]["protocol"] == "holdout" and rows.iloc[0]["n_seeds"] == 2
@@ -213,8 +282,8 @@ def test_fewer_than_three_holdout_seeds_decide_inconclusive_even_beside_a_publis
 
 
 def test_forest_plot_marks_deciding_and_as_published_results_apart(tmp_path):
-    paper = _runs(tmp_path / "paper", 0.85, 0.75, seeds=3)
-    holdout = _holdout(_runs(tmp_path / "holdout", 0.70, 0.82, seeds=3))
+    paper = _runs(tmp_path / "paper", 0.85, 0.75, seeds=5)
+    holdout = _holdout(_runs(tmp_path / "holdout", 0.70, 0.82, seeds=5))
     frame = s3f_claims.claims_table([*paper, *holdout])
     figure = s3f_claims.forest_figure(frame, tmp_path / "forest.png")
     ax = figure.axes[0]

@@ -4,10 +4,14 @@
                                               # seed_accuracy.png; Markdown for the README
 
 Each claim compares two models of one dataset on the *same test images* (same protocol and
-seed → same split): per seed McNemar's exact test and a paired bootstrap CI; across seeds a
-paired t-test (Holm-corrected over the table) and a bootstrap CI of the mean Δ accuracy.
-Cross-validation runs pair by fold and seed (same fold and seed → same test images), and the
-test across them is the corrected resampled t-test (their training sets overlap).
+seed → same split; cross-validation: same fold and seed). Its Δ accuracy, interval and p come
+from one procedure: a paired two-level bootstrap (the seeds drawn with replacement, each with
+its folds, × one stratified resample of the test images applied to both models of every drawn
+seed), whose percentile interval at the Bonferroni level 1 − α/m and two-sided bootstrap p
+(times m) are read from the same resamples (s3f_stats.bootstrap_verdict): the interval excludes
+0 exactly when the Bonferroni p is below α. A claim needs MIN_SEEDS_FOR_VERDICT paired seeds
+(s3f_stats.MIN_RUNS_FOR_INTERVAL) for an interval and a verdict. Per seed, McNemar's exact test
+is shown beside it, not used for the verdict.
 
 "S³F-Net beats standard deep CNNs" (one row per dataset; the abstract's "much deeper models",
 which the paper never trained) compares the dataset's S³F-Net with the *strongest* of the
@@ -17,7 +21,7 @@ images favours the baselines: the row can only be harder to support.
 
 Why ~570 lines: the claims, their pairing of runs, the statistics per claim and the table and
 forest figure of the verdicts are read together (a verdict is only as good as its pairing);
-the tests themselves live in s3f_stats and s3f_intervals.
+the statistics themselves live in s3f_stats.
 """
 
 from __future__ import annotations
@@ -28,9 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
 
-from data_setup.files import restore_csv_frame, write_csv_atomic
+from data_setup.files import write_csv_atomic
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit.reports import stats as s3f_stats
@@ -123,23 +126,6 @@ def _paper_delta(claim: Claim):
     return round(a - b, 2)
 
 
-PREDICTION_COLUMNS = {"file", "true_label", "predicted_label"}
-
-
-def _predictions_problem(run) -> str | None:
-    """Why this run's per-image predictions cannot be paired, or None."""
-    path = Path(run["run_dir"]) / "predictions.csv"
-    if not path.is_file():
-        return "predictions.csv missing (needed to pair the test images)"
-    try:
-        columns = set(pd.read_csv(path, nrows=0).columns)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        return f"predictions.csv unreadable ({type(error).__name__})"
-    if not PREDICTION_COLUMNS <= columns:
-        return f"predictions.csv lacks {', '.join(sorted(PREDICTION_COLUMNS - columns))}"
-    return None
-
-
 def _by_model(runs, protocol):
     """(experiment, variant) → {(seed, fold): run record} for one protocol (fold None outside
     cross-validation; s3f_records.repeat_key), and (experiment, variant) →
@@ -153,10 +139,11 @@ def _by_model(runs, protocol):
         if m.get("protocol", "paper") != protocol:
             continue
         key = (m["experiment"], m.get("variant", ""))
-        reason = _predictions_problem(m)
+        found, reason = s3f_records.read_predictions(m)
         if reason:
             left_out.setdefault(key, []).append((m.get("run_subdir", m["run_dir"]), reason))
             continue
+        m = {**m, "predictions": found}  # read once, resampled by every claim of the model
         by_settings = grouped.setdefault(key, {})
         by_settings.setdefault(s3f_records.settings_key(m), {})[s3f_records.repeat_key(m)] = m
     table = {}
@@ -171,11 +158,6 @@ def _by_model(runs, protocol):
                     (m.get("run_subdir", m["run_dir"]), f"other settings ({shown})")
                 )
     return table, left_out
-
-
-def _predictions(run) -> pd.DataFrame:
-    # the names as they were before csv_cell neutralised them: runs pair by file and label
-    return restore_csv_frame(pd.read_csv(Path(run["run_dir"]) / "predictions.csv"))
 
 
 def evaluate_claim(claim: Claim, models: dict, left_out: dict | None = None) -> dict:
@@ -196,68 +178,53 @@ def evaluate_claim(claim: Claim, models: dict, left_out: dict | None = None) -> 
     row["n_seeds"] = len({seed for seed, _ in pairs})
     row["n_folds"] = len(folds) or 1
     row["n_pairs"] = len(pairs)
+    row.update(mean_delta=math.nan, delta_min=math.nan, delta_max=math.nan, ci_low=math.nan,
+               ci_high=math.nan, p=math.nan, deltas=None, mcnemar="", test="")  # fmt: skip
     if not pairs:
-        row.update(mean_delta=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan,
-                   mcnemar="", test="", verdict="not run")  # fmt: skip
+        row["verdict"] = "not run"
         return row
-    per_run = []
-    for index, key in enumerate(pairs):
-        pa, pb = _predictions(a[key]), _predictions(b[key])
-        joined = pa.merge(pb, on="file", suffixes=("_a", "_b"))
-        if len(joined) != len(pa) or len(joined) != len(pb):
+    units: dict = {}  # seed → its (A, B) pairs: one, or one per fold
+    significant = 0
+    for key in pairs:
+        pa, pb = a[key]["predictions"], b[key]["predictions"]
+        order = {name: index for index, name in enumerate(pb.files)}
+        if len(pa.files) != len(pb.files) or set(order) != set(pa.files):
             raise ValueError(
                 f"{claim.dataset} {_pair_name(key)}: the two runs tested different images "
                 f"({a[key]['run_dir']} vs {b[key]['run_dir']}); compare runs of one split"
             )
-        per_run.append(
-            s3f_stats.paired_seed(
-                joined["true_label_a"], joined["predicted_label_a"], joined["predicted_label_b"],
-                seed=index,
-            )
-        )  # fmt: skip
-    accuracy_a = [100 * a[k]["accuracy"] for k in pairs]
-    accuracy_b = [100 * b[k]["accuracy"] for k in pairs]
-    if folds:
-        across = _across_folds(claim, pairs, a, accuracy_a, accuracy_b)
-    else:
-        across = s3f_stats.paired_across_seeds(accuracy_a, accuracy_b)
-        across["test"] = "paired t across seeds"
-    if len(pairs) == 1:  # one run: the image-level bootstrap is all the uncertainty there is
-        low, high = per_run[0]["delta_accuracy_ci"]
-        across.update(ci_low=low, ci_high=high, p=per_run[0]["mcnemar"]["p"], test="McNemar")
-    significant = sum(s["mcnemar"]["p"] < ALPHA for s in per_run)
+        pb = _aligned(pb, [order[name] for name in pa.files])
+        test = s3f_stats.mcnemar_exact(pa.predicted == pa.labels, pb.predicted == pb.labels)
+        significant += test["p"] < ALPHA
+        units.setdefault(key[0], []).append((pa, pb))
+    per_seed = [
+        np.mean([100 * (np.mean(x.predicted == x.labels) - np.mean(y.predicted == y.labels))
+                 for x, y in unit])
+        for unit in units.values()
+    ]  # fmt: skip
     row.update(
-        mean_delta=across["mean_delta"],
-        ci_low=across["ci_low"],
-        ci_high=across["ci_high"],
-        p=across["p"],
-        test=across["test"],
+        mean_delta=float(np.mean(per_seed)),
+        delta_min=float(np.min(per_seed)),
+        delta_max=float(np.max(per_seed)),
         mcnemar=f"{significant}/{len(pairs)} {'runs' if folds else 'seeds'} p<{ALPHA}",
         demo_data=any(a[k].get("demo_data") for k in pairs),
     )
+    if len(units) >= MIN_SEEDS_FOR_VERDICT:
+        found = s3f_stats.paired_bootstrap(list(units.values()), row["metric"])
+        row.update(mean_delta=found["mean_delta"], deltas=found["deltas"], test=BOOTSTRAP_TEST)
     return row
+
+
+def _aligned(predictions, order):
+    """The same run's predictions in another order of its images."""
+    probs = None if predictions.probs is None else predictions.probs[order]
+    return s3f_stats.Predictions(predictions.files[order], predictions.labels[order],
+                                 predictions.predicted[order], probs)  # fmt: skip
 
 
 def _pair_name(key) -> str:
     seed, fold = key
     return f"seed {seed}" + (f" fold {fold}" if fold is not None else "")
-
-
-def _across_folds(claim, pairs, runs_a, accuracy_a, accuracy_b) -> dict:
-    """Δ accuracy over folds × seeds: Nadeau & Bengio's corrected resampled t-test, with the
-    runs' mean test fraction (their folds overlap in training data; s3f_stats)."""
-    from s3f_kit.reports import records as s3f_records
-
-    fractions = [s3f_records.test_fraction(runs_a[k]) for k in pairs]
-    if any(f is None for f in fractions):
-        raise ValueError(
-            f"{claim.dataset}: cross-validation runs without recorded split counts; "
-            "rerun them with this version of the kit"
-        )
-    differences = [x - y for x, y in zip(accuracy_a, accuracy_b, strict=True)]
-    across = s3f_stats.corrected_resampled_t(differences, float(np.mean(fractions)))
-    across["test"] = "corrected resampled t (folds × seeds)"
-    return across
 
 
 # Which protocol's runs decide a claim, most trusted first: holdout runs select checkpoints on a
@@ -285,20 +252,41 @@ def _ranked(protocols) -> list[str]:
     return sorted(protocols, key=lambda name: (rank(name), name))
 
 
-def _holm(frame: pd.DataFrame) -> pd.Series:
-    """Holm-adjusted p over one family: the verdict rows together, each other role apart."""
-    adjusted = pd.Series(math.nan, index=frame.index)
+def _families(frame: pd.DataFrame) -> pd.Series:
+    """The multiplicity family of each row: the verdict rows together, each other role (as
+    published, not deciding) apart per protocol."""
     apart = frame["role"] + "/" + frame["protocol"]
-    family = frame["role"].where(frame["role"] == "verdict", apart)
-    for name in family.unique():
-        tested = (family == name) & frame["p"].notna()
-        if tested.any():
-            adjusted[tested] = multipletests(frame.loc[tested, "p"], method="holm")[1]
-    return adjusted
+    return frame["role"].where(frame["role"] == "verdict", apart)
+
+
+def _decide(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each tested row's interval and p at the Bonferroni level of its family (m = the rows of
+    the family with an interval), both read from its bootstrap resamples, and its verdict."""
+    family = _families(frame)
+    tested = frame["deltas"].map(lambda d: d is not None)
+    sizes = tested.groupby(family).transform("sum")
+    columns = {"ci_low": [], "ci_high": [], "p": [], "p_bonferroni": [], "ci_level": [],
+               "family_size": []}  # fmt: skip
+    for index, row in frame.iterrows():
+        if not tested[index]:
+            found = {"ci_low": math.nan, "ci_high": math.nan, "p": math.nan,
+                     "p_adjusted": math.nan, "confidence": math.nan}  # fmt: skip
+        else:
+            found = s3f_stats.bootstrap_verdict(row["deltas"], int(sizes[index]), ALPHA)
+        columns["ci_low"].append(found["ci_low"])
+        columns["ci_high"].append(found["ci_high"])
+        columns["p"].append(found["p"])
+        columns["p_bonferroni"].append(found["p_adjusted"])
+        columns["ci_level"].append(found["confidence"])
+        columns["family_size"].append(int(sizes[index]) if tested[index] else 0)
+    frame = frame.drop(columns=["deltas"]).assign(**columns)
+    frame["verdict"] = [_verdict(r) for r in frame.to_dict("records")]
+    return frame
 
 
 def claims_table(runs: list[dict], protocol: str | None = None) -> pd.DataFrame:
-    """Every claim's row; p-values Holm-corrected over the verdict rows that have one.
+    """Every claim's row; intervals and p at the Bonferroni level of the verdict rows that
+    have one (the other roles are families of their own).
 
     Without `protocol`: a claim is decided by the most trusted protocol whose runs pair at least
     one seed of both models (holdout before paper). Its row has role 'verdict'; the
@@ -323,29 +311,26 @@ def claims_table(runs: list[dict], protocol: str | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     columns = ["protocol", "role", "decided_by"]
     frame = frame[columns + [c for c in frame.columns if c not in columns]]
-    frame["p_holm"] = _holm(frame)
-    frame["verdict"] = [_verdict(r) for r in frame.to_dict("records")]
-    return frame
+    return _decide(frame)
 
 
-# A verdict other than inconclusive needs this many paired runs (seeds, or folds × seeds): one or
-# two cannot tell a real effect from the spread between runs, whatever a per-image test says.
-MIN_SEEDS_FOR_VERDICT = 3
+# A verdict other than inconclusive needs this many paired seeds (cross-validation: repetitions):
+# the interval of a mean over seeds needs them (s3f_stats.MIN_RUNS_FOR_INTERVAL, one constant).
+MIN_SEEDS_FOR_VERDICT = s3f_stats.MIN_RUNS_FOR_INTERVAL
+BOOTSTRAP_TEST = "paired two-level bootstrap (seeds × test images)"
 
 
 def _verdict(row) -> str:
+    """From the interval alone: it excludes 0 exactly when the Bonferroni p is below α
+    (s3f_stats.bootstrap_verdict), so the two cannot disagree."""
     if row["n_pairs"] == 0:
         return "runs unusable" if row.get("left_out") else "not run"
-    if row["n_pairs"] < MIN_SEEDS_FOR_VERDICT:
-        return "inconclusive"
-    p, low, high = row["p_holm"], row["ci_low"], row["ci_high"]
-    if not (p < ALPHA):
-        return "inconclusive"
+    low, high = row["ci_low"], row["ci_high"]
     if low > 0:
         return "supported"
     if high < 0:
         return "contradicted"
-    return "inconclusive"
+    return "inconclusive"  # no interval (too few seeds) or one that holds 0
 
 
 def _cell(value, digits=2) -> str:
@@ -373,22 +358,25 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
         ]
     lines += [
         f"Δ accuracy in points (better − worse). {_decided_by_sentence(frame)} Paper Δ: its "
-        "single unseeded run. Ours: mean over seeds with a 95 % bootstrap CI; p: paired t-test "
-        "across seeds, Holm-corrected over the verdict rows (the *as published* rows apart); "
-        "one seed: McNemar's exact p and the paired bootstrap CI over test images. McNemar: "
-        "seeds whose per-image exact test has p < 0.05. Verdict: *supported* / *contradicted* "
-        f"when at least {MIN_SEEDS_FOR_VERDICT} seeds were paired, the CI excludes 0 and Holm "
-        f"p < 0.05, else *inconclusive* (fewer than {MIN_SEEDS_FOR_VERDICT} seeds always are: "
-        "the spread between seeds is unknown); 5 seeds or more are advised (README: 'How many "
-        "seeds?'). Cross-validated claims (runs: folds × seeds) pair each fold and seed, and "
-        "their p and CI come from the corrected resampled t-test over those runs (Nadeau & "
-        "Bengio 2003; README: 'Cross-validation'). "
+        "single unseeded run. Ours: the mean Δ over seeds (min–max of the seeds' Δ beside it). "
+        "CI and p come from one procedure, a paired two-level bootstrap "
+        f"({s3f_stats.CLAIM_RESAMPLES:,} resamples: the seeds drawn with replacement, each "
+        "with its cross-validation folds, × one stratified resample of the test images "
+        "applied to both models of every drawn seed), at one multiplicity level: "
+        f"{_family_sentence(frame)} The CI excludes 0 exactly when the Bonferroni p is below "
+        f"{ALPHA}; the verdict is *supported* / *contradicted* when it does, else "
+        f"*inconclusive*. A claim gets a CI and a verdict from {MIN_SEEDS_FOR_VERDICT} paired "
+        "seeds (or cross-validation repetitions) on: with fewer, the bootstrap cannot see the "
+        "spread between seeds and its coverage falls short (docs/statistics.md), so such rows "
+        "are always *inconclusive*. McNemar: runs whose per-image exact test has p < 0.05 "
+        "(shown, not used for the verdict). "
         f"*{BASELINE_CLAIM}* (not in the paper's tables: its abstract's \"much deeper "
         'models") compares with the strongest Baseline_* model run on that dataset (highest '
-        "mean accuracy over the paired seeds; named in the row), in the same Holm family.",
+        "mean accuracy over the paired seeds; named in the row), in the same family.",
         "",
         *_left_out_lines(frame),
-        "| claim | dataset | protocol | paper Δ | our mean Δ | 95 % CI | runs | p (Holm) | "
+        "| claim | dataset | protocol | paper Δ | our mean Δ (min–max) | CI (Bonferroni) | "
+        "runs | p (Bonferroni) | "
         "McNemar | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
@@ -412,7 +400,12 @@ def _runs_cell(r: dict) -> str:
 
 def _markdown_row(r: dict) -> str:
     ci = "–" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
-    p = "–" if math.isnan(r["p_holm"]) else f"{r['p_holm']:.3g}"
+    p = "–" if math.isnan(r["p_bonferroni"]) else f"{r['p_bonferroni']:.3g}"
+    if r["p_bonferroni"] == 0:  # no resample on the far side of 0
+        p = f"< {2 * r['family_size'] / s3f_stats.CLAIM_RESAMPLES:.2g}"
+    delta = _cell(r["mean_delta"])
+    if r["n_seeds"] > 1:
+        delta += f" ({_cell(r['delta_min'])}–{_cell(r['delta_max'])})"
     if r["role"] == "verdict":
         claim, verdict = r["claim"], f"**{r['verdict']}**"
         if r["claim"] == BASELINE_CLAIM and r["n_seeds"]:
@@ -421,8 +414,21 @@ def _markdown_row(r: dict) -> str:
         claim, verdict = f"↳ {r['role']}", f"({r['verdict']} under {r['protocol']})"
     return (
         f"| {claim} | {r['dataset']} | {r['protocol']} | {_cell(r['paper_delta'])} | "
-        f"{_cell(r['mean_delta'])} | {ci} | {_runs_cell(r)} | {p} | {r['mcnemar'] or '–'} | "
+        f"{delta} | {ci} | {_runs_cell(r)} | {p} | {r['mcnemar'] or '–'} | "
         f"{verdict} |"
+    )
+
+
+def _family_sentence(frame: pd.DataFrame) -> str:
+    """The Bonferroni level of the verdict rows, in words."""
+    sizes = frame.loc[frame["role"] == "verdict", "family_size"]
+    m = int(sizes.max()) if len(sizes) else 0
+    if m == 0:
+        return "no claim has enough paired seeds for a CI yet."
+    return (
+        f"the {m} verdict row(s) with a CI form one family, so each CI is a "
+        f"{100 * (1 - ALPHA / m):.2f} % interval (1 − {ALPHA}/{m}) and each p is the bootstrap "
+        f"p times {m} (at most 1); the *as published* rows are a family of their own."
     )
 
 
@@ -517,7 +523,9 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     ax.axvline(0, color="black", linewidth=0.8, linestyle="--")
     ax.set_yticks(list(y.values()), labels, fontsize=8)
     ax.set_ylim(-0.6, len(verdicts) - 0.4)  # room for the as-published line under the last row
-    ax.set_xlabel("Δ accuracy, points (claimed better − worse), mean over seeds with 95 % CI")
+    ax.set_xlabel(
+        "Δ accuracy, points (claimed better − worse), mean over seeds with its Bonferroni CI"
+    )
     _forest_legend(ax, frame[frame["n_pairs"] > 0])
     tested = verdicts[verdicts["n_pairs"] > 0]
     decided = "/".join(_ranked(set(tested["decided_by"]))) or "no"

@@ -21,7 +21,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from data_setup.files import restore_csv_frame
 from s3f_kit import config as s3f_config
+from s3f_kit.reports import stats as s3f_stats
 
 REQUIRED_KEYS = {
     "experiment",
@@ -257,3 +261,68 @@ def drop_repeated_seeds(runs: list[dict]) -> tuple[list[dict], list[str]]:
         seen[key] = m
         kept.append(m)
     return kept, notes
+
+
+# --------------------------------------------------------------------------- predictions.csv
+
+PREDICTION_COLUMNS = {"file", "true_label", "predicted_label"}
+# A run's predictions.csv is read whole (the across-seed intervals and the claims resample its
+# rows): bounded so that an oversized or foreign file is refused before it is parsed. 64 MiB is
+# ~300 times HAM10000's 1,512-row file.
+PREDICTIONS_MAX_BYTES = 64 * 2**20
+
+
+def read_predictions(record: dict, class_names=None):
+    """(s3f_stats.Predictions, None) of a run's predictions.csv, or (None, why it cannot be used).
+
+    Class names become indices in `class_names` (default: the record's, else the sorted names
+    the file uses); probabilities come along where the file has a prob_<class> column for each
+    class. The file must agree with its record: as many rows as the confusion matrix counts,
+    and the same accuracy."""
+    import pandas as pd
+
+    path = Path(record["run_dir"]) / "predictions.csv"
+    if not path.is_file():
+        return None, "predictions.csv missing (needed to pair the test images)"
+    if path.stat().st_size > PREDICTIONS_MAX_BYTES:
+        return None, f"predictions.csv is over {PREDICTIONS_MAX_BYTES // 2**20} MiB"
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype={"file": str, "true_label": str, "predicted_label": str},
+            keep_default_na=False,  # an empty cell stays "" (named below), not NaN
+        )
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # pandas' errors are ValueErrors
+        return None, f"predictions.csv unreadable ({type(error).__name__})"
+    # the names as they were before csv_cell neutralised them: runs pair by file and label
+    frame = restore_csv_frame(frame)
+    if not PREDICTION_COLUMNS <= set(frame.columns):
+        return None, f"predictions.csv lacks {', '.join(sorted(PREDICTION_COLUMNS - set(frame)))}"
+    matrix = record.get("confusion_matrix")
+    expected = sum(map(sum, matrix)) if isinstance(matrix, list) else None
+    if (expected is not None and len(frame) != expected) or frame["file"].duplicated().any():
+        return None, (
+            f"predictions.csv has {len(frame)} rows (duplicates or other images than the "
+            f"{expected} its metrics.json counts)"
+        )
+    names = list(class_names or record.get("class_names") or [])
+    names = names or sorted({*frame["true_label"], *frame["predicted_label"]})
+    code = {name: index for index, name in enumerate(names)}
+    unknown = {*frame["true_label"], *frame["predicted_label"]} - set(code)
+    if unknown:
+        return None, f"predictions.csv names classes {sorted(unknown)[:3]} not among {names}"
+    labels = frame["true_label"].map(code).to_numpy(np.int64)
+    predicted = frame["predicted_label"].map(code).to_numpy(np.int64)
+    accuracy = record.get("accuracy")
+    if _is_number(accuracy) and abs(float(np.mean(labels == predicted)) - accuracy) > 1e-6:
+        return None, (
+            f"predictions.csv disagrees with metrics.json (accuracy "
+            f"{np.mean(labels == predicted):.4f} vs {accuracy:.4f})"
+        )
+    columns = [f"prob_{name}" for name in names]
+    probs = None
+    if set(columns) <= set(frame.columns):
+        probs = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        probs = probs if np.all(np.isfinite(probs)) else None
+    files = frame["file"].to_numpy(str)
+    return s3f_stats.Predictions(files, labels, predicted, probs), None

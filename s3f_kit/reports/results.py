@@ -5,10 +5,15 @@
 Finds every `metrics.json` under the runs folder (any depth: one folder per experiment, model
 variant, protocol and seed — s3f_experiments.run_subdir), groups the runs by experiment ×
 variant × protocol, reports mean ± sd across seeds beside the paper's numbers (paper.md §6), and
-flags collapsed or diverged runs. Every cell carries an interval: a single run's bootstrap
-interval from its metrics.json, or the t-interval across seeds. Calibration (NLL, Brier, ECE,
-reliability) is summarised by s3f_results_calibration. Demo-data runs are labelled as such
-everywhere.
+flags collapsed or diverged runs. A single run's cell carries its interval over the test images
+(from its metrics.json); several seeds show mean ± sd and min–max, and the two-level bootstrap
+interval of the mean where there are enough seeds (s3f_stats.across_runs). Calibration (NLL,
+Brier, ECE, reliability) is summarised by s3f_results_calibration. Demo-data runs are labelled
+as such everywhere.
+
+Why ~430 lines: collecting the run folders, the per-group summary, the README page that explains
+it and the all-or-nothing write of the whole results folder are one reader's story; the tables'
+cells (results_tables), calibration (results_calibration) and figures (plots) live beside it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from data_setup.files import (
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit.reports import records as s3f_records
+from s3f_kit.reports import stats as s3f_stats
 
 # the records' schema, kept importable here
 from s3f_kit.reports.records import REQUIRED_KEYS  # noqa: F401
@@ -55,10 +61,15 @@ def _cell(row, column, digits) -> str:
 
 
 def _interval_cell(row, column, digits) -> str:
-    """'87.82 [82.10, 92.31]' (one run) or '85.00 ± 5.00 [72.58, 97.42]' (several seeds); the
-    bare number where the records hold no interval."""
+    """'87.82 [82.10, 92.31]' (one run: its interval over the test images), '85.00 ± 5.00
+    (80.00–90.00)' (a few seeds: mean ± sd and min–max) or '85.00 ± 5.00 (80.00–90.00) [82.40,
+    87.30]' (enough seeds for an interval of the mean); the bare number where the records hold
+    no interval."""
     low, high = row.get(f"{column}_ci_low", np.nan), row.get(f"{column}_ci_high", np.nan)
+    least, most = row.get(f"{column}_min", np.nan), row.get(f"{column}_max", np.nan)
     cell = _cell(row, column, digits)
+    if cell != "–" and not (pd.isna(least) or pd.isna(most)):
+        cell += f" ({least:.{digits}f}–{most:.{digits}f})"
     if cell == "–" or pd.isna(low) or pd.isna(high):
         return cell
     return f"{cell} [{low:.{digits}f}, {high:.{digits}f}]"
@@ -314,14 +325,19 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         "models, ImageNet or random (where ImageNet weights could not be fetched) for the "
         "standard deep baselines (Baseline_*, not in the paper).",
         "",
-        "The [low, high] of a cell: for several seeds, the 95 % t-interval of the mean across "
-        "seeds (`mean ± sd [low, high]`); for a single run (runs = 1), its own 95 % "
-        "stratified bootstrap interval over the test images (`value [low, high]`), which "
-        "covers the test sample only, not training randomness; for cross-validated groups "
-        "(runs = folds × seeds), the corrected resampled t-interval, which widens the spread "
-        "of the mean because the folds share training data. Older records without intervals "
+        "A cell of several seeds reads `mean ± sd (min–max)`; with at least "
+        f"{s3f_stats.MIN_RUNS_FOR_INTERVAL} seeds (or cross-validation repetitions) it adds "
+        "`[low, high]`, the 95 % interval of the mean from a two-level bootstrap (the seeds "
+        "drawn with replacement × one stratified resample of the test images shared by every "
+        "drawn seed, from the runs' predictions.csv), which covers training randomness and the "
+        "test sample together; with fewer seeds no interval of the mean is given (its coverage "
+        "falls short: docs/statistics.md). A single run (runs = 1) reads `value [low, high]`, "
+        "its own 95 % interval over its test images (Wilson for accuracy, a stratified "
+        "bootstrap for the others), which covers the test sample only, not training "
+        "randomness. Every interval stays inside its metric's range; κ and MCC run from −1 to "
+        "1, accuracy is in percent; the loss has no interval. Older records without intervals "
         "show the bare number. Bounds: the `*_ci_low` / `*_ci_high` columns of summary.csv and "
-        "runs.csv.",
+        "runs.csv; what each row's interval is: the `interval` column.",
         "",
         *_left_out_section(unusable, notes),
     ]

@@ -209,34 +209,57 @@ def _settings_labels(per_run: pd.DataFrame) -> dict:
 
 
 # What the [low, high] of a table cell is: one run's sampling uncertainty over its test images,
-# or the spread of the mean over seeds (which also covers training randomness).
+# or the uncertainty of the mean over seeds (training randomness and test images together),
+# given only where there are enough seeds to support it (s3f_stats.MIN_RUNS_FOR_INTERVAL).
 INTERVAL_KINDS = {
-    "one run": "95 % stratified bootstrap over the test images (one run)",
-    "seeds": "95 % t-interval of the mean across seeds",
-    "folds": "95 % corrected resampled t-interval over folds × seeds (Nadeau & Bengio)",
+    "one run": "95 % interval over the test images (one run): Wilson for accuracy, stratified "
+    "bootstrap for the others",
+    "seeds": "95 % two-level bootstrap of the mean (seeds × test images)",
+    "folds": "95 % two-level bootstrap of the mean (repetitions, each with its folds × test "
+    "images)",
+    "too few": f"no interval of the mean: fewer than {s3f_stats.MIN_RUNS_FOR_INTERVAL} seeds "
+    "(mean, sd and min–max)",
+    "no predictions": "no interval of the mean: a run's predictions.csv cannot be used",
 }
+# The metrics an interval is computed for (the loss has no range and gets none).
+INTERVAL_COLUMNS = {key: METRICS[key] for key in s3f_stats.INTERVAL_METRICS}
 
 
-def _interval_kind(group: pd.DataFrame) -> str:
+def _units(members: list[dict]) -> list[list[dict]]:
+    """A group's runs by seed: one run each, or a cross-validation repetition's folds."""
+    by_seed: dict = {}
+    for m in members:
+        by_seed.setdefault(m.get("seed"), []).append(m)
+    return list(by_seed.values())
+
+
+def _group_intervals(group: pd.DataFrame, members: list[dict]) -> tuple[str, dict]:
+    """(kind, {column: (low, high)}): a single run's own interval; with enough seeds the
+    two-level bootstrap of the mean (s3f_stats.across_runs) over the runs' predictions.csv;
+    else none."""
     if len(group) == 1:
-        return "one run"
-    return "folds" if group["folds"].max() > 1 else "seeds"
-
-
-def _group_interval(group: pd.DataFrame, column: str) -> tuple[float, float]:
-    """A single run: its bootstrap interval; seeds: the t-interval across them; folds × seeds:
-    the corrected resampled interval (the folds share training data, so their spread
-    understates the uncertainty of the mean)."""
-    kind = _interval_kind(group)
-    if kind == "one run":
-        return group.iloc[0][f"{column}_ci_low"], group.iloc[0][f"{column}_ci_high"]
-    if kind == "folds" and group["test_fraction"].notna().all():
-        corrected = s3f_stats.corrected_resampled_t(
-            group[column].tolist(), float(group["test_fraction"].mean())
-        )
-        return corrected["ci_low"], corrected["ci_high"]
-    described = s3f_stats.describe(group[column].tolist())
-    return described["ci_low"], described["ci_high"]
+        first = group.iloc[0]
+        return "one run", {
+            c: (first[f"{c}_ci_low"], first[f"{c}_ci_high"]) for c in METRICS.values()
+        }
+    units = _units(members)
+    if len(units) < s3f_stats.MIN_RUNS_FOR_INTERVAL:
+        return "too few", {}
+    predictions = []
+    for unit in units:
+        read = [s3f_records.read_predictions(m) for m in unit]
+        if any(found is None for found, _ in read):
+            return "no predictions", {}
+        predictions.append([found for found, _ in read])
+    try:
+        across = s3f_stats.across_runs(predictions, tuple(INTERVAL_COLUMNS))
+    except ValueError:  # the runs' files disagree on an image's class: not one data set
+        return "no predictions", {}
+    bounds = {}
+    for key, column in INTERVAL_COLUMNS.items():
+        scale = s3f_stats.display_scale(key)
+        bounds[column] = (scale * across[key]["ci_low"], scale * across[key]["ci_high"])
+    return ("folds" if group["folds"].max() > 1 else "seeds"), bounds
 
 
 def summary_frame(runs: list[dict]) -> pd.DataFrame:
@@ -261,17 +284,19 @@ def summary_frame(runs: list[dict]) -> pd.DataFrame:
         )
         # The paper reports one run of its own model; other variants have no paper number.
         paper = paper_numbers(first["experiment"]) if row["variant"] == "" else {}
+        kind, intervals = _group_intervals(group, [runs[i] for i in group.index])
         for key, column in METRICS.items():
-            mean = group[column].mean()
+            described = s3f_stats.describe(group[column].tolist())
+            mean = described["mean"]
             row[column] = round(mean, 4)
-            finite = int(group[column].notna().sum())
-            row[f"{column}_sd"] = round(group[column].std(ddof=1), 4) if finite > 1 else np.nan
+            for name in ("sd", "min", "max"):
+                row[f"{column}_{name}"] = round(described[name], 4) if len(group) > 1 else np.nan
             target = _value(paper, key) if paper else np.nan
             row[f"paper_{column}"] = target
             row[f"diff_{column}"] = round(mean - target, 4)
-            low, high = _group_interval(group, column)
+            low, high = intervals.get(column, (np.nan, np.nan))
             row[f"{column}_ci_low"], row[f"{column}_ci_high"] = round(low, 4), round(high, 4)
-        row["interval"] = INTERVAL_KINDS[_interval_kind(group)]
+        row["interval"] = INTERVAL_KINDS[kind]
         row.update(
             params=int(first["params"]),
             paper_params=_experiment(first).params or None,

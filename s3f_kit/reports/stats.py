@@ -1,41 +1,344 @@
-"""Uncertainty for the kit's numbers: seeds, confidence intervals, paired tests (scipy/statsmodels).
+"""Uncertainty for the kit's numbers: one run, several seeds, and two models compared.
 
-Every published S³F-Net number is one unseeded run on a test set of 156–1,512 images. Here:
-- `describe(values)`: mean ± sd and a 95 % t-interval across seeds (one run: "single run");
-- `paired_seed(a, b)`: two models on the same test images of one seed — McNemar's exact test
-  on the discordant images and a paired bootstrap CI of Δaccuracy and Δweighted-F1;
-- `paired_across_seeds(a, b)`: seed-level metrics of two models — a paired t-test and a
-  bootstrap CI of the mean difference.
+Every published S³F-Net number is one unseeded run on a test set of 156–1,512 images. Here
+(docs/statistics.md has the reasons and the measured coverage):
+
+- the metrics themselves, batched over resamples: accuracy, weighted and macro F1, Cohen's κ
+  and MCC from weighted confusion matrices, ROC AUC from weighted ranks (`metrics_of`). A
+  resample of the test images is a vector of counts (how often each image was drawn), so one
+  definition serves one run, several seeds and folds whose test images differ;
+- `describe(values)`: mean, sd, min and max of seed-level values (no interval: see below);
+- `across_runs(units)`: the interval of the mean over seeds, from a two-level bootstrap (seeds
+  with replacement × one stratified resample of the test images shared by every drawn seed),
+  given only where there are at least MIN_RUNS_FOR_INTERVAL seeds (or repetitions of a
+  cross-validation). Every resample's value is a mean of values the metric can take, so the
+  percentile interval never leaves the metric's range;
+- `paired_bootstrap(units)`: the same two-level bootstrap of Δ between two models tested on the
+  same images; `bootstrap_verdict` reads its interval and its p from the same resamples at the
+  same (Bonferroni) level, so "the interval excludes 0" and "p < α" cannot disagree;
+- `mcnemar_exact` / `paired_seed`: two models on the test images of one seed.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
 CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_RESAMPLES = 1000  # paired_seed's per-seed interval
+# An interval of the mean over seeds needs this many seeds (or cross-validation repetitions):
+# with fewer, the bootstrap cannot see the spread between seeds (3 seeds have 10 distinct
+# resamples) and its coverage falls short (docs/statistics.md, measured); tables then show
+# mean, sd and min–max only, and a claim cannot be decided.
+MIN_RUNS_FOR_INTERVAL = 5
+ACROSS_RUNS_RESAMPLES = 2000
+_CHUNK = 250  # resamples per batch: bounds memory at 250 × N × 8 bytes per array
+
+# What each metric can take: no interval the kit prints leaves it (tests check this). The loss
+# has no range and gets no interval.
+METRIC_RANGES = {
+    "accuracy": (0.0, 1.0),
+    "weighted_f1": (0.0, 1.0),
+    "macro_f1": (0.0, 1.0),
+    "cohen_kappa": (-1.0, 1.0),
+    "mcc": (-1.0, 1.0),
+    "roc_auc": (0.0, 1.0),
+}
+INTERVAL_METRICS = tuple(METRIC_RANGES)
+# Shown in percent; every other metric (κ and MCC above all: they are not proportions) is shown
+# on its own scale.
+PERCENT_METRICS = frozenset({"accuracy"})
+
+
+def display_scale(metric: str) -> float:
+    """100 for the metrics the kit shows in percent (accuracy), else 1."""
+    return 100.0 if metric in PERCENT_METRICS else 1.0
+
+
+# --------------------------------------------------------------------------- batched metrics
+
+
+def stratified_weights(labels: np.ndarray, resamples: int, rng) -> np.ndarray:
+    """(resamples, N) counts: each row redraws every class's images with replacement (a
+    stratified bootstrap: every resample keeps the class counts, so AUC and the per-class F1s
+    stay defined)."""
+    columns = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        columns.append(members[rng.integers(0, len(members), size=(resamples, len(members)))])
+    drawn = np.concatenate(columns, axis=1) + (np.arange(resamples) * len(labels))[:, None]
+    counts = np.bincount(drawn.ravel(), minlength=resamples * len(labels))
+    return counts.reshape(resamples, len(labels)).astype(float)
+
+
+def confusions(true: np.ndarray, pred: np.ndarray, classes: int, weights: np.ndarray):
+    """(B, K, K) confusion matrices (rows true, columns predicted) of N images under B rows of
+    image weights (B, N)."""
+    batch = weights.shape[0]
+    codes = (true * classes + pred)[None, :] + (np.arange(batch) * classes * classes)[:, None]
+    counts = np.bincount(codes.ravel(), weights=weights.ravel(), minlength=batch * classes**2)
+    return counts.reshape(batch, classes, classes)
+
+
+def confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """sklearn's accuracy, weighted/macro F1 (zero_division=0, macro over the classes that occur
+    in truth or prediction), κ and MCC, from a batch of confusion matrices."""
+    n = confusion.sum(axis=(1, 2))
+    tp = np.diagonal(confusion, axis1=1, axis2=2)
+    support = confusion.sum(axis=2)
+    predicted = confusion.sum(axis=1)
+    denominator = support + predicted
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    present = denominator > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correct = tp.sum(axis=1)
+        chance = (support * predicted).sum(axis=1)
+        kappa = (correct * n - chance) / (n * n - chance)
+        mcc_den = np.sqrt((n * n - (predicted**2).sum(axis=1)) * (n * n - (support**2).sum(axis=1)))
+        mcc = np.where(mcc_den > 0, (correct * n - chance) / np.where(mcc_den > 0, mcc_den, 1), 0.0)
+        return {
+            "accuracy": correct / n,
+            "weighted_f1": (f1 * support).sum(axis=1) / support.sum(axis=1),
+            "macro_f1": f1.sum(axis=1) / present.sum(axis=1),
+            "cohen_kappa": kappa,
+            "mcc": mcc,
+        }
+
+
+def _auc_rows(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC (Mann–Whitney U, ties counted half) of one score under B rows of image weights:
+    each positive's weight times the weight of the negatives scored below it, plus half of
+    those scored the same (one sort, then cumulative sums)."""
+    order = np.argsort(score, kind="stable")
+    ranked, positive = score[order], positive[order]
+    weights = weights[:, order]
+    negatives = np.cumsum(weights * ~positive, axis=1)  # weight of negatives up to each image
+    first = np.r_[True, ranked[1:] != ranked[:-1]]  # where each run of tied scores starts
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(ranked)] - 1
+    below = np.where(starts > 0, negatives[:, np.maximum(starts - 1, 0)], 0.0)
+    tied = negatives[:, ends] - below
+    tie_run = (np.cumsum(first) - 1)[positive]
+    hits = weights[:, positive] * (below[:, tie_run] + tied[:, tie_run] / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return hits.sum(axis=1) / (weights[:, positive].sum(axis=1) * negatives[:, -1])
+
+
+def auc(labels: np.ndarray, class_probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Binary: AUC of the positive class; multi-class: one-vs-rest macro AUC (sklearn's
+    `roc_auc_score(..., multi_class='ovr', average='macro')`), for each row of weights."""
+    if class_probs.shape[1] == 2:
+        return _auc_rows(labels == 1, class_probs[:, 1], weights)
+    per_class = [_auc_rows(labels == k, class_probs[:, k], weights)
+                 for k in range(class_probs.shape[1])]  # fmt: skip
+    return np.mean(per_class, axis=0)
+
+
+def metrics_of(labels, predicted, class_probs, weights, names=INTERVAL_METRICS):
+    """{metric: (B,) values} of one run's N test images under B rows of image weights (B, N);
+    AUC is NaN without probabilities. Accuracy alone takes a faster path (one product)."""
+    if tuple(names) == ("accuracy",):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {"accuracy": weights @ (labels == predicted) / weights.sum(axis=1)}
+    classes = int(max(labels.max(), predicted.max()) + 1)
+    if class_probs is not None:
+        classes = max(classes, class_probs.shape[1])
+    values = confusion_metrics(confusions(labels, predicted, classes, weights))
+    if "roc_auc" in names:
+        values["roc_auc"] = (
+            auc(labels, class_probs, weights)
+            if class_probs is not None
+            else np.full(weights.shape[0], math.nan)
+        )
+    return {name: values[name] for name in names}
+
+
+def percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95 % percentile interval of bootstrap values (their non-finite ones left out)."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return math.nan, math.nan
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+# --------------------------------------------------------------------------- across seeds
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One run's test predictions (predictions.csv): image names, true and predicted class
+    indices, and (N, K) class probabilities where the file has them."""
+
+    files: np.ndarray
+    labels: np.ndarray
+    predicted: np.ndarray
+    probs: np.ndarray | None = None
 
 
 def describe(values) -> dict:
-    """Mean, sd and a 95 % t confidence interval of seed-level values."""
+    """Mean, sd, min and max of seed-level values (NaN and None left out). No interval: a
+    t-interval over a few bounded values leaves their range (issue 32); `across_runs` gives
+    the interval of the mean where there are enough seeds."""
     values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
     n = len(values)
     if n == 0:
-        return {"n": 0, "mean": math.nan, "sd": math.nan, "ci_low": math.nan, "ci_high": math.nan}
-    mean = float(values.mean())
-    if n == 1:
-        return {"n": 1, "mean": mean, "sd": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-                "label": "single run"}  # fmt: skip
-    sd = float(values.std(ddof=1))
-    if sd == 0:
-        low = high = mean
-    else:
-        low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sd / math.sqrt(n))
-    return {"n": n, "mean": mean, "sd": sd, "ci_low": float(low), "ci_high": float(high)}
+        return {"n": 0, "mean": math.nan, "sd": math.nan, "min": math.nan, "max": math.nan}
+    return {
+        "n": n,
+        "mean": float(values.mean()),
+        "sd": float(values.std(ddof=1)) if n > 1 else math.nan,
+        "min": float(values.min()),
+        "max": float(values.max()),
+        **({"label": "single run"} if n == 1 else {}),
+    }
+
+
+def _image_universe(items: list[Predictions]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The labels of every distinct test image of these runs, and each run's positions in it
+    (folds of a cross-validation test different images; seeds of one split the same)."""
+    position: dict[str, int] = {}
+    labels: list[int] = []
+    places = []
+    for item in items:
+        place = np.empty(len(item.files), dtype=np.int64)
+        for j, (name, label) in enumerate(zip(item.files, item.labels, strict=True)):
+            found = position.setdefault(name, len(labels))
+            if found == len(labels):
+                labels.append(int(label))
+            elif labels[found] != label:
+                raise ValueError(
+                    f"test image {name} has two different true classes in these runs' "
+                    "predictions.csv: they were not made on the same data"
+                )
+            place[j] = found
+        places.append(place)
+    return np.asarray(labels), places
+
+
+def two_level_bootstrap(units, statistic, files_of, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, M) values of the mean over units (seeds) of `statistic`, each resample
+    drawing the units with replacement and one stratified resample of the test images that every
+    drawn unit's runs share (a run sees the weights of its own images).
+
+    `units`: a list of lists of items (one seed's runs: one, or its cross-validation folds);
+    `files_of(item)` → its Predictions (for its images and labels); `statistic(item, weights)`
+    → (B, M) values of the item under (B, its N) image weights. A unit's value is the mean of
+    its items'."""
+    items = [item for unit in units for item in unit]
+    labels, places = _image_universe([files_of(item) for item in items])
+    rng = np.random.default_rng(seed)
+    k, out = len(units), []
+    for start in range(0, resamples, _CHUNK):
+        batch = min(_CHUNK, resamples - start)
+        weights = stratified_weights(labels, batch, rng)
+        drawn = rng.multinomial(k, np.full(k, 1 / k), size=batch)  # (batch, k) multiplicities
+        total, index = 0.0, 0
+        for u, unit in enumerate(units):
+            values = [statistic(item, weights[:, places[index + j]]) for j, item in enumerate(unit)]
+            index += len(unit)
+            times = drawn[:, u, None]
+            total = total + np.where(times > 0, times * np.mean(values, axis=0), 0.0)
+        out.append(total / k)
+    return np.concatenate(out)
+
+
+def _run_statistic(metrics):
+    def statistic(item: Predictions, weights):
+        values = metrics_of(item.labels, item.predicted, item.probs, weights, metrics)
+        return np.column_stack([values[name] for name in metrics])
+
+    return statistic
+
+
+def _point(units, statistic, files_of) -> np.ndarray:
+    """The statistic with every unit and image counted once (the resamples' centre)."""
+    means = []
+    for unit in units:
+        values = [statistic(item, np.ones((1, len(files_of(item).files))))[0] for item in unit]
+        means.append(np.mean(values, axis=0))
+    return np.mean(means, axis=0)
+
+
+def across_runs(units: list[list[Predictions]], metrics=INTERVAL_METRICS,
+                resamples: int = ACROSS_RUNS_RESAMPLES, seed: int = 0) -> dict:  # fmt: skip
+    """{metric: {"value", "ci_low", "ci_high"}}: the mean over seeds of each metric and its 95 %
+    two-level bootstrap interval — NaN bounds with fewer than MIN_RUNS_FOR_INTERVAL seeds."""
+    metrics = tuple(metrics)
+    statistic = _run_statistic(metrics)
+    values = _point(units, statistic, lambda item: item)
+    bounds = np.full((len(metrics), 2), math.nan)
+    if len(units) >= MIN_RUNS_FOR_INTERVAL:
+        drawn = two_level_bootstrap(units, statistic, lambda item: item, resamples, seed)
+        bounds = np.array([percentile_interval(drawn[:, m]) for m in range(len(metrics))])
+    return {
+        name: {"value": float(values[m]), "ci_low": bounds[m, 0], "ci_high": bounds[m, 1]}
+        for m, name in enumerate(metrics)
+    }
+
+
+# --------------------------------------------------------------------------- two models
+
+CLAIM_RESAMPLES = 10_000  # a Bonferroni tail of 0.05/17 holds ~15 resamples, not ~3
+
+
+def paired_bootstrap(units, metric: str = "accuracy", resamples: int = CLAIM_RESAMPLES,
+                     seed: int = 0) -> dict:  # fmt: skip
+    """Δ = A − B of `metric` (display units: points for accuracy) between two models tested on
+    the same images: `units` is a list (seeds) of lists of (A, B) Predictions pairs. Returns the
+    mean Δ and the (resamples,) two-level bootstrap Δs (`bootstrap_verdict` reads them)."""
+    scale = display_scale(metric)
+    one = _run_statistic((metric,))
+
+    def statistic(pair, weights):
+        return scale * (one(pair[0], weights) - one(pair[1], weights))
+
+    deltas = two_level_bootstrap(units, statistic, lambda pair: pair[0], resamples, seed)[:, 0]
+    return {
+        "mean_delta": float(_point(units, statistic, lambda pair: pair[0])[0]),
+        "deltas": deltas,
+    }
+
+
+def bootstrap_verdict(deltas, family_size: int = 1, alpha: float = 0.05) -> dict:
+    """The two-sided bootstrap p of Δ = 0 and the percentile interval at the Bonferroni level
+    1 − α/m, both from the same sorted resamples, so that the interval excludes 0 exactly when
+    the Bonferroni p (m · p, at most 1) is below α.
+
+    With B resamples, c≤ of them ≤ 0 and c≥ of them ≥ 0: p = min(1, 2·min(c≤, c≥)/B); the
+    bounds are the r-th smallest and r-th largest resample, r = ⌈α·B / (2m)⌉ (at least 1).
+    The lower bound is above 0 ⇔ c≤ < r ⇔ c≤ < α·B/(2m) ⇔ that side's m·p < α; the same for the
+    upper bound. Computed in exact fractions: no rounding can split the two."""
+    deltas = np.sort(np.asarray(deltas, dtype=float))
+    deltas = deltas[np.isfinite(deltas)]
+    total = len(deltas)
+    if total == 0:
+        return {"p": math.nan, "p_adjusted": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                "confidence": math.nan, "family_size": family_size}  # fmt: skip
+    tail = min(int(np.sum(deltas <= 0)), int(np.sum(deltas >= 0)))
+    exact_alpha = Fraction(alpha).limit_denominator(10**6)
+    rank = max(1, math.ceil(exact_alpha * total / (2 * family_size)))
+    rank = min(rank, total)
+    p = min(Fraction(1), Fraction(2 * tail, total))
+    adjusted = min(Fraction(1), family_size * p)
+    return {
+        "p": float(p),
+        "p_adjusted": float(adjusted),
+        "significant": adjusted < exact_alpha,
+        "ci_low": float(deltas[rank - 1]),
+        "ci_high": float(deltas[total - rank]),
+        "confidence": 1 - alpha / family_size,
+        "family_size": family_size,
+    }
+
+
+# --------------------------------------------------------------------------- one seed
 
 
 def mcnemar_exact(correct_a, correct_b) -> dict:
@@ -99,30 +402,6 @@ def paired_seed(true, pred_a, pred_b, seed: int = 0) -> dict:
     }
 
 
-def paired_across_seeds(values_a, values_b, seed: int = 0) -> dict:
-    """Seed-level values of A and B (same seeds, same order): mean Δ, its 95 % bootstrap CI,
-    the paired t-test p (two-sided) — NaN with fewer than two seeds."""
-    a, b = np.asarray(values_a, float), np.asarray(values_b, float)
-    differences = a - b
-    n = len(differences)
-    result = {"n": n, "mean_delta": float(differences.mean()) if n else math.nan}
-    if n < 2:
-        result.update(ci_low=math.nan, ci_high=math.nan, p=math.nan, t_ci=(math.nan, math.nan))
-        return result
-    if np.all(differences == differences[0]):  # no spread: every seed gives the same Δ
-        p = 1.0 if differences[0] == 0 else 0.0
-        low = high = float(differences[0])
-        t_ci = (low, high)
-    else:
-        test = stats.ttest_rel(a, b)
-        p = float(test.pvalue)
-        interval = test.confidence_interval(CONFIDENCE)
-        t_ci = (float(interval.low), float(interval.high))
-        low, high = _bootstrap_ci(np.mean, (differences,), seed)
-    result.update(ci_low=low, ci_high=high, p=p, t_ci=t_ci)
-    return result
-
-
 def minimum_seeds_for_significance(alpha: float = 0.05) -> dict:
     """The fewest seeds with which each across-seed test can reach p < alpha at all (two-sided):
     exact Wilcoxon signed-rank needs every difference on one side, p = 2 / 2^n; the paired t-test
@@ -136,37 +415,3 @@ def minimum_seeds_for_significance(alpha: float = 0.05) -> dict:
     )
     effect = {n: float(stats.t.ppf(1 - alpha / 2, n - 1) / math.sqrt(n)) for n in (2, 3, 5, 10)}
     return {"wilcoxon_exact": wilcoxon_n, "paired_t": 2, "paired_t_effect_in_sd": effect}
-
-
-def corrected_resampled_t(differences, test_fraction: float) -> dict:
-    """Nadeau & Bengio's (2003) corrected resampled t-test over the k·r differences of a
-    repeated k-fold cross-validation (one per fold and repetition; seeds of one fold count as
-    repetitions).
-
-    The folds share most of their training data, so their differences are positively
-    correlated and the plain paired t-test is far too confident. The correction inflates the
-    variance of the mean from σ²/n to (1/n + n_test/n_train)·σ², with n_test/n_train =
-    test_fraction / (1 − test_fraction). That is 1/(k − 1) for k folds, and the test has n − 1
-    degrees of freedom. It assumes the differences are exchangeable, and it is conservative
-    when the training sets overlap less than k-fold ones do."""
-    d = np.asarray([v for v in differences if v is not None and np.isfinite(v)], dtype=float)
-    n = len(d)
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    result = {"n": n, "mean_delta": float(d.mean()) if n else math.nan}
-    if n < 2:
-        return {**result, "t": math.nan, "p": math.nan, "ci_low": math.nan, "ci_high": math.nan}
-    variance = float(d.var(ddof=1))
-    scale = math.sqrt((1 / n + test_fraction / (1 - test_fraction)) * variance)
-    if scale == 0:
-        p = 1.0 if d[0] == 0 else 0.0
-        return {**result, "t": math.nan, "p": p, "ci_low": float(d[0]), "ci_high": float(d[0])}
-    t = float(d.mean() / scale)
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * scale)
-    return {
-        **result,
-        "t": t,
-        "p": float(2 * stats.t.sf(abs(t), n - 1)),
-        "ci_low": float(d.mean() - half),
-        "ci_high": float(d.mean() + half),
-    }

@@ -1,15 +1,18 @@
 """An interval on every number of one run: a stratified bootstrap over the test images, Wilson
-intervals on per-class clinical metrics, and a validation-chosen operating point.
+intervals on accuracy and per-class clinical metrics, and a validation-chosen operating point.
 
 The paper prints each metric as a bare number from one test split of 156–1,512 images. One run's
-numbers get their sampling uncertainty here, over the test images (the across-seed uncertainty is
-`s3f_stats.describe`):
+numbers get their sampling uncertainty here, over the test images (across seeds:
+`s3f_stats.across_runs`; docs/statistics.md):
 
-- `bootstrap_intervals`: accuracy, weighted and macro F1, Cohen's κ, MCC and ROC AUC, each with a
-  95 % percentile interval from a seeded bootstrap that resamples the test images *within each
-  true class* (stratified: every resample keeps the split's class counts, so AUC and the per-class
-  F1s are always defined). The metrics of all resamples come from one batch of confusion matrices
-  and ranks, so 2,000 resamples of a 1,512-image split take about a second.
+- `bootstrap_intervals`: accuracy with its Wilson score interval (a proportion of independent
+  images: it keeps its width at 0 % or 100 % correct), and weighted and macro F1, Cohen's κ, MCC
+  and ROC AUC, each with a 95 % percentile interval from a seeded bootstrap that resamples the
+  test images *within each true class* (stratified: every resample keeps the split's class
+  counts, so AUC and the per-class F1s are always defined). Every interval lies inside the
+  metric's range. The metrics of all resamples come from one batch of weighted confusion
+  matrices and ranks (s3f_stats.metrics_of), so 2,000 resamples of a 1,512-image split take
+  about a second.
 - `clinical_metrics`: sensitivity, specificity, PPV and NPV of each class (one-vs-rest), with
   Wilson score intervals (statsmodels), which stay inside [0, 1] and keep their coverage at the
   small counts of the minority classes.
@@ -23,16 +26,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint
 
-CONFIDENCE = 0.95
+from s3f_kit.reports import stats as s3f_stats
+
+CONFIDENCE = s3f_stats.CONFIDENCE
 RESAMPLES = 2000  # the issue's minimum; percentiles at 2.5 % / 97.5 % rest on 50 resamples each
 BOOTSTRAP_SEED = 20250929  # fixed: a run's intervals are reproducible from its predictions
 _CHUNK = 250  # resamples per batch: bounds memory at 250 × N × 8 bytes per array
 
-INTERVAL_METRICS = ("accuracy", "weighted_f1", "macro_f1", "cohen_kappa", "mcc", "roc_auc")
+INTERVAL_METRICS = s3f_stats.INTERVAL_METRICS
 
 
 class ProtocolError(ValueError):
@@ -52,77 +56,14 @@ def refuse_on_test_split(protocol: str, what: str) -> None:
 # --------------------------------------------------------------------------- bootstrap
 
 
-def _stratified_indices(labels: np.ndarray, resamples: int, rng) -> np.ndarray:
-    """(resamples, N) indices: each row redraws every class's images with replacement."""
-    columns = []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        columns.append(members[rng.integers(0, len(members), size=(resamples, len(members)))])
-    return np.concatenate(columns, axis=1)
-
-
-def _confusions(true: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
-    """(B, K, K) confusion matrices (rows true, columns predicted) of B rows of labels."""
-    batch = true.shape[0]
-    codes = true * classes + pred + (np.arange(batch) * classes * classes)[:, None]
-    counts = np.bincount(codes.ravel(), minlength=batch * classes * classes)
-    return counts.reshape(batch, classes, classes).astype(float)
-
-
-def _confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
-    """sklearn's accuracy, weighted/macro F1 (zero_division=0, macro over the classes that occur
-    in truth or prediction), κ and MCC, from a batch of confusion matrices."""
-    n = confusion.sum(axis=(1, 2))
-    tp = np.diagonal(confusion, axis1=1, axis2=2)
-    support = confusion.sum(axis=2)
-    predicted = confusion.sum(axis=1)
-    denominator = support + predicted
-    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    present = denominator > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        correct = tp.sum(axis=1)
-        chance = (support * predicted).sum(axis=1)
-        kappa = (correct * n - chance) / (n * n - chance)
-        mcc_den = np.sqrt((n * n - (predicted**2).sum(axis=1)) * (n * n - (support**2).sum(axis=1)))
-        mcc = np.where(mcc_den > 0, (correct * n - chance) / np.where(mcc_den > 0, mcc_den, 1), 0.0)
-    return {
-        "accuracy": correct / n,
-        "weighted_f1": (f1 * support).sum(axis=1) / support.sum(axis=1),
-        "macro_f1": f1.sum(axis=1) / present.sum(axis=1),
-        "cohen_kappa": kappa,
-        "mcc": mcc,
-    }
-
-
-def _auc_rows(positive: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """ROC AUC of each row (Mann–Whitney U from average ranks, ties counted half)."""
-    ranks = stats.rankdata(score, axis=1)
-    n_pos = positive.sum(axis=1)
-    n_neg = positive.shape[1] - n_pos
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = (ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2
-        return u / (n_pos * n_neg)
-
-
-def _auc(labels: np.ndarray, class_probs: np.ndarray) -> np.ndarray:
-    """Binary: AUC of the positive class; multi-class: one-vs-rest macro AUC (sklearn's
-    `roc_auc_score(..., multi_class='ovr', average='macro')`), for each row of a batch."""
-    if class_probs.shape[-1] == 2:
-        return _auc_rows(labels == 1, class_probs[..., 1])
-    per_class = [_auc_rows(labels == k, class_probs[..., k]) for k in range(class_probs.shape[-1])]
-    return np.mean(per_class, axis=0)
-
-
-def _metrics_of(labels, predicted, class_probs, classes) -> dict[str, np.ndarray]:
-    values = _confusion_metrics(_confusions(labels, predicted, classes))
-    values["roc_auc"] = _auc(labels, class_probs)
-    return values
-
-
 def bootstrap_intervals(
     labels, predicted, class_probs, resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED
 ) -> dict[str, dict]:
-    """{metric: {"value", "ci_low", "ci_high"}} over a stratified bootstrap of the test images.
+    """{metric: {"value", "ci_low", "ci_high", "method"}} over the test images: accuracy (a
+    proportion of independent images) with its Wilson interval, every other metric with the
+    percentile interval of a stratified bootstrap. Both stay inside the metric's range
+    (s3f_stats.METRIC_RANGES), and the Wilson interval keeps its width at 0 % or 100 % correct,
+    where every bootstrap resample is the same.
 
     `class_probs` is (N, K) (a sigmoid model's p as (1 − p, p)); `predicted` the model's labels
     (the paper's rule: argmax, or p > 0.5). AUC is NaN where a class has no test image."""
@@ -134,32 +75,25 @@ def bootstrap_intervals(
             f"bootstrap_intervals: need ≥ 2 test images with one label, prediction and "
             f"probability row each (got {len(labels)}, {len(predicted)}, {len(class_probs)})"
         )
-    classes = class_probs.shape[1]
-    point = _metrics_of(labels[None], predicted[None], class_probs[None], classes)
+    point = s3f_stats.metrics_of(labels, predicted, class_probs, np.ones((1, len(labels))))
     rng = np.random.default_rng(seed)
     drawn: dict[str, list] = {name: [] for name in INTERVAL_METRICS}
     for start in range(0, resamples, _CHUNK):
-        rows = _stratified_indices(labels, min(_CHUNK, resamples - start), rng)
-        for name, values in _metrics_of(
-            labels[rows], predicted[rows], class_probs[rows], classes
-        ).items():
+        weights = s3f_stats.stratified_weights(labels, min(_CHUNK, resamples - start), rng)
+        for name, values in s3f_stats.metrics_of(labels, predicted, class_probs, weights).items():
             drawn[name].append(values)
-    tail = (1 - CONFIDENCE) / 2 * 100
     result = {}
     for name in INTERVAL_METRICS:
-        values = np.concatenate(drawn[name])
-        values = values[np.isfinite(values)]
-        low, high = np.percentile(values, [tail, 100 - tail]) if len(values) else (math.nan,) * 2
-        result[name] = {
-            "value": float(point[name][0]),
-            "ci_low": float(low),
-            "ci_high": float(high),
-        }
+        low, high = s3f_stats.percentile_interval(np.concatenate(drawn[name]))
+        result[name] = {"value": float(point[name][0]), "ci_low": low, "ci_high": high,
+                        "method": "stratified percentile bootstrap"}  # fmt: skip
+    correct = int(np.sum(labels == predicted))
+    result["accuracy"] = {**wilson(correct, len(labels)), "method": "Wilson score"}
     result["bootstrap"] = {
         "resamples": int(resamples),
         "seed": int(seed),
         "confidence": CONFIDENCE,
-        "method": "stratified percentile bootstrap over test images",
+        "method": "stratified percentile bootstrap over test images (accuracy: Wilson)",
     }
     return result
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 from sklearn import metrics as skm
 
 import s3f_common
+from s3f_kit.reports import stats as s3f_stats
 
 BINARY_THRESHOLD = 0.5  # the paper predicts the positive class when p > 0.5
 
@@ -207,12 +208,15 @@ def reviewer_report(metrics: dict) -> str:
     boot = intervals["bootstrap"]
     lines = [
         f"Test metrics with 95 % intervals ({boot['method']}, {boot['resamples']} resamples; "
-        "one run: these intervals cover the test sample, not seeds):"
+        "one run: these intervals cover the test sample, not seeds; accuracy in %, the others "
+        "on their own scale — κ and MCC run from −1 to 1):"
     ]
-    for name in ("accuracy", "weighted_f1", "macro_f1", "cohen_kappa", "mcc", "roc_auc"):
+    for name in s3f_stats.INTERVAL_METRICS:
         entry = intervals[name]
         if np.isfinite(entry["value"]):
-            lines.append(f"  {name:<12} {_with_interval(entry)}")
+            scale = s3f_stats.display_scale(name)
+            cell = _with_interval(entry, scale, 1 if scale == 100 else 3)
+            lines.append(f"  {name:<12} {cell}")
     lines.append("Per class (%, Wilson 95 % intervals):")
     for name, values in metrics["per_class"].items():
         cells = ", ".join(
