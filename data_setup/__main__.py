@@ -214,7 +214,7 @@ def main(argv=None) -> int:
                 max_download_gb=args.max_download_gb,
                 max_unpacked_gb=args.max_unpacked_gb,
             )
-        except (FetchError, ValueError) as error:
+        except (FetchError, ValueError, OSError) as error:  # one sentence, never a traceback
             print(f"error: {error}", file=sys.stderr)
             return 1
         print(f"unpacked into {dest}")

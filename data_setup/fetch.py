@@ -4,14 +4,21 @@ The archive goes to a temporary file beside the destination and is unpacked into
 folder there; only a complete, cleanly extracted archive that holds the expected dataset layout
 is moved into place. An interrupted or failed transfer, an archive over the size limits, a full
 disk or an archive of the wrong dataset leaves nothing behind.
+
+`download_url` is the kit's one downloader: dataset archives (URLs and Google Drive files), the
+paper's release models and the baselines' ImageNet weights all come through it. Each download
+has a size limit, a connect and a read timeout (a server that accepts the connection and never
+answers) and an overall deadline (one that trickles bytes forever): both end in one sentence.
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +33,13 @@ MAX_UNPACKED_GB = 64
 MAX_RATIO = 100
 RATIO_FLOOR = 64 << 20
 CHUNK = 1 << 20
+# Seconds to connect, and seconds without a byte before a download counts as stalled.
+TIMEOUT_ENV, TIMEOUT_S = "S3F_DOWNLOAD_TIMEOUT", 30.0
+# Seconds a whole download may take: a multi-GB dataset archive on a slow line fits; a server
+# that trickles a byte now and then (never stalled long enough to time out) does not.
+DEADLINE_ENV, DEADLINE_S = "S3F_DOWNLOAD_DEADLINE", 2 * 3600.0
+PAGE_BYTES = 1 << 20  # a web page before the file (Google Drive's confirmation page)
+MAX_PAGES = 3
 
 
 class FetchError(RuntimeError):
@@ -49,6 +63,25 @@ def _check_room(folder: Path, needed: int, what: str, hint: str) -> None:
         raise FetchError(str(error)) from None
 
 
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise FetchError(f"{name}={text!r}: expected a number of seconds above 0")
+    return value
+
+
+def download_limits() -> tuple[float, float]:
+    """(timeout, deadline) in seconds: the connect and read timeout and the overall deadline of
+    every download, from S3F_DOWNLOAD_TIMEOUT and S3F_DOWNLOAD_DEADLINE where set."""
+    return _seconds(TIMEOUT_ENV, TIMEOUT_S), _seconds(DEADLINE_ENV, DEADLINE_S)
+
+
 def download_url(
     url: str,
     target: Path,
@@ -57,78 +90,169 @@ def download_url(
     limit_note: str = "",
     hint: str = "",
     where: Path | None = None,
-    timeout: float = 60.0,
+    next_url=None,
 ) -> None:
-    """Stream `url` to `target`, never more than `max_bytes`. Fails (and deletes `target`) when
-    the transfer breaks, the body is larger, the disk fills or the server cannot be reached;
-    `limit_note` says where the limit comes from, `hint` what to do without a connection,
-    `where` which folder to name for disk space (default: `target`'s)."""
+    """Stream `url` to `target`, never more than `max_bytes`, within download_limits(). Fails
+    (and deletes `target`) when the transfer breaks, stalls or outlasts the deadline, the body
+    is larger, the disk fills or the server cannot be reached; `limit_note` says where the limit
+    comes from, `hint` what to do without a connection, `where` which folder to name for disk
+    space (default: `target`'s). `next_url`: for a host that answers with a web page before the
+    file (Google Drive), turns that page's text into the address to ask next."""
     import requests  # here, not at the top: `s3f-data --help` stays fast
+    import urllib3
 
     target = Path(target)
+    timeout, deadline = download_limits()
+    host = urlsplit(url).netloc or url
     try:
         try:
-            _stream(url, target, max_bytes, limit_note, where or target.parent, timeout)
-        except requests.exceptions.ChunkedEncodingError as error:  # connection cut mid-body
+            started = time.monotonic()  # the deadline counts from before connecting
+            with requests.Session() as session:
+                response = _open(session, url, timeout, deadline, started, next_url)
+                with response:
+                    where = where or target.parent
+                    _save(response, url, target, max_bytes, limit_note, where, deadline, started)
+        except requests.exceptions.ConnectTimeout:  # before the ConnectionError it also is
+            raise FetchError(_unreachable(url, host, hint)) from None
+        except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
+            raise FetchError(_stalled(url, host, timeout, hint)) from None
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.ProtocolError,
+        ) as error:  # connection cut mid-body
             raise FetchError(f"{url}: transfer interrupted ({error})") from None
-        except requests.ConnectionError:  # no network, DNS failure, refused, connect timeout
-            host = urlsplit(url).netloc or url
-            raise FetchError(
-                f"{url}: cannot reach {host} (no internet connection?); connect and retry{hint}"
-            ) from None
-        except requests.RequestException as error:
+        except requests.ConnectionError as error:  # no network, DNS failure, refused
+            # iter_content reports a stall mid-body as a ConnectionError around urllib3's
+            # ReadTimeoutError
+            cause = error.args[0] if error.args else None
+            if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
+                raise FetchError(_stalled(url, host, timeout, hint)) from None
+            raise FetchError(_unreachable(url, host, hint)) from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             raise FetchError(f"{url}: download failed ({error})") from None
     except BaseException:
         target.unlink(missing_ok=True)  # nothing partial stays behind
         raise
 
 
-def _stream(url, target: Path, max_bytes: int, limit_note: str, where: Path, timeout) -> None:
-    import requests
+def _unreachable(url: str, host: str, hint: str) -> str:
+    return f"{url}: cannot reach {host} (no internet connection?); connect and retry{hint}"
+
+
+def _stalled(url: str, host: str, timeout: float, hint: str) -> str:
+    return (
+        f"{url}: {host} stopped answering (nothing for {timeout:g} s, {TIMEOUT_ENV}); "
+        f"retry later{hint}"
+    )
+
+
+def _check_deadline(url: str, deadline: float, started: float, received: int) -> None:
+    if time.monotonic() - started > deadline:
+        raise FetchError(
+            f"{url}: not complete after {deadline:g} s ({received:,} bytes received; "
+            f"{DEADLINE_ENV} sets this deadline); stopped"
+        )
+
+
+def _chunks(response, url: str, deadline: float, started: float):
+    """The body as it arrives, the deadline checked at each piece. urllib3's read1 returns what
+    one read brought (at most one read timeout's wait), so a server that sends a byte now and
+    then is stopped at the deadline; iter_content would wait for a whole CHUNK first."""
+    read1 = getattr(response.raw, "read1", None)  # urllib3 ≥ 2.3
+    pieces = (
+        iter(lambda: read1(CHUNK, decode_content=True), b"")
+        if read1
+        else response.iter_content(chunk_size=CHUNK)
+    )
+    received = 0
+    for piece in pieces:
+        received += len(piece)
+        _check_deadline(url, deadline, started, received)
+        yield piece
+
+
+def _open(session, url: str, timeout: float, deadline: float, started: float, next_url):
+    """The response that carries the file: redirects followed, and with `next_url` the web
+    pages before it (each at most PAGE_BYTES, at most MAX_PAGES of them)."""
+    for _ in range(MAX_PAGES + 1):
+        response = session.get(url, stream=True, timeout=timeout)
+        _check_deadline(url, deadline, started, 0)
+        try:
+            response.raise_for_status()
+        except BaseException:
+            response.close()
+            raise
+        page = next_url and response.headers.get("Content-Type", "").startswith("text/html")
+        if not page or "Content-Disposition" in response.headers:
+            return response
+        with response:
+            text = bytearray()
+            for piece in _chunks(response, url, deadline, started):
+                text += piece
+                if len(text) > PAGE_BYTES:
+                    raise FetchError(f"{url}: a web page over {PAGE_BYTES:,} bytes, not a file")
+        url = next_url(bytes(text).decode(response.encoding or "utf-8", "replace"))
+    raise FetchError(f"{url}: still a web page after {MAX_PAGES} pages, not a file")
+
+
+def _save(response, url, target: Path, max_bytes, limit_note, where: Path, deadline, started):
     from tqdm.auto import tqdm
 
-    with requests.get(url, stream=True, timeout=timeout) as response:
-        response.raise_for_status()
-        expected = int(response.headers.get("Content-Length") or 0)
-        limit = f"{max_bytes:,} bytes{limit_note}"
-        if expected > max_bytes:
-            raise FetchError(f"{url}: the server announces {expected:,} bytes, more than {limit}")
-        if expected:
-            _check_room(where, expected, f"downloading {url}", "choose another destination")
-        received = 0
-        try:
-            name = Path(urlsplit(url).path).name or url
-            with (
-                open(target, "wb") as handle,
-                tqdm(total=expected or None, unit="B", unit_scale=True, desc=name) as bar,
-            ):
-                for chunk in response.iter_content(chunk_size=CHUNK):
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise FetchError(f"{url}: sent more than {limit}; stopped")
-                    handle.write(chunk)
-                    bar.update(len(chunk))
-        except OSError as error:
-            needed = f"{expected:,} bytes needed" if expected else f"{received:,} bytes so far"
-            full = _no_space(error, where, f"the download of {url}", needed)
-            if full:
-                raise full from None
-            raise
+    expected = int(response.headers.get("Content-Length") or 0)
+    limit = f"{max_bytes:,} bytes{limit_note}"
+    if expected > max_bytes:
+        raise FetchError(f"{url}: the server announces {expected:,} bytes, more than {limit}")
+    if expected:
+        _check_room(where, expected, f"downloading {url}", "choose another destination")
+    received = 0
+    try:
+        name = Path(urlsplit(url).path).name or url
+        with (
+            open(target, "wb") as handle,
+            tqdm(total=expected or None, unit="B", unit_scale=True, desc=name) as bar,
+        ):
+            for chunk in _chunks(response, url, deadline, started):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise FetchError(f"{url}: sent more than {limit}; stopped")
+                handle.write(chunk)
+                bar.update(len(chunk))
+    except OSError as error:
+        needed = f"{expected:,} bytes needed" if expected else f"{received:,} bytes so far"
+        full = _no_space(error, where, f"the download of {url}", needed)
+        if full:
+            raise full from None
+        raise
     if expected and received != expected:
         raise FetchError(f"{url}: transfer interrupted ({received} of {expected} bytes)")
 
 
-def download_gdrive(file_id: str, target: Path, max_bytes: int) -> None:
-    import gdown
+GDRIVE_URL = "https://drive.google.com/uc?export=download&id={id}"
 
-    result = gdown.download(id=file_id, output=str(target), quiet=False)
-    if result is None or not target.is_file() or target.stat().st_size == 0:
-        raise FetchError(f"Google Drive file {file_id}: download failed (is it shared publicly?)")
-    if target.stat().st_size > max_bytes:  # gdown has no limit of its own: checked after
-        raise FetchError(
-            f"Google Drive file {file_id}: {target.stat().st_size:,} bytes, more than the "
-            f"{max_bytes:,} allowed (raise --max-download-gb)"
-        )
+
+def download_gdrive(file_id: str, target: Path, max_bytes: int, *, limit_note="", where=None):
+    """A publicly shared Google Drive file through download_url (its limits and timeouts): gdown
+    reads Drive's confirmation page (large files) into the address of the file itself."""
+    from gdown.download import get_url_from_gdrive_confirmation
+    from gdown.exceptions import FileURLRetrievalError
+
+    def next_url(page: str) -> str:
+        try:
+            return get_url_from_gdrive_confirmation(page)
+        except FileURLRetrievalError as error:
+            reason = " ".join(str(error).split())
+            raise FetchError(
+                f"Google Drive file {file_id}: download failed ({reason}; is it shared publicly?)"
+            ) from None
+
+    download_url(
+        GDRIVE_URL.format(id=file_id),
+        target,
+        max_bytes=max_bytes,
+        limit_note=limit_note,
+        where=where,
+        next_url=next_url,
+    )
 
 
 # --------------------------------------------------------------------------- unpacking
@@ -208,6 +332,22 @@ def _check_layout(dataset: str, folder: Path, source) -> None:
         raise FetchError(f"{source}: not the {dataset} dataset: it holds no images")
 
 
+def _prepare_dest(dest: Path) -> None:
+    """`dest` must be a new or empty folder: refused in one sentence otherwise (a file there or
+    above it, a folder that holds files, one that cannot be created). Creates its parent."""
+    wanted = "--dest must be a new or empty folder"
+    for place in (dest, *dest.parents):
+        if place.exists() and not place.is_dir():
+            what = "it is a file" if place == dest else f"{place} is a file"
+            raise FetchError(f"{dest}: {what}, not a folder; {wanted}")
+    try:
+        if dest.is_dir() and any(dest.iterdir()):
+            raise FetchError(f"{dest}: already exists and is not empty; choose a new --dest")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FetchError(f"{dest}: cannot be used ({error.strerror or error}); {wanted}") from None
+
+
 def fetch(
     dest,
     *,
@@ -227,22 +367,20 @@ def fetch(
     source = sources[0]
     max_download, max_unpacked = int(max_download_gb * GB), int(max_unpacked_gb * GB)
     dest = Path(dest).expanduser().resolve()
-    if dest.exists() and any(dest.iterdir()):
-        raise FetchError(f"{dest}: already exists and is not empty; choose a new --dest")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    _prepare_dest(dest)
     remove_stale_temps(dest.parent)  # partial folders of fetches that were killed
     with tempfile.TemporaryDirectory(prefix=f".s3f-fetch-{os.getpid()}-", dir=dest.parent) as work:
         work = Path(work)
         archive = work / "download.zip"
+        note = " (raise --max-download-gb if the archive is genuine)"
         if zip_path:
             if not Path(zip_path).is_file():
                 raise FetchError(f"{zip_path}: no such file")
             archive = Path(zip_path)
         elif url:
-            note = " (raise --max-download-gb if the archive is genuine)"
             download_url(url, archive, max_bytes=max_download, limit_note=note, where=dest.parent)
         else:
-            download_gdrive(gdrive_id, archive, max_download)
+            download_gdrive(gdrive_id, archive, max_download, limit_note=note, where=dest.parent)
         if not zipfile.is_zipfile(archive):
             raise FetchError(f"{source}: not a zip archive")
         unpacked = work / "unpacked"

@@ -134,7 +134,9 @@ def pretrained(name: str, *, cache_dir=None, base_url=None, force=False, compile
     registered parameter count, pass the model-file check (s3f_modelfile: nothing in it can run
     code) and, after the first download, have the SHA-256 recorded then; a later download that
     differs is refused unless force=True. After loading, it must match the registered
-    architecture and parameter count. Nothing unverified stays in the cache.
+    architecture and parameter count. Nothing unverified stays in the cache. A download that
+    cannot start, stalls or outlasts its deadline (data_setup.fetch.download_limits) raises one
+    FetchError whose one-line message names the URL and where to put a copy of the file.
     """
     if name not in RELEASES:
         raise ValueError(f"unknown release {name!r}; expected one of {', '.join(RELEASES)}")
@@ -160,18 +162,24 @@ def pretrained(name: str, *, cache_dir=None, base_url=None, force=False, compile
         verify_release_model(model, release, target)
         return model
 
-    from data_setup.fetch import download_url
+    from data_setup.fetch import FetchError, download_url
 
     url = release.url(base_url)
     tmp = folder / f".{release.filename}.{os.getpid()}.part"
     try:
-        download_url(
-            url,
-            tmp,
-            max_bytes=release.size_range()[1],
-            limit_note=f" (the most a file of {release.params:,} parameters takes)",
-            hint=f", or download it elsewhere and save it as {target}",
-        )
+        try:
+            download_url(
+                url,
+                tmp,
+                max_bytes=release.size_range()[1],
+                limit_note=f" (the most a file of {release.params:,} parameters takes)",
+                hint=f", or download it elsewhere and save it as {target}",
+            )
+        except FetchError as error:
+            # Offline, stalled or past the deadline: one line whose traceback ends here (the
+            # downloader's frames tell a user nothing); the notebooks, s3f-predict and
+            # s3f-export print the line alone.
+            raise error.with_traceback(None) from None
         digest = _check_release_file(tmp, release, url, recorded, force)
         verified = tmp.with_suffix(".keras")  # Keras insists on the .keras suffix
         os.replace(tmp, verified)

@@ -13,9 +13,12 @@ architectures are trained on the same data, split, recipe and seeds:
   complete. Global average pooling and the paper's head follow: one sigmoid unit for two
   classes, a softmax otherwise, float32. It compiles like the paper (Adam 3e-4), and takes the
   run's BatchNorm momentum like the paper's models (bn_momentum: the demo's short runs).
-- Weights: ImageNet where they can be fetched (Colab). Without internet the backbone starts
-  from random weights and says so. Either way the run records which one it used
-  (`weights_used`), and the tables show it.
+- Weights: ImageNet where they can be fetched (Colab). Keras fetches them itself, with no
+  timeout (a connection that never answered waited over 240 s); here its download goes through
+  the kit's one downloader (data_setup.fetch.download_url: connect and read timeouts, an overall
+  deadline, a size limit) while Keras keeps its cache and its hash check. Without internet, or
+  when the download stalls, the backbone starts from random weights and says so in one line.
+  Either way the run records which one it used (`weights_used`), and the tables show it.
 - `count_flops`: the FLOPs of one forward pass. It counts the multiply-adds of the convolution,
   dense, spectral-filter and bilinear-fusion layers, two FLOPs each, plus the FFTs of the
   spectral filters (5·N·log₂N for an N-point complex transform, halved for a real one). It
@@ -25,7 +28,10 @@ architectures are trained on the same data, split, recipe and seeds:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
+from pathlib import Path
 
 import keras
 from keras import layers
@@ -57,6 +63,50 @@ def _scaled(x, scaling: str):
     return layers.Rescaling(255.0, name="to_0_255")(x)
 
 
+# The largest no-top ImageNet file of the registry (ResNet50V2) is ~95 MB: ample room, and a
+# bound on what a redirected or hostile server can make us write into Keras' cache.
+MAX_WEIGHTS_BYTES = 1 << 30
+
+
+@contextlib.contextmanager
+def bounded_keras_downloads():
+    """While it is open, Keras' get_file (which keras.applications call for their ImageNet
+    weights) downloads through the kit's download_url into a temp name, then renames: Keras'
+    cache folder, file name and hash check are its own. A Keras whose get_file no longer calls
+    urlretrieve gets a socket timeout instead (a stall ends; the deadline is not enforced)."""
+    from keras.src.utils import file_utils
+
+    from data_setup.fetch import download_limits, download_url
+    from data_setup.files import atomic_path, remove_stale_temps
+
+    def retrieve(url, filename, reporthook=None):
+        remove_stale_temps(Path(filename).parent)  # downloads of killed runs
+        with atomic_path(filename, "ImageNet weights") as tmp:
+            download_url(
+                url,
+                tmp,
+                max_bytes=MAX_WEIGHTS_BYTES,
+                limit_note=" (MAX_WEIGHTS_BYTES of s3f_kit.run.baselines)",
+                hint=", or copy Keras' cache (~/.keras/models) from a machine that has them",
+            )
+        return str(filename), None
+
+    if not hasattr(file_utils, "urlretrieve"):
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(download_limits()[0])
+        try:
+            yield
+        finally:
+            socket.setdefaulttimeout(previous)
+        return
+    keras_own = file_utils.urlretrieve
+    file_utils.urlretrieve = retrieve
+    try:
+        yield
+    finally:
+        file_utils.urlretrieve = keras_own
+
+
 def _backbone(spec: Baseline, input_shape, weights: str, log=print):
     """(backbone, weights used): ImageNet weights if they can be fetched, else random."""
     constructor = getattr(keras.applications, spec.constructor)
@@ -65,9 +115,12 @@ def _backbone(spec: Baseline, input_shape, weights: str, log=print):
         options["include_preprocessing"] = True
     if weights == "imagenet":
         try:
-            return constructor(weights="imagenet", **options), "imagenet"
+            with bounded_keras_downloads():
+                return constructor(weights="imagenet", **options), "imagenet"
         except Exception as error:  # noqa: BLE001  (no internet, blocked host, bad cache…)
-            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            # The first line whole: the kit's download errors are one line that ends in what
+            # to do; a foreign error's first line is usually its gist.
+            reason = str(error).splitlines()[0][:500] if str(error) else type(error).__name__
             log(
                 f"{spec.name}: ImageNet weights could not be fetched ({reason}); "
                 "training from random initialization (recorded as weights_used='random')"

@@ -482,9 +482,13 @@ def archive_key(source: str) -> str:
     if source.startswith(("http://", "https://")):
         import requests
 
+        from data_setup.fetch import download_limits
+
         digest.update(source.encode())
-        try:
-            headers = requests.head(source, allow_redirects=True, timeout=30).headers
+        try:  # the downloads' timeout: a host that never answers is given up as they give up
+            headers = requests.head(
+                source, allow_redirects=True, timeout=download_limits()[0]
+            ).headers
         except requests.RequestException:
             headers = {}  # unreachable now: the download reports it
         for field in ("ETag", "Last-Modified", "Content-Length"):
