@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from data_setup.files import CacheError, check_free_space, remove_stale_temps
+from data_setup.files import CacheError, check_free_space, open_regular, remove_stale_temps
 
 GB = 1 << 30
 MAX_DOWNLOAD_GB = 16  # the paper's largest archive (HAM10000) is a few GB
@@ -195,6 +195,11 @@ def _open(session, url: str, timeout: float, deadline: float, started: float, ne
     raise FetchError(f"{url}: still a web page after {MAX_PAGES} pages, not a file")
 
 
+def _new_file(target: Path, what: str) -> int:
+    """Open `target` for writing without following a link planted there (data_setup.files)."""
+    return open_regular(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, what)
+
+
 def _save(response, url, target: Path, max_bytes, limit_note, where: Path, deadline, started):
     from tqdm.auto import tqdm
 
@@ -208,7 +213,7 @@ def _save(response, url, target: Path, max_bytes, limit_note, where: Path, deadl
     try:
         name = Path(urlsplit(url).path).name or url
         with (
-            open(target, "wb") as handle,
+            os.fdopen(_new_file(target, "the download"), "wb") as handle,
             tqdm(total=expected or None, unit="B", unit_scale=True, desc=name) as bar,
         ):
             for chunk in _chunks(response, url, deadline, started):
@@ -289,7 +294,7 @@ def _extract(archive: zipfile.ZipFile, members, total, folder: Path, source, max
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with archive.open(info) as src, open(target, "wb") as dst:
+            with archive.open(info) as src, os.fdopen(_new_file(target, "a member"), "wb") as dst:
                 while block := src.read(CHUNK):
                     written += len(block)
                     if written > max_unpacked:

@@ -424,3 +424,20 @@ def test_a_baseline_behind_a_silent_proxy_starts_from_random_weights(
     assert said[0].endswith(
         "training from random initialization (recorded as weights_used='random')"
     )
+
+
+def test_a_link_planted_at_the_download_target_is_refused_and_its_file_kept(
+    limits, bad_server, tmp_path
+):
+    """The download opens its file without following a link (data_setup.files.open_regular):
+    a planted link at the target would otherwise receive the bytes."""
+    from data_setup.fetch import download_url
+    from data_setup.files import UnsafeFileError
+
+    victim, target = tmp_path / "thesis.tex", tmp_path / "busi.zip"
+    victim.write_text("keep me")
+    target.symlink_to(victim)
+    with pytest.raises(UnsafeFileError) as refused:
+        download_url(f"{bad_server('trickle')}/busi.zip", target, max_bytes=1000)
+    assert str(target) in str(refused.value) and "symbolic link" in str(refused.value)
+    assert victim.read_text() == "keep me"
