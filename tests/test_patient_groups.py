@@ -133,3 +133,72 @@ def test_clean_test_leaves_out_test_images_of_patients_training_has(kernel_env, 
     assert result["shared_group_test_images"] == 6
     assert result["clean_test"]["images"] <= len(test.labels) - 6
     assert result["test_images"] == len(test.labels)
+
+
+def plant_duplicate_groups(folder, sizes):
+    """Overwrite the images of `folder` with groups of near-duplicates: each group of `sizes` is
+    one image re-encoded at different JPEG qualities (what the audit pairs); the rest stay
+    distinct. Returns the groups' files (relative to the folder's parent's parent)."""
+    import cv2
+
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".jpeg", ".jpg", ".png"))
+    planted, at = [], 0
+    for size in sizes:
+        first = cv2.imread(str(files[at]), cv2.IMREAD_GRAYSCALE)
+        for k in range(1, size):
+            cv2.imwrite(str(files[at + k]), first, [cv2.IMWRITE_JPEG_QUALITY, 60 + 3 * k])
+        planted.append({p.relative_to(folder.parents[1]).as_posix() for p in files[at : at + size]})
+        at += size
+    return planted
+
+
+@pytest.fixture
+def chest_with_large_groups(tmp_path):
+    """Synthetic Chest X-Ray whose training pneumonia films are mostly two large groups of
+    near-duplicates (the issue's 'val NORMAL=168 PNEUMONIA=0' tree, small)."""
+    from data_setup import synth_dataset
+
+    root = synth_dataset("ChestXRay", tmp_path / "data", count=24, size=40, seed=3)
+    planted = plant_duplicate_groups(root / "train" / "PNEUMONIA", [12, 12])
+    planted += plant_duplicate_groups(root / "train" / "NORMAL", [6, 6])
+    return root, planted
+
+
+def test_holdout_validation_keeps_every_class_with_a_few_large_groups(chest_with_large_groups,
+                                                                      tmp_path):  # fmt: skip
+    """Regression (issue 32): the grouped holdout's validation split held no pneumonia film,
+    training selected checkpoints on val_f1 0 and evaluation failed after training."""
+    root, planted = chest_with_large_groups
+    for seed in (1, 2, 3):
+        data = load_dataset("ChestXRay", root, img_size=SIZE, protocol="holdout", seed=seed,
+                            cache_dir=tmp_path / "cache")  # fmt: skip
+        counts = data.counts()
+        for split in ("train", "val"):
+            assert all(counts[split].values()), f"seed {seed}: {split} {counts[split]}"
+        train, val = set(data.splits["train"].files), set(data.splits["val"].files)
+        for group in planted:  # each group whole, on one side
+            assert group <= train or group <= val, f"seed {seed}: a group split"
+    pool = data.splits["train"].labels.tolist() + data.splits["val"].labels.tolist()
+    shares = data.extras["group_facts"]["largest_group_share"]
+    pneumonia = data.class_names.index("PNEUMONIA")
+    assert shares["PNEUMONIA"] == pytest.approx(12 / pool.count(pneumonia), abs=1e-4)
+    assert f"largest group per class: NORMAL {shares['NORMAL']:.0%}" in data.summary()
+
+
+def test_a_class_the_groups_cannot_split_is_refused_before_training(tmp_path):
+    """Every training pneumonia film a copy of one: no validation split can hold pneumonia and
+    leave training some; one sentence naming the class, its group and what to do."""
+    from data_setup import synth_dataset
+    from data_setup.layouts import DatasetError
+
+    root = synth_dataset("ChestXRay", tmp_path / "data", count=24, size=40, seed=3)
+    for extra in (root / "val" / "PNEUMONIA").iterdir():  # the official val folder trains too
+        shutil.move(extra, root / "train" / "PNEUMONIA" / f"zz_{extra.name}")
+    plant_duplicate_groups(root / "train" / "PNEUMONIA", [26])
+    with pytest.raises(DatasetError) as error:
+        load_dataset("ChestXRay", root, img_size=SIZE, protocol="holdout",
+                     cache_dir=tmp_path / "cache")  # fmt: skip
+    message = str(error.value)
+    assert "\n" not in message
+    assert "class PNEUMONIA has all 26 images in one group (e.g. train/PNEUMONIA/" in message
+    assert "s3f-data audit" in message and "protocol='paper'" in message
