@@ -18,7 +18,7 @@ from s3f_kit.reports import results_tables as s3f_results_tables
 from s3f_kit.reports import stats as s3f_stats
 from s3f_kit.sweep import jobs as s3f_jobs
 from s3f_kit.sweep import sweep as s3f_sweep
-from tests.test_patient_groups import _kermany_names, chest_with_large_groups  # noqa: F401
+from tests.test_patient_groups import _kermany_names, large_groups_tree
 
 SIZE = (16, 16)
 
@@ -94,10 +94,10 @@ def test_chest_folds_split_the_training_pool_by_patient_and_score_the_official_t
         assert data.extras["fold_test"] == "the official test set"
 
 
-def test_every_fold_holds_every_class_with_a_few_large_groups(chest_with_large_groups, tmp_path):
+def test_every_fold_holds_every_class_with_a_few_large_groups(tmp_path):
     """Issue 32: a stratified group k-fold with a few large groups per class left a class out
     of some folds; every held fold now has every class, each group whole in one fold."""
-    root, planted = chest_with_large_groups
+    root, planted = large_groups_tree(tmp_path / "data")
     for seed in (1, 2):
         runs = _folds("ChestXRay", root, tmp_path / "cache", folds=3, seed=seed)
         for data in runs:

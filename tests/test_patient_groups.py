@@ -152,16 +152,21 @@ def plant_duplicate_groups(folder, sizes):
     return planted
 
 
-@pytest.fixture
-def chest_with_large_groups(tmp_path):
-    """Synthetic Chest X-Ray whose training pneumonia films are mostly two large groups of
-    near-duplicates (the issue's 'val NORMAL=168 PNEUMONIA=0' tree, small)."""
+def large_groups_tree(folder):
+    """(root, planted groups) of a synthetic Chest X-Ray whose training pneumonia films are
+    mostly two large groups of near-duplicates (the issue's 'val NORMAL=168 PNEUMONIA=0' tree,
+    small), its normal films two smaller ones."""
     from data_setup import synth_dataset
 
-    root = synth_dataset("ChestXRay", tmp_path / "data", count=24, size=40, seed=3)
+    root = synth_dataset("ChestXRay", folder, count=24, size=40, seed=3)
     planted = plant_duplicate_groups(root / "train" / "PNEUMONIA", [12, 12])
     planted += plant_duplicate_groups(root / "train" / "NORMAL", [6, 6])
     return root, planted
+
+
+@pytest.fixture
+def chest_with_large_groups(tmp_path):
+    return large_groups_tree(tmp_path / "data")
 
 
 def test_holdout_validation_keeps_every_class_with_a_few_large_groups(chest_with_large_groups,
