@@ -519,11 +519,12 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
     from data_setup.layouts import discover
 
     listing = discover(dataset, root)
-    entries, parts = [], []
+    entries, parts, labels = [], [], []
     for split, items in listing.splits.items():
         part = split_features(listing.dataset, split, listing.root, items,
                               cache_dir=cache_dir, workers=workers)  # fmt: skip
         entries += [(split, path) for path, _ in items]
+        labels += [label for _, label in items]
         parts.append(part)
     features = Features.concatenate(parts)
     keep = np.flatnonzero(features.usable)
@@ -554,7 +555,11 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
         header = ("file_a", "split_a", "file_b", "split_b", "similarity", "kind")
         write_csv_atomic(Path(out_csv), [header, *rows])
     where = Counter("/".join(sorted((r[1], r[3]))) for r in rows)
-    sizes = Counter(groups_from_pairs(len(keep), pairs, counts))  # the same pass's pairs
+    from data_setup.datasets import dataset_info
+    from data_setup.groups import largest_group_share
+
+    ids = groups_from_pairs(len(keep), pairs, counts)  # the same pass's pairs
+    sizes = Counter(ids)
     return {
         "root": str(listing.root),
         "images": len(keep),
@@ -564,6 +569,9 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
         "duplicate_groups": sum(1 for n in sizes.values() if n > 1),
         "images_in_groups": sum(n for n in sizes.values() if n > 1),
         "chains_split": counts["chains_split"],
+        "largest_group_share": largest_group_share(
+            [labels[i] for i in keep], ids, dataset_info(dataset).class_names
+        ),
         "min_similarity": MIN_SIMILARITY,
         "candidate_pairs": counts["candidates"],
         "distinct_pairs": len(keep) * (len(keep) - 1) // 2,

@@ -360,6 +360,16 @@ def report_lines(info, listing, excluded=frozenset()) -> list[str]:
         lines.append(
             "  images without an id: " + ", ".join(f"{s} {n:,}" for s, n in ungrouped.items())
         )
+    shares = []
+    for split, items in listing.splits.items():
+        kept = [(p, label) for p, label in items if p not in excluded]
+        ids = [table.get(str(p.relative_to(listing.root))) or str(p) for p, _ in kept]
+        if kept and table:  # images without an id are each their own group
+            found = largest_group_share([label for _, label in kept], ids, info.class_names)
+            shares.append(f"{split} {share_words(found)}")
+    if shares:
+        lines.append(f"  largest {noun[:-1]} per class (its share of the class): "
+                     + "; ".join(shares))  # fmt: skip
     for pair, shared in report["shared"].items():
         a, b = pair.split("/")
         lines.append(

@@ -53,6 +53,9 @@ def test_check_reports_patients_and_the_ones_train_and_test_share(kermany, capsy
     out = capsys.readouterr().out
     assert "  patients (patient ids from Kermany file names): train " in out
     assert "patients have images in both test and train (e.g. IM-0000, person0)" in out
+    normal = len(list(kermany.glob("*/NORMAL/*.jpeg"))) - len(list(kermany.glob("test/NORMAL/*")))
+    shares = "  largest patient per class (its share of the class): train NORMAL "
+    assert f"{shares}{3 / normal:.0%}" in out
 
 
 def test_holdout_keeps_every_patient_on_one_side(kermany, tmp_path):
