@@ -210,3 +210,16 @@ def test_a_class_the_groups_cannot_split_is_refused_before_training(tmp_path):
     assert "\n" not in message
     assert "class PNEUMONIA has all 26 images in one group (e.g. train/PNEUMONIA/" in message
     assert "s3f-data audit" in message and "protocol='paper'" in message
+
+
+def test_the_run_record_keeps_the_largest_group_share(kernel_env, chest_with_large_groups,
+                                                      tmp_path):  # fmt: skip
+    from s3f_kit.run import evaluation as s3f_evaluation
+
+    root, _ = chest_with_large_groups
+    data = load_dataset("ChestXRay", root, img_size=SIZE, protocol="holdout",
+                        cache_dir=tmp_path / "cache")  # fmt: skip
+    record = s3f_evaluation._grouping_record(data)  # metrics.json's "grouping"
+    assert record["largest_group_share"] == data.extras["group_facts"]["largest_group_share"]
+    assert record["chains_split"] == data.extras["group_facts"]["chains_split"]
+    assert record["validation_kept_together"] == "patients/lesions and near-duplicates"
