@@ -3,6 +3,7 @@ patient or lesion on one side (read back from split.csv), custom group columns."
 
 import csv
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -223,3 +224,44 @@ def test_the_run_record_keeps_the_largest_group_share(kernel_env, chest_with_lar
     assert record["largest_group_share"] == data.extras["group_facts"]["largest_group_share"]
     assert record["chains_split"] == data.extras["group_facts"]["chains_split"]
     assert record["validation_kept_together"] == "patients/lesions and near-duplicates"
+
+
+def test_real_films_with_large_groups_keep_every_class_on_both_sides(tmp_path):
+    """Real medical images (pydicom-data's, as benchmarks/audit_accuracy.py reads them), two
+    classes each with a few large groups of planted copies (resized, re-encoded, shifted: what
+    the audit must pair): every seed's validation split holds both classes, no group split."""
+    import importlib.util
+
+    import cv2
+    import numpy as np
+
+    pytest.importorskip("pydicom")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "audit_accuracy.py"
+    spec = importlib.util.spec_from_file_location("audit_accuracy", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    films = bench.real_images()
+    if films is None or len(films) < 10:
+        pytest.skip("pip install pydicom pydicom-data for its bundled real images")
+    root = tmp_path / "films"
+    rng = np.random.default_rng(0)
+    rows, planted = ["file,label"], []
+    sizes = {"a": [7, 5, 1, 1, 1], "b": [6, 4, 1, 1, 1]}  # a few large groups per class
+    for label, originals in (("a", films[:5]), ("b", films[5:10])):
+        for index, film in enumerate(originals):
+            made = [film] + [bench.planted_copy(film, rng) for _ in range(sizes[label][index] - 1)]
+            names = [f"{label}{index}_{k}.png" for k in range(len(made))]
+            for name, image in zip(names, made, strict=True):
+                root.mkdir(exist_ok=True)
+                cv2.imwrite(str(root / name), image)
+                rows.append(f"{name},{label}")
+            if len(made) > 1:
+                planted.append(set(names))
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    for seed in (1, 2, 3):
+        data = load_dataset("Custom", root, img_size=(64, 64), protocol="holdout", seed=seed,
+                            cache_dir=tmp_path / "cache", test_fraction=0.2)  # fmt: skip
+        counts = data.counts()
+        assert all(counts["train"].values()) and all(counts["val"].values()), (seed, counts)
+        val = set(data.splits["val"].files)
+        assert all(group <= val or not group & val for group in planted)
