@@ -21,6 +21,7 @@ Which rule applies is a fact of each dataset (`DatasetInfo.grouping`).
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import re
 from collections import Counter
@@ -187,12 +188,21 @@ def centred_groups(count: int, pairs) -> tuple[np.ndarray, int]:
             continue  # a single image, a pair, or a star: every member pairs with the centre
         resplit += 1
         left = set(members)
+        degree = {m: len(partners[m]) for m in members}  # pairs among those left
+        heap = [(-degree[m], m) for m in members]  # most pairs first, then the lower index
+        heapq.heapify(heap)
         while left:
-            centre = max(sorted(left), key=lambda m: len(partners[m] & left))
+            negative, centre = heapq.heappop(heap)
+            if centre not in left or -negative != degree[centre]:
+                continue  # taken, or an outdated count
             group = {centre} | (partners[centre] & left)
             ids[sorted(group)] = next_id
             next_id += 1
             left -= group
+            for member in group:
+                for partner in partners[member] & left:
+                    degree[partner] -= 1
+                    heapq.heappush(heap, (-degree[partner], partner))
     return ids, resplit
 
 

@@ -106,6 +106,21 @@ def test_a_chain_of_near_duplicates_is_not_one_group():
     counts = {}
     assert audit.groups_from_pairs(4, chain, counts).tolist() == ids.tolist()
     assert counts == {"chains_split": 1}
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # random pair lists: each group has a centre paired with every member
+        count = 30
+        pairs = [tuple(p) for p in rng.integers(0, count, (40, 2)) if p[0] != p[1]]
+        linked = {frozenset(p) for p in pairs}
+        ids, _ = groups.centred_groups(count, pairs)
+        components = groups.combine_groups(*[[i if k in p else None for k in range(count)]
+                                             for i, p in enumerate(pairs)])  # fmt: skip
+        for group in set(ids.tolist()):
+            members = np.flatnonzero(ids == group).tolist()
+            assert len({components[m] for m in members}) == 1  # never across components
+            assert any(all(frozenset((c, m)) in linked for m in members if m != c)
+                       for c in members)  # fmt: skip
     star = [(0, 1), (0, 2), (0, 3), (1, 2)]  # every member a copy of image 0: kept whole
     assert groups.centred_groups(5, star)[0].tolist() == [0, 0, 0, 0, 1]
     assert groups.centred_groups(5, star)[1] == 0
