@@ -107,6 +107,7 @@ def audit_command(dataset: str, root: str, out: str | None, channels: int = 1) -
     """Print a duplicate summary and write every pair to a CSV."""
     from data_setup.audit import MIN_LAYOUT_CORRELATION, MIN_PHASE_CORRELATION, audit
     from data_setup.datasets import CUSTOM
+    from data_setup.groups import share_words
     from data_setup.layouts import DatasetError
 
     try:
@@ -129,6 +130,11 @@ def audit_command(dataset: str, root: str, out: str | None, channels: int = 1) -
         f"  {found['pairs']} duplicate pair(s) ({found['exact_pairs']} byte-identical), in "
         f"{found['duplicate_groups']} group(s) holding {found['images_in_groups']} image(s)"
     )
+    print(f"  largest near-duplicate group per class (its share of the class): "
+          f"{share_words(found['largest_group_share'])}")  # fmt: skip
+    if found["chains_split"]:
+        print(f"  {found['chains_split']} chain(s) of near-duplicates re-split so that each "
+              "group's members look like its centre (A like B like C, A not like C)")  # fmt: skip
     for splits, count in sorted(found["pairs_by_splits"].items()):
         print(f"  {splits:12s} {count}")
     leaks = sum(c for s, c in found["pairs_by_splits"].items() if len(set(s.split("/"))) > 1)

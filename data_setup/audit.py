@@ -471,14 +471,16 @@ def near_pairs(
     ]
 
 
-def groups_from_pairs(count: int, pairs) -> np.ndarray:
-    """A group id per image: connected components of the pairs (i, j, …)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+def groups_from_pairs(count: int, pairs, counts: dict | None = None) -> np.ndarray:
+    """A group id per image from the pairs (i, j, …): connected components in which every
+    member is paired with one centre member; a chain (A~B~C~D, A not like D) is re-split
+    (data_setup.groups.centred_groups). `counts`, if given, receives "chains_split"."""
+    from data_setup.groups import centred_groups
 
-    edges = np.array([(p[0], p[1]) for p in pairs], int).reshape(-1, 2)
-    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(count, count))
-    return connected_components(graph, directed=False)[1]
+    ids, resplit = centred_groups(count, pairs)
+    if counts is not None:
+        counts["chains_split"] = resplit
+    return ids
 
 
 def _exact_pairs(digests) -> list[tuple[int, int]]:
@@ -489,12 +491,14 @@ def _exact_pairs(digests) -> list[tuple[int, int]]:
     return [(m[0], other) for m in by_digest.values() for other in m[1:]]
 
 
-def duplicate_groups(features: Features, progress: str | None = None) -> np.ndarray:
-    """A group id per image: connected components of near-duplicate and exact pairs."""
+def duplicate_groups(features: Features, progress: str | None = None,
+                     counts: dict | None = None) -> np.ndarray:  # fmt: skip
+    """A group id per image from near-duplicate and exact pairs (groups_from_pairs; `counts`
+    receives "chains_split")."""
     pairs = near_pairs(features, progress=progress)
     if features.digests is not None:
         pairs += _exact_pairs(features.digests)
-    return groups_from_pairs(len(features), pairs)
+    return groups_from_pairs(len(features), pairs, counts)
 
 
 def leaked_test_mask(train: Features, test: Features, progress: str | None = None):
@@ -515,11 +519,12 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
     from data_setup.layouts import discover
 
     listing = discover(dataset, root)
-    entries, parts = [], []
+    entries, parts, labels = [], [], []
     for split, items in listing.splits.items():
         part = split_features(listing.dataset, split, listing.root, items,
                               cache_dir=cache_dir, workers=workers)  # fmt: skip
         entries += [(split, path) for path, _ in items]
+        labels += [label for _, label in items]
         parts.append(part)
     features = Features.concatenate(parts)
     keep = np.flatnonzero(features.usable)
@@ -550,7 +555,11 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
         header = ("file_a", "split_a", "file_b", "split_b", "similarity", "kind")
         write_csv_atomic(Path(out_csv), [header, *rows])
     where = Counter("/".join(sorted((r[1], r[3]))) for r in rows)
-    sizes = Counter(groups_from_pairs(len(keep), pairs))  # the same pass's pairs
+    from data_setup.datasets import dataset_info
+    from data_setup.groups import largest_group_share
+
+    ids = groups_from_pairs(len(keep), pairs, counts)  # the same pass's pairs
+    sizes = Counter(ids)
     return {
         "root": str(listing.root),
         "images": len(keep),
@@ -559,6 +568,10 @@ def audit(dataset, root, out_csv=None, cache_dir=None, workers: int | None = Non
         "pairs_by_splits": dict(where),
         "duplicate_groups": sum(1 for n in sizes.values() if n > 1),
         "images_in_groups": sum(n for n in sizes.values() if n > 1),
+        "chains_split": counts["chains_split"],
+        "largest_group_share": largest_group_share(
+            [labels[i] for i in keep], ids, dataset_info(dataset).class_names
+        ),
         "min_similarity": MIN_SIMILARITY,
         "candidate_pairs": counts["candidates"],
         "distinct_pairs": len(keep) * (len(keep) - 1) // 2,

@@ -38,7 +38,7 @@ from data_setup.decode import (
     read_bytes,
 )
 from data_setup.files import write_csv_atomic
-from data_setup.groups import listing_groups
+from data_setup.groups import group_facts_line, listing_groups
 from data_setup.layouts import DatasetError, Listing, discover
 from data_setup.splitting import (
     PROTOCOLS,
@@ -186,6 +186,8 @@ class Dataset:
                 "paper's test set, which came from an unrecoverable os.listdir order; every run "
                 "records its own in split.csv, and split_file= pins one)"
             )
+        if "group_facts" in self.extras:
+            lines.append("  " + group_facts_line(self.extras["group_facts"]))
         if self.damaged:
             lines.append(f"  {len(self.damaged)} image(s) decode but look damaged (used):")
             lines += [f"    {path}: {reason}" for path, reason in self.damaged]
@@ -316,7 +318,7 @@ def load_dataset(
                 f"protocol={protocol!r}"
             )
         pooled = "all" in sources  # no official split: the folds cover every image
-        train_rows, val_rows, test_rows, kept = fold_rows(
+        train_rows, val_rows, test_rows, kept, found = fold_rows(
             chosen, pooled, folds=folds, fold=fold, val_fraction=val_fraction,
             seed=seed, class_names=info.class_names, **where,
         )  # fmt: skip
@@ -327,12 +329,15 @@ def load_dataset(
             fold_test="the held fold" if pooled else "the official test set",
         )
     else:
-        train_rows, val_rows, kept = validation_rows(
-            protocol, chosen, val_fraction=val_fraction, seed=seed, split_file=split_file, **where
-        )
+        train_rows, val_rows, kept, found = validation_rows(
+            protocol, chosen, val_fraction=val_fraction, seed=seed, split_file=split_file,
+            class_names=info.class_names, **where,
+        )  # fmt: skip
         test_rows = chosen["test"]
         if kept is not None:
             extras["holdout_grouping"] = kept
+    if found is not None:  # what the split's grouping found (largest_group_share, chains_split)
+        extras["group_facts"] = found
 
     # the Dataset: each split a sorted row view into its cached official split
     test = Split("test", test_rows[0], np.sort(test_rows[1]))

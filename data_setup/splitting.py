@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from data_setup.cache import SourceSplit
 from data_setup.datasets import DatasetInfo
 from data_setup.files import csv_text
-from data_setup.groups import combine_groups, grouped_folds
+from data_setup.groups import assign_groups, combine_groups, grouped_folds, largest_group_share
 from data_setup.layouts import DatasetError
 
 PROTOCOLS = ("paper", "holdout")
@@ -63,11 +62,14 @@ def _usable(source: SourceSplit, rows, skip_damaged) -> np.ndarray:
     return np.asarray([r for r in rows if source.files[r] not in source.damaged], dtype=int)
 
 
-def validation_rows(protocol, chosen, *, val_fraction, seed, dataset_id, root, groups, split_file):
-    """(train Rows, validation Rows or None, the holdout's grouping or None) under `protocol`.
+def validation_rows(protocol, chosen, *, val_fraction, seed, dataset_id, root, groups, split_file,
+                    class_names=()):  # fmt: skip
+    """(train Rows, validation Rows or None, the holdout's grouping or None, what the grouping
+    found or None) under `protocol`.
     "paper": None, validation is the test split (a split file's val rows train too).
     "holdout": a split file's val rows, else a grouped stratified `val_fraction` of train
-    (`groups`: file → patient/lesion id; near-duplicates from the audit's cached features)."""
+    (`groups`: file → patient/lesion id; near-duplicates from the audit's cached features) with
+    every class on both sides, or one DatasetError sentence before any training."""
     train_source, train_rows = chosen["train"]
     if protocol == "paper":
         if "val" in chosen:  # validation is the test split here: its rows train
@@ -75,26 +77,27 @@ def validation_rows(protocol, chosen, *, val_fraction, seed, dataset_id, root, g
             if val_source is not train_source:
                 raise DatasetError(f"{split_file}: 'val' rows must come from the training folder")
             train_rows = np.sort(np.concatenate([train_rows, val_rows]))
-        return (train_source, train_rows), None, None
+        return (train_source, train_rows), None, None, None
     if "val" in chosen:
-        return chosen["train"], chosen["val"], None
+        return chosen["train"], chosen["val"], None, None
     from data_setup.audit_cache import source_features
 
     features = source_features(dataset_id, train_source, root).take(train_rows)
     patients = [groups.get(train_source.files[r]) for r in train_rows]
-    fit_rows, val_rows, kept = _holdout_rows(
-        train_source, train_rows, val_fraction, seed, features, patients
+    fit_rows, val_rows, kept, found = _holdout_rows(
+        train_source, train_rows, val_fraction, seed, features, patients, class_names
     )
-    return (train_source, fit_rows), (train_source, val_rows), kept
+    return (train_source, fit_rows), (train_source, val_rows), kept, found
 
 
 def fold_rows(chosen, pooled, *, folds, fold, val_fraction, seed, dataset_id, root, groups,
               class_names=()):  # fmt: skip
-    """(fit Rows, validation Rows, test Rows, what the folds kept together) of cross-validation
-    fold `fold` (1..folds).
+    """(fit Rows, validation Rows, test Rows, what the folds kept together, what the grouping
+    found: largest_group_share and chains_split) of cross-validation fold `fold` (1..folds).
 
     The folds are a stratified group k-fold (seeded by the run's seed: one seed is one
-    repetition) in which every patient, lesion and near-duplicate group stays in one fold.
+    repetition) in which every patient, lesion and near-duplicate group stays in one fold and
+    every fold holds every class (data_setup.groups.grouped_folds).
     pooled (a dataset without an official split, e.g. BUSI): the folds cover the whole dataset;
     fold k is the test set, and a grouped `val_fraction` of the rest validates. Otherwise the
     folds split the official training set; fold k validates and the official test set is scored
@@ -117,18 +120,26 @@ def fold_rows(chosen, pooled, *, folds, fold, val_fraction, seed, dataset_id, ro
     if problem := folds_problem(source.labels[pool], folds, what, class_names):
         raise DatasetError(problem)  # before the features, grouping and any training
     features = source_features(dataset_id, source, root)
-    duplicates = list(audit.duplicate_groups(features.take(pool), progress="folds"))
+    counts: dict = {}
+    duplicates = list(audit.duplicate_groups(features.take(pool), "folds", counts))
     patients = [groups.get(source.files[r]) for r in pool]
-    folded = grouped_folds(source.labels[pool], combine_groups(duplicates, patients), folds, seed)
+    together = combine_groups(duplicates, patients)
+    labels = source.labels[pool]
+    folded = grouped_folds(labels, together, folds, seed, class_names,
+                           names=[source.files[r] for r in pool])  # fmt: skip
+    found = {
+        "largest_group_share": largest_group_share(labels, together, class_names),
+        "chains_split": counts["chains_split"],
+    }
     rest, held = (pool[part] for part in folded[fold - 1])
     kept = "patients/lesions and near-duplicates"
     if not pooled:
-        return (source, rest), (source, held), chosen["test"], kept
-    fit, val, _ = _holdout_rows(
+        return (source, rest), (source, held), chosen["test"], kept, found
+    fit, val, _, _ = _holdout_rows(
         source, rest, val_fraction, seed, features.take(rest), patients=[
-            groups.get(source.files[r]) for r in rest]
+            groups.get(source.files[r]) for r in rest], class_names=class_names,
     )  # fmt: skip
-    return (source, fit), (source, val), (source, held), kept
+    return (source, fit), (source, val), (source, held), kept, found
 
 
 def stratified_split_problem(labels, fraction, what, class_names=()) -> str | None:
@@ -197,53 +208,39 @@ def _stratified(indices, labels, fraction, seed, what, class_names=()):
         raise DatasetError(f"cannot make a stratified {what} split: {error}") from error
 
 
-def _holdout_rows(source, rows, fraction, seed, features, patients):
+# What to do when the groups cannot give every side every class (the refusal's last words).
+REGROUP_ADVICE = (
+    "; list the near-duplicates with `s3f-data audit` and remove the copies, add images of that "
+    "class, pin a split with split_file=, or validate on the test split (protocol='paper')"
+)
+
+
+def _holdout_rows(source, rows, fraction, seed, features, patients, class_names=()):
     """A stratified validation split that keeps each near-duplicate group (data_setup.audit;
     `features`: the rows' cached audit features) and each patient or lesion (`patients`: an id
     or None per row, data_setup.groups) on one side, so validation never scores copies of
-    training images or their patients' other films.
-    Returns (fit rows, validation rows, the grouping kept)."""
+    training images or their patients' other films; every class on both sides
+    (data_setup.groups.assign_groups), or one DatasetError sentence naming the class.
+    Returns (fit rows, validation rows, the grouping kept, what the grouping found)."""
     from data_setup import audit
 
     rows = np.asarray(rows)
     labels = source.labels[rows]
-    duplicates = list(audit.duplicate_groups(features, progress="holdout"))
-    attempts = [("patients/lesions and near-duplicates", combine_groups(duplicates, patients))]
-    if any(p is not None for p in patients):
-        attempts.append(("patients/lesions only", combine_groups(patients)))
-    for kept, groups in attempts:
-        if len(set(groups)) == len(groups):
-            break  # nothing to keep together
-        split = _grouped_holdout(rows, labels, np.asarray(groups), fraction, seed)
-        if split is not None:
-            return (*split, kept)
-        warnings.warn(
-            f"holdout: keeping {kept} together leaves no stratified validation split",
-            stacklevel=4,
-        )
-    else:
-        warnings.warn("holdout: validation split made without grouping", stacklevel=4)
-        fit, val = _stratified(rows, labels, fraction, seed, "holdout validation")
-        return fit, val, "none (the groups left no stratified split)"
-    fit, val = _stratified(rows, labels, fraction, seed, "holdout validation")
-    return fit, val, "none needed (no two images share a group)"
-
-
-def _grouped_holdout(rows, labels, groups, fraction, seed):
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    # one fold of k is the validation split; small classes allow fewer folds (a larger share)
-    folds = min(max(2, round(1 / fraction)), int(np.bincount(labels)[np.unique(labels)].min()))
-    if folds < 2:
-        return None
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    try:
-        fit, val = next(splitter.split(rows, labels, groups))
-    except ValueError:
-        return None
-    if len(np.unique(labels[fit])) == len(np.unique(labels)) and len(val):
-        return rows[fit], rows[val]
-    return None
+    counts: dict = {}
+    groups = combine_groups(list(audit.duplicate_groups(features, "holdout", counts)), patients)
+    found = {
+        "largest_group_share": largest_group_share(labels, groups, class_names),
+        "chains_split": counts["chains_split"],
+    }
+    if len(set(groups)) == len(groups):  # nothing to keep together
+        fit, val = _stratified(rows, labels, fraction, seed, "holdout validation", class_names)
+        return fit, val, "none needed (no two images share a group)", found
+    part = assign_groups(
+        labels, groups, [1 - fraction, fraction], seed,
+        "cannot make a holdout validation split with every class",
+        class_names, names=[source.files[r] for r in rows], advice=REGROUP_ADVICE,
+    )  # fmt: skip
+    return rows[part == 0], rows[part == 1], "patients/lesions and near-duplicates", found
 
 
 def read_split_file(path) -> dict[str, str]:

@@ -95,6 +95,9 @@ def test_a_copy_in_both_splits_is_reported_and_grouped(tmp_path, capsys):
     assert any("copy_of_first" in n for n in names) and any(original.name in n for n in names)
     printed = capsys.readouterr().out
     assert "duplicate pair(s)" in printed
+    share = printed.split("largest near-duplicate group per class (its share of the class): ")[1]
+    benign = int(share.split("benign ")[1].split("%")[0])  # at least the copy and its original
+    assert benign >= round(100 * 2 / sum("_mask" not in p.name for p in folder.iterdir()))
     verified = int(printed.split(" candidate pair(s) verified")[0].split()[-1])
     n = 6 * 3 + 1  # three classes of six, and the copy
     assert len(pairs) - (pairs["kind"] == "exact").sum() <= verified <= n * (n - 1) // 2

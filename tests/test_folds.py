@@ -17,7 +17,7 @@ from s3f_kit.reports import records as s3f_records
 from s3f_kit.reports import results_tables as s3f_results_tables
 from s3f_kit.sweep import jobs as s3f_jobs
 from s3f_kit.sweep import sweep as s3f_sweep
-from tests.test_patient_groups import _kermany_names
+from tests.test_patient_groups import _kermany_names, large_groups_tree
 
 SIZE = (16, 16)
 
@@ -91,6 +91,23 @@ def test_chest_folds_split_the_training_pool_by_patient_and_score_the_official_t
         val_patients = {patient_of[f] for f in _files(data, "val")}
         assert val_patients and not train_patients & val_patients
         assert data.extras["fold_test"] == "the official test set"
+
+
+def test_every_fold_holds_every_class_with_a_few_large_groups(tmp_path):
+    """Issue 32: a stratified group k-fold with a few large groups per class left a class out
+    of some folds; every held fold now has every class, each group whole in one fold."""
+    root, planted = large_groups_tree(tmp_path / "data")
+    for seed in (1, 2):
+        runs = _folds("ChestXRay", root, tmp_path / "cache", folds=3, seed=seed)
+        for data in runs:
+            assert all(data.counts()["val"].values()), (seed, data.counts()["val"])
+            val = _files(data, "val")
+            assert all(group <= val or not group & val for group in planted)
+    pool = _files(runs[0], "train") | _files(runs[0], "val")
+    pneumonia = [f for f in pool if "PNEUMONIA" in f]
+    shares = runs[0].extras["group_facts"]["largest_group_share"]
+    assert shares["PNEUMONIA"] == pytest.approx(12 / len(pneumonia), abs=1e-4)
+    assert "largest group per class" in runs[0].summary()
 
 
 def test_folds_need_the_holdout_protocol_and_a_fold_in_range(busi_with_a_copy, tmp_path):

@@ -89,3 +89,87 @@ def test_grouped_folds_keep_each_group_on_one_side():
         assert set(labels[fit]) == {0, 1, 2}
     with pytest.raises(DatasetError, match="cannot make 5 grouped folds from 3"):
         groups.grouped_folds([0, 1, 0, 1], [0, 0, 1, 2], folds=5, seed=0)
+
+
+def test_a_chain_of_near_duplicates_is_not_one_group():
+    """A~B, B~C, C~D with A not like D: connected components made one group of the four;
+    every member of a group must be paired with its centre."""
+    from data_setup import audit
+
+    chain = [(0, 1), (1, 2), (2, 3)]
+    ids, resplit = groups.centred_groups(4, chain)
+    assert ids[0] != ids[3] and resplit == 1
+    paired = {frozenset(p) for p in chain}
+    for group in set(ids.tolist()):
+        members = [i for i in range(4) if ids[i] == group]
+        assert any(all(frozenset((c, m)) in paired for m in members if m != c) for c in members)
+    counts = {}
+    assert audit.groups_from_pairs(4, chain, counts).tolist() == ids.tolist()
+    assert counts == {"chains_split": 1}
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # random pair lists: each group has a centre paired with every member
+        count = 30
+        pairs = [tuple(p) for p in rng.integers(0, count, (40, 2)) if p[0] != p[1]]
+        linked = {frozenset(p) for p in pairs}
+        ids, _ = groups.centred_groups(count, pairs)
+        components = groups.combine_groups(*[[i if k in p else None for k in range(count)]
+                                             for i, p in enumerate(pairs)])  # fmt: skip
+        for group in set(ids.tolist()):
+            members = np.flatnonzero(ids == group).tolist()
+            assert len({components[m] for m in members}) == 1  # never across components
+            assert any(all(frozenset((c, m)) in linked for m in members if m != c)
+                       for c in members)  # fmt: skip
+    star = [(0, 1), (0, 2), (0, 3), (1, 2)]  # every member a copy of image 0: kept whole
+    assert groups.centred_groups(5, star)[0].tolist() == [0, 0, 0, 0, 1]
+    assert groups.centred_groups(5, star)[1] == 0
+
+
+def _large_groups(seed):
+    """Labels and groups of a few large groups per class plus some single images."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sizes = {0: [40, 30, 5, 1, 1, 1], 1: [60, 50, 2, 1]}
+    labels, ids = [], []
+    for label, parts in sizes.items():
+        for size in parts:
+            labels += [label] * size
+            ids += [f"{label}-{len(set(ids))}"] * size
+    order = rng.permutation(len(labels))
+    return np.asarray(labels)[order], np.asarray(ids)[order]
+
+
+def test_assign_groups_puts_every_class_in_every_part_and_keeps_groups_whole():
+    import numpy as np
+
+    for seed in range(10):
+        labels, ids = _large_groups(seed)
+        for shares in ([0.85, 0.15], [1 / 3] * 3, [0.25] * 4):
+            part = groups.assign_groups(labels, ids, shares, seed, "test")
+            for p in range(len(shares)):
+                assert set(labels[part == p]) == {0, 1}, (seed, shares, p)
+            for group in set(ids):
+                assert len(set(part[ids == group])) == 1
+        held = groups.assign_groups(labels, ids, [0.85, 0.15], seed, "test") == 1
+        assert 0.05 < held.mean() < 0.35  # near the share the groups allow
+        folds = groups.grouped_folds(labels, ids, 4, seed)
+        assert sorted(np.concatenate([h for _, h in folds])) == list(range(len(labels)))
+
+
+def test_a_class_in_too_few_groups_is_one_sentence_naming_it_and_what_to_do():
+    labels, ids = _large_groups(0)
+    names = [f"img{i}.png" for i in range(len(labels))]
+    with pytest.raises(DatasetError) as error:
+        groups.grouped_folds(labels, ids, 5, 0, class_names=("benign", "malignant"), names=names)
+    message = str(error.value)
+    assert message.startswith("cannot make 5 grouped cross-validation folds: class malignant has")
+    assert "only 4 groups of 60, 50, 2, 1 images (e.g. img" in message
+    assert "use at most 4 folds (--folds 4)" in message and "\n" not in message
+
+
+def test_largest_group_share_per_class():
+    shares = groups.largest_group_share([0, 0, 0, 1, 1], ["a", "a", "b", "c", "d"], ("x", "y"))
+    assert shares == {"x": pytest.approx(2 / 3, abs=1e-4), "y": 0.5}
+    assert groups.share_words(shares) == "x 67%, y 50%"

@@ -165,6 +165,8 @@ def _grouping_record(data) -> dict:
     if "fold_grouping" in getattr(data, "extras", {}):
         record["folds_kept_together"] = data.extras["fold_grouping"]
         record["fold_test"] = data.extras["fold_test"]
+    if "group_facts" in getattr(data, "extras", {}):  # largest group's share per class, chains
+        record.update(data.extras["group_facts"])
     return record
 
 
