@@ -62,7 +62,8 @@ def test_the_manifest_changes_with_one_pixel_and_not_with_a_copy_move_or_unzip(t
     archive = tmp_path / "data.zip"
     with zipfile.ZipFile(archive, "w") as handle:
         for path in sorted(root.rglob("*.png")):
-            handle.write(path, "release/v1/" + path.relative_to(root).as_posix())
+            # another archive of the same images: other folders above, other file names
+            handle.write(path, f"release/v1/{path.parent.relative_to(root)}/x_{path.name}")
     with zipfile.ZipFile(archive) as handle:
         handle.extractall(tmp_path / "unzipped")
     assert _manifest(tmp_path / "unzipped" / "release" / "v1", cache)["sha256"] == first["sha256"]
@@ -235,6 +236,12 @@ def test_counts_are_consistent_or_inconsistent_never_identical():
     assert consistency("BRISC2025", counts) == (
         f"inconsistent (test {expected_test - 10:,} vs {expected_test:,}: pituitary "
         f"{counts['test']['pituitary']:,} vs {counts['test']['pituitary'] + 10:,})"
+    )
+    counts["test"]["pituitary"] += 10
+    counts["test"]["glioma"] -= 1  # the same total, another mix
+    counts["test"]["pituitary"] += 1
+    assert consistency("BRISC2025", counts).startswith(
+        f"inconsistent (test {expected_test:,} vs {expected_test:,}: glioma"
     )
     assert consistency("Custom", counts) == "no paper counts to compare with"
 
