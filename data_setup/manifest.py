@@ -174,7 +174,7 @@ def read_manifest(path, info=None) -> list[Entry]:
     try:
         for row in reader:
             line = reader.line_num
-            if len(entries) + len(problems) >= MAX_MANIFEST_ROWS:
+            if line > MAX_MANIFEST_ROWS + 1:  # blank rows count too: each costs a step
                 problems.append(f"{path}: more than {MAX_MANIFEST_ROWS:,} rows")
                 break
             if not any(cell.strip() for cell in row):
