@@ -2,6 +2,7 @@
 
 python -m data_setup check ChestXRay ~/data/chest_xray   # --strict: damaged files unusable
 python -m data_setup check Custom ~/data/my_images --channels 3
+python -m data_setup check BRISC2025 ~/data/brisc --manifest brisc_manifest.csv
 python -m data_setup fetch BUSI --zip ~/Downloads/busi.zip --dest ~/data/BUSI
 python -m data_setup audit BUSI ~/data/BUSI --out busi_duplicates.csv
 python -m data_setup synth ~/data/demo --count 24 --size 96 --seed 0
@@ -16,7 +17,9 @@ from data_setup.datasets import DATASETS
 from data_setup.fetch import MAX_DOWNLOAD_GB, MAX_UNPACKED_GB
 
 
-def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> int:
+def check(
+    dataset: str, root: str, strict: bool = False, channels: int = 1, manifest: str | None = None
+) -> int:
     """Validate the layout, print counts per split and class, every problem file (errors:
     skipped) and every warning (decodes but looks damaged: used, unless --strict)."""
     from data_setup.datasets import CUSTOM
@@ -73,6 +76,13 @@ def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> i
             print(line)
     except DatasetError as error:  # e.g. an unreadable lesion CSV: the images are still usable
         print(f"  warning: {error} (patient/lesion ids not read; images still usable)")
+    # the copy's identity (data_setup.manifest): its manifest, byte copies, a publisher's
+    try:
+        for line in _identity_lines(info, listing, manifest):
+            print(line)
+    except ValueError as error:  # ManifestError: one sentence per problem of the given file
+        print(f"error: {error}".replace("\n", "\nerror: "), file=sys.stderr)
+        return 1
     for title, entries in (("problem file(s)", problems), ("warning(s)", warnings_)):
         if entries:
             print(f"{len(entries)} {title}:")
@@ -101,6 +111,20 @@ def check(dataset: str, root: str, strict: bool = False, channels: int = 1) -> i
         return 1
     print("usable" + (" (with the problems above)" if problems or warnings_ else ""))
     return 0
+
+
+def _identity_lines(info, listing, manifest: str | None) -> list[str]:
+    """data_setup.manifest's lines, the file hashes cached in the kit's cache folder (a run's
+    load_dataset reads them there) or, where that cannot be written, not cached."""
+    from data_setup.cache import default_cache_dir
+    from data_setup.files import CacheError, ensure_writable_dir
+    from data_setup.manifest import report_lines
+
+    try:
+        cache_dir = ensure_writable_dir(default_cache_dir())
+    except CacheError:
+        cache_dir = None
+    return report_lines(info, listing, manifest, cache_dir)
 
 
 def audit_command(dataset: str, root: str, out: str | None, channels: int = 1) -> int:
@@ -170,6 +194,11 @@ def main(argv=None) -> int:
     p_check.add_argument(
         "--channels", type=int, default=1, choices=(1, 3), help="Custom: 1 gray, 3 RGB"
     )
+    p_check.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="compare with a publisher's manifest: CSV path,sha256[,split][,label] (docs/data.md)",
+    )
     p_audit = commands.add_parser(
         "audit", help="find exact and near-duplicate images within and across splits"
     )
@@ -204,7 +233,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "check":
-        return check(args.dataset, args.root, args.strict, args.channels)
+        return check(args.dataset, args.root, args.strict, args.channels, args.manifest)
     if args.command == "audit":
         return audit_command(args.dataset, args.root, args.out, args.channels)
     if args.command == "fetch":

@@ -347,3 +347,89 @@ def cache_split(listing: Listing, info, split, size_hw, cache_dir, workers, refr
         fingerprint=fingerprint,
         cache_path=images_path,
     )
+
+
+# --------------------------------------------------------------------------- content hashes
+# The data manifest (data_setup.manifest) needs each file's SHA-256. On Google Drive reading
+# 6,000 files costs minutes, so each split's hashes are stored beside its decode cache entry,
+# keyed by the same file fingerprint (path, label, size, mtime): a run reads the files once,
+# later runs read a small JSON. Checked on load like the decode entries (bounded, its fields, its
+# key's fingerprint, the dataset's files in order); anything else is hashed again with a warning.
+
+HASHES_VERSION = 1
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def sha256_of(path) -> str:
+    """A file's content SHA-256 (hex), read in 16 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_sha256(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _SHA256_HEX
+
+
+def _hashes_problem(path: Path, files: list[str], fingerprint: str):
+    """(hashes, None) when the hash entry at `path` is what its key says, else (None, why)."""
+    size, bound = path.stat().st_size, 4096 + len(files) * HEADER_BYTES_PER_FILE
+    if size > bound:
+        return None, f"it is {size:,} bytes, more than {bound:,} for {len(files)} files"
+    try:
+        entry = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        return None, f"it cannot be read ({error.strerror or error})"
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None, "it is not JSON"
+    if not isinstance(entry, dict):
+        return None, f"it is a JSON {type(entry).__name__}, not an object"
+    if entry.get("fingerprint") != fingerprint:
+        return None, "its file fingerprint is not the key's"
+    if entry.get("files") != files:
+        return None, "it does not list the dataset's files"
+    hashes = entry.get("sha256")
+    if not isinstance(hashes, list) or len(hashes) != len(files):
+        return None, f"its 'sha256' is not a list of {len(files)} hashes"
+    if not all(_is_sha256(h) for h in hashes):
+        return None, "its 'sha256' holds something that is not a SHA-256"
+    return hashes, None
+
+
+def file_hashes(listing: Listing, info, split, cache_dir, workers) -> list[str | None]:
+    """The content SHA-256 of each file of `listing.splits[split]`, in order (None for one that
+    cannot be read now), from the hash entry beside the split's decode cache when its key is
+    there and sound, else read (in `workers` threads) and stored atomically. cache_dir None:
+    read, store nothing (a cache folder that cannot be written is no reason to refuse)."""
+    items = listing.splits[split]
+    files = [str(path.relative_to(listing.root)) for path, _ in items]
+    fingerprint = files_fingerprint(items, listing.root)
+    key = hashlib.sha256(
+        json.dumps([HASHES_VERSION, info.id, split, fingerprint, str(listing.root)]).encode()
+    ).hexdigest()[:20]
+    path = Path(cache_dir) / f"{info.id}_{split}_sha256_{key}.json" if cache_dir else None
+    if path is not None and path.is_file():
+        hashes, problem = _hashes_problem(path, files, fingerprint)
+        if hashes is not None:
+            return hashes
+        warnings.warn(f"{path}: {problem}; hashing the files again", CacheRebuilt, stacklevel=3)
+
+    def work(item):
+        try:
+            return sha256_of(item[0])
+        except OSError:
+            return None  # the decode cache names it (skipped); the manifest counts it unread
+
+    with ThreadPoolExecutor(workers) as pool:  # hashlib releases the GIL; Drive waits overlap
+        hashes = list(
+            tqdm(pool.map(work, items), total=len(items), desc=f"{info.id} {split} sha256")
+        )
+    if path is not None and None not in hashes:  # a file unread now may be readable next time
+        try:
+            ensure_writable_dir(path.parent)
+            write_json_atomic(path, {"fingerprint": fingerprint, "files": files, "sha256": hashes})
+        except OSError as error:  # CacheError, a full disk: the hashes are still right
+            warnings.warn(f"{path}: the file hashes were not stored ({error})", stacklevel=3)
+    return hashes

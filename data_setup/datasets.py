@@ -92,6 +92,20 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+# The images per official split (the folders the user unzips: Chest X-Ray's val/ apart from
+# train/; BUSI's one folder is "all") of the copies the paper used (docs/paper.md): per class in
+# class order, or only the total where that is all the paper states (BRISC2025's training split).
+# A run's data manifest is compared with these (s3f_kit.reports.data_identity).
+PAPER_COUNTS: dict[str, dict[str, tuple[int, ...] | int]] = {
+    "BRISC2025": {"train": 5000, "test": (254, 306, 140, 310)},
+    "ChestXRay": {"train": (1341, 3875), "val": (8, 8), "test": (234, 390)},
+    "BUSI": {"all": (437, 210, 133)},
+    "HAM10000": {
+        "train": (1113, 6705, 514, 327, 1099, 115, 142),
+        "test": (171, 909, 93, 43, 217, 44, 35),
+    },
+}
+
 CUSTOM = "Custom"  # your own data: class names come from the folders or the CSV
 
 # The largest img_size side accepted: above the paper's sizes (at most 384×512) and the source

@@ -40,6 +40,7 @@ from data_setup.decode import (
 from data_setup.files import write_csv_atomic
 from data_setup.groups import group_facts_line, listing_groups
 from data_setup.layouts import DatasetError, Listing, discover
+from data_setup.manifest import data_manifest
 from data_setup.splitting import (
     PROTOCOLS,
     choose_rows,
@@ -111,6 +112,7 @@ class Dataset:
     damaged: list[tuple[str, str]] = field(default_factory=list)  # used, but look damaged
     groups: dict[str, str] = field(default_factory=dict)  # file → patient/lesion id (known ones)
     grouping: str = "no patient or lesion ids"  # where the ids come from (data_setup.groups)
+    manifest: dict | None = None  # data_setup.manifest: the copy's identity and counts
 
     def groups_of(self, split: str) -> list[str | None]:
         """The patient or lesion of each image of a split (None where unknown)."""
@@ -305,6 +307,7 @@ def load_dataset(
         for split in listing.splits
     }
     skipped, damaged = _decode_report(listing, sources, skip_damaged)
+    manifest = data_manifest(info, listing, cache_dir, workers)  # hashes: beside the cache
 
     # which rows train and test, then the protocol's validation rows (or a cross-validation fold)
     chosen = choose_rows(info, sources, split_file, listing.root, skip_damaged)
@@ -366,6 +369,7 @@ def load_dataset(
         damaged=[(f, why) for f, why in damaged if f in used],
         groups=group_table,
         grouping=group_source,
+        manifest=manifest,
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data_setup.datasets import DATASETS
+from data_setup.datasets import DATASETS, PAPER_COUNTS
 from data_setup.files import write_csv_atomic
 
 # Height/width ratio of each dataset's real images, so resizing behaves as on the real data.
@@ -221,15 +221,16 @@ def synth_all(root, count: int = 24, size: int = 96, seed: int = 0) -> dict[str,
 # full-size rehearsal (benchmarks/bench_scale.py). Chest X-Ray, BUSI and HAM10000: the Kaggle /
 # ISIC releases' folders and CSVs. BRISC2025: the official 5,000 / 1,010 split, its training
 # classes in the proportions of its test support.
+# (data_setup.datasets.PAPER_COUNTS, the one place these counts live)
+_BRISC_TEST = PAPER_COUNTS["BRISC2025"]["test"]
 REAL_COUNTS = {
-    "BRISC2025": {"train": (1257, 1515, 693, 1535), "test": (254, 306, 140, 310)},
-    "ChestXRay": {"train": (1341, 3875), "val": (8, 8), "test": (234, 390)},
-    "BUSI": {"all": (437, 210, 133)},
-    "HAM10000": {
-        "train": (1113, 6705, 514, 327, 1099, 115, 142),
-        "test": (171, 909, 93, 43, 217, 44, 35),
+    **PAPER_COUNTS,
+    "BRISC2025": {
+        "train": tuple(round(PAPER_COUNTS["BRISC2025"]["train"] * c / sum(_BRISC_TEST))
+                       for c in _BRISC_TEST),
+        "test": _BRISC_TEST,
     },
-}
+}  # fmt: skip
 # Source image sizes (H, W) of the real files: BRISC2025 512×512, HAM10000 450×600; the Kermany
 # chest films are 1,000–2,000 px wide in varied aspect, BUSI scans about 500–700 px wide.
 _REAL_WIDTH = {"BRISC2025": (512, 512), "ChestXRay": (1000, 2000), "BUSI": (500, 700),

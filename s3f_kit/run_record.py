@@ -57,6 +57,10 @@ class RunRecord:
     data_dir: str | None = _doc("where the data was read from")
     dataset_fingerprint: str | None = _doc("hash of the cached splits' contents")
     counts: dict | None = _doc("{split: {class: images}} of train, val and test")
+    data_manifest: dict | None = _doc(
+        "the copy's identity: SHA-256 of its sorted (content SHA-256, split, label), counts per "
+        "official split and class (data_setup.manifest)"
+    )
     grouping: dict | None = _doc("patients/lesions per split and what each split kept apart")
     skipped_files: int = _doc("images that could not be used", 0)
     skipped: list = _doc("[file, why] of each skipped image", factory=list)

@@ -190,6 +190,7 @@ def test_a_run_folder_holds_predictions_split_and_preprocessing(tf_modules, tmp_
     saved = json.loads((folder / "metrics.json").read_text())
     assert saved["variant"] == "" and saved["run_subdir"] == "S3F_Concat_BUSI/seed42"
     assert saved["diverged"] is False and "collapsed" in saved
+    assert saved["data_manifest"] == data.manifest and data.manifest["files"] > 0  # issue 34
     assert not (folder / "resume").exists()
     # metrics.json's loss is what model.evaluate says for the saved model
     import s3f_common

@@ -35,6 +35,7 @@ from data_setup.files import (
 )
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit.reports import data_identity as s3f_data_identity
 from s3f_kit.reports import records as s3f_records
 from s3f_kit.reports import stats as s3f_stats
 
@@ -351,6 +352,7 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         else:
             title = s3f_experiments.DATASETS[dataset].title
         parts += [f"## {title}", "", _markdown_table(subset), ""]
+        parts += s3f_data_identity.data_lines(runs, dataset)  # the copy read (issue 34)
     compared = {*s3f_experiments.EXPERIMENTS, *s3f_experiments.BASELINE_EXPERIMENTS}
     paper_runs = [m for m in runs if m["experiment"] in compared]
     if paper_runs:  # the paper's claims, tested on these runs

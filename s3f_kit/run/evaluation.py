@@ -68,6 +68,7 @@ def evaluate_model(
         skipped=[list(s) for s in data.skipped],
         damaged_files=[list(d) for d in getattr(data, "damaged", [])],
         counts=data.counts(),
+        data_manifest=getattr(data, "manifest", None),
         data_dir=str(data.root),
         tensorflow_version=tf.__version__,
         keras_version=keras.__version__,
