@@ -87,7 +87,7 @@ def test_a_second_sweep_on_a_busy_output_stops_and_a_stale_lock_is_taken_over(
         assert code == 2 and ran == []
         error = capsys.readouterr().err.strip()
         assert error.startswith(
-            f"s3f_sweep: {tmp_path} is in use: a sweep on this output folder — pid {holder.pid} "
+            f"s3f-sweep: {tmp_path} is in use: a sweep on this output folder — pid {holder.pid} "
             f"on {socket.gethostname()} since "
         )
         assert error.endswith(
@@ -188,7 +188,7 @@ def test_a_sweep_on_an_output_with_a_planted_lock_link_stops_in_one_line(
     error = capsys.readouterr().err.strip()
     assert code == 2 and ran == [] and victim.read_bytes() == b"precious"
     assert error == (
-        f"s3f_sweep: {output / s3f_locks.LOCK_FILE}: the folder's lock file is a symbolic link, "
+        f"s3f-sweep: {output / s3f_locks.LOCK_FILE}: the folder's lock file is a symbolic link, "
         "so the kit refuses to open it (it could point at another file and empty it); remove it "
         "and run again"
     )

@@ -1,13 +1,13 @@
 """Run experiment notebooks headlessly with papermill, then rebuild the results tables.
 
-    python -m s3f_kit.sweep --demo                      # all 12 on synthetic data, demo settings
-    python -m s3f_kit.sweep --data-root ~/data          # the real reproduction, paper settings
-    python -m s3f_kit.sweep --only S3F_Concat_BUSI -p epochs 50 -p protocol=holdout --demo
-    python -m s3f_kit.sweep --data-root ~/data --jobs 4  # 4 at a time, one GPU each if present
-    python -m s3f_kit.sweep --demo --seeds 3 --grid fusion=concat,bilinear spectranet=1,2
-    python -m s3f_kit.sweep --demo --only S3F_Concat_BUSI Spatial_BUSI --folds 3 --seeds 2
-    python -m s3f_kit.sweep --data-root /shared/data --output /shared/runs --cluster auto
-    python -m s3f_kit.sweep --demo --baselines --seeds 3  # + the 12 standard deep CNN baselines
+    s3f-sweep --demo                      # all 12 on synthetic data, demo settings
+    s3f-sweep --data-root ~/data          # the real reproduction, paper settings
+    s3f-sweep --only S3F_Concat_BUSI -p epochs 50 -p protocol=holdout --demo
+    s3f-sweep --data-root ~/data --jobs 4  # 4 at a time, one GPU each if present
+    s3f-sweep --demo --seeds 3 --grid fusion=concat,bilinear spectranet=1,2
+    s3f-sweep --demo --only S3F_Concat_BUSI Spatial_BUSI --folds 3 --seeds 2
+    s3f-sweep --data-root /shared/data --output /shared/runs --cluster auto
+    s3f-sweep --demo --baselines --seeds 3  # + the 12 standard deep CNN baselines
 
 `--data-root` holds one folder per dataset id (BRISC2025/, ChestXRay/, BUSI/, HAM10000/, each as
 unzipped). A run is experiment + model variant + protocol (+ cross-validation fold) + seed, with its
@@ -17,7 +17,7 @@ skipped (an interrupted sweep resumes), and one made with other parameters stops
 differences named (--force reruns it). A failing notebook does not stop the others; failures are
 listed at the end and the exit status is 1. Ctrl-C stops the running notebooks and the queue. Tables
 are rebuilt from every finished run under --output (default results/ for the default output folders,
-else <output>/results). --cluster runs each notebook as a Ray task (s3f_cluster). One sweep per
+else <output>/results). --cluster runs each notebook as a Ray task. One sweep per
 --output at a time: a second sweep on a busy output folder stops at once (exit status 2) with a
 message naming the other process (pid, host, command, since when); a lock left by a killed sweep is
 taken over. A notebook run by hand into a run folder that is training stops the same way.
@@ -25,8 +25,8 @@ The standard deep baselines (Baseline_<Model>_<DATASET>, 5.9–23.6 M parameters
 opt-in: --baselines adds all of them (of --datasets), --only names some.
 
 Why ~500 lines: planning (experiments × grid × seeds × folds, reuse, the disk check) and the command
-line are one story a reader follows top to bottom; execution lives in s3f_jobs, s3f_worker and
-s3f_cluster.
+line are one story a reader follows top to bottom; execution lives in s3f_kit/sweep/jobs.py,
+worker.py and cluster.py.
 """
 
 from __future__ import annotations
@@ -376,10 +376,11 @@ def run_sweep(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m s3f_kit.sweep",
+        prog="s3f-sweep",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[1:]),
+        # the module's story for users; its "Why ~N lines" note is for maintainers
+        epilog=__doc__.split("\nWhy ~")[0].split("\n", 1)[1],
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--demo", action="store_true", help="synthetic data, demo settings")
@@ -513,7 +514,7 @@ def main(argv=None) -> int:
             folds=args.folds,
         )
     except SweepError as error:
-        print(f"s3f_sweep: {error}", file=sys.stderr)
+        print(f"s3f-sweep: {error}", file=sys.stderr)
         return 2
     except SweepInterrupted as stopped:
         print(
