@@ -152,20 +152,30 @@ _HEADER_FIELDS = {
 }
 
 
+def _json_object(path: Path, files: int, subject: str):
+    """(the JSON object at `path`, None), or (None, why not): a cache entry's JSON is read only
+    up to a size that its number of files allows, and must be an object. `subject` names it in
+    the sentence ("the header", "it")."""
+    size, bound = path.stat().st_size, 4096 + files * HEADER_BYTES_PER_FILE
+    if size > bound:
+        return None, f"{subject} is {size:,} bytes, more than {bound:,} for {files} files"
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        return None, f"{subject} cannot be read ({error.strerror or error})"
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None, f"{subject} is not JSON"
+    if not isinstance(value, dict):
+        return None, f"{subject} is a JSON {type(value).__name__}, not an object"
+    return value, None
+
+
 def _header_problem(meta_path: Path, items, root, expected_shape, fingerprint):
     """(header, None) when the JSON header at meta_path is what the entry's key says, else
     (None, what is wrong, in words)."""
-    size, bound = meta_path.stat().st_size, 4096 + len(items) * HEADER_BYTES_PER_FILE
-    if size > bound:
-        return None, f"the header is {size:,} bytes, more than {bound:,} for {len(items)} files"
-    try:
-        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
-    except OSError as error:
-        return None, f"the header cannot be read ({error.strerror or error})"
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None, "the header is not JSON"
-    if not isinstance(meta, dict):
-        return None, f"the header is a JSON {type(meta).__name__}, not an object"
+    meta, problem = _json_object(meta_path, len(items), "the header")
+    if problem:
+        return None, problem
     for field, (what, valid) in _HEADER_FIELDS.items():
         if field not in meta:
             return None, f"the header has no '{field}'"
@@ -375,17 +385,9 @@ def _is_sha256(value) -> bool:
 
 def _hashes_problem(path: Path, files: list[str], fingerprint: str):
     """(hashes, None) when the hash entry at `path` is what its key says, else (None, why)."""
-    size, bound = path.stat().st_size, 4096 + len(files) * HEADER_BYTES_PER_FILE
-    if size > bound:
-        return None, f"it is {size:,} bytes, more than {bound:,} for {len(files)} files"
-    try:
-        entry = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as error:
-        return None, f"it cannot be read ({error.strerror or error})"
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None, "it is not JSON"
-    if not isinstance(entry, dict):
-        return None, f"it is a JSON {type(entry).__name__}, not an object"
+    entry, problem = _json_object(path, len(files), "it")
+    if problem:
+        return None, problem
     if entry.get("fingerprint") != fingerprint:
         return None, "its file fingerprint is not the key's"
     if entry.get("files") != files:
