@@ -1,12 +1,14 @@
-"""Small builders shared by tests: run folders, planted images, and finding a test's leftover
-processes."""
+"""Small builders shared by tests: run folders, planted images, a web server on 127.0.0.1, and
+finding a test's leftover processes."""
 
 import contextlib
 import graphlib
+import http.server
 import json
 import signal
 import struct
 import subprocess
+import threading
 import zlib
 
 from data_setup.datasets import DATASETS
@@ -114,3 +116,32 @@ def png_claiming(width: int, height: int) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
     )
+
+
+@contextlib.contextmanager
+def loopback_http(respond):
+    """A web server on 127.0.0.1 for the duration of the block; yields its base URL.
+    `respond(path)` gives the body, or (body, the Content-Length to announce), or None (404)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            answer = respond(self.path)
+            if answer is None:
+                self.send_error(404)
+                return
+            body, length = answer if isinstance(answer, tuple) else (answer, len(answer))
+            self.send_response(200)
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass  # no request lines in the test output
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -17,6 +17,7 @@ import pytest
 
 from data_setup.__main__ import main as data_cli
 from data_setup.fetch import DEADLINE_ENV, TIMEOUT_ENV, FetchError, download_limits, fetch
+from tests.helpers import loopback_http
 
 TIMEOUT, DEADLINE = 1, 3  # seconds: what the tests set, so that each case takes seconds
 BOUND = 10  # seconds a case may take on a busy 2-core machine (without the fix: minutes, or ∞)
@@ -356,7 +357,6 @@ def test_keras_get_file_goes_through_the_kit_downloader(limits, bad_server, refu
 
 def test_keras_keeps_its_cache_and_hash_check(tmp_path):
     import hashlib
-    import http.server
 
     import keras
 
@@ -365,30 +365,17 @@ def test_keras_keeps_its_cache_and_hash_check(tmp_path):
     body = b"weights" * 1000
     asked = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            asked.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(path):
+        asked.append(path)
+        return body
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{server.server_address[1]}/w.h5"
     digest = hashlib.sha256(body).hexdigest()
-    try:
-        with bounded_keras_downloads():
-            path = keras.utils.get_file("w.h5", origin, file_hash=digest, cache_dir=str(tmp_path))
-            again = keras.utils.get_file("w.h5", origin, file_hash=digest, cache_dir=str(tmp_path))
-            with pytest.raises(ValueError, match="hash does not match"):
-                keras.utils.get_file("v.h5", origin, file_hash="0" * 64, cache_dir=str(tmp_path))
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_http(respond) as base, bounded_keras_downloads():
+        origin = f"{base}/w.h5"
+        path = keras.utils.get_file("w.h5", origin, file_hash=digest, cache_dir=str(tmp_path))
+        again = keras.utils.get_file("w.h5", origin, file_hash=digest, cache_dir=str(tmp_path))
+        with pytest.raises(ValueError, match="hash does not match"):
+            keras.utils.get_file("v.h5", origin, file_hash="0" * 64, cache_dir=str(tmp_path))
     assert path == again and open(path, "rb").read() == body
     assert len(asked) == 2  # the second w.h5 came from Keras' cache, v.h5 was downloaded
     from keras.src.utils import file_utils

@@ -1,11 +1,9 @@
 """Explainability (branch contributions, filters, Grad-CAM) and the paper's release weights."""
 
 import hashlib
-import http.server
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from s3f_kit import releases as s3f_releases
 from s3f_kit.apply import explain as s3f_explain
 from s3f_kit.releases import Release
 from tests import paper_format
+from tests.helpers import loopback_http
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,26 +87,15 @@ def release_server(tmp_path):
     folder, cut = tmp_path / "served", {}
     folder.mkdir()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            path = folder / self.path.lstrip("/")
-            if not path.is_file():
-                self.send_error(404)
-                return
-            body = path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(cut.get(path.name, len(body))))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(path):
+        served = folder / path.lstrip("/")
+        if not served.is_file():
+            return None
+        body = served.read_bytes()
+        return body, cut.get(served.name, len(body))
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", folder, cut
-    server.shutdown()
-    server.server_close()
+    with loopback_http(respond) as base:
+        yield base, folder, cut
 
 
 @pytest.fixture
