@@ -31,7 +31,14 @@ METRICS = {
     "mcc": "mcc",
     "roc_auc": "roc_auc",
     "loss": "loss",
+    # the datasets' primary metrics beside the paper's (DatasetInfo.primary_metrics): derived
+    # from the record's confusion matrix where it does not hold them
+    "balanced_accuracy": "balanced_accuracy",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
 }
+# What a record's confusion matrix gives where the record has no value of its own.
+FROM_CONFUSION = ("balanced_accuracy", "sensitivity", "specificity")
 GROUP = ["dataset", "experiment", "variant", "protocol"]
 
 
@@ -112,6 +119,10 @@ def _value(metrics: dict, key: str):
     value = metrics.get(key)
     if key == "roc_auc" and value is None:
         value = metrics.get("roc_auc_macro")
+    if key in FROM_CONFUSION and value is None and metrics.get("confusion_matrix"):
+        confusion = np.asarray(metrics["confusion_matrix"], dtype=float)[None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = float(s3f_stats.confusion_metrics(confusion)[key][0])
     if value is None:
         return np.nan
     return 100 * value if key == "accuracy" else float(value)

@@ -48,6 +48,13 @@ METRIC_RANGES = {
     "cohen_kappa": (-1.0, 1.0),
     "mcc": (-1.0, 1.0),
     "roc_auc": (0.0, 1.0),
+    # The datasets' primary metrics (data_setup.datasets DatasetInfo.primary_metrics) beside
+    # the paper's: balanced accuracy (the mean recall over the classes in truth: HAM10000's
+    # challenge metric), and for two classes sensitivity and specificity of class 1 (Chest
+    # X-Ray: PNEUMONIA); NaN with more classes.
+    "balanced_accuracy": (0.0, 1.0),
+    "sensitivity": (0.0, 1.0),
+    "specificity": (0.0, 1.0),
 }
 INTERVAL_METRICS = tuple(METRIC_RANGES)
 # Shown in percent; every other metric (κ and MCC above all: they are not proportions) is shown
@@ -87,7 +94,9 @@ def confusions(true: np.ndarray, pred: np.ndarray, classes: int, weights: np.nda
 
 def confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
     """sklearn's accuracy, weighted/macro F1 (zero_division=0, macro over the classes that occur
-    in truth or prediction), κ and MCC, from a batch of confusion matrices."""
+    in truth or prediction), κ, MCC and balanced accuracy (the mean recall over the classes
+    that occur in truth), and for two classes the recall of class 1 (sensitivity) and of class
+    0 (specificity), from a batch of confusion matrices."""
     n = confusion.sum(axis=(1, 2))
     tp = np.diagonal(confusion, axis1=1, axis2=2)
     support = confusion.sum(axis=2)
@@ -95,6 +104,8 @@ def confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
     denominator = support + predicted
     f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
     present = denominator > 0
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    binary = confusion.shape[1] == 2
     with np.errstate(invalid="ignore", divide="ignore"):
         correct = tp.sum(axis=1)
         chance = (support * predicted).sum(axis=1)
@@ -107,6 +118,9 @@ def confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
             "macro_f1": f1.sum(axis=1) / present.sum(axis=1),
             "cohen_kappa": kappa,
             "mcc": mcc,
+            "balanced_accuracy": recall.sum(axis=1) / (support > 0).sum(axis=1),
+            "sensitivity": tp[:, 1] / support[:, 1] if binary else np.full(len(n), np.nan),
+            "specificity": tp[:, 0] / support[:, 0] if binary else np.full(len(n), np.nan),
         }
 
 
