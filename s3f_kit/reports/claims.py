@@ -148,7 +148,8 @@ def _paper_delta(claim: Claim):
     a, b = (paper_numbers(model[0]).get(metric) for model in (claim.better, claim.worse))
     if a is None or b is None:
         return math.nan
-    return round(s3f_stats.display_scale(metric) * (a - b), 2)
+    scale = s3f_stats.display_scale(metric)
+    return round(scale * (a - b), 2 if scale == 100 else 4)  # points, or a fraction's digits
 
 
 def _by_model(runs, protocol):
@@ -511,26 +512,27 @@ def _runs_cell(r: dict) -> str:
 
 
 def _markdown_row(r: dict) -> str:
-    ci = "–" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+    d = 2 if s3f_stats.display_scale(r["metric"]) == 100 else 3  # points, or a fraction's
+    ci = "–" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}]"
     p = "–" if math.isnan(r["p_bonferroni"]) else f"{r['p_bonferroni']:.3g}"
     if r["p_bonferroni"] == 0:  # no resample on the far side of 0
         p = f"< {2 * r['family_size'] / s3f_stats.CLAIM_RESAMPLES:.2g}"
-    delta = _cell(r["mean_delta"])
+    delta = _cell(r["mean_delta"], d)
     if r["n_seeds"] > 1:
-        delta += f" ({_cell(r['delta_min'])}–{_cell(r['delta_max'])})"
+        delta += f" ({_cell(r['delta_min'], d)}–{_cell(r['delta_max'], d)})"
     if r["role"] == "verdict":
         claim, verdict = r["claim"], f"**{r['verdict']}**"
         if r["claim"] == BASELINE_CLAIM and r["n_seeds"]:
             claim += f" (strongest: {r['worse']})"
     else:  # shown beside the verdict, not a verdict of its own
         claim, verdict = f"↳ {r['role']}", f"({r['verdict']} under {r['protocol']})"
-    mde = "–" if math.isnan(r["mde"]) else f"{r['mde']:.2f}"
+    mde = "–" if math.isnan(r["mde"]) else f"{r['mde']:.{d}f}"
     needed = "–" if math.isnan(r["seeds_needed"]) else f"{r['seeds_needed']:g}"
     if not math.isnan(r["seeds_needed"]):
         needed += f" ({r['gpu_hours']})"
     return (
         f"| {claim} | {r['family']} | {r['dataset']} | {r['metric']} | {r['protocol']} | "
-        f"{_cell(r['paper_delta'])} | {delta} | {ci} | {_runs_cell(r)} | {p} | {mde} | "
+        f"{_cell(r['paper_delta'], d)} | {delta} | {ci} | {_runs_cell(r)} | {p} | {mde} | "
         f"{needed} | {r['mcnemar'] or '–'} | {verdict} |"
     )
 
