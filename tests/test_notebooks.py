@@ -246,7 +246,7 @@ def test_a_plain_papermill_call_ends_with_the_runs_summary_in_its_terminal(kerne
     """papermill shows cell output only with --log-output; the last cell's summary reaches the
     terminal through the kernel's inherited stderr, and stands in the notebook once."""
     command = [sys.executable, "-m", "papermill", "notebooks/Spatial_BUSI.ipynb",
-               str(tmp_path / "out.ipynb"), "-p", "output_dir", str(tmp_path / "runs")]
+               str(tmp_path / "out.ipynb"), "-p", "output_dir", str(tmp_path / "runs")]  # fmt: skip
     for name, value in TINY.items():
         command += ["-p", name, json.dumps(value)]
     done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)

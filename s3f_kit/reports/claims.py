@@ -19,9 +19,13 @@ kit's Baseline_* runs present — the highest mean accuracy over the seeds it sh
 S³F-Net — and is then tested like every other claim. Picking the strongest on the same test
 images favours the baselines: the row can only be harder to support.
 
-Why ~570 lines: the claims, their pairing of runs, the statistics per claim and the table and
-forest figure of the verdicts are read together (a verdict is only as good as its pairing);
-the statistics themselves live in s3f_stats.
+Each row also says what its runs could detect (docs/analysis-plan.md): the minimum detectable
+effect at its family's Bonferroni level, the seeds needed to detect the paper's Δ and, from a
+measured GPU figure only, their GPU-hours.
+
+Why ~690 lines: the claims, their pairing of runs, the statistics per claim, what they could
+detect, and the table and forest figure of the verdicts are read together (a verdict is only as
+good as its pairing); the statistics themselves live in s3f_stats.
 """
 
 from __future__ import annotations
@@ -59,8 +63,7 @@ BASELINE_CLAIM = "S³F-Net beats standard deep CNNs"
 # per dataset, tested on the dataset's first primary metric; every other row is exploratory.
 PRIMARY_CLAIM = "S³F-Net beats its spatial baseline"
 PRIMARY, EXPLORATORY = "primary", "exploratory"
-# The power the minimum detectable effect is stated at (docs/analysis-plan.md).
-POWER = 0.8
+POWER = s3f_stats.POWER  # of the minimum detectable effect (docs/analysis-plan.md)
 # The per-step GPU times the GPU-hours come from: benchmarks/bench_gpu.py --json writes it
 # (device, small, rows of experiment/config/epoch_s); absent, or measured at --small sizes, the
 # claims say there is no GPU figure yet rather than guess one.
@@ -240,7 +243,7 @@ def evaluate_claim(claim: Claim, models: dict, left_out: dict | None = None) -> 
         found = s3f_stats.paired_bootstrap(list(units.values()), row["metric"],
                                            resamples=s3f_stats.ACROSS_RUNS_RESAMPLES)  # fmt: skip
     if len(units) >= 2:
-        row["se"] = standard_error(found["deltas"], per_seed)
+        row["se"] = s3f_stats.standard_error(found["deltas"], per_seed)
     return row
 
 
@@ -251,36 +254,6 @@ def _delta(a, b, metric: str) -> float:
     values = [s3f_stats.metrics_of(x.labels, x.predicted, x.probs, ones, (metric,))[metric][0]
               for x in (a, b)]  # fmt: skip
     return float(s3f_stats.display_scale(metric) * (values[0] - values[1]))
-
-
-def standard_error(deltas, per_seed) -> float:
-    """The standard error of the mean Δ: the sd of the two-level bootstrap's mean Δs (seeds and
-    test images), or, where larger, the per-seed Δs' sd / √k — a percentile bootstrap over k
-    seeds sees only (k − 1)/k of the seeds' variance (docs/statistics.md), so the larger of
-    the two is the conservative one."""
-    deltas = np.asarray(deltas, dtype=float)
-    deltas = deltas[np.isfinite(deltas)]
-    boot = float(np.std(deltas, ddof=1)) if len(deltas) > 1 else math.nan
-    seeds = float(np.std(per_seed, ddof=1) / math.sqrt(len(per_seed)))
-    return float(np.nanmax([boot, seeds]))
-
-
-def detectable(se: float, family_size: int, alpha: float = ALPHA, power: float = POWER) -> float:
-    """The minimum detectable effect: MDE = (z_{1−α/2m} + z_power) × SE of the mean Δ — the
-    true Δ that a Bonferroni test at level α over a family of m rows finds with this power."""
-    from scipy.stats import norm
-
-    m = max(1, int(family_size))
-    return float((norm.ppf(1 - alpha / (2 * m)) + norm.ppf(power)) * se)
-
-
-def seeds_needed(mde: float, k: int, target: float) -> float:
-    """The seeds (cross-validation: repetitions) whose MDE reaches |target|: the SE shrinks as
-    √(k / k_needed), so k_needed = ⌈k · (MDE / |target|)²⌉, and never below the
-    MIN_SEEDS_FOR_VERDICT a verdict needs. NaN without an MDE or a non-zero target."""
-    if not (math.isfinite(mde) and math.isfinite(target)) or target == 0 or k < 1:
-        return math.nan
-    return float(max(MIN_SEEDS_FOR_VERDICT, math.ceil(k * (mde / abs(target)) ** 2 - 1e-9)))
 
 
 def gpu_epoch_seconds(figure: Path = GPU_FIGURE) -> tuple[dict[str, float], str]:
@@ -383,9 +356,11 @@ def _decide(frame: pd.DataFrame) -> pd.DataFrame:
         columns["p_bonferroni"].append(found["p_adjusted"])
         columns["ci_level"].append(found["confidence"])
         columns["family_size"].append(int(sizes[index]) if tested[index] else 0)
-        mde = detectable(row["se"], int(sizes[index] or with_runs[index]))
+        mde = s3f_stats.detectable(row["se"], int(sizes[index] or with_runs[index]), ALPHA, POWER)
         columns["mde"].append(mde)
-        columns["seeds_needed"].append(seeds_needed(mde, row["n_seeds"], row["paper_delta"]))
+        columns["seeds_needed"].append(
+            s3f_stats.seeds_needed(mde, row["n_seeds"], row["paper_delta"])
+        )
     frame = frame.drop(columns=["deltas"]).assign(**columns)
     frame["verdict"] = [_verdict(r) for r in frame.to_dict("records")]
     frame["gpu_hours"] = [gpu_hours(r) for r in frame.to_dict("records")]

@@ -16,7 +16,13 @@ Every published S³F-Net number is one unseeded run on a test set of 156–1,512
 - `paired_bootstrap(units)`: the same two-level bootstrap of Δ between two models tested on the
   same images; `bootstrap_verdict` reads its interval and its p from the same resamples at the
   same (Bonferroni) level, so "the interval excludes 0" and "p < α" cannot disagree;
+- `standard_error`, `detectable`, `seeds_needed`: the minimum detectable effect of a claim's
+  runs and the seeds needed to detect a given Δ (docs/analysis-plan.md);
 - `mcnemar_exact` / `paired_seed`: two models on the test images of one seed.
+
+Why ~460 lines: one definition of every metric and every resampling scheme (one run, seeds,
+two models, what a claim's runs can detect) in one place, so that no interval, p or MDE the
+kit prints can use a definition the others do not.
 """
 
 from __future__ import annotations
@@ -350,6 +356,39 @@ def bootstrap_verdict(deltas, family_size: int = 1, alpha: float = 0.05) -> dict
         "confidence": 1 - alpha / family_size,
         "family_size": family_size,
     }
+
+
+# --------------------------------------------------------------------------- what runs detect
+
+POWER = 0.8  # the power a minimum detectable effect is stated at (docs/analysis-plan.md)
+
+
+def standard_error(deltas, per_seed) -> float:
+    """The standard error of the mean Δ: the sd of the two-level bootstrap's mean Δs (seeds and
+    test images), or, where larger, the per-seed Δs' sd / √k — a percentile bootstrap over k
+    seeds sees only (k − 1)/k of the seeds' variance (docs/statistics.md), so the larger of
+    the two is the conservative one."""
+    deltas = np.asarray(deltas, dtype=float)
+    deltas = deltas[np.isfinite(deltas)]
+    boot = float(np.std(deltas, ddof=1)) if len(deltas) > 1 else math.nan
+    seeds = float(np.std(per_seed, ddof=1) / math.sqrt(len(per_seed)))
+    return float(np.nanmax([boot, seeds]))
+
+
+def detectable(se: float, family_size: int, alpha: float = 0.05, power: float = POWER) -> float:
+    """The minimum detectable effect: MDE = (z_{1−α/2m} + z_power) × SE of the mean Δ — the
+    true Δ that a Bonferroni test at level α over a family of m rows finds with this power."""
+    m = max(1, int(family_size))
+    return float((stats.norm.ppf(1 - alpha / (2 * m)) + stats.norm.ppf(power)) * se)
+
+
+def seeds_needed(mde: float, k: int, target: float) -> float:
+    """The seeds (cross-validation: repetitions) whose MDE reaches |target|: the SE shrinks as
+    √(k / k_needed), so k_needed = ⌈k · (MDE / |target|)²⌉, and never below the
+    MIN_RUNS_FOR_INTERVAL a verdict needs. NaN without an MDE or a non-zero target."""
+    if not (math.isfinite(mde) and math.isfinite(target)) or target == 0 or k < 1:
+        return math.nan
+    return float(max(MIN_RUNS_FOR_INTERVAL, math.ceil(k * (mde / abs(target)) ** 2 - 1e-9)))
 
 
 # --------------------------------------------------------------------------- one seed

@@ -268,11 +268,11 @@ def run_summary(metrics: dict, run_dir) -> str:
             scale = s3f_stats.display_scale(name)
             unit = " %" if scale == 100 else ""
             cells.append(f"{name} {_with_interval(entry, scale, 1 if scale == 100 else 3)}{unit}")
+    demo = " (SYNTHETIC DEMO DATA: says nothing about the paper)"
+    demo = demo if metrics.get("demo_data") else ""
     lines = [
         f"{metrics.get('experiment', '')} on {dataset or 'your data'}, seed "
-        f"{metrics.get('seed')}, protocol {metrics.get('protocol')}"
-        + (" (SYNTHETIC DEMO DATA: says nothing about the paper)" if metrics.get("demo_data")
-           else ""),  # fmt: skip
+        f"{metrics.get('seed')}, protocol {metrics.get('protocol')}{demo}",
         "  " + ("; ".join(cells) or "no primary metric recorded") + " (95 % over test images)",
     ]
     clean = metrics.get("clean_test") or {}
