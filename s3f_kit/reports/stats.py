@@ -63,6 +63,16 @@ METRIC_RANGES = {
     "specificity": (0.0, 1.0),
 }
 INTERVAL_METRICS = tuple(METRIC_RANGES)
+# Defined for two classes only: a run of more classes records no value of them (not a NaN that
+# no two records could compare equal on).
+BINARY_METRICS = frozenset({"sensitivity", "specificity"})
+
+
+def run_metrics(classes: int) -> tuple[str, ...]:
+    """The interval metrics one run of `classes` classes records."""
+    return tuple(n for n in INTERVAL_METRICS if classes == 2 or n not in BINARY_METRICS)
+
+
 # Shown in percent; every other metric (κ and MCC above all: they are not proportions) is shown
 # on its own scale.
 PERCENT_METRICS = frozenset({"accuracy"})

@@ -212,8 +212,8 @@ def reviewer_report(metrics: dict) -> str:
         "on their own scale — κ and MCC run from −1 to 1):"
     ]
     for name in s3f_stats.INTERVAL_METRICS:
-        entry = intervals[name]
-        if np.isfinite(entry["value"]):
+        entry = intervals.get(name)  # sensitivity, specificity: two-class runs only
+        if entry and np.isfinite(entry["value"]):
             scale = s3f_stats.display_scale(name)
             cell = _with_interval(entry, scale, 1 if scale == 100 else 3)
             lines.append(f"  {name:<12} {cell}")
