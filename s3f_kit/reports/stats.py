@@ -382,7 +382,8 @@ def standard_error(deltas, per_seed) -> float:
     deltas = deltas[np.isfinite(deltas)]
     boot = float(np.std(deltas, ddof=1)) if len(deltas) > 1 else math.nan
     seeds = float(np.std(per_seed, ddof=1) / math.sqrt(len(per_seed)))
-    return float(np.nanmax([boot, seeds]))
+    finite = [value for value in (boot, seeds) if math.isfinite(value)]
+    return max(finite) if finite else math.nan
 
 
 def detectable(se: float, family_size: int, alpha: float = 0.05, power: float = POWER) -> float:
