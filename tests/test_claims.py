@@ -230,6 +230,9 @@ def test_gpu_hours_come_from_a_measured_gpu_figure_only(tmp_path):
               for name in ("S3F_Concat_BUSI", "Spatial_BUSI")}  # fmt: skip
     hours = 10 * 5 * (epochs["S3F_Concat_BUSI"] * 36 + epochs["Spatial_BUSI"] * 18) / 3600
     assert s3f_claims.gpu_hours(row, figure) == f"{hours:.3g} GPU-h (H100)"
+    for damaged in ("{", '{"rows": 3}', " " * (s3f_claims.GPU_FIGURE_MAX_BYTES + 1)):
+        figure.write_text(damaged)
+        assert s3f_claims.gpu_hours(row, figure) == s3f_claims.NO_GPU_FIGURE
 
 
 def test_the_verdict_from_the_interval_and_from_p_always_agree():

@@ -69,6 +69,7 @@ POWER = s3f_stats.POWER  # of the minimum detectable effect (docs/analysis-plan.
 # claims say there is no GPU figure yet rather than guess one.
 GPU_FIGURE = Path(__file__).resolve().parents[2] / "results" / "gpu.json"
 NO_GPU_FIGURE = "GPU-hours: no GPU figure yet"
+GPU_FIGURE_MAX_BYTES = 1 << 20  # a few dozen rows of timings; anything larger is not one
 
 
 def claim_metric(claim: Claim) -> str:
@@ -262,6 +263,8 @@ def gpu_epoch_seconds(figure: Path = GPU_FIGURE) -> tuple[dict[str, float], str]
     import json
 
     try:
+        if figure.stat().st_size > GPU_FIGURE_MAX_BYTES:
+            return {}, ""
         found = json.loads(figure.read_text())
         if found.get("small"):
             return {}, ""
