@@ -48,10 +48,12 @@ $(VENV_PY313)/.installed: requirements-py313.txt pyproject.toml .ci/python313
 
 setup-py313: $(VENV_PY313)/.installed
 
-# A small claims study on synthetic data, enough to test all 13 of the paper's claims with 3
+# A small claims study on synthetic data, enough to test all 13 of the paper's claims with 5
 # seeds each (the 4 baseline claims need --baselines, left out for time; they read 'not run'):
-# the twelve experiments and the other fusion of each S³F-Net × 3 seeds, the
-# SpectraNet-1 variants on BUSI (concat S³F-Net, SpectraNet alone) × 3 seeds, then
+# 5 seeds, because an interval of the mean and a verdict need s3f_stats.MIN_RUNS_FOR_INTERVAL
+# (5) paired seeds; with 3 every claim would read 'inconclusive' whatever its runs.
+# The twelve experiments and the other fusion of each S³F-Net × 5 seeds, the
+# SpectraNet-1 variants on BUSI (concat S³F-Net, SpectraNet alone) × 5 seeds, then
 # explainability on seed 42; tables, claims,
 # figures (built once, by the last sweep, from every run under runs/demo).
 # --no-html: the demo keeps each executed notebook but skips its HTML copy (time).
@@ -60,11 +62,12 @@ setup-py313: $(VENV_PY313)/.installed
 # reproducible"), new wall times on every run; elsewhere `git diff results/` shows what
 # differs. S3F_DETERMINISTIC=0 runs at TensorFlow's defaults (all cores).
 DEMO_JOBS ?= 2
+DEMO_SEEDS ?= 5
 demo: export S3F_DETERMINISTIC ?= 1
 demo: setup
-	$(BIN)/python -m s3f_kit.sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-html --no-explain --no-tables \
+	$(BIN)/python -m s3f_kit.sweep --demo --seeds $(DEMO_SEEDS) --jobs $(DEMO_JOBS) --no-html --no-explain --no-tables \
 		--grid fusion=concat,bilinear
-	$(BIN)/python -m s3f_kit.sweep --demo --seeds 3 --jobs $(DEMO_JOBS) --no-html --no-explain --no-tables \
+	$(BIN)/python -m s3f_kit.sweep --demo --seeds $(DEMO_SEEDS) --jobs $(DEMO_JOBS) --no-html --no-explain --no-tables \
 		--datasets BUSI --grid fusion=concat spectranet=1
 	$(BIN)/python -m s3f_kit.sweep --demo --jobs $(DEMO_JOBS) --no-html
 

@@ -33,6 +33,15 @@ class DatasetInfo:
     # (from file names), "ham_lesion" (from a lesion CSV beside the data), "csv_group" (a custom
     # CSV's group column) or "" (none known).
     grouping: str = ""
+    # The declared analysis plan (docs/analysis-plan.md), fixed before the real runs: the
+    # metrics the headline tables show first, with their intervals; the first is the metric of
+    # the dataset's primary claim (S³F-Net beats its spatial baseline). Keys of
+    # s3f_stats.METRIC_RANGES.
+    primary_metrics: tuple[str, ...] = ("accuracy", "macro_f1")
+    # The protocol whose runs decide the primary claim: "holdout" (the official or the kit's
+    # split, checkpoints chosen on a split of train) or "cross-validation" (repeated grouped
+    # K-fold: the sweep's --folds K --seeds R).
+    primary_protocol: str = "holdout"
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -59,6 +68,8 @@ DATASETS: dict[str, DatasetInfo] = {
             paper_split="train/ (5,216) + val/ (16) = 5,232 / test 624",
             extra_train=("val",),  # the paper trained on Kaggle's train/ and its 16-image val/
             grouping="kermany_patient",
+            # its test set differs in distribution from train: ranking and both error kinds
+            primary_metrics=("roc_auc", "sensitivity", "specificity"),
         ),
         DatasetInfo(
             id="BUSI",
@@ -75,6 +86,9 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             layout_kind="class_folders",
             ignore_stem="_mask",
+            # the paper's split cannot be rebuilt, and 156 test images are few: every image
+            # is tested once per repetition
+            primary_protocol="cross-validation",
         ),
         DatasetInfo(
             id="HAM10000",
@@ -87,6 +101,8 @@ DATASETS: dict[str, DatasetInfo] = {
             paper_split="official train 10,015 / test 1,512",
             layout_kind="onehot_csv",
             grouping="ham_lesion",
+            # imbalanced (NV is two thirds): ISIC 2018's challenge metric, then macro-F1
+            primary_metrics=("balanced_accuracy", "macro_f1"),
         ),
     )
 }

@@ -1,5 +1,6 @@
 """Statistics and the claims table on planted, known cases (no TensorFlow needed)."""
 
+import dataclasses
 import json
 import math
 
@@ -9,6 +10,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
+from s3f_kit import experiments as s3f_experiments
 from s3f_kit.reports import claims as s3f_claims
 from s3f_kit.reports import stats as s3f_stats
 
@@ -44,6 +46,30 @@ def test_fast_weighted_f1_equals_sklearn():
     assert s3f_stats.weighted_f1(true, pred, 4) == pytest.approx(expected)
 
 
+def test_primary_metrics_on_resamples_equal_sklearn():
+    """Balanced accuracy, sensitivity and specificity (the datasets' primary metrics beside
+    accuracy, macro-F1 and AUC) from weighted confusion matrices equal scikit-learn's on
+    resampled images, a class never predicted included."""
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    rng = np.random.default_rng(32)
+    for classes in (2, 3, 5):
+        labels = np.arange(120) % classes
+        predicted = np.where(rng.random(120) < 0.6, labels, rng.integers(0, classes, 120))
+        predicted[predicted == classes - 1] = 0
+        weights = s3f_stats.stratified_weights(labels, 20, rng)
+        found = s3f_stats.metrics_of(labels, predicted, None, weights)
+        for b, counts in enumerate(weights.astype(int)):
+            drawn = np.repeat(np.arange(len(labels)), counts)
+            t, p = labels[drawn], predicted[drawn]
+            assert found["balanced_accuracy"][b] == pytest.approx(balanced_accuracy_score(t, p))
+            if classes == 2:
+                assert found["sensitivity"][b] == pytest.approx(recall_score(t, p, pos_label=1))
+                assert found["specificity"][b] == pytest.approx(recall_score(t, p, pos_label=0))
+            else:
+                assert math.isnan(found["sensitivity"][b]) and math.isnan(found["specificity"][b])
+
+
 def test_paired_seed_gives_delta_with_a_bootstrap_interval():
     true = np.array(CLASSES * 100)
     better = true.copy()
@@ -63,7 +89,7 @@ def test_minimum_seeds_follow_scipy():
     assert stats.wilcoxon(np.arange(1, n), method="exact").pvalue >= 0.05
 
 
-def _write_run(root, experiment, variant, seed, correct_rate, rng, n=300):
+def _write_run(root, experiment, variant, seed, correct_rate, rng, n=300, dataset="BUSI"):
     folder = root / experiment / (variant or ".") / f"seed{seed}"
     folder.mkdir(parents=True)
     true = np.array(CLASSES)[np.arange(n) % 3]
@@ -75,7 +101,7 @@ def _write_run(root, experiment, variant, seed, correct_rate, rng, n=300):
         frame[f"prob_{c}"] = (predicted == c).astype(float)
     frame.to_csv(folder / "predictions.csv", index=False)
     metrics = {"experiment": experiment, "variant": variant, "seed": seed, "protocol": "paper",
-               "dataset": "BUSI", "accuracy": float(np.mean(right)), "demo_data": True,
+               "dataset": dataset, "accuracy": float(np.mean(right)), "demo_data": True,
                "run_dir": str(folder)}  # fmt: skip
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return metrics
@@ -114,19 +140,99 @@ def test_identical_models_are_inconclusive_and_missing_ones_not_run(tmp_path):
     assert len(frame) == len(s3f_claims.paper_claims()) == 17
 
 
-def test_bonferroni_p_and_interval_share_one_family(tmp_path):
+def test_the_primary_family_counts_only_primary_rows(tmp_path):
+    """Two primary rows (S³F-Net vs its spatial baseline on BUSI and BRISC2025) and one
+    exploratory row (vs SpectraNet alone): the primary Bonferroni m is 2, the exploratory row is
+    corrected in its own family of 1; each p and its interval come from the same level."""
     runs = _runs(tmp_path, 0.85, 0.75)
     rng = np.random.default_rng(9)
     runs += [_write_run(tmp_path, "SpectraNet_BUSI", "", seed, 0.80, rng) for seed in range(42, 47)]
+    brisc = s3f_claims._best_s3f("BRISC2025")
+    for seed in range(42, 47):
+        for name, rate in ((brisc, 0.85), ("Spatial_BRISC2025", 0.8)):
+            runs.append(_write_run(tmp_path, name, "", seed, rate, rng, dataset="BRISC2025"))
     frame = s3f_claims.claims_table(runs)
+    assert set(frame["family"]) == {"primary", "exploratory"}
+    primary = frame[frame["claim"] == s3f_claims.PRIMARY_CLAIM]
+    assert set(primary["family"]) == {"primary"} and len(primary) == 4  # one row per dataset
+    assert set(frame.loc[frame["claim"] != s3f_claims.PRIMARY_CLAIM, "family"]) == {"exploratory"}
     tested = frame[frame["p"].notna()]
-    assert len(tested) == 2 and set(tested["family_size"]) == {2}
-    assert (tested["p_bonferroni"] == np.minimum(1, 2 * tested["p"])).all()
-    assert tested["ci_level"].tolist() == pytest.approx([1 - 0.05 / 2] * 2)
+    assert len(tested) == 3
+    sizes = dict(zip(tested["family"] + tested["dataset"], tested["family_size"], strict=True))
+    assert sizes == {"primaryBUSI": 2, "primaryBRISC2025": 2, "exploratoryBUSI": 1}
+    levels = [1 - 0.05 / m for m in tested["family_size"]]
+    assert tested["ci_level"].tolist() == pytest.approx(levels)
+    assert (tested["p_bonferroni"] == np.minimum(1, tested["family_size"] * tested["p"])).all()
     assert set(tested["test"]) == {s3f_claims.BOOTSTRAP_TEST}
     for row in tested.to_dict("records"):
         excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
         assert excludes_zero == (row["p_bonferroni"] < 0.05)
+
+
+def test_a_primary_claim_is_tested_on_the_datasets_first_primary_metric(tmp_path, monkeypatch):
+    """The metric comes from the dataset record: declare BUSI's primary metric macro-F1 and its
+    primary row is tested (and its Δ computed) on macro-F1, the exploratory rows on accuracy."""
+    from sklearn.metrics import f1_score
+
+    from data_setup import datasets
+
+    runs = _runs(tmp_path, 0.85, 0.75)
+    frame = s3f_claims.claims_table(runs)
+    assert _busi_spatial_row(frame)["metric"] == datasets.DATASETS["BUSI"].primary_metrics[0]
+    changed = dataclasses.replace(datasets.DATASETS["BUSI"], primary_metrics=("macro_f1",))
+    monkeypatch.setitem(datasets.DATASETS, "BUSI", changed)
+    row = _busi_spatial_row(s3f_claims.claims_table(runs))
+    assert row["metric"] == "macro_f1"
+    expected = []
+    for seed in range(42, 47):
+        scores = []
+        for name in ("S3F_Concat_BUSI", "Spatial_BUSI"):
+            found = pd.read_csv(tmp_path / name / "." / f"seed{seed}" / "predictions.csv")
+            scores.append(f1_score(found["true_label"], found["predicted_label"], average="macro"))
+        expected.append(scores[0] - scores[1])
+    assert row["mean_delta"] == pytest.approx(np.mean(expected))
+    assert math.isnan(row["paper_delta"]) or abs(row["paper_delta"]) < 1  # macro-F1, not points
+
+
+def test_the_minimum_detectable_effect_shrinks_as_seeds_are_added(tmp_path):
+    """Every tested row shows its MDE, (z_{1−α/2m} + z_0.8) × SE; ten seeds detect a smaller
+    effect than five, and the seeds needed to detect the paper's Δ follow √(k / k_needed)."""
+    from scipy.stats import norm
+
+    found = {}
+    for seeds in (3, 5, 10):
+        row = _busi_spatial_row(s3f_claims.claims_table(
+            _runs(tmp_path / str(seeds), 0.80, 0.78, seeds=seeds)))  # fmt: skip
+        found[seeds] = row
+        assert row["mde"] > 0 and row["se"] > 0
+        m = max(1, row["family_size"])
+        z = norm.ppf(1 - 0.05 / (2 * m)) + norm.ppf(0.8)
+        assert row["mde"] == pytest.approx(z * row["se"])
+        needed = max(5, math.ceil(seeds * (row["mde"] / abs(row["paper_delta"])) ** 2 - 1e-9))
+        assert row["seeds_needed"] == needed
+        assert row["gpu_hours"] == s3f_claims.NO_GPU_FIGURE  # none committed: never invented
+    assert found[10]["mde"] < found[5]["mde"] < found[3]["mde"]
+    one = _busi_spatial_row(s3f_claims.claims_table(_runs(tmp_path / "1", 0.8, 0.78, seeds=1)))
+    assert math.isnan(one["mde"])  # one seed: no spread to estimate
+
+
+def test_gpu_hours_come_from_a_measured_gpu_figure_only(tmp_path):
+    row = {"better": "S3F_Concat_BUSI", "worse": "Spatial_BUSI", "seeds_needed": 10.0,
+           "n_folds": 5}  # fmt: skip
+    figure = tmp_path / "gpu.json"
+    assert s3f_claims.gpu_hours(row, figure) == s3f_claims.NO_GPU_FIGURE  # absent
+    rows = [{"experiment": "S3F_Concat_BUSI", "config": "paper-f32", "epoch_s": 36.0},
+            {"experiment": "Spatial_BUSI", "config": "paper-f32", "epoch_s": 18.0}]  # fmt: skip
+    figure.write_text(json.dumps({"device": "H100", "small": True, "rows": rows}))
+    assert s3f_claims.gpu_hours(row, figure) == s3f_claims.NO_GPU_FIGURE  # --small: not real
+    figure.write_text(json.dumps({"device": "H100", "small": False, "rows": rows}))
+    epochs = {name: s3f_experiments.get_experiment(name).recipe.epochs
+              for name in ("S3F_Concat_BUSI", "Spatial_BUSI")}  # fmt: skip
+    hours = 10 * 5 * (epochs["S3F_Concat_BUSI"] * 36 + epochs["Spatial_BUSI"] * 18) / 3600
+    assert s3f_claims.gpu_hours(row, figure) == f"{hours:.3g} GPU-h (H100)"
+    for damaged in ("{", '{"rows": 3}', " " * (s3f_claims.GPU_FIGURE_MAX_BYTES + 1)):
+        figure.write_text(damaged)
+        assert s3f_claims.gpu_hours(row, figure) == s3f_claims.NO_GPU_FIGURE
 
 
 def test_the_verdict_from_the_interval_and_from_p_always_agree():

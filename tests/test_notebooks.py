@@ -241,6 +241,50 @@ def test_readme_papermill_command_works_as_written(kernel_env, tmp_path):
     assert metrics["demo_data"] is False
 
 
+@pytest.mark.e2e
+def test_a_plain_papermill_call_ends_with_the_runs_summary_in_its_terminal(kernel_env, tmp_path):
+    """papermill shows cell output only with --log-output; the last cell's summary reaches the
+    terminal through the kernel's inherited stderr, and stands in the notebook once."""
+    command = [sys.executable, "-m", "papermill", "notebooks/Spatial_BUSI.ipynb",
+               str(tmp_path / "out.ipynb"), "-p", "output_dir", str(tmp_path / "runs")]  # fmt: skip
+    for name, value in TINY.items():
+        command += ["-p", name, json.dumps(value)]
+    done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
+    run = tmp_path / "runs" / "Spatial_BUSI" / "seed42"
+    metrics = json.loads((run / "metrics.json").read_text())
+    tail = done.stderr.split("Spatial_BUSI on BUSI, seed 42, protocol paper")[-1]
+    lines = [line.strip() for line in tail.splitlines()]
+    primary = s3f_experiments.DATASETS["BUSI"].primary_metrics
+    assert lines[1].startswith(f"{primary[0]} ") and f"; {primary[1]} " in lines[1]
+    accuracy = metrics["intervals"]["accuracy"]
+    assert f"{100 * accuracy['ci_low']:.1f}, {100 * accuracy['ci_high']:.1f}]" in lines[1]
+    assert lines[2].startswith("clean test: ")
+    assert lines[3].startswith("flags: ") and lines[4] == f"run folder: {run}"
+    after = [line for line in lines[5:] if line]  # papermill's closing bar, nothing else
+    assert after and all(line.startswith("Executing:") for line in after), after
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    shown = json.dumps([cell.get("outputs", []) for cell in executed.cells])
+    assert shown.count("run folder: ") == 1  # the notebook's own copy, not a second via fd 2
+
+
+def test_to_terminal_writes_past_a_captured_stderr(tmp_path):
+    """Where sys.stderr has no file descriptor (a notebook's stream without fd capture), the
+    summary goes to descriptor 2, the terminal the process inherited; a closed one is no
+    error."""
+    code = (
+        "import io, os, sys\n"
+        "from s3f_kit.run.env import to_terminal\n"
+        "sys.stderr = io.StringIO()\n"
+        "to_terminal('summary line')\n"
+        "assert sys.stderr.getvalue() == ''\n"
+        "os.close(2)\n"
+        "to_terminal('nowhere')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "\nsummary line\n"
+
+
 def test_same_seed_gives_the_same_metrics(kernel_env, tmp_path, keras):
     from s3f_kit.run import training as s3f_training
 

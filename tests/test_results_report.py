@@ -1,6 +1,9 @@
 """Reviewer numbers in results/: intervals in the tables, the calibration section, and claims
 decided by the most trusted protocol (no TensorFlow needed)."""
 
+import dataclasses
+import itertools
+import json
 import warnings
 
 import numpy as np
@@ -254,8 +257,10 @@ def test_holdout_runs_decide_a_claim_and_the_paper_protocol_stands_as_published(
     assert (decided["protocol"], decided["verdict"]) == ("holdout", "contradicted")
     assert (published["protocol"], published["verdict"]) == ("paper", "supported")
     assert set(rows["decided_by"]) == {"holdout"}
-    # Bonferroni over the verdict rows only: the as-published row is its own family of one.
-    assert published["family_size"] == 1 and decided["family_size"] == 2
+    # Bonferroni over the verdict rows of one family only: the as-published row is its own
+    # family of one, the primary row (S³F-Net vs spatial) and the exploratory one (vs
+    # SpectraNet alone) are each the only tested row of their family.
+    assert published["family_size"] == 1 and decided["family_size"] == 1
     assert published["p_bonferroni"] == pytest.approx(published["p"])
     alone = frame[(frame["dataset"] == "BUSI") & frame["claim"].str.contains("SpectraNet alone")]
     assert len(alone) == 1  # no holdout runs: decided by the paper protocol, nothing beside it
@@ -264,7 +269,8 @@ def test_holdout_runs_decide_a_claim_and_the_paper_protocol_stands_as_published(
 
     lines = s3f_claims.write_claims([*paper, *holdout], tmp_path)
     text = "\n".join(lines)
-    assert "| ↳ as published | BUSI | paper |" in text and "(supported under paper) |" in text
+    assert "| ↳ as published | primary | BUSI | accuracy | paper |" in text
+    assert "(supported under paper) |" in text
     assert "**contradicted** |" in text and "1 by holdout, 1 by paper" in text
     written = pd.read_csv(tmp_path / "claims.csv")
     assert {"protocol", "role", "decided_by"} <= set(written) and len(written) == 18  # 17 + 1
@@ -325,3 +331,83 @@ def test_malformed_intervals_or_calibration_make_a_record_unusable(change, reaso
     good["accuracy"] = 0.5
     assert s3f_records.problem(good) is None
     assert s3f_records.problem({**good, **change}).startswith(reason)
+
+
+def _table_lines(readme: str, title: str) -> list[str]:
+    """The Markdown table under a dataset's heading."""
+    lines = readme.splitlines()
+    start = next(i for i, line in enumerate(lines) if line == f"## {title}") + 2
+    return list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
+
+
+def test_every_table_ends_with_the_majority_class_row_of_the_runs_splits(tmp_path):
+    """An imbalanced split: always predicting the training split's majority class (benign),
+    scored on the test split, by scikit-learn's definitions."""
+    runs = tmp_path / "runs"
+    train, test = {"benign": 50, "malignant": 30, "normal": 20}, {"benign": 9, "malignant": 7,
+                                                                   "normal": 4}  # fmt: skip
+    for seed in (42, 43):
+        _fake_run(runs, "S3F_Concat_BUSI", seed, 0.8,
+                  counts={"train": train, "val": train, "test": test})  # fmt: skip
+    _build(runs, tmp_path / "results")
+    readme = (tmp_path / "results" / "README.md").read_text()
+    table = _table_lines(readme, s3f_results_tables.s3f_experiments.DATASETS["BUSI"].title)
+    header = [cell.strip().strip("*") for cell in table[0].strip("|").split("|")]
+    last = [cell.strip() for cell in table[-1].strip("|").split("|")]
+    assert last[:4] == ["*majority class*", "always benign", "paper", "2"]
+    truth = np.repeat(BUSI, [test[name] for name in BUSI])
+    always = np.full(len(truth), "benign")
+    expected = {
+        "acc %": f"{100 * skm.accuracy_score(truth, always):.2f}",
+        "mF1": f"{skm.f1_score(truth, always, average='macro', zero_division=0):.3f}",
+        "wF1": f"{skm.f1_score(truth, always, average='weighted', zero_division=0):.3f}",
+        "κ": f"{skm.cohen_kappa_score(truth, always):.3f}",
+        "AUC": "0.500",
+    }
+    for label, value in expected.items():
+        assert last[header.index(label)] == value, label
+    assert table[0].startswith("| model | variant | protocol | runs | **acc %** |")
+
+
+def test_the_headline_columns_come_from_the_datasets_declared_primary_metrics(
+    tmp_path, monkeypatch
+):
+    from data_setup import datasets
+
+    runs = tmp_path / "runs"
+    _fake_run(runs, "S3F_Concat_BUSI", 42, 0.8)
+    title = datasets.DATASETS["BUSI"].title
+
+    def header():
+        _build(runs, tmp_path / "results")
+        readme = (tmp_path / "results" / "README.md").read_text()
+        return [c.strip() for c in _table_lines(readme, title)[0].strip("|").split("|")]
+
+    declared = [s3f_results.LABELS[key] for key in datasets.DATASETS["BUSI"].primary_metrics]
+    assert header()[4::3][: len(declared)] == [f"**{label}**" for label in declared]
+    changed = dataclasses.replace(datasets.DATASETS["BUSI"],
+                                  primary_metrics=("balanced_accuracy", "cohen_kappa"))  # fmt: skip
+    monkeypatch.setitem(datasets.DATASETS, "BUSI", changed)
+    found = header()
+    assert found[4::3][:3] == ["**bal. acc**", "**κ**", "acc %"]
+    assert "**acc %**" not in found
+
+
+def test_the_settings_line_names_every_value_that_differs_from_the_papers_recipe(tmp_path):
+    from s3f_kit import experiments as s3f_experiments
+
+    paper_rate = s3f_results.paper_recipe("S3F_Concat_BUSI")["learning_rate"]
+    assert paper_rate == s3f_experiments.LEARNING_RATE  # derived from the recipe, not copied
+    runs = tmp_path / "runs"
+    _fake_run(runs, "S3F_Concat_BUSI", 42, 0.8, {"learning_rate": paper_rate})
+    _build(runs, tmp_path / "same")
+    same = (tmp_path / "same" / "README.md").read_text()
+    line = next(line for line in same.splitlines() if line.startswith("Settings:"))
+    assert "learning_rate" not in line  # the paper's value: nothing to say
+    assert f"epochs=3 (paper: {s3f_experiments.RECIPES['BUSI'].epochs})" in line
+    _fake_run(runs, "S3F_Concat_BUSI", 43, 0.8, {"learning_rate": 10 * paper_rate})
+    _build(runs, tmp_path / "other")
+    other = (tmp_path / "other" / "README.md").read_text()
+    line = next(line for line in other.splitlines() if line.startswith("Settings:"))
+    rates = " / ".join(sorted(json.dumps(rate) for rate in (paper_rate, 10 * paper_rate)))
+    assert f"learning_rate={rates} (paper: {json.dumps(paper_rate)})" in line

@@ -19,9 +19,13 @@ kit's Baseline_* runs present — the highest mean accuracy over the seeds it sh
 S³F-Net — and is then tested like every other claim. Picking the strongest on the same test
 images favours the baselines: the row can only be harder to support.
 
-Why ~570 lines: the claims, their pairing of runs, the statistics per claim and the table and
-forest figure of the verdicts are read together (a verdict is only as good as its pairing);
-the statistics themselves live in s3f_stats.
+Each row also says what its runs could detect (docs/analysis-plan.md): the minimum detectable
+effect at its family's Bonferroni level, the seeds needed to detect the paper's Δ and, from a
+measured GPU figure only, their GPU-hours.
+
+Why ~690 lines: the claims, their pairing of runs, the statistics per claim, what they could
+detect, and the table and forest figure of the verdicts are read together (a verdict is only as
+good as its pairing); the statistics themselves live in s3f_stats.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data_setup.datasets import dataset_info
 from data_setup.files import write_csv_atomic
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
@@ -54,6 +59,25 @@ class Claim:
 
 
 BASELINE_CLAIM = "S³F-Net beats standard deep CNNs"
+# The declared analysis plan (docs/analysis-plan.md): the primary family is this claim, one row
+# per dataset, tested on the dataset's first primary metric; every other row is exploratory.
+PRIMARY_CLAIM = "S³F-Net beats its spatial baseline"
+PRIMARY, EXPLORATORY = "primary", "exploratory"
+POWER = s3f_stats.POWER  # of the minimum detectable effect (docs/analysis-plan.md)
+# The per-step GPU times the GPU-hours come from: benchmarks/bench_gpu.py --json writes it
+# (device, small, rows of experiment/config/epoch_s); absent, or measured at --small sizes, the
+# claims say there is no GPU figure yet rather than guess one.
+GPU_FIGURE = Path(__file__).resolve().parents[2] / "results" / "gpu.json"
+NO_GPU_FIGURE = "GPU-hours: no GPU figure yet"
+GPU_FIGURE_MAX_BYTES = 1 << 20  # a few dozen rows of timings; anything larger is not one
+
+
+def claim_metric(claim: Claim) -> str:
+    """The metric a claim is tested on: a primary claim its dataset's first declared primary
+    metric (data_setup.datasets DatasetInfo.primary_metrics), every other claim accuracy."""
+    if claim.text == PRIMARY_CLAIM:
+        return dataset_info(claim.dataset).primary_metrics[0]
+    return "accuracy"
 
 
 def _best_s3f(dataset: str) -> str:
@@ -71,7 +95,7 @@ def paper_claims() -> list[Claim]:
     claims = []
     for dataset in DATASET_ORDER:
         s3f = (_best_s3f(dataset), "")
-        claims.append(Claim("S³F-Net beats its spatial baseline", dataset, s3f,
+        claims.append(Claim(PRIMARY_CLAIM, dataset, s3f,
                             (f"Spatial_{dataset}", "")))  # fmt: skip
     for dataset in DATASET_ORDER:
         s3f = (_best_s3f(dataset), "")
@@ -118,12 +142,18 @@ def _against_strongest(claim: Claim, models: dict, left_out: dict) -> tuple[Clai
 
 
 def _paper_delta(claim: Claim):
-    """The paper's single-run Δ accuracy (points), where it printed both models."""
+    """The paper's single-run Δ of the claim's metric (display units: points for accuracy),
+    where it printed that metric for both models."""
     if claim.better[1] or claim.worse[1] or claim.candidates:
         return math.nan
-    a = s3f_experiments.EXPERIMENTS[claim.better[0]].paper.accuracy
-    b = s3f_experiments.EXPERIMENTS[claim.worse[0]].paper.accuracy
-    return round(a - b, 2)
+    from s3f_kit.reports.results_tables import paper_numbers
+
+    metric = claim_metric(claim)
+    a, b = (paper_numbers(model[0]).get(metric) for model in (claim.better, claim.worse))
+    if a is None or b is None:
+        return math.nan
+    scale = s3f_stats.display_scale(metric)
+    return round(scale * (a - b), 2 if scale == 100 else 4)  # points, or a fraction's digits
 
 
 def _by_model(runs, protocol):
@@ -168,7 +198,8 @@ def evaluate_claim(claim: Claim, models: dict, left_out: dict | None = None) -> 
         "dataset": claim.dataset,
         "better": "/".join(p for p in claim.better if p),
         "worse": "/".join(p for p in claim.worse if p),
-        "metric": "accuracy",
+        "family": PRIMARY if claim.text == PRIMARY_CLAIM else EXPLORATORY,
+        "metric": claim_metric(claim),
         "paper_delta": _paper_delta(claim),
         "left_out": "; ".join(unused),
     }
@@ -179,7 +210,8 @@ def evaluate_claim(claim: Claim, models: dict, left_out: dict | None = None) -> 
     row["n_folds"] = len(folds) or 1
     row["n_pairs"] = len(pairs)
     row.update(mean_delta=math.nan, delta_min=math.nan, delta_max=math.nan, ci_low=math.nan,
-               ci_high=math.nan, p=math.nan, deltas=None, mcnemar="", test="")  # fmt: skip
+               ci_high=math.nan, p=math.nan, deltas=None, se=math.nan, mcnemar="",
+               test="")  # fmt: skip
     if not pairs:
         row["verdict"] = "not run"
         return row
@@ -197,11 +229,7 @@ def evaluate_claim(claim: Claim, models: dict, left_out: dict | None = None) -> 
         test = s3f_stats.mcnemar_exact(pa.predicted == pa.labels, pb.predicted == pb.labels)
         significant += test["p"] < ALPHA
         units.setdefault(key[0], []).append((pa, pb))
-    per_seed = [
-        np.mean([100 * (np.mean(x.predicted == x.labels) - np.mean(y.predicted == y.labels))
-                 for x, y in unit])
-        for unit in units.values()
-    ]  # fmt: skip
+    per_seed = [np.mean([_delta(x, y, row["metric"]) for x, y in unit]) for unit in units.values()]
     row.update(
         mean_delta=float(np.mean(per_seed)),
         delta_min=float(np.min(per_seed)),
@@ -212,7 +240,55 @@ def evaluate_claim(claim: Claim, models: dict, left_out: dict | None = None) -> 
     if len(units) >= MIN_SEEDS_FOR_VERDICT:
         found = s3f_stats.paired_bootstrap(list(units.values()), row["metric"])
         row.update(mean_delta=found["mean_delta"], deltas=found["deltas"], test=BOOTSTRAP_TEST)
+    elif len(units) >= 2:  # no verdict yet, but a standard error for the MDE
+        found = s3f_stats.paired_bootstrap(list(units.values()), row["metric"],
+                                           resamples=s3f_stats.ACROSS_RUNS_RESAMPLES)  # fmt: skip
+    if len(units) >= 2:
+        row["se"] = s3f_stats.standard_error(found["deltas"], per_seed)
     return row
+
+
+def _delta(a, b, metric: str) -> float:
+    """One seed's (or fold's) Δ of `metric` between two runs on the same images (display
+    units), by the definition every interval uses (s3f_stats.metrics_of)."""
+    ones = np.ones((1, len(a.labels)))
+    values = [s3f_stats.metrics_of(x.labels, x.predicted, x.probs, ones, (metric,))[metric][0]
+              for x in (a, b)]  # fmt: skip
+    return float(s3f_stats.display_scale(metric) * (values[0] - values[1]))
+
+
+def gpu_epoch_seconds(figure: Path = GPU_FIGURE) -> tuple[dict[str, float], str]:
+    """({experiment: GPU seconds per epoch at float32}, device) from `figure`; ({}, '') where
+    it is absent, unreadable or measured at the --small sizes (not a real estimate)."""
+    import json
+
+    try:
+        if figure.stat().st_size > GPU_FIGURE_MAX_BYTES:
+            return {}, ""
+        found = json.loads(figure.read_text())
+        if found.get("small"):
+            return {}, ""
+        times = {r["experiment"]: float(r["epoch_s"]) for r in found["rows"]
+                 if r.get("config") in ("paper-f32", "kit-f32")}  # fmt: skip
+        return times, str(found.get("device", "GPU"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, ""
+
+
+def gpu_hours(row: dict, figure: Path = GPU_FIGURE) -> str:
+    """The GPU time of the runs `row` needs to detect the paper's Δ (both models, each seed ×
+    its folds, at most the recipe's epochs), from the per-epoch GPU times of `figure`; the
+    words NO_GPU_FIGURE where it has none for these models."""
+    times, device = gpu_epoch_seconds(figure)
+    models = [row[side].split("/")[0] for side in ("better", "worse")]
+    if not all(name in times for name in models):
+        return NO_GPU_FIGURE
+    if not math.isfinite(row["seeds_needed"]):
+        return "–"
+    epochs = sum(s3f_experiments.get_experiment(name).recipe.epochs * times[name]
+                 for name in models)  # fmt: skip
+    hours = row["seeds_needed"] * row["n_folds"] * epochs / 3600
+    return f"{hours:.3g} GPU-h ({device})"
 
 
 def _aligned(predictions, order):
@@ -253,20 +329,24 @@ def _ranked(protocols) -> list[str]:
 
 
 def _families(frame: pd.DataFrame) -> pd.Series:
-    """The multiplicity family of each row: the verdict rows together, each other role (as
-    published, not deciding) apart per protocol."""
+    """The multiplicity family of each row (docs/analysis-plan.md): the primary verdict rows
+    together, the exploratory verdict rows together (corrected in their own family), each other
+    role (as published, not deciding) apart per protocol."""
     apart = frame["role"] + "/" + frame["protocol"]
-    return frame["role"].where(frame["role"] == "verdict", apart)
+    return frame["family"].where(frame["role"] == "verdict", apart)
 
 
 def _decide(frame: pd.DataFrame) -> pd.DataFrame:
     """Each tested row's interval and p at the Bonferroni level of its family (m = the rows of
-    the family with an interval), both read from its bootstrap resamples, and its verdict."""
+    the family with an interval), both read from its bootstrap resamples, and its verdict; each
+    row's minimum detectable effect at that level (m: the family's rows with runs where none
+    has an interval yet), the seeds needed to detect the paper's Δ and their GPU-hours."""
     family = _families(frame)
     tested = frame["deltas"].map(lambda d: d is not None)
     sizes = tested.groupby(family).transform("sum")
+    with_runs = (frame["n_pairs"] > 0).groupby(family).transform("sum")
     columns = {"ci_low": [], "ci_high": [], "p": [], "p_bonferroni": [], "ci_level": [],
-               "family_size": []}  # fmt: skip
+               "family_size": [], "mde": [], "seeds_needed": []}  # fmt: skip
     for index, row in frame.iterrows():
         if not tested[index]:
             found = {"ci_low": math.nan, "ci_high": math.nan, "p": math.nan,
@@ -279,8 +359,14 @@ def _decide(frame: pd.DataFrame) -> pd.DataFrame:
         columns["p_bonferroni"].append(found["p_adjusted"])
         columns["ci_level"].append(found["confidence"])
         columns["family_size"].append(int(sizes[index]) if tested[index] else 0)
+        mde = s3f_stats.detectable(row["se"], int(sizes[index] or with_runs[index]), ALPHA, POWER)
+        columns["mde"].append(mde)
+        columns["seeds_needed"].append(
+            s3f_stats.seeds_needed(mde, row["n_seeds"], row["paper_delta"])
+        )
     frame = frame.drop(columns=["deltas"]).assign(**columns)
     frame["verdict"] = [_verdict(r) for r in frame.to_dict("records")]
+    frame["gpu_hours"] = [gpu_hours(r) for r in frame.to_dict("records")]
     return frame
 
 
@@ -309,7 +395,7 @@ def claims_table(runs: list[dict], protocol: str | None = None) -> pd.DataFrame:
                 role = AS_PUBLISHED if other["protocol"] == PAPER_PROTOCOL else "not deciding"
                 rows.append({**other, "role": role, "decided_by": decided["protocol"]})
     frame = pd.DataFrame(rows)
-    columns = ["protocol", "role", "decided_by"]
+    columns = ["protocol", "role", "family", "decided_by"]
     frame = frame[columns + [c for c in frame.columns if c not in columns]]
     return _decide(frame)
 
@@ -357,13 +443,18 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
             "",
         ]
     lines += [
-        f"Δ accuracy in points (better − worse). {_decided_by_sentence(frame)} Paper Δ: its "
+        "Declared before the runs (docs/analysis-plan.md): the **primary** family is "
+        f"*{PRIMARY_CLAIM}*, one row per dataset, each tested on its dataset's first primary "
+        f"metric ({_primary_metrics_sentence()}); every other row is **exploratory**. "
+        "Δ in the row's metric (better − worse; accuracy in points, the others on their own "
+        f"scale). {_decided_by_sentence(frame)} Paper Δ: its "
         "single unseeded run. Ours: the mean Δ over seeds (min–max of the seeds' Δ beside it). "
         "CI and p come from one procedure, a paired two-level bootstrap "
         f"({s3f_stats.CLAIM_RESAMPLES:,} resamples: the seeds drawn with replacement, each "
         "with its cross-validation folds, × one stratified resample of the test images "
         "applied to both models of every drawn seed), at one multiplicity level: "
-        f"{_family_sentence(frame)} The CI excludes 0 exactly when the Bonferroni p is below "
+        f"{_family_sentence(frame)} {_mde_sentence()} The CI excludes 0 exactly when the "
+        "Bonferroni p is below "
         f"{ALPHA}; the verdict is *supported* / *contradicted* when it does, else "
         f"*inconclusive*. A claim gets a CI and a verdict from {MIN_SEEDS_FOR_VERDICT} paired "
         "seeds (or cross-validation repetitions) on: with fewer, the bootstrap cannot see the "
@@ -375,10 +466,10 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
         "mean accuracy over the paired seeds; named in the row), in the same family.",
         "",
         *_left_out_lines(frame),
-        "| claim | dataset | protocol | paper Δ | our mean Δ (min–max) | CI (Bonferroni) | "
-        "runs | p (Bonferroni) | "
-        "McNemar | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| claim | family | dataset | metric | protocol | paper Δ | our mean Δ (min–max) | "
+        "CI (Bonferroni) | runs | p (Bonferroni) | MDE | seeds to detect paper Δ | McNemar | "
+        "verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "![effects with CIs](claims_forest.png)",
@@ -399,36 +490,68 @@ def _runs_cell(r: dict) -> str:
 
 
 def _markdown_row(r: dict) -> str:
-    ci = "–" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+    d = 2 if s3f_stats.display_scale(r["metric"]) == 100 else 3  # points, or a fraction's
+    ci = "–" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}]"
     p = "–" if math.isnan(r["p_bonferroni"]) else f"{r['p_bonferroni']:.3g}"
     if r["p_bonferroni"] == 0:  # no resample on the far side of 0
         p = f"< {2 * r['family_size'] / s3f_stats.CLAIM_RESAMPLES:.2g}"
-    delta = _cell(r["mean_delta"])
+    delta = _cell(r["mean_delta"], d)
     if r["n_seeds"] > 1:
-        delta += f" ({_cell(r['delta_min'])}–{_cell(r['delta_max'])})"
+        delta += f" ({_cell(r['delta_min'], d)}–{_cell(r['delta_max'], d)})"
     if r["role"] == "verdict":
         claim, verdict = r["claim"], f"**{r['verdict']}**"
         if r["claim"] == BASELINE_CLAIM and r["n_seeds"]:
             claim += f" (strongest: {r['worse']})"
     else:  # shown beside the verdict, not a verdict of its own
         claim, verdict = f"↳ {r['role']}", f"({r['verdict']} under {r['protocol']})"
+    mde = "–" if math.isnan(r["mde"]) else f"{r['mde']:.{d}f}"
+    needed = "–" if math.isnan(r["seeds_needed"]) else f"{r['seeds_needed']:g}"
+    if not math.isnan(r["seeds_needed"]):
+        needed += f" ({r['gpu_hours']})"
     return (
-        f"| {claim} | {r['dataset']} | {r['protocol']} | {_cell(r['paper_delta'])} | "
-        f"{delta} | {ci} | {_runs_cell(r)} | {p} | {r['mcnemar'] or '–'} | "
-        f"{verdict} |"
+        f"| {claim} | {r['family']} | {r['dataset']} | {r['metric']} | {r['protocol']} | "
+        f"{_cell(r['paper_delta'], d)} | {delta} | {ci} | {_runs_cell(r)} | {p} | {mde} | "
+        f"{needed} | {r['mcnemar'] or '–'} | {verdict} |"
     )
 
 
 def _family_sentence(frame: pd.DataFrame) -> str:
-    """The Bonferroni level of the verdict rows, in words."""
-    sizes = frame.loc[frame["role"] == "verdict", "family_size"]
-    m = int(sizes.max()) if len(sizes) else 0
-    if m == 0:
+    """The Bonferroni level of each family of verdict rows, in words."""
+    verdicts = frame[frame["role"] == "verdict"]
+    parts = []
+    for family in (PRIMARY, EXPLORATORY):
+        sizes = verdicts.loc[verdicts["family"] == family, "family_size"]
+        m = int(sizes.max()) if len(sizes) else 0
+        if m:
+            parts.append(
+                f"the {m} {family} verdict row(s) with a CI form one family, so each CI is a "
+                f"{100 * (1 - ALPHA / m):.2f} % interval (1 − {ALPHA}/{m}) and each p is the "
+                f"bootstrap p times {m} (at most 1)"
+            )
+    if not parts:
         return "no claim has enough paired seeds for a CI yet."
     return (
-        f"the {m} verdict row(s) with a CI form one family, so each CI is a "
-        f"{100 * (1 - ALPHA / m):.2f} % interval (1 − {ALPHA}/{m}) and each p is the bootstrap "
-        f"p times {m} (at most 1); the *as published* rows are a family of their own."
+        "; ".join(parts) + " — the primary family is corrected within itself only, the "
+        "exploratory rows in their own family, and the *as published* rows are a family of "
+        "their own."
+    )
+
+
+def _mde_sentence() -> str:
+    return (
+        "MDE: the minimum detectable effect of the runs a row has, (z(1 − α/2m) + "
+        f"z({POWER:g})) × SE of the mean Δ at its family's m ({100 * POWER:.0f} % power; SE: "
+        "the paired two-level bootstrap's sd, or the per-seed Δs' sd/√k where larger; from 2 "
+        "paired seeds). Seeds to detect paper Δ: the seeds (cross-validation: repetitions) "
+        "whose MDE reaches the paper's Δ, k · (MDE / paper Δ)² (the SE shrinks as √k), at "
+        f"least {MIN_SEEDS_FOR_VERDICT}, with the GPU-hours of those runs where a GPU figure "
+        "was measured (benchmarks/bench_gpu.py --json results/gpu.json)."
+    )
+
+
+def _primary_metrics_sentence() -> str:
+    return "; ".join(
+        f"{name}: {', '.join(dataset_info(name).primary_metrics)}" for name in DATASET_ORDER
     )
 
 
@@ -524,7 +647,8 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     ax.set_yticks(list(y.values()), labels, fontsize=8)
     ax.set_ylim(-0.6, len(verdicts) - 0.4)  # room for the as-published line under the last row
     ax.set_xlabel(
-        "Δ accuracy, points (claimed better − worse), mean over seeds with its Bonferroni CI"
+        "Δ of the claim's metric (claimed better − worse; accuracy in points), mean over seeds "
+        "with its Bonferroni CI"
     )
     _forest_legend(ax, frame[frame["n_pairs"] > 0])
     tested = verdicts[verdicts["n_pairs"] > 0]

@@ -11,7 +11,7 @@ interval of the mean where there are enough seeds (s3f_stats.across_runs). Calib
 Brier, ECE, reliability) is summarised by s3f_results_calibration. Demo-data runs are labelled
 as such everywhere.
 
-Why ~430 lines: collecting the run folders, the per-group summary, the README page that explains
+Why ~530 lines: collecting the run folders, the per-group summary, the README page that explains
 it and the all-or-nothing write of the whole results folder are one reader's story; the tables'
 cells (results_tables), calibration (results_calibration) and figures (plots) live beside it.
 """
@@ -44,11 +44,13 @@ from s3f_kit.reports.records import REQUIRED_KEYS  # noqa: F401
 from s3f_kit.reports.results_tables import (
     DEMO_BANNER,
     GROUP,
+    MAJORITY_MODEL,
     METRICS,
     _model_title,
     _settings_labels,
     collect,
     collect_runs,  # noqa: F401  (the runs of a folder: s3f_results.collect_runs)
+    majority_frame,
     runs_frame,
     summary_frame,
 )
@@ -90,10 +92,48 @@ def _runs_cell(row) -> str:
     return f"{row['n_runs']} ({row['folds']}-fold × {len(str(row['seeds']).split())} seeds)"
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
+# Column labels of the README tables, in the paper's order; a dataset's primary metrics
+# (DatasetInfo.primary_metrics) come first, the paper's others follow.
+LABELS = {
+    "accuracy": "acc %",
+    "weighted_f1": "wF1",
+    "macro_f1": "mF1",
+    "cohen_kappa": "κ",
+    "mcc": "MCC",
+    "roc_auc": "AUC",
+    "loss": "loss",
+    "balanced_accuracy": "bal. acc",
+    "sensitivity": "sens.",
+    "specificity": "spec.",
+}
+PAPER_COLUMNS = ("accuracy", "weighted_f1", "macro_f1", "cohen_kappa", "mcc", "roc_auc", "loss")
+
+
+def primary_metrics(dataset: str) -> tuple[str, ...]:
+    """The dataset's declared primary metrics (docs/analysis-plan.md): from its record."""
+    return s3f_experiments.DATASETS.get(dataset, s3f_experiments.CUSTOM_INFO).primary_metrics
+
+
+def _declared() -> str:
+    """'BRISC2025 acc %, mF1; …': each dataset's primary metrics, as the tables label them."""
+    return "; ".join(
+        f"{name} {', '.join(LABELS[key] for key in primary_metrics(name))}"
+        for name in s3f_experiments.RECIPES
+    )
+
+
+def table_columns(dataset: str) -> list[str]:
+    """The metric keys of a dataset's table: its primary metrics first, then the paper's."""
+    primary = list(primary_metrics(dataset))
+    return primary + [key for key in PAPER_COLUMNS if key not in primary]
+
+
+def _markdown_table(frame: pd.DataFrame, dataset: str, majority: pd.DataFrame) -> str:
+    keys = table_columns(dataset)
+    primary = set(primary_metrics(dataset))
     header = ["model", "variant", "protocol", "runs"]
-    for label in ("acc %", "wF1", "mF1", "κ", "MCC", "AUC", "loss"):
-        header += [label, "paper", "Δ"]
+    for key in keys:
+        header += [f"**{LABELS[key]}**" if key in primary else LABELS[key], "paper", "Δ"]
     header += ["params", "GFLOPs", "weights", "input", "epochs", "best", "flags"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in frame.iterrows():
@@ -101,8 +141,8 @@ def _markdown_table(frame: pd.DataFrame) -> str:
         if row.get("settings"):  # this model was also run with other settings: a row each
             variant += f" ({row['settings']})"
         cells = [row["model"], variant, row["protocol"], _runs_cell(row)]
-        for column in METRICS.values():
-            digits = 2 if column == "accuracy_%" else 3
+        for key in keys:
+            column, digits = METRICS[key], 2 if key == "accuracy" else 3
             cells += [_interval_cell(row, column, digits), *_paper(row, column, digits)]
         cells += [
             f"{row['params']:,}",
@@ -114,6 +154,15 @@ def _markdown_table(frame: pd.DataFrame) -> str:
             f"**{row['flags']}**" if row["flags"] else "",
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    for _, row in majority.iterrows():  # the floor every model must clear
+        cells = [f"*{MAJORITY_MODEL}*", f"always {row['majority']}", row["protocol"],
+                 str(row["n_runs"])]  # fmt: skip
+        for key in keys:
+            value = row.get(METRICS[key], np.nan)
+            digits = 2 if key == "accuracy" else 3
+            cells += ["–" if pd.isna(value) else f"{value:.{digits}f}", "–", "–"]
+        cells += ["–"] * 7
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -186,14 +235,50 @@ def _explain_section(runs: list[dict], results_dir: Path) -> list[str]:
     ]
 
 
+# Run settings that name the run rather than set its recipe: the experiment, its data, the
+# seed and fold (a row's runs differ in them), the protocol and model variant (a column of every
+# table row), and where its files go.
+NOT_RECIPE = frozenset({"experiment", "data_dir", "data_zip", "split_file", "seed", "fold",
+                        "protocol", "fusion", "spectranet", "architecture"})  # fmt: skip
+
+
+def paper_recipe(experiment: str) -> dict:
+    """The settings of the paper's run of `experiment`: RunConfig with its Nones resolved as
+    on real data (s3f_config, derived: the values live there and in the experiment registry)."""
+    import dataclasses
+
+    # any data_dir: a real-data run, not the demo's (resolving reads no file)
+    config = dataclasses.replace(s3f_config.RunConfig(experiment=experiment), data_dir="data")
+    return config.resolved().settings()
+
+
 def _settings_line(runs: list[dict]) -> str:
-    """The settings these runs were made with, each value once: 'epochs=25; img_size=…'."""
+    """The settings these runs were made with, each value once: the run-length and data
+    settings a reader compares (s3f_config.shown()), and every other recipe value that differs
+    from the paper's, with the paper's beside it: 'epochs=25 (paper: 200); …'."""
+    differing: dict[str, set] = {}
+    for m in runs:
+        settings = m.get("run_settings") or {}
+        if m["experiment"] not in s3f_experiments.EXPERIMENTS or not settings:
+            continue  # your own data and the baselines: no paper recipe
+        paper = paper_recipe(m["experiment"])
+        for key, value in settings.items():
+            if key in NOT_RECIPE or key in s3f_config.not_compared() or key not in paper:
+                continue
+            if value != paper[key]:
+                differing.setdefault(key, set()).add(json.dumps(paper[key]))
+    keys = [*s3f_config.shown(), *sorted(set(differing) - set(s3f_config.shown()))]
     parts = []
-    for key in s3f_config.shown():  # the run-length and data settings a reader compares
+    for key in keys:
         values = {json.dumps((m.get("run_settings") or {}).get(key)) for m in runs}
         values.discard("null")
-        if values:
-            parts.append(f"{key}={' / '.join(sorted(values))}")
+        if not values:
+            continue
+        part = f"{key}={' / '.join(sorted(values))}"
+        if key in differing:
+            paper = " / ".join(sorted(v if v != "null" else "the default" for v in differing[key]))
+            part += f" (paper: {paper})"
+        parts.append(part)
     return "; ".join(parts)
 
 
@@ -320,6 +405,13 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         "when their recorded settings (seed aside) and data agree; a model run with other "
         "settings gets a row of its own that names the difference.",
         "",
+        "Each dataset's table shows its **primary metrics** first (bold headers; declared "
+        f"before the runs with the dataset's facts, docs/analysis-plan.md: {_declared()}), then "
+        "the paper's others. Its last row, *majority class*, always predicts the "
+        "class most frequent in each run's training split, scored on that run's test split "
+        "(from the class counts in metrics.json; mean over the runs): the floor a model has to "
+        "clear.",
+        "",
         "params and GFLOPs (one image's forward pass; s3f_baselines.count_flops counts every "
         "model by the same rule) set the cost beside the accuracy; weights: what training "
         "started from (`weights_used` in metrics.json): random initialization for the paper's "
@@ -342,6 +434,7 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         "",
         *_left_out_section(unusable, notes),
     ]
+    majority = majority_frame(runs)
     for dataset in [*s3f_experiments.RECIPES, "Custom"]:
         subset = frame[frame["dataset"] == dataset]
         if subset.empty:
@@ -351,7 +444,8 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
             title = f"Your own data ({s3f_experiments.CUSTOM_EXPERIMENT}; classes {classes})"
         else:
             title = s3f_experiments.DATASETS[dataset].title
-        parts += [f"## {title}", "", _markdown_table(subset), ""]
+        floor = majority[majority["dataset"] == dataset] if len(majority) else majority
+        parts += [f"## {title}", "", _markdown_table(subset, dataset, floor), ""]
         parts += s3f_data_identity.data_lines(runs, dataset)  # the copy read (issue 34)
     compared = {*s3f_experiments.EXPERIMENTS, *s3f_experiments.BASELINE_EXPERIMENTS}
     paper_runs = [m for m in runs if m["experiment"] in compared]

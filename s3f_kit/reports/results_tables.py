@@ -31,7 +31,14 @@ METRICS = {
     "mcc": "mcc",
     "roc_auc": "roc_auc",
     "loss": "loss",
+    # the datasets' primary metrics beside the paper's (DatasetInfo.primary_metrics): derived
+    # from the record's confusion matrix where it does not hold them
+    "balanced_accuracy": "balanced_accuracy",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
 }
+# What a record's confusion matrix gives where the record has no value of its own.
+FROM_CONFUSION = ("balanced_accuracy", "sensitivity", "specificity")
 GROUP = ["dataset", "experiment", "variant", "protocol"]
 
 
@@ -112,6 +119,10 @@ def _value(metrics: dict, key: str):
     value = metrics.get(key)
     if key == "roc_auc" and value is None:
         value = metrics.get("roc_auc_macro")
+    if key in FROM_CONFUSION and value is None and metrics.get("confusion_matrix"):
+        confusion = np.asarray(metrics["confusion_matrix"], dtype=float)[None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = float(s3f_stats.confusion_metrics(confusion)[key][0])
     if value is None:
         return np.nan
     return 100 * value if key == "accuracy" else float(value)
@@ -311,3 +322,61 @@ def summary_frame(runs: list[dict]) -> pd.DataFrame:
         )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- majority class
+
+MAJORITY_MODEL = "majority class"
+
+
+def majority_metrics(record: dict) -> dict | None:
+    """{metric key: value} of always predicting the training split's majority class on the
+    run's test split, from the class counts metrics.json records ('counts'); None where the
+    record has none. The same definitions as every run's metrics (s3f_stats.metrics_of): a
+    constant score ranks no pair, so its AUC is 0.5."""
+    counts = record.get("counts") or {}
+    train, test = counts.get("train"), counts.get("test")
+    names = record.get("class_names") or []
+    if not isinstance(train, dict) or not isinstance(test, dict) or not names:
+        return None
+    sizes = np.array([int(test.get(name, 0)) for name in names])
+    if sizes.sum() == 0:
+        return None
+    majority = int(np.argmax([int(train.get(name, 0)) for name in names]))  # ties: first class
+    labels = np.repeat(np.arange(len(names)), sizes)
+    predicted = np.full(len(labels), majority)
+    probs = np.eye(len(names))[predicted]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = s3f_stats.metrics_of(labels, predicted, probs, np.ones((1, len(labels))))
+    found = {key: float(value[0]) for key, value in values.items()}
+    found["majority"] = names[majority]
+    return found
+
+
+def majority_frame(runs: list[dict]) -> pd.DataFrame:
+    """One row per dataset × protocol × cross-validation setting: the mean over its runs of
+    the majority-class metrics (table units), the class(es) predicted and how many runs."""
+    rows = []
+    for m in runs:
+        found = majority_metrics(m)
+        if found is None:
+            continue
+        row = {
+            "dataset": m.get("dataset") or _experiment(m).dataset,
+            "protocol": m["protocol"],
+            "folds": (m.get("run_settings") or {}).get("folds") or 0,
+            "majority": found.pop("majority"),
+        }
+        for key, value in found.items():
+            row[METRICS[key]] = value * s3f_stats.display_scale(key)
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    keys = ["dataset", "protocol", "folds"]
+    columns = [METRICS[key] for key in s3f_stats.INTERVAL_METRICS]
+    summary = frame.groupby(keys, sort=False)[columns].mean().reset_index()
+    summary["majority"] = list(frame.groupby(keys, sort=False)["majority"]
+                               .agg(lambda names: " / ".join(sorted(set(names)))))  # fmt: skip
+    summary["n_runs"] = list(frame.groupby(keys, sort=False).size())
+    return summary

@@ -16,7 +16,13 @@ Every published S³F-Net number is one unseeded run on a test set of 156–1,512
 - `paired_bootstrap(units)`: the same two-level bootstrap of Δ between two models tested on the
   same images; `bootstrap_verdict` reads its interval and its p from the same resamples at the
   same (Bonferroni) level, so "the interval excludes 0" and "p < α" cannot disagree;
+- `standard_error`, `detectable`, `seeds_needed`: the minimum detectable effect of a claim's
+  runs and the seeds needed to detect a given Δ (docs/analysis-plan.md);
 - `mcnemar_exact` / `paired_seed`: two models on the test images of one seed.
+
+Why ~460 lines: one definition of every metric and every resampling scheme (one run, seeds,
+two models, what a claim's runs can detect) in one place, so that no interval, p or MDE the
+kit prints can use a definition the others do not.
 """
 
 from __future__ import annotations
@@ -48,8 +54,25 @@ METRIC_RANGES = {
     "cohen_kappa": (-1.0, 1.0),
     "mcc": (-1.0, 1.0),
     "roc_auc": (0.0, 1.0),
+    # The datasets' primary metrics (data_setup.datasets DatasetInfo.primary_metrics) beside
+    # the paper's: balanced accuracy (the mean recall over the classes in truth: HAM10000's
+    # challenge metric), and for two classes sensitivity and specificity of class 1 (Chest
+    # X-Ray: PNEUMONIA); NaN with more classes.
+    "balanced_accuracy": (0.0, 1.0),
+    "sensitivity": (0.0, 1.0),
+    "specificity": (0.0, 1.0),
 }
 INTERVAL_METRICS = tuple(METRIC_RANGES)
+# Defined for two classes only: a run of more classes records no value of them (not a NaN that
+# no two records could compare equal on).
+BINARY_METRICS = frozenset({"sensitivity", "specificity"})
+
+
+def run_metrics(classes: int) -> tuple[str, ...]:
+    """The interval metrics one run of `classes` classes records."""
+    return tuple(n for n in INTERVAL_METRICS if classes == 2 or n not in BINARY_METRICS)
+
+
 # Shown in percent; every other metric (κ and MCC above all: they are not proportions) is shown
 # on its own scale.
 PERCENT_METRICS = frozenset({"accuracy"})
@@ -87,7 +110,9 @@ def confusions(true: np.ndarray, pred: np.ndarray, classes: int, weights: np.nda
 
 def confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
     """sklearn's accuracy, weighted/macro F1 (zero_division=0, macro over the classes that occur
-    in truth or prediction), κ and MCC, from a batch of confusion matrices."""
+    in truth or prediction), κ, MCC and balanced accuracy (the mean recall over the classes
+    that occur in truth), and for two classes the recall of class 1 (sensitivity) and of class
+    0 (specificity), from a batch of confusion matrices."""
     n = confusion.sum(axis=(1, 2))
     tp = np.diagonal(confusion, axis1=1, axis2=2)
     support = confusion.sum(axis=2)
@@ -95,6 +120,8 @@ def confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
     denominator = support + predicted
     f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
     present = denominator > 0
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    binary = confusion.shape[1] == 2
     with np.errstate(invalid="ignore", divide="ignore"):
         correct = tp.sum(axis=1)
         chance = (support * predicted).sum(axis=1)
@@ -107,6 +134,9 @@ def confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
             "macro_f1": f1.sum(axis=1) / present.sum(axis=1),
             "cohen_kappa": kappa,
             "mcc": mcc,
+            "balanced_accuracy": recall.sum(axis=1) / (support > 0).sum(axis=1),
+            "sensitivity": tp[:, 1] / support[:, 1] if binary else np.full(len(n), np.nan),
+            "specificity": tp[:, 0] / support[:, 0] if binary else np.full(len(n), np.nan),
         }
 
 
@@ -336,6 +366,40 @@ def bootstrap_verdict(deltas, family_size: int = 1, alpha: float = 0.05) -> dict
         "confidence": 1 - alpha / family_size,
         "family_size": family_size,
     }
+
+
+# --------------------------------------------------------------------------- what runs detect
+
+POWER = 0.8  # the power a minimum detectable effect is stated at (docs/analysis-plan.md)
+
+
+def standard_error(deltas, per_seed) -> float:
+    """The standard error of the mean Δ: the sd of the two-level bootstrap's mean Δs (seeds and
+    test images), or, where larger, the per-seed Δs' sd / √k — a percentile bootstrap over k
+    seeds sees only (k − 1)/k of the seeds' variance (docs/statistics.md), so the larger of
+    the two is the conservative one."""
+    deltas = np.asarray(deltas, dtype=float)
+    deltas = deltas[np.isfinite(deltas)]
+    boot = float(np.std(deltas, ddof=1)) if len(deltas) > 1 else math.nan
+    seeds = float(np.std(per_seed, ddof=1) / math.sqrt(len(per_seed)))
+    finite = [value for value in (boot, seeds) if math.isfinite(value)]
+    return max(finite) if finite else math.nan
+
+
+def detectable(se: float, family_size: int, alpha: float = 0.05, power: float = POWER) -> float:
+    """The minimum detectable effect: MDE = (z_{1−α/2m} + z_power) × SE of the mean Δ — the
+    true Δ that a Bonferroni test at level α over a family of m rows finds with this power."""
+    m = max(1, int(family_size))
+    return float((stats.norm.ppf(1 - alpha / (2 * m)) + stats.norm.ppf(power)) * se)
+
+
+def seeds_needed(mde: float, k: int, target: float) -> float:
+    """The seeds (cross-validation: repetitions) whose MDE reaches |target|: the SE shrinks as
+    √(k / k_needed), so k_needed = ⌈k · (MDE / |target|)²⌉, and never below the
+    MIN_RUNS_FOR_INTERVAL a verdict needs. NaN without an MDE or a non-zero target."""
+    if not (math.isfinite(mde) and math.isfinite(target)) or target == 0 or k < 1:
+        return math.nan
+    return float(max(MIN_RUNS_FOR_INTERVAL, math.ceil(k * (mde / abs(target)) ** 2 - 1e-9)))
 
 
 # --------------------------------------------------------------------------- one seed

@@ -195,6 +195,23 @@ def stderr_silenced():
         os.close(saved)
 
 
+def to_terminal(text: str) -> None:
+    """Write `text` to the terminal that started this process, whatever the notebook shows:
+    papermill prints a cell's output only with --log-output, but the kernel inherits papermill's
+    stderr. ipykernel (≥ 6) points file descriptor 2 at a pipe into the notebook and keeps the
+    terminal's as `sys.stderr.fileno()`, so writing there reaches the terminal only; elsewhere
+    (an older kernel, plain Python) descriptor 2 is the terminal itself. The sweep's workers
+    file their kernels' stderr into each run's sweep.log. A terminal that is gone is no error."""
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        descriptor = 2
+    try:
+        os.write(descriptor, ("\n" + text.rstrip("\n") + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
 def import_tensorflow_quietly():
     """Import TensorFlow. On a machine without an NVIDIA driver its CUDA plugins print
     registration errors at import that no setting silences; they say nothing there."""

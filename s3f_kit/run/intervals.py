@@ -36,7 +36,9 @@ RESAMPLES = 2000  # the issue's minimum; percentiles at 2.5 % / 97.5 % rest on 5
 BOOTSTRAP_SEED = 20250929  # fixed: a run's intervals are reproducible from its predictions
 _CHUNK = 250  # resamples per batch: bounds memory at 250 × N × 8 bytes per array
 
-INTERVAL_METRICS = s3f_stats.INTERVAL_METRICS
+# The metrics every run records an interval of (two-class runs also sensitivity and
+# specificity: s3f_stats.run_metrics).
+INTERVAL_METRICS = s3f_stats.run_metrics(classes=0)
 
 
 class ProtocolError(ValueError):
@@ -75,15 +77,18 @@ def bootstrap_intervals(
             f"bootstrap_intervals: need ≥ 2 test images with one label, prediction and "
             f"probability row each (got {len(labels)}, {len(predicted)}, {len(class_probs)})"
         )
-    point = s3f_stats.metrics_of(labels, predicted, class_probs, np.ones((1, len(labels))))
+    names = s3f_stats.run_metrics(class_probs.shape[1])
+    ones = np.ones((1, len(labels)))
+    point = s3f_stats.metrics_of(labels, predicted, class_probs, ones, names)
     rng = np.random.default_rng(seed)
-    drawn: dict[str, list] = {name: [] for name in INTERVAL_METRICS}
+    drawn: dict[str, list] = {name: [] for name in names}
     for start in range(0, resamples, _CHUNK):
         weights = s3f_stats.stratified_weights(labels, min(_CHUNK, resamples - start), rng)
-        for name, values in s3f_stats.metrics_of(labels, predicted, class_probs, weights).items():
+        found = s3f_stats.metrics_of(labels, predicted, class_probs, weights, names)
+        for name, values in found.items():
             drawn[name].append(values)
     result = {}
-    for name in INTERVAL_METRICS:
+    for name in names:
         low, high = s3f_stats.percentile_interval(np.concatenate(drawn[name]))
         result[name] = {"value": float(point[name][0]), "ci_low": low, "ci_high": high,
                         "method": "stratified percentile bootstrap"}  # fmt: skip

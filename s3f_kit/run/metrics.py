@@ -212,8 +212,8 @@ def reviewer_report(metrics: dict) -> str:
         "on their own scale — κ and MCC run from −1 to 1):"
     ]
     for name in s3f_stats.INTERVAL_METRICS:
-        entry = intervals[name]
-        if np.isfinite(entry["value"]):
+        entry = intervals.get(name)  # sensitivity, specificity: two-class runs only
+        if entry and np.isfinite(entry["value"]):
             scale = s3f_stats.display_scale(name)
             cell = _with_interval(entry, scale, 1 if scale == 100 else 3)
             lines.append(f"  {name:<12} {cell}")
@@ -248,4 +248,42 @@ def reviewer_report(metrics: dict) -> str:
         )
     elif point:
         lines.append(f"Operating point: p > {point['paper_threshold']} only ({point['status']})")
+    return "\n".join(lines)
+
+
+def run_summary(metrics: dict, run_dir) -> str:
+    """The few lines a notebook ends with, in the terminal of a plain papermill call too
+    (s3f_env.to_terminal): the dataset's primary metrics with their intervals over the test
+    images (DatasetInfo.primary_metrics), the clean-test accuracy, flags and the run folder."""
+    from data_setup.datasets import DATASETS
+
+    dataset = metrics.get("dataset", "")
+    info = DATASETS.get(dataset)
+    primary = info.primary_metrics if info else ("accuracy", "macro_f1")
+    intervals = metrics.get("intervals") or {}
+    cells = []
+    for name in primary:
+        entry = intervals.get(name)
+        if entry and np.isfinite(entry.get("value", np.nan)):
+            scale = s3f_stats.display_scale(name)
+            unit = " %" if scale == 100 else ""
+            cells.append(f"{name} {_with_interval(entry, scale, 1 if scale == 100 else 3)}{unit}")
+    demo = " (SYNTHETIC DEMO DATA: says nothing about the paper)"
+    demo = demo if metrics.get("demo_data") else ""
+    lines = [
+        f"{metrics.get('experiment', '')} on {dataset or 'your data'}, seed "
+        f"{metrics.get('seed')}, protocol {metrics.get('protocol')}{demo}",
+        "  " + ("; ".join(cells) or "no primary metric recorded") + " (95 % over test images)",
+    ]
+    clean = metrics.get("clean_test") or {}
+    if clean.get("images"):
+        lines.append(
+            f"  clean test: accuracy {100 * clean['accuracy']:.1f} % on {clean['images']} of "
+            f"{metrics.get('test_images', '?')} images (no near-duplicate or patient in training)"
+        )
+    elif "clean_test" in metrics:
+        lines.append("  clean test: no test image without a near-duplicate or patient in training")
+    flags = [flag for flag in ("collapsed", "diverged") if metrics.get(flag)]
+    lines.append(f"  flags: {', '.join(flags) if flags else 'none'}")
+    lines.append(f"  run folder: {run_dir}")
     return "\n".join(lines)

@@ -276,8 +276,20 @@ def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
             "for figure in ('confusion_matrix', 'roc', 'reliability', 'history'):\n"
             "    display(Image(filename=str(run.run_dir / f'{figure}.png')))"
         ),
+        nbformat.v4.new_markdown_cell("## Summary"),
+        nbformat.v4.new_code_cell(SUMMARY),
     ]
     return _finish(exp.name, cells)
+
+
+# The last cell: the summary here, and in the terminal that ran papermill (which shows cell
+# output only with --log-output) through the kernel's inherited stderr (s3f_env.to_terminal).
+SUMMARY = """from s3f_kit.run.env import to_terminal
+from s3f_kit.run.metrics import run_summary
+
+summary = run_summary(metrics, run.run_dir)
+print(summary)
+to_terminal(summary)"""
 
 
 def _model_cell(exp: Experiment) -> str:
