@@ -11,10 +11,10 @@ cross-validation where a dataset has none, as data_setup.splitting folds it):
    mode — gray, RGB, or RGB whose channels are equal —, bit depth, width, height, aspect ratio,
    bytes per pixel, JPEG quality estimated from the quantization tables, chroma subsampling,
    progressive, ICC profile, dpi, constant borders). Header-only but for the equal-channel and
-   border checks, which use a 64-px thumbnail (JPEGs decode it at 1/8 scale), so the cost stays
-   linear and small. Nothing of it should predict a diagnosis: the dataset is `flagged` when it
-   does, by effect size — Cohen's κ ≥ FLAG_KAPPA ("fair" agreement, Landis & Koch 1977), not a
-   p-value, which any large dataset makes small. docs/shortcuts.md gives the reasoning.
+   border checks, which use a 64-px thumbnail (JPEGs decode it at up to 1/8 scale), so the cost
+   stays linear and small. Nothing of it should predict a diagnosis: the dataset is `flagged`
+   when it does, by effect size — Cohen's κ ≥ FLAG_KAPPA ("fair" agreement, Landis & Koch 1977),
+   not a p-value, which any large dataset makes small. docs/shortcuts.md gives the reasoning.
 2. tensor: what the Fourier branch sees — the kit's own decode and resize (data_setup.decode, as
    a run does it) — reduced to a radial power spectrum (RADIAL_BANDS), border statistics and
    8×8 blockiness, classified the same way. Its κ is reported, and flagged by the same rule,
@@ -118,7 +118,7 @@ def metadata_of(path: Path) -> dict:
                 "dpi": float(np.mean(im.info.get("dpi", (0, 0)))),
             }
             mode = im.mode
-            im.draft("RGB" if mode not in GRAY_MODES else "L", (THUMB, THUMB))  # JPEG: 1/8 scale
+            im.draft("RGB" if mode not in GRAY_MODES else "L", (THUMB, THUMB))  # JPEG: reduced
             thumb = im.convert("RGB").resize((THUMB, THUMB), Image.Resampling.BOX)
     except BadImage:
         raise
@@ -198,23 +198,40 @@ def _classify(rows: list[dict], labels, is_test, groups, seed: int):
     return labels[order], np.concatenate(predicted)
 
 
+def resampled_metrics(truth, predicted, draws) -> np.ndarray:
+    """(balanced accuracy, Cohen's κ) of each resample (rows of `draws`: indices into the
+    scored images), from one confusion matrix per resample: the definitions of scikit-learn's
+    balanced_accuracy_score and cohen_kappa_score (a class absent from a resample's truth is
+    left out of the balanced accuracy; κ is nan when chance agreement is 1), vectorized, as
+    a thousand calls of those would take seconds per probe."""
+    classes = np.union1d(truth, predicted)
+    k = len(classes)
+    cells = np.searchsorted(classes, truth) * k + np.searchsorted(classes, predicted)
+    offsets = np.arange(len(draws))[:, None] * k * k
+    confusion = np.bincount((cells[draws] + offsets).ravel(), minlength=len(draws) * k * k)
+    confusion = confusion.reshape(len(draws), k, k).astype(float)
+    rows, cols = confusion.sum(axis=2), confusion.sum(axis=1)
+    diagonal = np.diagonal(confusion, axis1=1, axis2=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bacc = np.nanmean(np.where(rows > 0, diagonal / rows, np.nan), axis=1)
+        n = confusion.sum(axis=(1, 2))
+        observed, chance = diagonal.sum(axis=1) / n, (rows * cols).sum(axis=1) / n**2
+        kappa = np.where(chance < 1, (observed - chance) / (1 - chance), np.nan)
+    return np.stack([bacc, kappa], axis=1)
+
+
 def score(truth, predicted, seed: int) -> dict:
     """Balanced accuracy and Cohen's κ with 95 % percentile-bootstrap intervals over the scored
     images, and `flagged` by FLAG_KAPPA. Resamples that hold one class only have no κ and are
     left out of its percentiles (nanpercentile)."""
     from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score
 
-    def metrics(t, p):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # classes absent from a resample: a nan, not noise
-            return balanced_accuracy_score(t, p), cohen_kappa_score(t, p)
-
     truth, predicted = np.asarray(truth), np.asarray(predicted)
-    bacc, kappa = metrics(truth, predicted)
-    rng = np.random.default_rng(seed)
-    draws = np.array([metrics(truth[i], predicted[i])
-                      for i in rng.integers(0, len(truth), (BOOTSTRAP, len(truth)))])  # fmt: skip
-    low, high = np.nanpercentile(draws, [2.5, 97.5], axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a class never predicted: a number, not noise
+        bacc, kappa = balanced_accuracy_score(truth, predicted), cohen_kappa_score(truth, predicted)
+    draws = np.random.default_rng(seed).integers(0, len(truth), (BOOTSTRAP, len(truth)))
+    low, high = np.nanpercentile(resampled_metrics(truth, predicted, draws), [2.5, 97.5], axis=0)
     kappa = 0.0 if np.isnan(kappa) else float(kappa)  # one class predicted for one class shown
     return {
         "balanced_accuracy": round(float(bacc), 4),

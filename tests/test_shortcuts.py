@@ -2,6 +2,7 @@
 images stored alike are not, and the command reads like the kit's other commands."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -127,3 +128,23 @@ def test_a_black_border_shows_in_the_metadata_and_the_tensor(tmp_path):
     plain_image = np.asarray(Image.open(plain))[..., None]
     dark = tensor_features(image)["border_mean"]
     assert dark < tensor_features(plain_image)["border_mean"]
+
+
+def test_the_vectorized_bootstrap_metrics_are_scikit_learns():
+    from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score
+
+    from data_setup.shortcuts import resampled_metrics
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, 60)
+    predicted = np.where(rng.random(60) < 0.5, truth, rng.integers(0, 5, 60))  # a 5th class
+    draws = rng.integers(0, 60, (25, 60))
+    draws[0] = np.flatnonzero(truth == truth[0])[0]  # one class only: no κ
+    got = resampled_metrics(truth, predicted, draws)
+    for row, (bacc, kappa) in zip(draws, got, strict=True):
+        t, p = truth[row], predicted[row]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert bacc == pytest.approx(balanced_accuracy_score(t, p))
+            expected = cohen_kappa_score(t, p)
+        assert (np.isnan(kappa) and np.isnan(expected)) or kappa == pytest.approx(expected)
