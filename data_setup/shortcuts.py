@@ -11,7 +11,7 @@ cross-validation where a dataset has none, as data_setup.splitting folds it):
    mode — gray, RGB, or RGB whose channels are equal —, bit depth, width, height, aspect ratio,
    bytes per pixel, JPEG quality estimated from the quantization tables, chroma subsampling,
    progressive, ICC profile, dpi, constant borders). Header-only but for the equal-channel and
-   border checks, which use a 64-px thumbnail (JPEGs decode it at up to 1/8 scale), so the cost
+   border checks, which use a 64-px thumbnail (a JPEG decodes it at 1/8 scale), so the cost
    stays linear and small. Nothing of it should predict a diagnosis: the dataset is `flagged`
    when it does, by effect size — Cohen's κ ≥ FLAG_KAPPA ("fair" agreement, Landis & Koch 1977),
    not a p-value, which any large dataset makes small. docs/shortcuts.md gives the reasoning.
@@ -26,6 +26,7 @@ Intervals: percentile bootstrap over the scored images (BOOTSTRAP resamples).
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from collections import Counter
@@ -42,6 +43,7 @@ from data_setup.layouts import DatasetError, discover
 FLAG_KAPPA = 0.2  # Cohen's κ from which metadata "fairly" predicts the class: flagged
 FOLDS = 5  # grouped cross-validation folds where a dataset has no official test split
 BOOTSTRAP = 1000  # percentile-bootstrap resamples for the intervals
+TOP_FEATURES = 3  # the features the classifier leaned on most, shown to say what to look at
 THUMB = 64  # side of the thumbnail the equal-channel and border checks look at
 EQUAL_CHANNELS = 3  # grey levels RGB channels may differ by and still count as equal (JPEG chroma)
 CONSTANT_LINE = 4  # grey-level range below which a thumbnail row/column counts as constant
@@ -58,31 +60,25 @@ class ShortcutError(DatasetError):
     """The audit cannot run on this dataset; the message says why in one sentence."""
 
 
-def _quality_tables() -> dict[int, np.ndarray]:
-    """Pillow's (libjpeg's) luminance table at every quality 1..100, read back from tiny
-    encodes, so that the estimate follows the encoder the world uses rather than a table typed
-    here."""
-    tables, tiny = {}, Image.new("L", (8, 8))
+@functools.cache
+def _quality_tables() -> np.ndarray:
+    """Pillow's (libjpeg's) luminance table at every quality 1..100 (row q - 1), read back from
+    tiny encodes, so that the estimate follows the encoder the world uses rather than a table
+    typed here."""
+    tables, tiny = [], Image.new("L", (8, 8))
     for quality in range(1, 101):
         buffer = io.BytesIO()
         tiny.save(buffer, "JPEG", quality=quality)
-        tables[quality] = np.asarray(Image.open(buffer).quantization[0], dtype=float)
-    return tables
-
-
-_TABLES: dict[int, np.ndarray] = {}
+        tables.append(Image.open(buffer).quantization[0])
+    return np.asarray(tables, dtype=float)
 
 
 def jpeg_quality(quantization: dict) -> int:
     """The libjpeg quality (1..100) whose luminance table is nearest this file's (0: none)."""
-    if not quantization or 0 not in quantization:
-        return 0
-    if not _TABLES:
-        _TABLES.update(_quality_tables())
-    table = np.asarray(quantization[0], dtype=float)
+    table = np.asarray((quantization or {}).get(0, ()), dtype=float)
     if table.shape != (64,):
         return 0
-    return min(_TABLES, key=lambda q: float(np.abs(_TABLES[q] - table).sum()))
+    return int(np.abs(_quality_tables() - table).sum(axis=1).argmin()) + 1
 
 
 def _constant_lines(gray: np.ndarray) -> float:
@@ -118,7 +114,9 @@ def metadata_of(path: Path) -> dict:
                 "dpi": float(np.mean(im.info.get("dpi", (0, 0)))),
             }
             mode = im.mode
-            im.draft("RGB" if mode not in GRAY_MODES else "L", (THUMB, THUMB))  # JPEG: reduced
+            # JPEG: decode at 1/8 scale (draft keeps at least the size asked for); the checks
+            # look at broad bars and channel agreement, which survive the reduction
+            im.draft("RGB" if mode not in GRAY_MODES else "L", (im.width // 8, im.height // 8))
             thumb = im.convert("RGB").resize((THUMB, THUMB), Image.Resampling.BOX)
     except BadImage:
         raise
@@ -171,8 +169,10 @@ def tensor_features(image: np.ndarray) -> dict:
 
 
 def _classify(rows: list[dict], labels, is_test, groups, seed: int):
-    """Predictions for the scored images: fitted on the official train split and scored on its
-    test split, or out-of-fold under grouped cross-validation where is_test is None."""
+    """(truth, prediction) of the scored images — fitted on the official train split and scored
+    on its test split, or out-of-fold under grouped cross-validation where is_test is None —
+    and the TOP_FEATURES features by mean impurity importance (a one-hot feature is named
+    `key=value`)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.pipeline import make_pipeline
@@ -189,13 +189,16 @@ def _classify(rows: list[dict], labels, is_test, groups, seed: int):
         folds = [(fit, held)]
     else:
         folds = grouped_folds(labels, groups, FOLDS, seed)
-    scored, predicted = [], []
+    scored, predicted, weights = [], [], Counter()
     for fit, held in folds:
         fitted = model().fit([rows[i] for i in fit], labels[fit])
+        names = fitted[0].get_feature_names_out()  # impurity importances: what the trees split on
+        weights.update(dict(zip(names, fitted[1].feature_importances_ / len(folds), strict=True)))
         predicted.append(fitted.predict([rows[i] for i in held]))
         scored.append(held)
     order = np.concatenate(scored)
-    return labels[order], np.concatenate(predicted)
+    top = {name: round(float(w), 3) for name, w in weights.most_common(TOP_FEATURES)}
+    return labels[order], np.concatenate(predicted), top
 
 
 def resampled_metrics(truth, predicted, draws) -> np.ndarray:
@@ -220,7 +223,7 @@ def resampled_metrics(truth, predicted, draws) -> np.ndarray:
     return np.stack([bacc, kappa], axis=1)
 
 
-def score(truth, predicted, seed: int) -> dict:
+def score(truth, predicted, top, seed: int) -> dict:
     """Balanced accuracy and Cohen's κ with 95 % percentile-bootstrap intervals over the scored
     images, and `flagged` by FLAG_KAPPA. Resamples that hold one class only have no κ and are
     left out of its percentiles (nanpercentile)."""
@@ -240,6 +243,7 @@ def score(truth, predicted, seed: int) -> dict:
         "kappa_ci": [round(float(low[1]), 4), round(float(high[1]), 4)],
         "scored_images": int(len(truth)),
         "flagged": bool(kappa >= FLAG_KAPPA),
+        "top_features": top,
     }
 
 
@@ -350,6 +354,8 @@ def report_lines(found: dict) -> list[str]:
     for probe in ("metadata", "tensor"):
         if probe in found:
             lines.append(f"{probe:8s} classifier ({found['evaluation']}): {_metrics(found[probe])}")
+            leaning = ", ".join(f"{k} {v:.2f}" for k, v in found[probe]["top_features"].items())
+            lines.append(f"         it leans on: {leaning}")
     lines.append(verdict(found))
     return lines
 

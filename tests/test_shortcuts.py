@@ -60,6 +60,9 @@ def test_classes_differing_only_in_storage_are_flagged(tmp_path, capsys):
     normal, pneumonia = found["per_class"]["NORMAL"], found["per_class"]["PNEUMONIA"]
     assert normal["stored"] == {"gray": 1.0} and pneumonia["stored"] == {"rgb_equal": 1.0}
     assert normal["format"] == {"PNG": 1.0} and pneumonia["median_jpeg_quality"] == 75
+    storage = ("format=", "stored=", "subsampling=", "jpeg_quality", "bytes_per_pixel", "bits")
+    assert found["metadata"]["top_features"]
+    assert all(name.startswith(storage) for name in found["metadata"]["top_features"])
     printed = capsys.readouterr().out
     table = printed.splitlines()
     assert any(line.startswith("NORMAL") and "PNG 100%" in line for line in table)
