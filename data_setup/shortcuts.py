@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -284,21 +286,30 @@ def shortcut_audit(info: DatasetInfo, root, *, probe: bool = True, seed: int = 0
     (what `check` summarises: header-only, fast). Files that cannot be read are listed in
     `left_out` with the reason, never silently dropped."""
     listing = discover(info, root)
+
+    def features(path):  # (metadata, tensor features) or the reason the file is left out
+        try:
+            row = metadata_of(path)
+            image = decode_image(path, info.image_size, info.channels) if probe else None
+        except BadImage as error:
+            return str(error)
+        return row, (tensor_features(image) if probe else None)
+
+    items = [(path, label, split) for split, pairs in listing.splits.items()
+             for path, label in pairs]  # fmt: skip
+    workers = min(8, os.cpu_count() or 1)  # as the decode cache: the decoders release the GIL
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(features, [path for path, _, _ in items]))
     files, labels, splits, rows, tensors, left_out = [], [], [], [], [], []
-    for split, items in listing.splits.items():
-        for path, label in items:
-            try:
-                row = metadata_of(path)
-                if probe:
-                    tensors.append(tensor_features(decode_image(path, info.image_size,
-                                                                info.channels)))  # fmt: skip
-            except BadImage as error:
-                left_out.append((path, str(error)))
-                continue
-            files.append(path)
-            labels.append(label)
-            splits.append(split)
-            rows.append(row)
+    for (path, label, split), result in zip(items, results, strict=True):
+        if isinstance(result, str):
+            left_out.append((path, result))
+            continue
+        files.append(path)
+        labels.append(label)
+        splits.append(split)
+        rows.append(result[0])
+        tensors.append(result[1])
     present = sorted(set(labels))
     if len(present) < 2:
         raise ShortcutError(
