@@ -53,9 +53,14 @@ BORDER_PX = 8  # tensor border: the outer frame the probe summarises, in pixels
 RADIAL_BANDS = (0.0, 0.03, 0.06, 0.12, 0.25, 0.5, 0.72)  # cycles/pixel (0.72 ≥ the corner)
 MODE_BITS = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}  # else 8/channel
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
-CATEGORICAL = ("format", "stored", "subsampling")
-METADATA = (*CATEGORICAL, "bits", "width", "height", "aspect", "bytes_per_pixel",
-            "jpeg_quality", "progressive", "icc", "dpi", "border", "border_level")  # fmt: skip
+# What a file says about how it was acquired and stored: the metadata classifier's features.
+STORAGE = ("format", "stored", "subsampling", "bits", "width", "height", "aspect", "jpeg_quality",
+           "progressive", "icc", "dpi", "border")  # fmt: skip
+# Shown per class and written to the CSV, but not classified: they follow the content too (a
+# textured lesion compresses to more bytes per pixel at the same JPEG quality; the edge's
+# brightness is the image's own), so on files stored alike they would flag the disease itself.
+# The JPEG quality carries the storage part of bytes per pixel.
+CONTENT_LINKED = ("bytes_per_pixel", "border_level")
 
 
 class ShortcutError(DatasetError):
@@ -94,7 +99,8 @@ def _constant_lines(gray: np.ndarray) -> float:
 
 
 def metadata_of(path: Path) -> dict:
-    """The acquisition metadata of one file (METADATA); BadImage when Pillow cannot read it."""
+    """The acquisition metadata of one file (STORAGE and CONTENT_LINKED); BadImage when Pillow
+    cannot read it."""
     try:
         if path.stat().st_size == 0:
             raise BadImage("empty file (0 bytes)")
@@ -332,7 +338,8 @@ def shortcut_audit(info: DatasetInfo, root, *, probe: bool = True, seed: int = 0
         "left_out": [(str(p), why) for p, why in left_out],
     }
     try:
-        found["metadata"] = score(*_classify(rows, labels, is_test, groups, seed), seed)
+        storage = [{key: row[key] for key in STORAGE} for row in rows]
+        found["metadata"] = score(*_classify(storage, labels, is_test, groups, seed), seed)
         if probe:
             found["tensor"] = score(*_classify(tensors, labels, is_test, groups, seed), seed)
     except ValueError as error:  # too few images or groups for the folds, one class in train

@@ -60,7 +60,7 @@ def test_classes_differing_only_in_storage_are_flagged(tmp_path, capsys):
     normal, pneumonia = found["per_class"]["NORMAL"], found["per_class"]["PNEUMONIA"]
     assert normal["stored"] == {"gray": 1.0} and pneumonia["stored"] == {"rgb_equal": 1.0}
     assert normal["format"] == {"PNG": 1.0} and pneumonia["median_jpeg_quality"] == 75
-    storage = ("format=", "stored=", "subsampling=", "jpeg_quality", "bytes_per_pixel", "bits")
+    storage = ("format=", "stored=", "subsampling=", "jpeg_quality", "bits")
     assert found["metadata"]["top_features"]
     assert all(name.startswith(storage) for name in found["metadata"]["top_features"])
     printed = capsys.readouterr().out
@@ -79,6 +79,30 @@ def test_the_same_images_stored_alike_are_not_flagged(tmp_path, capsys):
     assert found["flagged"] is False and found["kappa"] < FLAG_KAPPA
     assert found["tensor"]["flagged"] is False  # identical tensors: nothing to learn either
     assert capsys.readouterr().out.splitlines()[-1].startswith("not flagged")
+
+
+def test_classes_that_differ_in_content_but_are_stored_alike_are_not_flagged(tmp_path):
+    """A textured class compresses to more bytes per pixel, and a bright one has bright edges:
+    that is the disease, not the storage, and must not flag the dataset."""
+    root = tmp_path / "d"
+    for split, count, seed in (("train", TRAIN, 1), ("test", TEST, 2)):
+        for name, texture in (("NORMAL", 0.0), ("PNEUMONIA", 60.0)):
+            folder = root / "chest_xray" / split / name
+            folder.mkdir(parents=True)
+            rng = np.random.default_rng([seed, int(texture)])
+            for i, pixels in enumerate(_images(count, seed)):
+                grain = rng.normal(0, texture + 1e-9, pixels.shape) + texture
+                textured = np.clip(pixels * 0.6 + grain, 0, 255).astype(np.uint8)
+                Image.fromarray(textured).save(folder / f"person{i}_{name}.png")
+    out = tmp_path / "audit.json"
+    assert cli(["shortcuts", "ChestXRay", str(root), "--header-only", "--json", str(out)]) == 0
+    found = json.loads(out.read_text())
+    profiles = found["per_class"]
+    assert (
+        profiles["PNEUMONIA"]["median_bytes_per_pixel"]
+        > profiles["NORMAL"]["median_bytes_per_pixel"]
+    )  # shown per class ...
+    assert found["flagged"] is False  # ... but not what flags a dataset
 
 
 def test_a_dataset_without_a_split_is_scored_by_grouped_folds_and_check_says_it(tmp_path, capsys):
