@@ -372,7 +372,8 @@ def report_lines(found: dict) -> list[str]:
     for probe in ("metadata", "tensor"):
         if probe in found:
             lines.append(f"{probe:8s} classifier ({found['evaluation']}): {_metrics(found[probe])}")
-            leaning = ", ".join(f"{k} {v:.2f}" for k, v in found[probe]["top_features"].items())
+            top = found[probe]["top_features"].items()
+            leaning = ", ".join(f"{k} {v:.2f}" for k, v in top if v) or "nothing (all alike)"
             lines.append(f"         it leans on: {leaning}")
     lines.append(verdict(found))
     return lines
