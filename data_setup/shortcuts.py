@@ -39,7 +39,7 @@ from PIL import Image, JpegImagePlugin
 
 from data_setup.datasets import DatasetInfo
 from data_setup.decode import MAX_IMAGE_PIXELS, BadImage, decode_image
-from data_setup.groups import combine_groups, grouped_folds, image_groups
+from data_setup.groups import combine_groups, grouped_folds, listing_groups
 from data_setup.layouts import DatasetError, discover
 
 FLAG_KAPPA = 0.2  # Cohen's κ from which metadata "fairly" predicts the class: flagged
@@ -326,8 +326,8 @@ def shortcut_audit(info: DatasetInfo, root, *, probe: bool = True, seed: int = 0
     is_test = np.array([s == "test" for s in splits]) if official else None
     groups = None
     if not official:
-        ids, _ = image_groups(info.grouping, listing.root, files)
-        groups = combine_groups(ids)
+        table, _ = listing_groups(info, listing)  # patient/lesion ids, or a CSV's group column
+        groups = combine_groups([table.get(str(p.relative_to(listing.root))) for p in files])
     found = {
         "dataset": info.id,
         "root": str(listing.root),
