@@ -11,6 +11,8 @@ own (so peak RSS is that stage's alone, imports included):
     reload    load_dataset from the cache + one pass over the training pixels (an epoch's reads)
     audit     data_setup.audit.audit (pairs CSV)                    disk: the CSV
               (the JSON's candidate_share: the share of all pairs that were verified)
+    shortcuts data_setup.shortcuts.shortcut_audit header-only (the JSON's header_only_seconds:
+              what check adds), then with the decoded-tensor probe (the wall column)
     holdout   load_dataset(protocol="holdout"): the near-duplicate-grouped validation split
     train     a few training steps of each model at the paper's input size: s/step (the wall
               column: the median step, batch begin → end, after a traced one), peak RSS;
@@ -51,9 +53,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-STAGES = ("check", "decode", "reload", "audit", "holdout", "train", "evaluate", "results")
+STAGES = ("check", "decode", "reload", "audit", "shortcuts", "holdout", "train", "evaluate",
+          "results")  # fmt: skip
 PAIRWISE = ("audit", "holdout", "evaluate")  # stages that compare images pairwise (capped n)
-DATA_LAYER = ("check", "decode", "reload", "audit", "holdout")
+DATA_LAYER = ("check", "decode", "reload", "audit", "shortcuts", "holdout")
 LINEAR_EXPONENT = 1.2  # targets (issue 18)
 DATA_RSS_MB = 4096
 RSS_DATASET = "HAM10000"
@@ -117,6 +120,18 @@ def stage_audit(job):
     share = found["candidate_pairs"] / max(found["distinct_pairs"], 1)
     return {"disk_mb": folder_mb(out), "pairs": found["pairs"],
             "candidate_pairs": found["candidate_pairs"], "candidate_share": share}  # fmt: skip
+
+
+def stage_shortcuts(job):
+    from data_setup.datasets import DATASETS
+    from data_setup.shortcuts import shortcut_audit
+
+    start = time.perf_counter()
+    shortcut_audit(DATASETS[job["dataset"]], job["root"], probe=False)  # what check runs
+    header = time.perf_counter() - start
+    found = shortcut_audit(DATASETS[job["dataset"]], job["root"])  # metadata and tensor probes
+    return {"header_only_seconds": round(header, 2), "kappa": found["kappa"],
+            "tensor_kappa": found["tensor"]["kappa"]}  # fmt: skip
 
 
 def stage_holdout(job):
@@ -381,8 +396,8 @@ class Rehearsal:
         }
         print(f"{dataset}: wrote {full_n} images ({self.generated[dataset]['disk_mb']:.0f} MB) "
               f"in {self.generated[dataset]['seconds']:.0f} s", flush=True)  # fmt: skip
-        stages = [s for s in ("check", "decode", "reload", "audit", "holdout", "evaluate")
-                  if s in args.stages]  # fmt: skip
+        stages = [s for s in ("check", "decode", "reload", "audit", "shortcuts", "holdout",
+                              "evaluate") if s in args.stages]  # fmt: skip
         for n in sizes_for(full_n, args.sizes):
             tag = "full" if n == full_n else f"n{n}"
             root, cache = self.work / "data" / dataset / tag, self.work / "cache" / dataset / tag

@@ -5,6 +5,7 @@ python -m data_setup check Custom ~/data/my_images --channels 3
 python -m data_setup check BRISC2025 ~/data/brisc --manifest brisc_manifest.csv
 python -m data_setup fetch BUSI --zip ~/Downloads/busi.zip --dest ~/data/BUSI
 python -m data_setup audit BUSI ~/data/BUSI --out busi_duplicates.csv
+python -m data_setup shortcuts BRISC2025 ~/data/brisc --json brisc_shortcuts.json --out files.csv
 python -m data_setup synth ~/data/demo --count 24 --size 96 --seed 0
 """
 
@@ -109,6 +110,7 @@ def check(
         for error in errors:
             print(f"error: {listing.root}: {error}", file=sys.stderr)
         return 1
+    print(_shortcut_summary(info, root))
     print("usable" + (" (with the problems above)" if problems or warnings_ else ""))
     return 0
 
@@ -176,6 +178,51 @@ def audit_command(dataset: str, root: str, out: str | None, channels: int = 1) -
     return 0
 
 
+def _shortcut_summary(info, root) -> str:
+    """check's line on acquisition shortcuts: the header-only half of `shortcuts`."""
+    from data_setup.layouts import DatasetError
+    from data_setup.shortcuts import shortcut_audit, verdict
+
+    try:
+        found = shortcut_audit(info, root, probe=False)
+    except DatasetError as error:  # too few images to score: the images are still usable
+        return f"  shortcuts: not assessed ({error})"
+    return f"  shortcuts: {verdict(found)} (details: s3f-data shortcuts {info.id} ROOT)"
+
+
+def shortcuts_command(dataset, root, json_out, csv_out, probe=True, channels=1) -> int:
+    """Print the per-class acquisition table and the verdict; write the JSON and per-file CSV."""
+    from data_setup.datasets import CUSTOM
+    from data_setup.files import write_csv_atomic, write_json_atomic
+    from data_setup.layouts import DatasetError
+    from data_setup.shortcuts import report_lines, shortcut_audit
+
+    try:
+        if dataset == CUSTOM:
+            from data_setup.custom import custom_dataset
+
+            info = custom_dataset(root, channels)
+        else:
+            info = DATASETS[dataset]
+        found = shortcut_audit(info, root, probe=probe)
+        rows = found.pop("_rows")
+        if json_out:
+            write_json_atomic(json_out, found)
+        if csv_out:
+            import pandas as pd
+
+            write_csv_atomic(csv_out, pd.DataFrame(rows), index=False)
+    except (DatasetError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{dataset} at {found['root']}: {found['images']} images")
+    for path, why in found["left_out"]:
+        print(f"  left out {_shown(path)}: {why}")
+    for line in report_lines(found):
+        print(line)
+    return 0
+
+
 def _shown(path) -> str:
     return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -206,6 +253,17 @@ def main(argv=None) -> int:
     p_audit.add_argument("root")
     p_audit.add_argument("--out", help="CSV of the pairs (default <dataset>_duplicates.csv)")
     p_audit.add_argument("--channels", type=int, default=1, choices=(1, 3))
+    p_short = commands.add_parser(
+        "shortcuts", help="does how the files were stored predict the class? (docs/shortcuts.md)"
+    )
+    p_short.add_argument("dataset", choices=[*DATASETS, "Custom"])
+    p_short.add_argument("root")
+    p_short.add_argument("--json", dest="json_out", help="write the findings as JSON")
+    p_short.add_argument("--out", help="CSV of every file's metadata and tensor features")
+    p_short.add_argument(
+        "--header-only", action="store_true", help="skip the decoded-tensor probe (faster)"
+    )
+    p_short.add_argument("--channels", type=int, default=1, choices=(1, 3))
     p_fetch = commands.add_parser("fetch", help="download/unpack an archive into place")
     p_fetch.add_argument("dataset", choices=list(DATASETS))
     source = p_fetch.add_mutually_exclusive_group(required=True)
@@ -236,6 +294,9 @@ def main(argv=None) -> int:
         return check(args.dataset, args.root, args.strict, args.channels, args.manifest)
     if args.command == "audit":
         return audit_command(args.dataset, args.root, args.out, args.channels)
+    if args.command == "shortcuts":
+        return shortcuts_command(args.dataset, args.root, args.json_out, args.out,
+                                 not args.header_only, args.channels)  # fmt: skip
     if args.command == "fetch":
         from data_setup.fetch import FetchError, fetch
 

@@ -70,8 +70,8 @@ def test_quick_rehearsal_reports_every_stage(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.with_suffix(".json").read_text())
     stages = {row["stage"].split()[0] for row in report["rows"]}
-    assert stages == {"check", "decode", "reload", "audit", "holdout", "train", "evaluate",
-                      "results"}  # fmt: skip
+    assert stages == {"check", "decode", "reload", "audit", "shortcuts", "holdout", "train",
+                      "evaluate", "results"}  # fmt: skip
     busi = [r for r in report["rows"] if r["stage"] == "check"]
     assert [r["n"] for r in busi] == sorted(r["n"] for r in busi) and len(busi) == 3
     assert all(r["peak_rss_mb"] > 0 and r["seconds"] >= 0 for r in report["rows"])
