@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from data_setup.decode import pixels_problem
+from data_setup.decode import decode_workers, pixels_problem
 
 THUMB = 64
 FEATURES_VERSION = 2  # bump when the thumbnail changes; 2: a checksum, checked on every read
@@ -113,7 +112,7 @@ def features_of_files(paths, workers: int | None = None, desc: str = "audit feat
         thumb = thumbnail(image) if image is not None and image.size else None
         return thumb, hashlib.sha256(data.tobytes()).hexdigest() if len(data) else ""
 
-    workers = workers or min(8, os.cpu_count() or 1)
+    workers = workers or decode_workers()
     with ThreadPoolExecutor(workers) as pool:  # OpenCV releases the GIL while decoding
         results = list(tqdm(pool.map(one, paths), total=len(paths), desc=desc, unit="img",
                             disable=len(paths) < 200))  # fmt: skip

@@ -9,6 +9,7 @@ MAX_IMAGE_PIXELS is refused by name before decoding (pixels_problem).
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
@@ -133,6 +134,12 @@ def pixels_problem(data: np.ndarray) -> str | None:
         f"its header claims {claimed}, more than the {MAX_IMAGE_PIXELS:,} the kit decodes "
         "(data_setup.decode.MAX_IMAGE_PIXELS)"
     )
+
+
+def decode_workers() -> int:
+    """Threads that decode images at once: OpenCV's and Pillow's decoders release the GIL, so
+    threads scale with the cores; past 8 the disk, not the CPU, is what waits."""
+    return min(8, os.cpu_count() or 1)
 
 
 def read_bytes(path: Path) -> np.ndarray:

@@ -11,7 +11,6 @@ from where they now live.
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from data_setup.decode import (
     damage_of,
     decode_bytes,
     decode_image,
+    decode_workers,
     jpeg_decoder_warning,
     jpeg_end,
     read_bytes,
@@ -291,7 +291,7 @@ def load_dataset(
             f"img_size must be [H, W] with sides from 2 to {MAX_IMAGE_SIDE}, got {img_size!r}"
         )
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    workers = workers or min(8, os.cpu_count() or 1)
+    workers = workers or decode_workers()
 
     # the files of each official split, decoded once into the cache
     listing = discover(info, root)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +37,7 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from data_setup.datasets import DatasetInfo
-from data_setup.decode import MAX_IMAGE_PIXELS, BadImage, decode_image
+from data_setup.decode import MAX_IMAGE_PIXELS, BadImage, decode_image, decode_workers
 from data_setup.groups import combine_groups, grouped_folds, listing_groups
 from data_setup.layouts import DatasetError, discover
 
@@ -303,7 +302,7 @@ def shortcut_audit(info: DatasetInfo, root, *, probe: bool = True, seed: int = 0
 
     items = [(path, label, split) for split, pairs in listing.splits.items()
              for path, label in pairs]  # fmt: skip
-    workers = min(8, os.cpu_count() or 1)  # as the decode cache: the decoders release the GIL
+    workers = decode_workers()
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(features, [path for path, _, _ in items]))
     files, labels, splits, rows, tensors, left_out = [], [], [], [], [], []
