@@ -1,12 +1,12 @@
-"""Command line: check, fetch and synthesize datasets.
+"""Command line: check, audit, fetch and synthesize datasets, and look for acquisition shortcuts.
 
-python -m data_setup check ChestXRay ~/data/chest_xray   # --strict: damaged files unusable
-python -m data_setup check Custom ~/data/my_images --channels 3
-python -m data_setup check BRISC2025 ~/data/brisc --manifest brisc_manifest.csv
-python -m data_setup fetch BUSI --zip ~/Downloads/busi.zip --dest ~/data/BUSI
-python -m data_setup audit BUSI ~/data/BUSI --out busi_duplicates.csv
-python -m data_setup shortcuts BRISC2025 ~/data/brisc --json brisc_shortcuts.json --out files.csv
-python -m data_setup synth ~/data/demo --count 24 --size 96 --seed 0
+s3f-data check ChestXRay ~/data/chest_xray   # --strict: damaged files unusable
+s3f-data check Custom ~/data/my_images --channels 3
+s3f-data check BRISC2025 ~/data/brisc --manifest brisc_manifest.csv
+s3f-data fetch BUSI --zip ~/Downloads/busi.zip --dest ~/data/BUSI
+s3f-data audit BUSI ~/data/BUSI --out busi_duplicates.csv
+s3f-data shortcuts BRISC2025 ~/data/brisc --json brisc_shortcuts.json --out files.csv
+s3f-data synth ~/data/demo --count 24 --size 96 --seed 0
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def _shown(path) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m data_setup", description=__doc__.split("\n")[0]
+        prog="s3f-data", description=__doc__.split("\n")[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
     p_check = commands.add_parser("check", help="validate a dataset folder and list problems")

@@ -3,7 +3,7 @@
 BUSI is reported to hold ~19 % duplicated images and HAM10000 several photos per lesion, so a
 test image may have a (near-)copy in training and inflate every number.
 
-    python -m data_setup audit BUSI ~/data/BUSI --out busi_pairs.csv
+    s3f-data audit BUSI ~/data/BUSI --out busi_pairs.csv
 
 Every image is reduced once to a 64×64 grayscale thumbnail, kept beside the dataset cache and
 keyed by the dataset fingerprint (data_setup.audit_cache), so the audit, the holdout grouping and

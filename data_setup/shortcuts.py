@@ -1,6 +1,6 @@
 """Shortcut audit: does how an image was stored predict its class (issue 35, item 1)?
 
-    python -m data_setup shortcuts BRISC2025 ~/data/brisc --json brisc_shortcuts.json
+    s3f-data shortcuts BRISC2025 ~/data/brisc --json brisc_shortcuts.json
 
 A Fourier branch is exactly what would learn an acquisition shortcut — one class saved as RGB
 JPEG, another as grayscale PNG, one class non-square and squashed to the input size. Two probes,
