@@ -270,3 +270,17 @@ def test_write_claims_writes_csv_figures_and_labels_demo_data(tmp_path):
     assert len(pd.read_csv(tmp_path / "claims.csv")) == 17
     for name in ("claims_forest.png", "seed_accuracy.png"):
         assert (tmp_path / name).stat().st_size > 5000
+
+
+def test_runs_without_any_spread_have_no_minimum_detectable_effect():
+    """Two models at a ceiling on every seed and resample (demo Chest X-Ray's AUROC 1.0) give
+    Δ 0 with no spread: an MDE of 0 would claim any effect detectable."""
+    import math
+
+    from s3f_kit.reports import stats as s3f_stats
+
+    se = s3f_stats.standard_error(np.zeros(200), [0.0] * 5)
+    assert math.isnan(se)
+    mde = s3f_stats.detectable(se, 4)
+    assert math.isnan(mde) and math.isnan(s3f_stats.seeds_needed(mde, 5, 0.048))
+    assert s3f_stats.standard_error(np.r_[np.zeros(199), 1.0], [0.0] * 5) > 0

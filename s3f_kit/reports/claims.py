@@ -420,11 +420,12 @@ def _verdict(row) -> str:
 
 
 def _cell(value, digits=2) -> str:
-    return (
-        "–"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else (f"{value:+.{digits}f}" if isinstance(value, float) else str(value))
-    )
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if not isinstance(value, float):
+        return str(value)
+    # rounded first, + 0.0: a Δ of -2e-17 (floating noise) reads +0.000, not -0.000
+    return f"{round(value, digits) + 0.0:+.{digits}f}"
 
 
 def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> list[str]:
@@ -626,9 +627,17 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     y = dict(zip(verdicts["claim"] + verdicts["dataset"], np.arange(len(verdicts))[::-1],
                  strict=True))  # fmt: skip
     labels = [
-        f"{r.claim} — {r.dataset}" + (f" ({r.decided_by})" if r.n_pairs else "")
+        f"{r.claim} — {r.dataset}"
+        + ("" if r.metric == "accuracy" else f", {r.metric.replace('_', ' ')}")
+        + (f" ({r.decided_by})" if r.n_pairs else "")
         for r in verdicts.itertuples()
     ]
+    # one axis in points: a fraction's Δ (AUROC, balanced accuracy) ×100, like accuracy's
+    to_points = {m: 100 / s3f_stats.display_scale(m) for m in set(frame["metric"])}
+    frame = frame.assign(
+        **{c: frame[c] * frame["metric"].map(to_points)
+           for c in ("ci_low", "ci_high", "mean_delta", "paper_delta")}
+    )  # fmt: skip
     for r in frame.itertuples():
         yi = y[r.claim + r.dataset] - (0 if r.role == "verdict" else 0.28)
         if r.n_pairs == 0:
@@ -647,8 +656,8 @@ def forest_figure(frame: pd.DataFrame, path: Path, demo: bool = False):
     ax.set_yticks(list(y.values()), labels, fontsize=8)
     ax.set_ylim(-0.6, len(verdicts) - 0.4)  # room for the as-published line under the last row
     ax.set_xlabel(
-        "Δ of the claim's metric (claimed better − worse; accuracy in points), mean over seeds "
-        "with its Bonferroni CI"
+        "Δ of the claim's metric in points (better − worse; fractions ×100),\n"
+        "mean over seeds with its Bonferroni CI"
     )
     _forest_legend(ax, frame[frame["n_pairs"] > 0])
     tested = verdicts[verdicts["n_pairs"] > 0]

@@ -383,7 +383,9 @@ def standard_error(deltas, per_seed) -> float:
     boot = float(np.std(deltas, ddof=1)) if len(deltas) > 1 else math.nan
     seeds = float(np.std(per_seed, ddof=1) / math.sqrt(len(per_seed)))
     finite = [value for value in (boot, seeds) if math.isfinite(value)]
-    return max(finite) if finite else math.nan
+    # no spread at all (both models at a ceiling on every resample and seed): the runs say
+    # nothing about the effect they could detect, so no SE rather than an MDE of 0
+    return max(finite) if finite and max(finite) > 0 else math.nan
 
 
 def detectable(se: float, family_size: int, alpha: float = 0.05, power: float = POWER) -> float:
