@@ -195,9 +195,10 @@ def _open(session, url: str, timeout: float, deadline: float, started: float, ne
     raise FetchError(f"{url}: still a web page after {MAX_PAGES} pages, not a file")
 
 
-def _new_file(target: Path, what: str) -> int:
-    """Open `target` for writing without following a link planted there (data_setup.files)."""
-    return open_regular(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, what)
+def _new_file(target: Path, what: str):
+    """`target` opened for writing (binary) without following a link planted there
+    (data_setup.files.open_regular)."""
+    return os.fdopen(open_regular(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, what), "wb")
 
 
 def _save(response, url, target: Path, max_bytes, limit_note, where: Path, deadline, started):
@@ -213,7 +214,7 @@ def _save(response, url, target: Path, max_bytes, limit_note, where: Path, deadl
     try:
         name = Path(urlsplit(url).path).name or url
         with (
-            os.fdopen(_new_file(target, "the download"), "wb") as handle,
+            _new_file(target, "the download") as handle,
             tqdm(total=expected or None, unit="B", unit_scale=True, desc=name) as bar,
         ):
             for chunk in _chunks(response, url, deadline, started):
@@ -294,7 +295,7 @@ def _extract(archive: zipfile.ZipFile, members, total, folder: Path, source, max
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with archive.open(info) as src, os.fdopen(_new_file(target, "a member"), "wb") as dst:
+            with archive.open(info) as src, _new_file(target, "a member") as dst:
                 while block := src.read(CHUNK):
                     written += len(block)
                     if written > max_unpacked:

@@ -654,7 +654,7 @@ def test_no_space_is_one_message_with_the_bytes_needed(tmp_path, monkeypatch):
         def write(self, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(fetch_module, "open", FullDisk, raising=False)
+    monkeypatch.setattr(fetch_module, "_new_file", FullDisk)
     with pytest.raises(FetchError) as error:
         fetch(parent / "BUSI", zip_path=archive)
     assert str(error.value) == (
