@@ -36,6 +36,7 @@ from data_setup.files import (
     ensure_writable_dir,
     remove_path,
     remove_stale_temps,
+    sha256_of,
     write_json_atomic,
 )
 from data_setup.layouts import DatasetError, Listing, file_problem
@@ -368,15 +369,6 @@ def cache_split(listing: Listing, info, split, size_hw, cache_dir, workers, refr
 
 HASHES_VERSION = 1
 _SHA256_HEX = frozenset("0123456789abcdef")
-
-
-def sha256_of(path) -> str:
-    """A file's content SHA-256 (hex), read in 16 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_sha256(value) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -172,6 +173,15 @@ def staged_folder(folder, what: str):
         raise
     finally:
         remove_path(work)
+
+
+def sha256_of(path) -> str:
+    """A file's content SHA-256 (hex), read in 16 MiB blocks (data manifests, release models)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(16 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomic(path, data: bytes | str) -> Path:

@@ -6,7 +6,6 @@ s3f_common.load_model. Separate from the model library, which never touches the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -90,14 +89,6 @@ def verify_release_model(model, release: Release, source) -> None:
         raise ValueError(f"{source}: not the registered release model ({'; '.join(problems)})")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_release_file(path: Path, release: Release, source, recorded, force=False) -> str:
     """Everything verifiable before Keras reads the file: its size, its SHA-256 against the
     record, and its config (s3f_modelfile). Returns the SHA-256. `source` is `path` itself for
@@ -109,7 +100,9 @@ def _check_release_file(path: Path, release: Release, source, recorded, force=Fa
             f"{source}: {size:,} bytes, but a model of {release.params:,} parameters takes "
             f"{low:,}–{high:,}: not the release file (truncated or replaced?)"
         )
-    digest = _sha256(path)
+    from data_setup.files import sha256_of
+
+    digest = sha256_of(path)
     if recorded and digest != recorded and not force and source == path:
         raise ValueError(
             f"{path}: changed since it was downloaded (SHA-256 differs from the record); "
