@@ -200,7 +200,7 @@ def _draw_calibration(ax, calibration, seeds: str = ""):
     ax.set_ylim(0, 1.5)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_xlim(0, 1)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left")
 
 
 def reliability_figure(calibration: dict, path: Path, title: str, context: str = ""):
@@ -224,13 +224,19 @@ def reliability_figure(calibration: dict, path: Path, title: str, context: str =
     return figure
 
 
+def _panel_grid(panels: int) -> tuple[int, int]:
+    """(rows, columns) of a results figure: at most three panels a row (legible at page width),
+    the rows filled evenly (four panels: 2 × 2, not 3 + 1)."""
+    rows = max(1, -(-panels // 3))
+    return rows, max(1, -(-panels // rows))
+
+
 def reliability_grid(entries, path: Path, banner: str = "", title: str = ""):
     """One reliability panel per model (of one dataset: at most three a row, legible at page
     width); entries: (title, calibration, seeds note) with calibration shaped like a run's
     record (its bins may pool several seeds). Grey bars: the share of the test images in each
     confidence bin (same axis, 0–1)."""
-    columns = min(3, max(1, len(entries)))
-    rows = max(1, -(-len(entries) // columns))
+    rows, columns = _panel_grid(len(entries))
     figure, axes = plt.subplots(
         rows, columns, figsize=(4.2 * columns, 4.0 * rows), squeeze=False, sharey=True
     )
@@ -263,8 +269,7 @@ def confusion_grid(entries, path: Path, banner: str = "", title: str = ""):
     """One figure of a few confusion matrices (one dataset's models); entries: (title, matrix,
     class_names). At most three panels a row and class names horizontal where they are short:
     the figure stays legible at the width of a page (issue 36.3)."""
-    columns = min(3, max(1, len(entries)))
-    rows = max(1, -(-len(entries) // columns))
+    rows, columns = _panel_grid(len(entries))
     classes = max((len(names) for _, _, names in entries), default=2)
     side = max(3.6, 0.55 * classes + 1.6)
     figure, axes = plt.subplots(

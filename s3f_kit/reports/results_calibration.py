@@ -167,8 +167,10 @@ def write_calibration(runs: list[dict], results_dir, banner: str = "") -> list[s
         return []
     write_csv_atomic(results_dir / "calibration.csv", frame, index=False, float_format="%.6g")
     entries = figure_entries(groups, frame)
+    order = [*s3f_results_tables.s3f_experiments.RECIPES]  # the tables' order of datasets
     figures = {}
-    for dataset, panels in entries.items():
+    for dataset, panels in sorted(entries.items(), key=lambda item: (
+            order.index(item[0]) if item[0] in order else len(order))):  # fmt: skip
         figures[dataset] = s3f_results_tables.dataset_figure("reliability", dataset)
         s3f_plots.reliability_grid(panels, results_dir / figures[dataset], banner=banner,
                                    title=f"{dataset}: reliability")  # fmt: skip
