@@ -11,9 +11,18 @@ interval of the mean where there are enough seeds (s3f_stats.across_runs). Calib
 Brier, ECE, reliability) is summarised by s3f_results_calibration. Demo-data runs are labelled
 as such everywhere.
 
-Why ~530 lines: collecting the run folders, the per-group summary, the README page that explains
-it and the all-or-nothing write of the whole results folder are one reader's story; the tables'
-cells (results_tables), calibration (results_calibration) and figures (plots) live beside it.
+The page reads at a glance first (issue 36.3): per dataset a headline table of at most
+HEADLINE_MAX_COLUMNS columns (model, protocol, runs, the primary metrics with their intervals,
+the paper's number and Δ, flags) ending with the majority-class floor, then the claims; a
+`## Details` section follows with the settings, the machine, every metric per dataset (the wide
+tables, summary.csv's columns), one confusion-matrix figure per dataset, calibration and branch
+contributions. A new section of detail is a list of Markdown lines appended to `details` in
+_write_results.
+
+Why ~620 lines: collecting the run folders, the per-group summary, the README page that explains
+it (headline and details) and the all-or-nothing write of the whole results folder are one
+reader's story; the tables' data (results_tables), calibration (results_calibration) and
+figures (plots) live beside it.
 """
 
 from __future__ import annotations
