@@ -459,6 +459,12 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         runs, results_dir, banner=DEMO_BANNER if demo else ""
     )
     parts += _explain_section(runs, results_dir)
+    from s3f_kit.reports import reproduction as s3f_reproduction
+
+    # a page per run and one for the sweep to share (issue 34), linked from here
+    parts += s3f_reproduction.write_reports(
+        runs, results_dir, environment=_environment_line(runs), settings=_settings_line(runs)
+    )
     parts += [
         "## Confusion matrices",
         "",
