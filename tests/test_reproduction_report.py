@@ -155,6 +155,14 @@ def test_no_script_reaches_the_html_from_a_hostile_class_name(tmp_path):
     assert shown == 2 * 2  # in each run's report and card
 
 
+def test_the_html_renderer_shows_raw_html_as_text_and_drops_harmful_links():
+    # the second guard: Markdown that reached the page unescaped still runs nothing
+    page = s3f_reproduction.to_html(" ".join(HOSTILE) + " [y](vbscript:z)", "<b>t</b>")
+    assert "<script" not in page and "<img" not in page and "<b>" not in page
+    assert "javascript:" not in page.split("&lt;")[0] and 'href="vbscript' not in page
+    assert 'href="javascript' not in page and "&lt;script&gt;" in page
+
+
 def test_local_paths_stay_off_a_shared_page():
     record = _ham_record(run_settings={"data_dir": "/home/me/secret", "epochs": 3})
     record.update(run_subdir="S3F_Bilinear_HAM10000/seed42", variant="")
