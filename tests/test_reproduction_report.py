@@ -128,6 +128,12 @@ def test_the_sweep_report_links_each_runs_report_and_the_readme_links_it(tmp_pat
         assert "Ablation: not computed" in page and "Shortcuts: not computed" in page
         assert (reports / subdir / "MODEL_CARD.md").is_file()
         assert 'href="MODEL_CARD.html"' in (reports / subdir / "report.html").read_text()
+    (folders[1] / "S3F_Concat_BUSI.ipynb").write_text("{}")
+    (tmp_path / "private.txt").write_text("not for sharing")
+    (folders[1] / "S3F_Concat_BUSI.html").symlink_to(tmp_path / "private.txt")
+    _build(runs, tmp_path / "results")  # again: a link planted as the notebook's HTML
+    second = reports / folders[1].relative_to(runs).as_posix()
+    assert not (second / "notebook.html").exists()
     first = reports / folders[0].relative_to(runs).as_posix()
     assert (first / "notebook.html").read_text() == "<html>the executed notebook</html>"
     assert "[Executed notebook](notebook.html)" in (first / "report.md").read_text()

@@ -190,7 +190,11 @@ def _notebook(m: dict, folder: Path) -> str:
     that links it, or says where the notebook is."""
     run_dir = Path(m["run_dir"])
     executed = sorted(run_dir.glob("*.ipynb"))
-    pages = [p.with_suffix(".html") for p in executed if p.with_suffix(".html").is_file()]
+    pages = [  # a link could point anywhere on the machine: only the sweep's own file is shared
+        p.with_suffix(".html")
+        for p in executed
+        if p.with_suffix(".html").is_file() and not p.with_suffix(".html").is_symlink()
+    ]
     if pages and pages[0].stat().st_size <= NOTEBOOK_HTML_LIMIT:
         with atomic_path(folder / "notebook.html", "the executed notebook's HTML") as tmp:
             shutil.copyfile(pages[0], tmp)
