@@ -9,7 +9,8 @@ flags collapsed or diverged runs. A single run's cell carries its interval over 
 (from its metrics.json); several seeds show mean ± sd and min–max, and the two-level bootstrap
 interval of the mean where there are enough seeds (s3f_stats.across_runs). Calibration (NLL,
 Brier, ECE, reliability) is summarised by s3f_results_calibration. Demo-data runs are labelled
-as such everywhere.
+as such everywhere. Each run and the whole set get a page to share under reports/
+(s3f_reproduction).
 
 Why ~530 lines: collecting the run folders, the per-group summary, the README page that explains
 it and the all-or-nothing write of the whole results folder are one reader's story; the tables'
@@ -459,6 +460,12 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         runs, results_dir, banner=DEMO_BANNER if demo else ""
     )
     parts += _explain_section(runs, results_dir)
+    from s3f_kit.reports import reproduction as s3f_reproduction
+
+    # a page per run and one for the sweep to share (issue 34), linked from here
+    parts += s3f_reproduction.write_reports(
+        runs, results_dir, environment=_environment_line(runs), settings=_settings_line(runs)
+    )
     parts += [
         "## Confusion matrices",
         "",
