@@ -18,16 +18,13 @@ The rules, kept simple so a reader can apply them by eye:
    is a claim about the pins: it must be a version (or a leading part of one) that a
    requirements*.txt file pins for that package.
 
-README.md is checked on its own (the lead rewrites it in this release): the first test covers
-docs/ and .ci/run, the second lists every figure README.md copies from them.
+README.md is checked on its own test, which lists every figure it copies from docs/ or .ci/run.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,11 +127,6 @@ def test_docs_name_only_the_versions_the_requirements_pin():
     assert not found, "a version no requirements*.txt pins:\n" + "\n".join(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="README.md copies figures that docs/ and .ci/run hold; the lead rewrites README.md "
-    "this release (issue 36.2): remove this mark then",
-)
 def test_readme_copies_no_measured_figure_and_names_the_pinned_versions():
     found = [c for c in copies(pages()) if "README.md:" in c]
     found += unpinned_versions([REPO / "README.md"])

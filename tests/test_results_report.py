@@ -340,10 +340,10 @@ def _table_lines(readme: str, title: str) -> list[str]:
     return list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
 
 
-def _details_lines(readme: str, title: str) -> list[str]:
+def _details_lines(readme: str, dataset: str) -> list[str]:
     """A dataset's details table: every metric (the first table after its details heading)."""
     lines = readme.splitlines()
-    start = next(i for i, line in enumerate(lines) if line == f"### {title}: every metric")
+    start = lines.index(f"### {s3f_results.DETAILS_HEADING}{dataset}")
     first = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
     return list(itertools.takewhile(lambda line: line.startswith("|"), lines[first:]))
 
@@ -366,7 +366,7 @@ def test_every_table_ends_with_the_majority_class_row_of_the_runs_splits(tmp_pat
     title = s3f_results_tables.s3f_experiments.DATASETS["BUSI"].title
     headline = _table_lines(readme, title)
     assert _cells(headline[-1])[:3] == ["*majority class* (always benign)", "paper", "2"]
-    table = _details_lines(readme, title)
+    table = _details_lines(readme, "BUSI")
     header = [cell.strip("*") for cell in _cells(table[0])]
     last = _cells(table[-1])
     assert last[:4] == ["*majority class*", "always benign", "paper", "2"]
@@ -400,7 +400,7 @@ def test_the_headline_columns_come_from_the_datasets_declared_primary_metrics(
         """(headline table's header, details table's header)."""
         _build(runs, tmp_path / "results")
         readme = (tmp_path / "results" / "README.md").read_text()
-        return _cells(_table_lines(readme, title)[0]), _cells(_details_lines(readme, title)[0])
+        return _cells(_table_lines(readme, title)[0]), _cells(_details_lines(readme, "BUSI")[0])
 
     declared = [s3f_results.LABELS[key] for key in datasets.DATASETS["BUSI"].primary_metrics]
     headline, details = headers()
@@ -451,7 +451,7 @@ def test_a_headline_table_fits_a_page_and_ends_with_the_majority_row(tmp_path):
     readme = (tmp_path / "results" / "README.md").read_text()
     for dataset in ("ChestXRay", "BUSI"):
         title = s3f_results_tables.s3f_experiments.DATASETS[dataset].title
-        headline, details = _table_lines(readme, title), _details_lines(readme, title)
+        headline, details = _table_lines(readme, title), _details_lines(readme, dataset)
         header = _cells(headline[0])
         assert len(header) <= s3f_results.HEADLINE_MAX_COLUMNS <= 10, header
         assert len(_cells(details[0])) > s3f_results.HEADLINE_MAX_COLUMNS  # the wide one
@@ -481,8 +481,8 @@ def test_one_confusion_figure_per_dataset_each_with_its_models(tmp_path):
     assert figures == ["confusion_BUSI.png", "confusion_HAM10000.png"]
     readme = (results / "README.md").read_text()
     for dataset in ("BUSI", "HAM10000"):
-        title = s3f_results_tables.s3f_experiments.DATASETS[dataset].title
-        details = readme.split(f"### {title}: every metric")[1].split("\n### ")[0]
+        details = readme.split(f"### {s3f_results.DETAILS_HEADING}{dataset}")[1].split("\n##")[0]
+        assert f"](#{s3f_results._anchor(dataset)})" in readme  # the headline links it
         assert f"![confusion matrices, {dataset}](confusion_{dataset}.png)" in details
     figure = s3f_plots.confusion_grid(
         [("a", [[3, 1], [0, 4]], ["NORMAL", "PNEUMONIA"]), ("b", [[4, 0], [1, 3]], ["x", "y"])],

@@ -9,7 +9,8 @@ flags collapsed or diverged runs. A single run's cell carries its interval over 
 (from its metrics.json); several seeds show mean ± sd and min–max, and the two-level bootstrap
 interval of the mean where there are enough seeds (s3f_stats.across_runs). Calibration (NLL,
 Brier, ECE, reliability) is summarised by s3f_results_calibration. Demo-data runs are labelled
-as such everywhere.
+as such everywhere. Each run and the whole set get a page to share under reports/
+(s3f_reproduction).
 
 The page reads at a glance first (issue 36.3): per dataset a headline table of at most
 HEADLINE_MAX_COLUMNS columns (model, protocol, runs, the primary metrics with their intervals,
@@ -19,7 +20,7 @@ tables, summary.csv's columns), one confusion-matrix figure per dataset, calibra
 contributions. A new section of detail is a list of Markdown lines appended to `details` in
 _write_results.
 
-Why ~620 lines: collecting the run folders, the per-group summary, the README page that explains
+Why ~640 lines: collecting the run folders, the per-group summary, the README page that explains
 it (headline and details) and the all-or-nothing write of the whole results folder are one
 reader's story; the tables' data (results_tables), calibration (results_calibration) and
 figures (plots) live beside it.
@@ -457,8 +458,8 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         parts += [f"## {titles[dataset]}", "", headline_table(subset, dataset, floor), ""]
         parts += s3f_data_identity.data_lines(runs, dataset)  # the copy read (issue 34)
         parts += [f"Every metric and the confusion matrices: [details](#{_anchor(dataset)}).", ""]
-        details += [f"### {titles[dataset]}: every metric", "", f'<a id="{_anchor(dataset)}"></a>',
-                    "", _markdown_table(subset, dataset, floor), ""]  # fmt: skip
+        details += [f"### {DETAILS_HEADING}{dataset}", "", f"{titles[dataset]}.", "",
+                    _markdown_table(subset, dataset, floor), ""]  # fmt: skip
         if dataset in confusion:
             details += [f"![confusion matrices, {dataset}]({confusion[dataset]})", "",
                         "Each model's test predictions, its seeds summed.", ""]  # fmt: skip
@@ -474,6 +475,12 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
     # `details`: the page opens with the headline tables and the claims, the rest follows.
     details += s3f_results_calibration.write_calibration(runs, results_dir, banner=banner)
     details += _explain_section(runs, results_dir)
+    from s3f_kit.reports import reproduction as s3f_reproduction
+
+    # a page per run and one for the sweep to share (issue 34), linked from here
+    details += s3f_reproduction.write_reports(
+        runs, results_dir, environment=_environment_line(runs), settings=_settings_line(runs)
+    )
     details += [
         "## Files",
         "",
@@ -492,10 +499,14 @@ def _dataset_title(dataset: str, runs: list[dict]) -> str:
     return f"Your own data ({s3f_experiments.CUSTOM_EXPERIMENT}; classes {classes})"
 
 
+# A dataset's details heading, '### Every metric: BUSI': its GitHub anchor is plain (the titles'
+# ³, parentheses and semicolons slug differently from one renderer to the next).
+DETAILS_HEADING = "Every metric: "
+
+
 def _anchor(dataset: str) -> str:
-    """The details table's link target (an explicit anchor: headings with ³ or parentheses
-    get different slugs on different Markdown renderers)."""
-    return f"details-{dataset.lower()}"
+    """The link target of a dataset's details heading."""
+    return f"{DETAILS_HEADING}{dataset}".lower().replace(":", "").replace(" ", "-")
 
 
 def _confusion_figures(runs: list[dict], results_dir: Path, titles: dict, banner: str) -> dict:
