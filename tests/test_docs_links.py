@@ -46,5 +46,6 @@ def test_slugs_follow_githubs_rule():
 
 
 def test_every_relative_link_reaches_its_file_and_heading():
-    found = {page.relative_to(REPO).as_posix(): broken_links(page) for page in PAGES if page.exists()}
+    pages = [page for page in PAGES if page.exists()]
+    found = {page.relative_to(REPO).as_posix(): broken_links(page) for page in pages}
     assert not {page: links for page, links in found.items() if links}

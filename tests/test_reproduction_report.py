@@ -138,7 +138,7 @@ def test_the_sweep_report_links_each_runs_report_and_the_readme_links_it(tmp_pat
     assert (first / "notebook.html").read_text() == "<html>the executed notebook</html>"
     assert "[Executed notebook](notebook.html)" in (first / "report.md").read_text()
     readme = (tmp_path / "results" / "README.md").read_text(encoding="utf-8")
-    assert "## Reproduction reports" in readme and "(reports/index.html)" in readme
+    assert "## Reproduction reports" in readme and "(reports/index.md)" in readme
 
 
 def test_no_script_reaches_the_html_from_a_hostile_class_name(tmp_path):

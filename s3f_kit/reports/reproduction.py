@@ -281,8 +281,10 @@ def write_reports(runs: list[dict], results_dir, *, environment: str, settings: 
     return [
         "## Reproduction reports",
         "",
-        f"A page to share per run and for the sweep: [{REPORTS}/index.html]({REPORTS}/index.html) "
-        f"([Markdown]({REPORTS}/index.md)) links each run's report (environment, data manifest "
+        # the Markdown is the link: HTML pages are written beside it but not committed (git
+        # ignores *.html), so a link to them would be dead in a fresh clone
+        f"A page to share per run and for the sweep: [{REPORTS}/index.md]({REPORTS}/index.md) "
+        f"(`index.html` beside it to send) links each run's report (environment, data manifest "
         "and licence, metrics with intervals beside the paper's, flags, ablation, shortcuts), "
         "its model card and its executed notebook.",
         "",
