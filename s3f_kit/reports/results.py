@@ -447,7 +447,8 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         floor = majority[majority["dataset"] == dataset] if len(majority) else majority
         parts += [f"## {title}", "", _markdown_table(subset, dataset, floor), ""]
         parts += s3f_data_identity.data_lines(runs, dataset)  # the copy read (issue 34)
-    compared = {*s3f_experiments.EXPERIMENTS, *s3f_experiments.BASELINE_EXPERIMENTS}
+    compared = {*s3f_experiments.EXPERIMENTS, *s3f_experiments.BASELINE_EXPERIMENTS,
+                *s3f_experiments.CONTROL_EXPERIMENTS}  # fmt: skip
     paper_runs = [m for m in runs if m["experiment"] in compared]
     if paper_runs:  # the paper's claims, tested on these runs
         from s3f_kit.reports import claims as s3f_claims
