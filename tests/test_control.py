@@ -171,3 +171,28 @@ def test_the_sweep_plans_the_controls(tmp_path):
     assert {"Control_HAM10000/seed42", "Control_HAM10000/concat-sn1/seed42"} <= labels
     args = s3f_sweep.build_parser().parse_args(["--demo", "--controls"])
     assert args.controls
+
+
+def test_each_control_has_a_generated_notebook_that_states_both_counts():
+    from s3f_kit.run import notebooks as s3f_notebooks
+
+    generated = s3f_notebooks.all_notebooks()
+    for name, exp in CONTROLS.items():
+        s3f = s3f_experiments.matched_s3f(name)
+        assert f"{exp.params:,}" in generated[name] and f"{s3f.params:,}" in generated[name]
+        assert f'EXPERIMENT = \\"{name}\\"' in generated[name]
+        assert (s3f_notebooks.NOTEBOOK_DIR / f"{name}.ipynb").read_text() == generated[name]
+
+
+def test_the_docs_table_of_counts_is_the_registrys():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "shortcuts.md").read_text()
+    for name, exp in CONTROLS.items():
+        s3f = s3f_experiments.matched_s3f(name)
+        units = s3f_experiments.control_units(exp.info.image_size, exp.info.channels,
+                                              exp.spectranet)  # fmt: skip
+        change = 100 * (exp.params - s3f.params) / s3f.params
+        row = (f"| {exp.dataset} | {s3f.fusion}, SN{s3f.spectranet} | {s3f.params:,} | "
+               f"{exp.params:,} | {units} | {change:+.2f} % |").replace("-", "−")  # fmt: skip
+        assert row in text, row
