@@ -8,7 +8,7 @@ Baseline_<Model>_<DATASET> experiments, BASELINE_EXPERIMENTS), which the paper d
 and the parameter-matched spatial–spatial control of each dataset's S³F-Net (Control_<DATASET>,
 CONTROL_EXPERIMENTS; issue 35).
 
-Why one module of ~520 lines: most of it is one table of per-dataset facts (DATASET_FACTS, the
+Why one module of ~630 lines: most of it is one table of per-dataset facts (DATASET_FACTS, the
 paper's printed numbers row by row); splitting a table would scatter the facts it exists to hold.
 """
 

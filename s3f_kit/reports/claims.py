@@ -30,7 +30,7 @@ Each row also says what its runs could detect (docs/analysis-plan.md): the minim
 effect at its family's Bonferroni level, the seeds needed to detect the paper's Δ and, from a
 measured GPU figure only, their GPU-hours.
 
-Why ~690 lines: the claims, their pairing of runs, the statistics per claim, what they could
+Why ~760 lines: the claims, their pairing of runs, the statistics per claim, what they could
 detect, and the table and forest figure of the verdicts are read together (a verdict is only as
 good as its pairing); the statistics themselves live in s3f_stats.
 """
