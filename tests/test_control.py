@@ -196,3 +196,22 @@ def test_the_docs_table_of_counts_is_the_registrys():
         row = (f"| {exp.dataset} | {s3f.fusion}, SN{s3f.spectranet} | {s3f.params:,} | "
                f"{exp.params:,} | {units} | {change:+.2f} % |").replace("-", "−")  # fmt: skip
         assert row in text, row
+
+
+@pytest.mark.e2e
+def test_the_sweep_runs_a_control_and_the_claims_pair_it(kernel_env, tmp_path):
+    """A control notebook through papermill on synthetic data (the binary task: one sigmoid
+    unit), beside its S³F-Net: both finish, and the claims table pairs them."""
+    import pandas as pd
+
+    tiny = {"epochs": 1, "img_size": [16, 16], "demo_count": 6, "batch_size": 8, "verbose": 2}
+    names = ["S3F_Concat_ChestXRay", "Control_ChestXRay"]
+    failures = s3f_sweep.run_sweep(names, True, None, tiny, tmp_path / "runs",
+                                   results_dir=tmp_path / "results", html=False)  # fmt: skip
+    assert failures == []
+    metrics = json.loads((tmp_path / "runs/Control_ChestXRay/seed42/metrics.json").read_text())
+    assert metrics["experiment"] == "Control_ChestXRay" and 0 <= metrics["accuracy"] <= 1
+    claims = pd.read_csv(tmp_path / "results" / "claims.csv")
+    row = claims[(claims["claim"] == "S³F-Net beats the parameter-matched spatial–spatial model")
+                 & (claims["dataset"] == "ChestXRay")].iloc[0]  # fmt: skip
+    assert row["n_pairs"] == 1 and row["worse"] == "Control_ChestXRay"
