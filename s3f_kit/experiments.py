@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from data_setup.datasets import DATASETS, DatasetInfo  # noqa: F401  (re-exported)
+from s3f_kit import fusions as s3f_fusions
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def demo_note(experiment: str, applied: dict) -> str:
 BATCH_SIZE = 16
 # The model's variant choices (s3f_common builds them; s3f_config validates run parameters).
 ARCHITECTURES = ("spatial", "spectranet", "s3f")
-FUSIONS = ("concat", "bilinear")
+FUSIONS = s3f_fusions.NAMES  # the registered fusions' names, live (s3f_fusions): the paper's two
 CHANNEL_MIXINGS = ("dense", "depthwise")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
