@@ -4,6 +4,7 @@ counting, explainability, the run parameter and the claims — and unregistered 
 
 import json
 import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -220,3 +221,13 @@ def test_the_paper_fusions_keep_their_layers_and_flop_rules(keras):
         layer = s3f_common.build_model("s3f", SHAPE, CLASSES, name, 1).get_layer("fusion")
         assert type(layer) is kind and layer.output.shape[-1] == width
         assert s3f_flops.layer_flops(layer) == flops
+
+
+def test_the_worked_example_in_the_docs_is_this_files():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "extending.md").read_text("utf-8")
+    section = page[page.index("\n## A new fusion\n") :]
+    shown = section[section.index("```python\n") + len("```python\n") :]
+    shown = shown[: shown.index("```")]
+    source = Path(__file__).read_text("utf-8")
+    example = source[source.index("class GatedSum(") : source.index("# " + "-" * 64 + " end")]
+    assert example.strip() in shown and "s3f_fusions.register(GATED_SUM)" in section
