@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from data_setup.datasets import DATASETS, DatasetInfo  # noqa: F401  (re-exported)
+from data_setup.datasets import CUSTOM_LICENCE, DATASETS, DatasetInfo  # noqa: F401  (re-exported)
 from s3f_kit import fusions as s3f_fusions
 
 
@@ -425,6 +425,7 @@ CUSTOM_INFO = DatasetInfo(
     image_size=(256, 256),
     layout="<root>/{train,test}/<class>/*, <root>/<class>/*, or a CSV file,label[,split]",
     source="",
+    licence=CUSTOM_LICENCE,
     paper_split="your split, or a seeded stratified 80/20 split",
 )
 CUSTOM_DEMO_DATASET = "BRISC2025"  # without data_dir, S3F_Custom trains on this synthetic set

@@ -272,6 +272,21 @@ def test_write_claims_writes_csv_figures_and_labels_demo_data(tmp_path):
         assert (tmp_path / name).stat().st_size > 5000
 
 
+def test_the_seed_figure_reads_model_names_horizontally_one_panel_per_dataset(tmp_path):
+    """Issue 36.3: seed_accuracy.png had its model names at 60°, in 7-point type."""
+    runs = [{"dataset": "HAM10000", "experiment": "Spatial_HAM10000", "accuracy": 0.7, "seed": 1}]
+    runs += _runs(tmp_path / "runs", 0.85, 0.75, seeds=2)
+    figure = s3f_claims.seed_strip_figure(runs, tmp_path / "seeds.png")
+    panels = {ax.get_title(loc="left"): ax for ax in figure.axes}
+    assert list(panels) == ["BUSI", "HAM10000"]  # stacked, in the datasets' order
+    assert panels["BUSI"].get_position().y0 > panels["HAM10000"].get_position().y0
+    names = [label.get_text() for label in panels["BUSI"].get_yticklabels()]
+    assert sorted(names) == ["S3F_Concat_BUSI", "Spatial_BUSI"]
+    for label in panels["BUSI"].get_yticklabels():
+        assert label.get_rotation() == 0 and label.get_fontsize() >= 9
+    assert panels["BUSI"].get_xlabel() == "test accuracy (%)"
+
+
 def test_runs_without_any_spread_have_no_minimum_detectable_effect():
     """Two models at a ceiling on every seed and resample (demo Chest X-Ray's AUROC 1.0) give
     Δ 0 with no spread: an MDE of 0 would claim any effect detectable."""

@@ -687,24 +687,30 @@ def seed_strip_figure(runs: list[dict], path: Path, demo: bool = False):
     ]
     frame = pd.DataFrame(rows)
     datasets = [d for d in (*DATASET_ORDER, "Custom") if d in set(frame.get("dataset", []))]
+    # One horizontal panel per dataset, stacked: model names read left to right at full size
+    # (issue 36.3: 60°-rotated names were unreadable); a panel's height follows its models.
+    models = [max(1, frame.loc[frame["dataset"] == d, "model"].nunique()) for d in datasets]
     figure, axes = plt.subplots(
-        1, max(1, len(datasets)), figsize=(4.2 * max(1, len(datasets)), 4.8), squeeze=False
-    )
-    # One y-range for every panel: the same height means the same accuracy gap everywhere.
+        max(1, len(datasets)), 1, figsize=(8.5, 1.0 + sum(0.45 * n + 0.8 for n in models)),
+        squeeze=False, sharex=True, gridspec_kw={"height_ratios": models or [1]},
+    )  # fmt: skip
+    # One x-range for every panel: the same length means the same accuracy gap everywhere.
     low = max(0, frame["accuracy"].min() - 2) if len(frame) else 0
     for ax, dataset in zip(axes.flat, datasets, strict=False):
         subset = frame[frame["dataset"] == dataset]
-        sns.stripplot(data=subset, x="model", y="accuracy", ax=ax, size=6, jitter=0.15)
+        sns.stripplot(data=subset, x="accuracy", y="model", orient="h", ax=ax, size=6,
+                      jitter=0.15)  # fmt: skip
         means = subset.groupby("model", sort=False)["accuracy"].mean()
-        ax.scatter(range(len(means)), means.values, marker="_", s=400, color="black", zorder=3)
-        ax.set_title(dataset, fontsize=10)
-        ax.set_xlabel("")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_ylim(low, 101)  # accuracy stops at 100 %: no empty band above it
-        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        ax.scatter(means.values, range(len(means)), marker="|", s=300, color="black", zorder=3)
+        ax.set_title(dataset, fontsize=10, loc="left")
+        ax.set_ylabel("")
+        ax.set_xlabel("test accuracy (%)")
+        ax.set_xlim(low, 101)  # accuracy stops at 100 %: no empty band beyond it
+        ax.tick_params(axis="y", labelsize=9)
+        ax.grid(axis="x", color="0.9")
     title = "Test accuracy per run (dots: seeds, or folds × seeds) and mean (bar)"
     if demo:
-        title += " — synthetic demo data, says nothing about the paper"
+        title += "\nsynthetic demo data — says nothing about the paper"
     figure.suptitle(title, fontsize=11, color="darkred" if demo else "black")
     figure.tight_layout()
     _save(figure, path)

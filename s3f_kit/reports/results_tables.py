@@ -42,6 +42,12 @@ FROM_CONFUSION = ("balanced_accuracy", "sensitivity", "specificity")
 GROUP = ["dataset", "experiment", "variant", "protocol"]
 
 
+def dataset_figure(kind: str, dataset: str) -> str:
+    """The file name of a per-dataset results figure: 'confusion_BUSI.png' (one figure per
+    dataset keeps every panel legible at page width, issue 36.3)."""
+    return f"{kind}_{dataset}.png"
+
+
 def collect(output) -> tuple[list[dict], list[s3f_records.Unusable], list[str]]:
     """Every usable finished run under `output` (recursive), each record plus run_subdir
     (relative POSIX path) and run_dir; every unusable metrics.json with its reason; and a note
