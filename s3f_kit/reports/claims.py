@@ -19,11 +19,18 @@ kit's Baseline_* runs present — the highest mean accuracy over the seeds it sh
 S³F-Net — and is then tested like every other claim. Picking the strongest on the same test
 images favours the baselines: the row can only be harder to support.
 
+"S³F-Net beats the parameter-matched spatial–spatial model" (kit, issue 35; one row per dataset)
+compares the S³F-Net with its Control_<DATASET> (SpectraNet replaced by a spatial CNN of the same
+size), on the runs of the paper's preprocessing; "… with the shortcut-neutral arm" on the runs
+that neither squash the images (RunConfig `resize`) nor keep their original encoding
+(`reencode`), both models alike. docs/shortcuts.md says how to read the two next to a flagged
+dataset.
+
 Each row also says what its runs could detect (docs/analysis-plan.md): the minimum detectable
 effect at its family's Bonferroni level, the seeds needed to detect the paper's Δ and, from a
 measured GPU figure only, their GPU-hours.
 
-Why ~690 lines: the claims, their pairing of runs, the statistics per claim, what they could
+Why ~760 lines: the claims, their pairing of runs, the statistics per claim, what they could
 detect, and the table and forest figure of the verdicts are read together (a verdict is only as
 good as its pairing); the statistics themselves live in s3f_stats.
 """
@@ -57,9 +64,29 @@ class Claim:
     # worse is the strongest run model among these experiments (any variant); until resolved
     # (_against_strongest) it names them all, e.g. ("Baseline_*_BUSI", "")
     candidates: tuple[str, ...] = ()
+    arm: str = ""  # the runs it is tested on: every run (""), or one preprocessing arm (ARMS)
 
 
 BASELINE_CLAIM = "S³F-Net beats standard deep CNNs"
+CONTROL_CLAIM = "S³F-Net beats the parameter-matched spatial–spatial model"
+NEUTRAL_CONTROL_CLAIM = f"{CONTROL_CLAIM} with the shortcut-neutral arm"
+# The preprocessing arms a run belongs to (docs/shortcuts.md), from its recorded RunConfig
+# settings `resize` and `reencode`; a record without them (made before they existed) resized by
+# squashing and kept the encoding, the paper's way: the standard arm.
+STANDARD_ARM, NEUTRAL_ARM = "standard", "shortcut-neutral"
+ARMS = (STANDARD_ARM, NEUTRAL_ARM)
+PAPER_RESIZE = "squash"
+
+
+def run_arm(record: dict) -> str:
+    """NEUTRAL_ARM for a run that does not squash its images to the input size or re-encodes
+    them, else STANDARD_ARM."""
+    settings = record.get("run_settings") or {}
+    resize = settings.get("resize") or PAPER_RESIZE
+    neutral = resize != PAPER_RESIZE or settings.get("reencode") is True
+    return NEUTRAL_ARM if neutral else STANDARD_ARM
+
+
 # The declared analysis plan (docs/analysis-plan.md): the primary family is this claim, one row
 # per dataset, tested on the dataset's first primary metric; every other row is exploratory.
 PRIMARY_CLAIM = "S³F-Net beats its spatial baseline"
@@ -117,6 +144,10 @@ def paper_claims() -> list[Claim]:
         placeholder = (s3f_experiments.baseline_name("*", dataset), "")
         claims.append(Claim(BASELINE_CLAIM, dataset, (_best_s3f(dataset), ""), placeholder,
                             candidates=baselines))  # fmt: skip
+    for text, arm in ((CONTROL_CLAIM, STANDARD_ARM), (NEUTRAL_CONTROL_CLAIM, NEUTRAL_ARM)):
+        for dataset in DATASET_ORDER:  # kit: the control the paper lacks (issue 35)
+            control = (s3f_experiments.control_name(dataset), "")
+            claims.append(Claim(text, dataset, (_best_s3f(dataset), ""), control, arm=arm))
     return claims
 
 
@@ -311,9 +342,17 @@ AS_PUBLISHED = "as published"
 
 
 def _protocol_rows(runs: list[dict], protocol: str) -> list[dict]:
-    models, left_out = _by_model(runs, protocol)
-    resolved = [_against_strongest(c, models, left_out) for c in paper_claims()]
-    return [{"protocol": protocol, **evaluate_claim(c, models, unused)} for c, unused in resolved]
+    claims = paper_claims()
+    by_arm = {
+        arm: _by_model([m for m in runs if arm in ("", run_arm(m))], protocol)
+        for arm in dict.fromkeys(c.arm for c in claims)
+    }
+    rows = []
+    for claim in claims:
+        models, left_out = by_arm[claim.arm]
+        claim, unused = _against_strongest(claim, models, left_out)
+        rows.append({"protocol": protocol, **evaluate_claim(claim, models, unused)})
+    return rows
 
 
 def _ranked(protocols) -> list[str]:
@@ -463,7 +502,12 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
         "(shown, not used for the verdict). "
         f"*{BASELINE_CLAIM}* (not in the paper's tables: its abstract's \"much deeper "
         'models") compares with the strongest Baseline_* model run on that dataset (highest '
-        "mean accuracy over the paired seeds; named in the row), in the same family.",
+        "mean accuracy over the paired seeds; named in the row), in the same family. "
+        f"*{CONTROL_CLAIM}* (kit: the control the paper lacks) compares with Control_<dataset>, "
+        "the S³F-Net with a spatial CNN of SpectraNet's parameter count in its place, on runs "
+        "of the paper's preprocessing; *…with the shortcut-neutral arm* on runs that do not "
+        "squash or that re-encode the images (docs/shortcuts.md: how to read them beside a "
+        "flagged dataset).",
         "",
         *_left_out_lines(frame),
         "| claim | family | dataset | metric | protocol | paper Δ | our mean Δ (min–max) | "

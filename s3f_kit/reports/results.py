@@ -463,7 +463,8 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         if dataset in confusion:
             details += [f"![confusion matrices, {dataset}]({confusion[dataset]})", "",
                         "Each model's test predictions, its seeds summed.", ""]  # fmt: skip
-    compared = {*s3f_experiments.EXPERIMENTS, *s3f_experiments.BASELINE_EXPERIMENTS}
+    compared = {*s3f_experiments.EXPERIMENTS, *s3f_experiments.BASELINE_EXPERIMENTS,
+                *s3f_experiments.CONTROL_EXPERIMENTS}  # fmt: skip
     paper_runs = [m for m in runs if m["experiment"] in compared]
     if paper_runs:  # the paper's claims, tested on these runs
         from s3f_kit.reports import claims as s3f_claims

@@ -94,6 +94,7 @@ KNOWN_EXPERIMENTS = {
     *s3f_experiments.EXPERIMENTS,
     s3f_experiments.CUSTOM_EXPERIMENT,
     *s3f_experiments.BASELINE_EXPERIMENTS,
+    *s3f_experiments.CONTROL_EXPERIMENTS,
 }
 
 
@@ -146,9 +147,11 @@ def _bootstrap(metrics: dict, key: str) -> tuple[float, float]:
 
 def _model_title(m: dict) -> str:
     exp = _experiment(m)
-    if (m.get("architecture") or exp.architecture) == "s3f":
+    architecture = m.get("architecture") or exp.architecture
+    if architecture in ("s3f", s3f_experiments.CONTROL_ARCHITECTURE):
         fusion, spectranet = m.get("fusion") or exp.fusion, m.get("spectranet") or exp.spectranet
-        return f"S³F-Net ({fusion}, SN{spectranet})"
+        kind = "S³F-Net" if architecture == "s3f" else "Matched spatial control"
+        return f"{kind} ({fusion}, SN{spectranet})"
     if exp.architecture == "spectranet":
         return f"SpectraNet-{m.get('spectranet') or exp.spectranet}"
     return exp.model_title
