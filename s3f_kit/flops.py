@@ -1,6 +1,6 @@
 """FLOPs of one image's forward pass through any kit model (S³F-Net, its branches, baselines).
 
-    count_flops(model)   # e.g. 1.9e9 for the BRISC2025 S³F-Net; recorded as `flops` by a run
+    count_flops(model)   # recorded as `flops` in every run's metrics.json
 
 It counts the multiply-adds of the convolution, dense and spectral-filter layers, two FLOPs
 each, plus the FFTs of the spectral filters (5·N·log₂N for an N-point complex transform, halved
