@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras import layers
 
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit import fusions as s3f_fusions
 from s3f_kit import modelfile as s3f_modelfile
 from s3f_kit import spectral_kernels as s3f_spectral_kernels
 from s3f_kit.experiments import ARCHITECTURES, CHANNEL_MIXINGS, FUSIONS, max_modes  # noqa: F401
@@ -342,7 +343,8 @@ def build_model(
     architecture: "spatial" (CNN baseline), "spectranet" (spectral branch alone), "s3f", or
         "control" (kit: S³F-Net with a parameter-matched spatial CNN in place of SpectraNet).
     input_shape: (H, W, C). num_classes: 2 → one sigmoid unit (paper's Chest X-Ray head).
-    fusion / spectranet: S³F-Net fusion ("concat" | "bilinear") and SpectraNet variant (1 | 2).
+    fusion / spectranet: S³F-Net fusion (a name of s3f_fusions: the paper's "concat" |
+        "bilinear") and SpectraNet variant (1 | 2).
     channel_mixing / modes: kit options of every SpectralFilter (see its docstring).
     bn_momentum: None → Keras' default 0.99 (paper). The kit's demo uses 0.9: with only a few
         hundred steps, 0.99 moving statistics are still far from the data and inference collapses.
@@ -350,8 +352,7 @@ def build_model(
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-    if fusion not in FUSIONS:
-        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    s3f_fusions.get(fusion)  # a registered fusion, or one clear error
     input_shape = tuple(int(d) for d in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(f"input_shape must be (H, W, C) with positive sizes, got {input_shape}")
@@ -371,10 +372,7 @@ def build_model(
             spectral = control_branch(inputs, spectranet, bn_momentum)
         else:
             spectral = spectranet_branch(inputs, spectranet, bn_momentum, **filter_options)
-        if fusion == "concat":
-            features = layers.Concatenate(name="fusion")([spatial, spectral])
-        else:
-            features = BilinearFusion(name="fusion")([spatial, spectral])
+        features = fuse(fusion, spatial, spectral)
     # float32 head: keeps softmax/sigmoid stable under a mixed_float16 policy.
     if is_binary(num_classes):
         outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="head")(features)
@@ -396,12 +394,54 @@ class SpectralFilterLayer(SpectralFilter):
     called exactly this."""
 
 
-# Class names used by the paper's release files (saved from a notebook, module "__main__").
+# The kit's own layer classes by the names model files record, the paper's release files too
+# (saved from a notebook, module "__main__"); s3f_fusions names BilinearFusion's class here.
 CUSTOM_OBJECTS = {
     "SpectralFilterLayer": SpectralFilterLayer,
     "SpectralFilter": SpectralFilter,
     "BilinearFusion": BilinearFusion,
 }
+
+
+def fusion_layer_class(fusion: str) -> type:
+    """The Keras layer class that joins the two branch vectors in a `fusion` S³F-Net."""
+    layer = s3f_fusions.get(fusion).layer
+    if isinstance(layer, type):
+        return layer
+    return CUSTOM_OBJECTS[layer] if layer in CUSTOM_OBJECTS else getattr(layers, layer)
+
+
+def fuse(fusion: str, spatial, spectral):
+    """The joint feature vector: the registered fusion's layer on the two branch vectors."""
+    return fusion_layer_class(fusion)(name="fusion")([spatial, spectral])
+
+
+def fusion_of(layer) -> str | None:
+    """The registered fusion whose layer `layer` is, or None. The nearest class of its MRO
+    decides: the paper-format BilinearFusion (a subclass, tests/paper_format.py) is bilinear."""
+    classes = {fusion_layer_class(name): name for name in s3f_fusions.REGISTRY}
+    return next((classes[kind] for kind in type(layer).__mro__ if kind in classes), None)
+
+
+def fusion_layers(model) -> list:
+    """The layers of `model` that fuse two branch vectors, in model order: a registered
+    fusion's layer called on two (batch, width) tensors (a baseline's gray → RGB Concatenate of
+    images is not one)."""
+    return [
+        layer
+        for layer in model.layers
+        if fusion_of(layer) is not None
+        and isinstance(layer.input, (list, tuple))
+        and len(layer.input) == 2
+        and all(len(tensor.shape) == 2 for tensor in layer.input)
+    ]
+
+
+def custom_objects() -> dict:
+    """What Keras may build beyond its own classes: the kit's, and every registered fusion's
+    layer class (the model-file check allows exactly these names, s3f_modelfile)."""
+    brought = (f.layer for f in s3f_fusions.REGISTRY.values() if isinstance(f.layer, type))
+    return {**CUSTOM_OBJECTS, **{kind.__name__: kind for kind in brought}}
 
 
 def num_classes_of(model) -> int:
@@ -423,7 +463,10 @@ def _build_args(config: dict) -> dict | None:
         branches, architecture = (True, True), {(True, True): "control"}
     if branches not in architecture:
         return None
-    fusion = found.get("fusion", {}).get("class_name") == "BilinearFusion"
+    joined_by = found.get("fusion", {}).get("class_name")
+    fusions = [f.name for f in s3f_fusions.REGISTRY.values() if f.layer_name == joined_by]
+    if branches == (True, True) and not fusions:
+        return None  # a fusion this Keras process has not registered
     spectral = found.get("spectral_filter1", {}).get("config", {})
     momentum = [
         layer["config"]["momentum"]
@@ -435,12 +478,12 @@ def _build_args(config: dict) -> dict | None:
         architecture=architecture[branches],
         input_shape=found["image"]["config"]["batch_shape"][1:],
         num_classes=2 if units == 1 else units,
-        fusion="bilinear" if fusion else "concat",
         spectranet=2 if {"spectral_filter2", "control_conv2"} & set(found) else 1,
         channel_mixing=spectral.get("channel_mixing", "dense"),
         modes=spectral.get("modes"),
         bn_momentum=momentum[0] if momentum else None,
         name=config["config"].get("name"),
+        **({"fusion": fusions[0]} if fusions else {}),  # one-branch models: build_model's default
     )
 
 
@@ -488,7 +531,7 @@ def load_model(path, compile=True):
 def _load_checked(path: Path, compile: bool):
     try:
         return keras.saving.load_model(
-            path, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=True
+            path, custom_objects=custom_objects(), compile=compile, safe_mode=True
         )
     except Exception as error:  # Keras raises many types; report them with the file's name
         rebuilt = _load_from_build_args(path, error)

@@ -233,12 +233,13 @@ class RunConfig:
     )  # fmt: skip
     fold: int = param(1, "the cross-validation fold this run tests (1..folds)", integer(1))
     fusion: str | None = param(
-        None,
-        'S³F-Net only: "concat" | "bilinear"; None → the experiment\'s',
-        choice(*s3f_experiments.FUSIONS, optional=True),
-        grid=FUSED,
-        in_notebook=lambda exp: exp.fusion,
-    )
+        None, "S³F-Net only: " + " | ".join(f'"{f}"' for f in s3f_experiments.FUSIONS)
+        + "; None → the experiment's",
+        # checked against the fusions registered then (s3f_fusions): a new one is accepted too
+        lambda value, name: None if value is None else as_choice(
+            value, name, s3f_experiments.FUSIONS),
+        grid=FUSED, in_notebook=lambda exp: exp.fusion,
+    )  # fmt: skip
     spectranet: int | None = param(
         None, "SpectraNet variant 1 | 2 (S³F-Net and SpectraNet models); None → the experiment's",
         lambda value, name: None if value is None else as_choice(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from data_setup.datasets import CUSTOM_LICENCE, DATASETS, DatasetInfo  # noqa: F401  (re-exported)
+from s3f_kit import fusions as s3f_fusions
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ BATCH_SIZE = 16
 # The model's variant choices (s3f_common builds them; s3f_config validates run parameters).
 # "control" (kit): S³F-Net with a parameter-matched spatial CNN in place of SpectraNet.
 ARCHITECTURES = ("spatial", "spectranet", "s3f", "control")
-FUSIONS = ("concat", "bilinear")
+FUSIONS = s3f_fusions.NAMES  # the registered fusions' names, live (s3f_fusions): the paper's two
 CHANNEL_MIXINGS = ("dense", "depthwise")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 

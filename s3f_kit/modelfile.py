@@ -10,7 +10,8 @@ with bounded sizes and accepts a config only if every object in it is
 - a Keras layer of the fixed list below (pure computations: nothing that reads files, wraps
   foreign code or evaluates a Lambda), a Keras model, or a Keras initializer, regularizer,
   constraint, optimizer, learning-rate schedule, loss, metric or dtype policy;
-- one of the kit's classes (also as the paper's notebooks saved them: module "__main__");
+- one of the kit's classes (also as the paper's notebooks saved them: module "__main__"): its
+  spectral filter and the layer of every registered fusion (s3f_fusions, `kit_classes`);
 - a built-in activation, loss or metric *function* saved by name;
 - one of Keras' structural markers (a tensor reference, a tuple, an array).
 
@@ -27,6 +28,7 @@ import json
 import zipfile
 from pathlib import Path
 
+from s3f_kit import fusions as s3f_fusions
 from s3f_kit.experiments import CONTROL_EXPERIMENTS, EXPERIMENTS
 
 CONFIG = "config.json"
@@ -51,7 +53,7 @@ MAX_UNPACKED_BYTES = 2 * 3 * 4 * LARGEST_KIT_PARAMETERS
 MAX_EXPANSION = 100
 EXPANSION_FLOOR_BYTES = 1 << 20
 
-KIT_CLASSES = ("SpectralFilter", "SpectralFilterLayer", "BilinearFusion")
+SPECTRAL_CLASSES = ("SpectralFilter", "SpectralFilterLayer")  # s3f_common's; the paper's name too
 KERAS_MODELS = frozenset({"Functional", "Sequential", "Model"})
 # Keras layers whose from_config only sets up arithmetic. Deliberately absent: Lambda (runs
 # marshalled code), TFSMLayer (loads a SavedModel with its own ops), TorchModuleWrapper and
@@ -176,6 +178,13 @@ def read_config(path) -> tuple[dict, dict]:
 # --------------------------------------------------------------------------- the config
 
 
+def kit_classes() -> frozenset:
+    """The kit's class names a model file may hold: the spectral filter and the layer of every
+    fusion registered now (s3f_fusions) that is not one of Keras' allowed layers."""
+    fusion_layers = {fusion.layer_name for fusion in s3f_fusions.REGISTRY.values()}
+    return frozenset(SPECTRAL_CLASSES) | (fusion_layers - KERAS_LAYERS)
+
+
 @functools.lru_cache(maxsize=1)
 def _keras_names() -> tuple[frozenset, frozenset]:
     """(class names, function names) the installed Keras exports in the safe families."""
@@ -214,7 +223,7 @@ def _problem(entry: dict) -> str | None:
         return "an object without a class name"
     if class_name in KERAS_MARKERS and module is None:
         return None
-    if class_name in KIT_CLASSES:
+    if class_name in kit_classes():
         # Keras resolves these from the kit's registry by this name and never imports `module`
         # (the paper's notebooks saved "__main__" there)
         if registered in (class_name, f"s3f>{class_name}"):

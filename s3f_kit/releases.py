@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from s3f_common import BilinearFusion, SpectralFilter, load_model, num_classes_of
+from s3f_common import SpectralFilter, fusion_layers, fusion_of, load_model, num_classes_of
 from s3f_kit import modelfile as s3f_modelfile
 
 RELEASE_BASE_URL = "https://github.com/Saiful185/S3F-Net/releases/download/v1.0.0-sn1"
@@ -83,7 +83,7 @@ def verify_release_model(model, release: Release, source) -> None:
     kinds = {type(layer) for layer in model.layers}
     if not any(issubclass(kind, SpectralFilter) for kind in kinds):
         problems.append("no SpectralFilter layer")
-    if (release.fusion == "bilinear") != any(issubclass(k, BilinearFusion) for k in kinds):
+    if [fusion_of(layer) for layer in fusion_layers(model)][-1:] != [release.fusion]:
         problems.append(f"fusion is not {release.fusion}")
     if problems:
         raise ValueError(f"{source}: not the registered release model ({'; '.join(problems)})")

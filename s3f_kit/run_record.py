@@ -40,7 +40,7 @@ class RunRecord:
     class_names: list | None = _doc("the classes, in label order")
     protocol: str = _doc('"paper" (validation = test) or "holdout"')
     params: int = _doc("the model's parameter count")
-    flops: int | None = _doc("FLOPs of one image's forward pass (s3f_baselines.count_flops)")
+    flops: int | None = _doc("FLOPs of one image's forward pass (s3f_flops.count_flops)")
     weights_used: str | None = _doc('the starting weights: "imagenet" or "random" (baselines)')
     architecture: str | None = _doc('"s3f", "spatial" or "spectranet"')
     fusion: str | None = _doc("S³F-Net's fusion")

@@ -1,7 +1,8 @@
 """Explainability for any S³F-Net model: branch contributions, learned filters, Grad-CAM.
 
-Works on the loaded model itself — kit-trained or released with the paper, concat or bilinear,
-SN1 or SN2 — by finding the fusion layer and its two inputs inside it; nothing is rebuilt.
+Works on the loaded model itself — kit-trained or released with the paper, any registered
+fusion (s3f_fusions), SN1 or SN2 — by finding the fusion layer and its two inputs inside it;
+nothing is rebuilt.
 
     analysis = explain(model, data, out_dir)   # writes JSON, CSV and PNGs into out_dir
 """
@@ -38,17 +39,10 @@ def _ancestor_layers(tensor) -> set:
 def fusion_branches(model):
     """(fusion layer, spatial tensor, spectral tensor) found inside `model`.
 
-    The fusion is the last Concatenate or BilinearFusion joining two vectors; the spectral input
-    is the one whose ancestry holds a SpectralFilter layer.
+    The fusion is the last layer of a registered fusion (s3f_fusions) joining two vectors; the
+    spectral input is the one whose ancestry holds a SpectralFilter layer.
     """
-    candidates = [
-        layer
-        for layer in model.layers
-        if isinstance(layer, (keras.layers.Concatenate, s3f_common.BilinearFusion))
-        and isinstance(layer.input, (list, tuple))
-        and len(layer.input) == 2
-        and all(len(t.shape) == 2 for t in layer.input)
-    ]
+    candidates = s3f_common.fusion_layers(model)
     if not candidates:
         raise ValueError(f"{model.name}: no fusion of two vectors found — not an S³F-Net model")
     fusion = candidates[-1]
@@ -161,12 +155,8 @@ def grad_cam(model, images: np.ndarray, class_indices) -> np.ndarray:
 
 
 def fusion_kind(model) -> str:
-    """'concat' or 'bilinear': how the loaded S³F-Net fuses its branches."""
-    return (
-        "bilinear"
-        if any(isinstance(layer, s3f_common.BilinearFusion) for layer in model.layers)
-        else "concat"
-    )
+    """How the loaded S³F-Net fuses its branches: the registered fusion's name (s3f_fusions)."""
+    return s3f_common.fusion_of(fusion_branches(model)[0])
 
 
 # --------------------------------------------------------------------------- the whole analysis

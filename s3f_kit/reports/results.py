@@ -564,7 +564,7 @@ def _details_intro(runs: list[dict]) -> list[str]:
         "(from the class counts in metrics.json; mean over the runs): the floor a model has to "
         "clear.",
         "",
-        "params and GFLOPs (one image's forward pass; s3f_baselines.count_flops counts every "
+        "params and GFLOPs (one image's forward pass; s3f_flops.count_flops counts every "
         "model by the same rule) set the cost beside the accuracy; weights: what training "
         "started from (`weights_used` in metrics.json): random initialization for the paper's "
         "models, ImageNet or random (where ImageNet weights could not be fetched) for the "

@@ -19,17 +19,13 @@ architectures are trained on the same data, split, recipe and seeds:
   deadline, a size limit) while Keras keeps its cache and its hash check. Without internet, or
   when the download stalls, the backbone starts from random weights and says so in one line.
   Either way the run records which one it used (`weights_used`), and the tables show it.
-- `count_flops`: the FLOPs of one forward pass. It counts the multiply-adds of the convolution,
-  dense, spectral-filter and bilinear-fusion layers, two FLOPs each, plus the FFTs of the
-  spectral filters (5·N·log₂N for an N-point complex transform, halved for a real one). It
-  leaves out normalization, activation and pooling layers, so every model is counted by the
-  same rule.
+- `count_flops` (s3f_flops, re-exported: the baseline notebooks print it): the FLOPs of one
+  forward pass, every model by the same rule.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import socket
 from pathlib import Path
 
@@ -39,6 +35,7 @@ from keras import layers
 import s3f_common
 from s3f_kit.experiments import BASELINE_WEIGHTS as WEIGHTS
 from s3f_kit.experiments import BASELINES, Baseline  # noqa: F401  (the registry's, re-exported)
+from s3f_kit.flops import count_flops  # noqa: F401  (re-exported: the baseline notebooks call it)
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -171,45 +168,3 @@ def build_baseline(
     outputs = layers.Dense(units, activation=activation, dtype="float32", name="head")(features)
     model = keras.Model(inputs, outputs, name=model_name or f"Baseline_{name}")
     return s3f_common.compile_like_paper(model, num_classes, learning_rate, jit_compile), used
-
-
-# --------------------------------------------------------------------------- FLOPs
-
-
-def _spatial(shape) -> int:
-    return math.prod(int(d) for d in shape[1:-1])
-
-
-def _fft_flops(height: int, width: int, channels: int) -> float:
-    n = height * width
-    return channels * 2.5 * n * math.log2(max(n, 2))  # a real transform: half a complex one
-
-
-def _layer_flops(layer) -> float:
-    if isinstance(layer, keras.Model):
-        return sum(_layer_flops(inner) for inner in layer.layers)
-    if isinstance(layer, layers.DepthwiseConv2D):
-        kh, kw = layer.kernel_size
-        out = layer.output.shape
-        return 2.0 * _spatial(out) * int(out[-1]) * kh * kw
-    if isinstance(layer, layers.Conv2D):
-        kh, kw = layer.kernel_size
-        cin = int(layer.input.shape[-1])
-        out = layer.output.shape
-        return 2.0 * _spatial(out) * int(out[-1]) * kh * kw * cin / layer.groups
-    if isinstance(layer, layers.Dense):
-        shape = layer.input.shape
-        return 2.0 * math.prod(int(d) for d in shape[1:]) * layer.units
-    if isinstance(layer, s3f_common.SpectralFilter):
-        channels, per_input, rows, cols = layer.real_weights.shape
-        mixing = 8.0 * channels * per_input * rows * cols  # complex multiply-add: 8 real FLOPs
-        return mixing + _fft_flops(layer.height, layer.width, layer.channels + layer.filters)
-    if isinstance(layer, s3f_common.BilinearFusion):
-        a, b = (int(s[-1]) for s in (t.shape for t in layer.input))
-        return 2.0 * a * b
-    return 0.0
-
-
-def count_flops(model) -> int:
-    """FLOPs of one image's forward pass (see the module docstring for what is counted)."""
-    return int(round(sum(_layer_flops(layer) for layer in model.layers)))

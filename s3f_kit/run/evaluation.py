@@ -22,8 +22,8 @@ from data_setup import load_dataset
 from data_setup.files import write_csv_atomic, write_json_atomic
 from data_setup.synth import demo_data_dir
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit import flops as s3f_flops
 from s3f_kit import releases as s3f_releases
-from s3f_kit.run import baselines as s3f_baselines
 from s3f_kit.run import metrics as s3f_metrics
 from s3f_kit.run_record import RunRecord
 from s3f_preprocessing import Preprocessing
@@ -59,7 +59,7 @@ def evaluate_model(
         dataset=data.info.id,
         class_names=list(data.class_names),
         params=int(model.count_params()),
-        flops=s3f_baselines.count_flops(model),  # one image's forward pass (s3f_baselines)
+        flops=s3f_flops.count_flops(model),  # one image's forward pass (s3f_flops)
         protocol=data.protocol,
         image_size=list(data.image_size),
         dataset_fingerprint=data.fingerprint,
