@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from data_setup.datasets import MAX_IMAGE_SIDE
+from data_setup.decode import PAPER_RESIZE, RESIZE_MODES
 from s3f_kit import experiments as s3f_experiments
 
 # keras.utils.set_random_seed seeds NumPy's legacy generator, which takes 0 … 2**32 − 1.
@@ -296,6 +297,18 @@ class RunConfig:
     )
     skip_damaged: bool = param(False, "drop images that decode but look damaged (the paper used "
                                "them)", flag)  # fmt: skip
+    resize: str = param(
+        PAPER_RESIZE,
+        '"squash" (paper) | "crop" | "reflect": aspect-preserving arms (docs/shortcuts.md)',
+        choice(*RESIZE_MODES),
+        grid=ALL_ARCHITECTURES,
+    )
+    reencode: bool = param(
+        False,
+        "True: one JPEG re-encode rule for every file (docs/shortcuts.md); False: the paper's",
+        flag,
+        grid=ALL_ARCHITECTURES,
+    )
     data_zip: str = param(
         "",
         "a dataset .zip (e.g. on Drive) or URL, unpacked once to local disk; sets data_dir",
@@ -599,6 +612,11 @@ def variant_name(experiment: str, settings: dict) -> str:
         parts.append(_PRECISION_TAGS.get(config["precision"], config["precision"]))
     if config["jit_compile"]:
         parts.append("xla")
+    # the shortcut-neutral arms: named only when not the paper's, so its folders keep their names
+    if config.get("resize", PAPER_RESIZE) != PAPER_RESIZE:
+        parts.append(str(config["resize"]))
+    if config.get("reencode"):
+        parts.append("reencode")
     return "-".join(parts)
 
 

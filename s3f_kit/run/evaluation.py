@@ -69,6 +69,7 @@ def evaluate_model(
         damaged_files=[list(d) for d in getattr(data, "damaged", [])],
         counts=data.counts(),
         data_manifest=getattr(data, "manifest", None),
+        shortcuts=getattr(data, "shortcuts", None),
         data_dir=str(data.root),
         tensorflow_version=tf.__version__,
         keras_version=keras.__version__,
@@ -253,6 +254,8 @@ def write_preprocessing(path: Path, data) -> None:
         class_names=tuple(data.class_names),
         image_size=tuple(data.image_size),
         channels=int(data.input_shape[-1]),
+        resize=getattr(data, "resize", Preprocessing.resize),
+        reencode=bool(getattr(data, "reencode", False)),
     ).save(path)
 
 
@@ -275,7 +278,7 @@ def evaluate_pretrained(
     model = s3f_releases.pretrained(release, base_url=base_url or None)
     spec = s3f_releases.RELEASES[release]
     root = data_dir or demo_data_dir(spec.dataset, demo_count)
-    data = load_dataset(spec.dataset, root, img_size=spec.input_shape[:2])
+    data = load_dataset(spec.dataset, root, img_size=spec.input_shape[:2], shortcuts=True)
     print(
         ("SYNTHETIC DEMO DATA — says nothing about the paper's datasets\n" if not data_dir else "")
         + data.summary()

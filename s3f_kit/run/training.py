@@ -39,6 +39,7 @@ import numpy as np
 
 import s3f_common
 from data_setup import load_dataset
+from data_setup.decode import PAPER_RESIZE
 from data_setup.files import (
     DiskFullError,
     atomic_path,
@@ -152,12 +153,15 @@ class Run(RunConfig):
             options["skip_damaged"] = True
         if self.folds:
             options.update(folds=self.folds, fold=self.fold)
+        if self.resize != PAPER_RESIZE or self.reencode:  # the shortcut-neutral arms
+            options.update(resize=self.resize, reencode=self.reencode)
         data = load_dataset(
             dataset,
             root,
             img_size=self.img_size,
             protocol=self.protocol,
             seed=self.seed,
+            shortcuts=True,  # the header-only shortcut audit, recorded in metrics.json
             **options,
         )
         print(
