@@ -307,3 +307,30 @@ def report_lines(result: dict) -> list[str]:
                          f"{pct(masked['accuracy_unmasked'])}; chance "
                          f"{masked['chance']:.2f})")  # fmt: skip
     return lines
+
+
+def dataset_swap(models: dict, data, seed: int = 0) -> dict:
+    """The swap test on a loaded Dataset's test split (data_setup.loading.load_dataset with
+    shortcuts=True), decoded as the Dataset was (its size, channels and arms), with the lesion
+    masked out where masks lie beside the images: what a run records as `acquisition_swap`.
+    {"assessed": False, "why": ...} where the audit could not profile the classes."""
+    found = getattr(data, "shortcuts", None) or {}
+    if not found.get("assessed"):
+        why = found.get("why", "the run's data has no shortcut audit (load_dataset shortcuts=)")
+        return {"assessed": False, "why": why}
+    test = data.splits["test"]
+    items = [(Path(data.root) / f, int(y)) for f, y in zip(test.files, test.labels, strict=True)]
+    try:
+        result = acquisition_swap(
+            models, items, found["per_class"], list(data.class_names), tuple(data.image_size),
+            data.channels, resize=data.resize, reencode=data.reencode, masks=True, seed=seed,
+        )  # fmt: skip
+    except ValueError as error:
+        return {"assessed": False, "why": str(error)}
+    return {"assessed": True, **result}
+
+
+def keras_predictor(model):
+    """A Keras model as the batch → probabilities function this module calls (inference
+    mode: BatchNorm's moving averages, no dropout)."""
+    return lambda batch: np.asarray(model(batch, training=False), dtype=np.float64)

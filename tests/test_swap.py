@@ -246,3 +246,63 @@ def test_the_run_records_the_audit_once_then_reads_it_back(tmp_path, monkeypatch
     assert set(first["per_class"]) == {"NORMAL", "PNEUMONIA"}
     monkeypatch.setattr(shortcuts, "shortcut_audit", lambda *a, **k: pytest.fail("audited again"))
     assert recorded_summary(CHEST, listing, tmp_path / "cache") == first
+
+
+def test_the_arms_are_part_of_a_runs_identity_only_when_not_the_papers():
+    from s3f_kit import config as s3f_config
+
+    assert s3f_config.run_subdir("S3F_Concat_BUSI", {}) == "S3F_Concat_BUSI/seed42"
+    paper = {"resize": "squash", "reencode": False}
+    assert s3f_config.run_subdir("S3F_Concat_BUSI", paper) == "S3F_Concat_BUSI/seed42"
+    arms = {"resize": "reflect", "reencode": True}
+    assert s3f_config.run_subdir("S3F_Concat_BUSI", arms) == (
+        "S3F_Concat_BUSI/reflect-reencode/seed42"
+    )
+    assert s3f_config.run_subdir("Spatial_BUSI", {"resize": "crop"}) == "Spatial_BUSI/crop/seed42"
+    settings = s3f_config.expected_settings("Spatial_BUSI", {"reencode": "true"})
+    assert settings["reencode"] is True and settings["resize"] == "squash"
+    with pytest.raises(ValueError, match="resize must be one of 'squash', 'crop', 'reflect'"):
+        s3f_config.RunConfig("Spatial_BUSI", resize="stretch").checked()
+
+
+def test_an_arm_decodes_into_its_own_cache_entry_and_the_papers_keep_their_names(tmp_path):
+    from data_setup.loading import load_dataset
+
+    root, cache = _chest(tmp_path / "d", SHORTCUT), tmp_path / "cache"
+    paper = load_dataset("ChestXRay", root, img_size=(32, 32), cache_dir=cache)
+    names = sorted(p.name for p in cache.glob("*.npy"))
+    assert names and all("x1_" in name for name in names)  # ChestXRay_train_32x32x1_<key>
+    arm = load_dataset("ChestXRay", root, img_size=(32, 32), cache_dir=cache, resize="reflect",
+                       reencode=True)  # fmt: skip
+    assert (arm.resize, arm.reencode) == ("reflect", True)
+    assert (paper.resize, paper.reencode) == ("squash", False)
+    new = sorted(p.name for p in cache.glob("*.npy") if p.name not in names)
+    assert len(new) == len(names) and all("x1-reflect-reencode_" in name for name in new)
+    normal = paper.splits["test"].labels == 0  # 4:3 files: the squash and the reflect differ
+    assert not np.array_equal(paper.splits["test"].images(False)[normal],
+                              arm.splits["test"].images(False)[normal])  # fmt: skip
+    path = root / "chest_xray" / "test" / "NORMAL" / "person0_NORMAL_test.jpeg"
+    expected = decode_image(path, (32, 32), 1, "reflect", True)
+    assert np.array_equal(arm.splits["test"].images(False)[arm.splits["test"].files.index(
+        str(path.relative_to(arm.root)))], expected)  # fmt: skip
+    with pytest.raises(ValueError, match="resize must be one of"):
+        load_dataset("ChestXRay", root, img_size=(32, 32), cache_dir=cache, resize="pad")
+
+
+def test_a_model_trained_with_an_arm_is_served_its_images_the_same_way(tmp_path):
+    from s3f_preprocessing import Preprocessing
+
+    prep = Preprocessing("BUSI", ("a", "b"), (32, 32), 1, "x", resize="crop", reencode=True)
+    prep.save(tmp_path / "preprocessing.json")
+    back = Preprocessing.load(tmp_path / "preprocessing.json")
+    assert (back.resize, back.reencode) == ("crop", True) and "(crop)" in back.describe()
+    old = {"class_names": ["a", "b"], "image_size": [32, 32], "channels": 1}  # before the arms
+    assert Preprocessing.from_json(old, "old").resize == "squash"
+    with pytest.raises(ValueError, match="bad.json: resize 'pad' is not supported"):
+        Preprocessing.from_json({**old, "resize": "pad"}, "bad.json")
+    from s3f_kit.apply.predict import load_image
+
+    image = tmp_path / "wide.png"
+    Image.fromarray(_field(np.random.default_rng(0), 30, 60)).save(image)
+    served = load_image(image, back)
+    assert np.array_equal(np.round(served * 255), decode_image(image, (32, 32), 1, "crop", True))

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 
 import s3f_common
-from data_setup import load_dataset
+from data_setup import load_dataset, swap
 from data_setup.decode import PAPER_RESIZE
 from data_setup.files import (
     DiskFullError,
@@ -355,6 +355,9 @@ class Run(RunConfig):
         result = evaluate_model(
             model, data, self.run_dir, self.experiment, self.batch_size, self.demo
         )
+        # does the model read how the files were stored? (issue 35; docs/shortcuts.md)
+        predictor = {self.experiment: swap.keras_predictor(model)}
+        result["acquisition_swap"] = swap.dataset_swap(predictor, data, self.seed)
         history = self.history.history if hasattr(self.history, "history") else self.history or {}
         f1_curve = history.get("val_f1", [])
         finite = [f if np.isfinite(f) else -np.inf for f in f1_curve]
