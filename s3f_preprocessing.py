@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from data_setup.decode import PAPER_RESIZE, RESIZE_MODES
+from data_setup.arms import PAPER_RESIZE, RESIZE_MODES
 from data_setup.files import write_atomic
 
 PREPROCESSING_FILE = "preprocessing.json"

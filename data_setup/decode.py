@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from data_setup.arms import PAPER_RESIZE, REENCODE_QUALITY, RESIZE_MODES
+
 # The most pixels (width × height) a file's header may claim; a larger image is refused by name
 # before OpenCV sees it. Real medical images stay far below it (chest films up to ~3,000 px a
 # side, digitised mammograms up to ~5,000 × 7,000), while OpenCV's own limit (2^30 pixels)
@@ -26,19 +28,7 @@ from PIL import Image
 # 179 megapixels is refused here, after Pillow's one-line warning; more, Pillow refuses too).
 MAX_IMAGE_PIXELS = 8192 * 8192
 
-# How an image reaches the input size (issue 35, item 3; RunConfig's `resize`). The paper squashes
-# every image to H×W whatever its aspect ratio, so the distortion — and its spectral signature —
-# falls on whichever class has non-square files. The two aspect-preserving arms: "crop" resizes
-# the short side to fit and centre-crops the long one; "reflect" resizes the long side to fit and
-# fills the rest by mirroring the image (never constant bars, whose edges and level would mark
-# the non-square class).
-RESIZE_MODES = ("squash", "crop", "reflect")
-PAPER_RESIZE = RESIZE_MODES[0]
-# RunConfig's `reencode`: every file, after its decode and resize, is encoded once more as a JPEG
-# of this quality in the run's mode and decoded again, so that the last codec every tensor
-# passed through is the same one on the same 8×8 grid, whatever format, mode and quality each
-# class was stored in. 75 is libjpeg's (and Pillow's) default quality.
-REENCODE_QUALITY = 75
+# the shortcut-neutral arms' names, defaults and quality: data_setup.arms (no OpenCV there)
 
 
 class BadImage(Exception):

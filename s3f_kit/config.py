@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from data_setup.arms import PAPER_RESIZE, RESIZE_MODES
 from data_setup.datasets import MAX_IMAGE_SIDE
-from data_setup.decode import PAPER_RESIZE, RESIZE_MODES
 from s3f_kit import experiments as s3f_experiments
 
 # keras.utils.set_random_seed seeds NumPy's legacy generator, which takes 0 … 2**32 − 1.

@@ -306,3 +306,34 @@ def test_a_model_trained_with_an_arm_is_served_its_images_the_same_way(tmp_path)
     Image.fromarray(_field(np.random.default_rng(0), 30, 60)).save(image)
     served = load_image(image, back)
     assert np.array_equal(np.round(served * 255), decode_image(image, (32, 32), 1, "crop", True))
+
+
+def test_the_command_scores_the_model_beside_the_baseline(keras, tmp_path, capsys, monkeypatch):
+    """s3f-swap: both models on the same test images (the run folder's split.csv), the lesion
+    masked out where BUSI's masks lie, the findings beside the model; bad input is one line."""
+    import s3f_common
+    from data_setup.synth import synth_dataset
+    from s3f_kit.apply.swap import SWAP_FILE, main
+    from tests.helpers import run_folder
+
+    monkeypatch.setenv("S3F_CACHE_DIR", str(tmp_path / "cache"))
+    root = synth_dataset("BUSI", tmp_path / "busi", count=6, size=48)
+    s3f = run_folder(tmp_path / "s3f", s3f_common.build_model("s3f", (16, 16, 1), 3, "concat", 1),
+                     "BUSI", (16, 16), 1)  # fmt: skip
+    spatial = run_folder(tmp_path / "spatial", s3f_common.build_model("spatial", (16, 16, 1), 3),
+                         "BUSI", (16, 16), 1)  # fmt: skip
+    files = sorted(p.relative_to(root) for p in root.rglob("*).png"))
+    rows = ["file,split"] + [f"{f},{'test' if i % 2 else 'train'}" for i, f in enumerate(files)]
+    (s3f / "split.csv").write_text("\n".join(rows) + "\n")
+    assert main([str(s3f), str(root), "--baseline", str(spatial)]) == 0
+    found = json.loads((s3f / SWAP_FILE).read_text())
+    assert found["images"] == len(files) // 2 and "split.csv" in found["test_images"]
+    assert set(found["models"]) == {f"model: {s3f}", f"baseline: {spatial}"}
+    for scored in found["models"].values():
+        assert scored["flips"]["of"] == found["images"] * 2  # two other classes each
+        assert scored["lesion_masked"]["kept_prediction"]["of"] == found["images"]
+    printed = capsys.readouterr().out
+    assert "given another class's storage" in printed and "lesion masked out" in printed
+    assert main([str(s3f), str(tmp_path / "nowhere")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("s3f-swap: error:") and "nowhere" in error[0]
