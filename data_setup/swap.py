@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from data_setup.decode import (
     PAPER_RESIZE,
     BadImage,
     decode_bytes,
+    decode_workers,
     read_bytes,
 )
 from data_setup.shortcuts import GRAY_MODES
@@ -45,6 +47,8 @@ LOSSLESS = "PNG"  # what a class stored in any lossless format (PNG, BMP, TIFF) 
 DEFAULT_QUALITY = 75  # a JPEG class whose quality the audit could not estimate: libjpeg's default
 MAX_IMAGES = 1000  # test images swapped at most (a seeded sample beyond): bounds the time
 BATCH = 32  # images per model call
+CHUNK = 64  # test images prepared at once: bounds the memory the swapped tensors take
+LEFT_OUT_SHOWN = 20  # unreadable files named in the result (all are counted)
 INPAINT_RADIUS = 5  # pixels OpenCV's inpainting looks around a masked pixel
 MASK_DILATE = 5  # pixels the lesion mask grows by first: the lesion's rim goes too
 
@@ -201,30 +205,57 @@ def acquisition_swap(
     if sampled:
         keep = np.random.default_rng(seed).choice(len(items), MAX_IMAGES, replace=False)
         items = [items[i] for i in sorted(keep)]
-    original, own, swapped, lesionless, left_out = [], [], [], [], []
-    for path, label in items:
+
+    def prepare(item):  # the tensors of one test image, or why it is left out
+        path, label = item
+        decode = functools.partial(_decoded, path=path, size_hw=size_hw, channels=channels,
+                                   resize=resize, reencode=reencode)  # fmt: skip
         try:
             pixels = source_pixels(path)
-            raw = read_bytes(path).tobytes()
-            decode = functools.partial(_decoded, path=path, size_hw=size_hw, channels=channels,
-                                       resize=resize, reencode=reencode)  # fmt: skip
-            first = decode(raw)
             mine = signatures.get(class_names[label])
-            control = decode(stored_as(pixels, mine)) if mine else None
-            others = [(t, decode(stored_as(pixels, sig))) for t, sig in signatures.items()
-                      if t != class_names[label]]  # fmt: skip
+            others = [(class_names.index(t), decode(stored_as(pixels, sig)))
+                      for t, sig in signatures.items() if t != class_names[label]]  # fmt: skip
             found = lesion_masks(path) if masks else []
-            inpainted = decode(_png(masked_out(pixels, found))) if found else None
+            return {
+                "label": label,
+                "first": decode(read_bytes(path).tobytes()),
+                "own": decode(stored_as(pixels, mine)) if mine else None,
+                "others": others,
+                "masked": decode(_png(masked_out(pixels, found))) if found else None,
+            }
         except BadImage as error:
-            left_out.append([str(path), str(error)])
-            continue
-        original.append((label, first))
-        own.append(control)
-        swapped.extend((len(original) - 1, class_names.index(t), image) for t, image in others)
-        if inpainted is not None:
-            lesionless.append((len(original) - 1, inpainted))
+            return str(error)
+
+    # CHUNK images at a time: prepared in parallel (Pillow and OpenCV release the GIL), then
+    # predicted, so memory holds one chunk's tensors whatever the test set's size
+    labels, left_out = [], []
+    outcome = {name: {"before": [], "own": [], "swapped": [], "masked": []} for name in models}
+    rows = {"own": [], "swapped": [], "targets": [], "masked": []}
+    with ThreadPoolExecutor(decode_workers()) as pool:
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start : start + CHUNK]
+            ready = []
+            for (path, _), prepared in zip(chunk, pool.map(prepare, chunk), strict=True):
+                if isinstance(prepared, str):
+                    left_out.append([str(path), prepared])
+                else:
+                    ready.append((len(labels) + len(ready), prepared))
+            labels.extend(p["label"] for _, p in ready)
+            own = [(row, p["own"]) for row, p in ready if p["own"] is not None]
+            swapped = [(row, t, image) for row, p in ready for t, image in p["others"]]
+            masked = [(row, p["masked"]) for row, p in ready if p["masked"] is not None]
+            rows["own"] += [row for row, _ in own]
+            rows["swapped"] += [row for row, _, _ in swapped]
+            rows["targets"] += [t for _, t, _ in swapped]
+            rows["masked"] += [row for row, _ in masked]
+            for name, model in models.items():
+                found = outcome[name]
+                found["before"] += _predicted(model, [p["first"] for _, p in ready]).tolist()
+                found["own"] += _predicted(model, [image for _, image in own]).tolist()
+                found["swapped"] += _predicted(model, [image for _, _, image in swapped]).tolist()
+                found["masked"] += _predicted(model, [image for _, image in masked]).tolist()
     result = {
-        "images": len(original),
+        "images": len(labels),
         "sampled": sampled,
         "signatures": {name: sig.as_json() for name, sig in signatures.items()},
         "decode": {
@@ -233,14 +264,14 @@ def acquisition_swap(
             "resize": resize,
             "reencode": bool(reencode),
         },  # fmt: skip
-        "left_out": left_out[:20],
+        "left_out": left_out[:LEFT_OUT_SHOWN],
         "left_out_count": len(left_out),
         "models": {},
     }
-    labels = np.array([label for label, _ in original])
-    for name, model in models.items():
-        before = _predicted(model, [image for _, image in original])
-        result["models"][name] = _scored(model, labels, before, own, swapped, lesionless,
+    arrays = {key: np.asarray(value, dtype=int) for key, value in rows.items()}
+    for name, found in outcome.items():
+        predicted = {key: np.asarray(value, dtype=int) for key, value in found.items()}
+        result["models"][name] = _scored(np.asarray(labels, dtype=int), predicted, arrays,
                                          class_names)  # fmt: skip
     return result
 
@@ -251,17 +282,18 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _scored(model, labels, before, own, swapped, lesionless, class_names) -> dict:
+def _scored(labels, predicted, rows, class_names) -> dict:
+    """One model's rates from its predictions (`predicted`: before, own, swapped, masked) and
+    the test image each prediction belongs to (`rows`; targets: the class whose storage a
+    swapped image was given)."""
+    before = predicted["before"]
     scored = {"accuracy": _rate(int((before == labels).sum()), len(labels))}
-    controlled = [i for i, image in enumerate(own) if image is not None]
-    if controlled:
-        after = _predicted(model, [own[i] for i in controlled])
-        scored["control_flips"] = _rate(int((after != before[controlled]).sum()), len(controlled))
-    if swapped:
-        rows = np.array([row for row, _, _ in swapped])
-        targets = np.array([target for _, target, _ in swapped])
-        after = _predicted(model, [image for _, _, image in swapped])
-        flipped = after != before[rows]
+    if len(rows["own"]):
+        flipped = predicted["own"] != before[rows["own"]]
+        scored["control_flips"] = _rate(int(flipped.sum()), len(flipped))
+    if len(rows["swapped"]):
+        after, targets = predicted["swapped"], rows["targets"]
+        flipped = after != before[rows["swapped"]]
         scored["flips"] = _rate(int(flipped.sum()), len(flipped))
         # a flip *to* the class whose storage the image was given is the shortcut's signature
         scored["to_signature_class"] = _rate(int((after == targets).sum()), len(flipped))
@@ -269,13 +301,12 @@ def _scored(model, labels, before, own, swapped, lesionless, class_names) -> dic
             class_names[t]: _rate(int(flipped[targets == t].sum()), int((targets == t).sum()))
             for t in sorted(set(targets.tolist()))
         }  # the images given class t's storage, and how many of them flipped
-    if lesionless:
-        rows = np.array([row for row, _ in lesionless])
-        after = _predicted(model, [image for _, image in lesionless])
+    if len(rows["masked"]):
+        after, at = predicted["masked"], rows["masked"]
         scored["lesion_masked"] = {
-            "accuracy": _rate(int((after == labels[rows]).sum()), len(rows)),
-            "accuracy_unmasked": _rate(int((before[rows] == labels[rows]).sum()), len(rows)),
-            "kept_prediction": _rate(int((after == before[rows]).sum()), len(rows)),
+            "accuracy": _rate(int((after == labels[at]).sum()), len(at)),
+            "accuracy_unmasked": _rate(int((before[at] == labels[at]).sum()), len(at)),
+            "kept_prediction": _rate(int((after == before[at]).sum()), len(at)),
             "chance": round(1 / len(class_names), 4),
         }
     return scored

@@ -337,3 +337,26 @@ def test_the_command_scores_the_model_beside_the_baseline(keras, tmp_path, capsy
     assert main([str(s3f), str(tmp_path / "nowhere")]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("s3f-swap: error:") and "nowhere" in error[0]
+
+
+def test_chunks_and_the_sample_bound_change_nothing_but_the_count(tmp_path, monkeypatch):
+    import data_setup.swap as swap
+
+    root = _chest(tmp_path / "d", SHORTCUT)
+    found = shortcut_audit(CHEST, root, probe=False)
+    items = discover(CHEST, root).splits["test"]
+
+    def brightness(batch):  # a model of the mean level: moved by JPEG's and the crop's changes
+        level = batch.reshape(len(batch), -1).mean(axis=1, keepdims=True)
+        return np.hstack([level, 0.5 * np.ones_like(level)])
+
+    def run():
+        return acquisition_swap({"m": brightness}, items, found["per_class"], CHEST.class_names,
+                                SIZE, 1)  # fmt: skip
+
+    whole = run()
+    monkeypatch.setattr(swap, "CHUNK", 5)  # chunks that split the classes and the test set
+    assert run() == whole and whole["images"] == 2 * TEST
+    monkeypatch.setattr(swap, "MAX_IMAGES", 7)
+    sampled = run()
+    assert sampled["sampled"] and sampled["images"] == 7 and not whole["sampled"]
