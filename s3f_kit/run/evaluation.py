@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 import s3f_common
-from data_setup import load_dataset
+from data_setup import load_dataset, swap
 from data_setup.files import write_csv_atomic, write_json_atomic
 from data_setup.synth import demo_data_dir
 from s3f_kit import experiments as s3f_experiments
@@ -285,6 +285,8 @@ def evaluate_pretrained(
     )
     out_dir = Path(output_dir).expanduser() / release
     result = evaluate_model(model, data, out_dir, release, batch_size, demo=not data_dir)
+    # does the released model read how the files were stored? (issue 35; docs/shortcuts.md)
+    result["acquisition_swap"] = swap.dataset_swap({release: swap.keras_predictor(model)}, data)
     result.update(
         architecture=spec.architecture,
         fusion=spec.fusion,
