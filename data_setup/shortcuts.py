@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
-from data_setup.cache import _json_object, files_fingerprint
+from data_setup.cache import files_fingerprint
 from data_setup.datasets import DatasetInfo
 from data_setup.decode import (
     MAX_IMAGE_PIXELS,
@@ -427,6 +427,7 @@ def verdict(found: dict) -> str:
 SUMMARY_VERSION = 1  # of the cached summary's format: another version is audited again
 SUMMARY_CLASSES = 50  # classes whose acquisition profile a run records (bounds metrics.json)
 SUMMARY_SHARES = 3  # values kept of each per-class share table (format, stored mode, bits)
+SUMMARY_BYTES = 64 << 10  # a cached summary's bound (SUMMARY_CLASSES profiles take ~30 KB)
 
 
 def summary(found: dict) -> dict:
@@ -441,12 +442,15 @@ def summary(found: dict) -> dict:
             if isinstance(value, dict) else value
             for key, value in profile.items()
         }  # fmt: skip
+    def finite(values):  # a bootstrap without a κ (one class per resample): null, as JSON has
+        return [v if np.isfinite(v) else None for v in values]  # no NaN
+
     return {
         "assessed": True,
         "kappa": metadata["kappa"],
-        "kappa_ci": metadata["kappa_ci"],
+        "kappa_ci": finite(metadata["kappa_ci"]),
         "balanced_accuracy": metadata["balanced_accuracy"],
-        "balanced_accuracy_ci": metadata["balanced_accuracy_ci"],
+        "balanced_accuracy_ci": finite(metadata["balanced_accuracy_ci"]),
         "flagged": found["flagged"],
         "top_features": metadata["top_features"],
         "scored_images": metadata["scored_images"],
@@ -456,6 +460,29 @@ def summary(found: dict) -> dict:
         "left_out": len(found["left_out"]),
         "per_class": per_class,
     }
+
+
+def _cached_summary(path: Path) -> dict | None:
+    """The summary cached at `path`, or None when there is none or it is not one this version
+    wrote (too large, not JSON, another version, the wrong kinds): then the audit runs again.
+    It goes into metrics.json, so it is bounded (SUMMARY_BYTES) and its kinds are checked."""
+    try:
+        if not path.is_file() or path.stat().st_size > SUMMARY_BYTES:
+            return None
+        cached = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(cached, dict) or cached.pop("version", None) != SUMMARY_VERSION:
+        return None
+    if cached.get("assessed") is False and isinstance(cached.get("why"), str):
+        return cached
+    kinds = {"assessed": bool, "kappa": (int, float), "flagged": bool, "per_class": dict,
+             "top_features": dict, "kappa_ci": list}  # fmt: skip
+    if cached.get("assessed") is not True or not all(
+        isinstance(cached.get(key), kind) for key, kind in kinds.items()
+    ):
+        return None
+    return cached
 
 
 def recorded_summary(info: DatasetInfo, listing: Listing, cache_dir, seed: int = 0) -> dict:
@@ -468,11 +495,9 @@ def recorded_summary(info: DatasetInfo, listing: Listing, cache_dir, seed: int =
         json.dumps([SUMMARY_VERSION, info.id, sorted(listing.splits), fingerprints, seed]).encode()
     ).hexdigest()[:20]
     path = Path(cache_dir) / f"{info.id}_shortcuts_{key}.json"
-    if path.is_file():
-        cached, _ = _json_object(path, SUMMARY_CLASSES, "it")  # bounded like a cache header
-        if cached is not None and cached.get("version") == SUMMARY_VERSION:
-            cached.pop("version")
-            return cached
+    cached = _cached_summary(path)
+    if cached is not None:
+        return cached
     try:
         found = summary(shortcut_audit(info, listing.root, probe=False, seed=seed,
                                        listing=listing))  # fmt: skip

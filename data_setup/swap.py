@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import io
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,9 +138,10 @@ def _predicted(model, images: list[np.ndarray]) -> np.ndarray:
 
 
 def wilson(count: int, total: int) -> list[float]:
-    """95 % Wilson score interval of count/total (scipy), [nan, nan] when total is 0."""
+    """95 % Wilson score interval of count/total (scipy), [None, None] when total is 0 (JSON
+    has no NaN)."""
     if not total:
-        return [math.nan, math.nan]
+        return [None, None]
     from scipy.stats import binomtest
 
     interval = binomtest(count, total).proportion_ci(0.95, method="wilson")
@@ -316,7 +316,7 @@ def report_lines(result: dict) -> list[str]:
     """What the command prints: per model, the flips with intervals beside the control."""
 
     def pct(rate):
-        if rate["rate"] is None:
+        if rate["rate"] is None or rate["ci"][0] is None:
             return "-"
         low, high = rate["ci"]
         return f"{100 * rate['rate']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] of {rate['of']}"

@@ -244,8 +244,19 @@ def test_the_run_records_the_audit_once_then_reads_it_back(tmp_path, monkeypatch
     assert first["assessed"] and first["flagged"] and first["kappa"] >= FLAG_KAPPA
     assert first["header_only"] and len(json.dumps(first)) < 4000
     assert set(first["per_class"]) == {"NORMAL", "PNEUMONIA"}
+    audit = shortcuts.shortcut_audit
     monkeypatch.setattr(shortcuts, "shortcut_audit", lambda *a, **k: pytest.fail("audited again"))
     assert recorded_summary(CHEST, listing, tmp_path / "cache") == first
+    # a cached summary goes into metrics.json: one too large, or of the wrong kinds, is redone
+    (cached,) = (tmp_path / "cache").glob("ChestXRay_shortcuts_*.json")
+    audits = []
+    monkeypatch.setattr(shortcuts, "shortcut_audit", lambda *a, **k: audits.append(1) or audit(
+        *a, **k))  # fmt: skip
+    for planted in ({**first, "version": 1, "per_class": "x" * 70_000},
+                    {**first, "version": 1, "kappa": "high"}, [1, 2]):  # fmt: skip
+        cached.write_text(json.dumps(planted))
+        assert recorded_summary(CHEST, listing, tmp_path / "cache") == first
+    assert len(audits) == 3
 
 
 def test_the_arms_are_part_of_a_runs_identity_only_when_not_the_papers():
