@@ -278,6 +278,35 @@ def spectranet_branch(inputs, variant=1, bn_momentum=BN_MOMENTUM, **filter_optio
     return layers.Dropout(0.3125, name="spectral_vector")(x)
 
 
+def control_branch(inputs, variant=1, bn_momentum=BN_MOMENTUM):
+    """The parameter-matched spatial stand-in for SpectraNet-1 or -2 (kit, issue 35; sizes in
+    s3f_experiments "the matched control"): 3×3 convolutions where SpectraNet has its
+    SpectralFilters, the same separable tail, a Flatten + Dense readout sized to SpectraNet's
+    parameter count, and the same funnel → a 4-d vector, so fusion and head are unchanged."""
+    widths = s3f_experiments.SPECTRAL_FILTERS.get(variant)
+    if widths is None:
+        raise ValueError(f"spectranet must be 1 or 2, got {variant!r}")
+    x = inputs
+    for index, filters in enumerate(widths, start=1):
+        kernel = s3f_experiments.CONTROL_KERNEL
+        x = layers.Conv2D(filters, kernel, padding="same", name=f"control_conv{index}")(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, name=f"control_conv{index}_bn")(x)
+        x = layers.ReLU(name=f"control_conv{index}_relu")(x)
+    tail = (64, 128) if variant == 1 else (128,)  # SpectraNet's, stage for stage
+    for stage, width in enumerate(tail, start=1):
+        x = _depthwise_separable(x, width, f"control_sep{stage}", bn_momentum)
+        x = layers.MaxPooling2D(2, name=f"control_pool{stage}")(x)
+    units = s3f_experiments.control_units(inputs.shape[1:3], inputs.shape[3], variant)
+    x = layers.Flatten(name="control_flatten")(x)
+    x = layers.Dense(units, activation="relu", name="control_readout")(x)
+    x = layers.Dense(s3f_experiments.FUNNEL_WIDTH, activation="relu", name="control_dense16")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="control_bn16")(x)
+    x = layers.Dropout(0.1875, name="control_dropout16")(x)
+    x = layers.Dense(4, activation="relu", name="control_dense4")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="control_bn4")(x)
+    return layers.Dropout(0.3125, name="control_vector")(x)
+
+
 def is_binary(num_classes: int) -> bool:
     """The paper's binary task (Chest X-Ray) uses one sigmoid unit instead of a 2-way softmax."""
     return num_classes == 2
@@ -310,7 +339,8 @@ def build_model(
 ):
     """Build and compile one of the paper's models.
 
-    architecture: "spatial" (CNN baseline), "spectranet" (spectral branch alone) or "s3f".
+    architecture: "spatial" (CNN baseline), "spectranet" (spectral branch alone), "s3f", or
+        "control" (kit: S³F-Net with a parameter-matched spatial CNN in place of SpectraNet).
     input_shape: (H, W, C). num_classes: 2 → one sigmoid unit (paper's Chest X-Ray head).
     fusion / spectranet: S³F-Net fusion ("concat" | "bilinear") and SpectraNet variant (1 | 2).
     channel_mixing / modes: kit options of every SpectralFilter (see its docstring).
@@ -337,7 +367,10 @@ def build_model(
         features = spectranet_branch(inputs, spectranet, bn_momentum, **filter_options)
     else:
         spatial = spatial_encoder(inputs, bn_momentum)
-        spectral = spectranet_branch(inputs, spectranet, bn_momentum, **filter_options)
+        if architecture == s3f_experiments.CONTROL_ARCHITECTURE:  # the same fusion and head
+            spectral = control_branch(inputs, spectranet, bn_momentum)
+        else:
+            spectral = spectranet_branch(inputs, spectranet, bn_momentum, **filter_options)
         if fusion == "concat":
             features = layers.Concatenate(name="fusion")([spatial, spectral])
         else:
@@ -386,6 +419,8 @@ def _build_args(config: dict) -> dict | None:
         return None
     branches = ("spatial_vector" in found, "spectral_vector" in found)
     architecture = {(True, True): "s3f", (True, False): "spatial", (False, True): "spectranet"}
+    if "control_vector" in found:
+        branches, architecture = (True, True), {(True, True): "control"}
     if branches not in architecture:
         return None
     fusion = found.get("fusion", {}).get("class_name") == "BilinearFusion"
@@ -401,7 +436,7 @@ def _build_args(config: dict) -> dict | None:
         input_shape=found["image"]["config"]["batch_shape"][1:],
         num_classes=2 if units == 1 else units,
         fusion="bilinear" if fusion else "concat",
-        spectranet=2 if "spectral_filter2" in found else 1,
+        spectranet=2 if {"spectral_filter2", "control_conv2"} & set(found) else 1,
         channel_mixing=spectral.get("channel_mixing", "dense"),
         modes=spectral.get("modes"),
         bn_momentum=momentum[0] if momentum else None,

@@ -26,7 +26,7 @@ vectorized stages:
 Exact duplicates (identical bytes) are found by hash and always reported. Measured recall on
 planted copies (resized, re-encoded, shifted) and false pairs on synthetic images, X-ray-like
 films (data_setup.xray) and real radiographs where installed: benchmarks/audit_accuracy.py;
-the README's audit paragraph gives the trade-off behind each threshold.
+docs/audit.md gives the trade-off behind each threshold.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from data_setup.audit_cache import (
 
 # Thresholds (measured trade-off: README, benchmarks/audit_accuracy.py).
 CANDIDATE_SIMILARITY = 0.5  # signature cosine that makes a pair worth verifying
-CANDIDATE_LAYOUT = 0.6  # and coarse-layout cosine (planted copies: ≥ 0.80; README's trade-off)
+CANDIDATE_LAYOUT = 0.6  # and coarse-layout cosine (planted copies: ≥ 0.80; docs/audit.md)
 MIN_PHASE_CORRELATION = 0.55  # band-limited phase correlation of an aligned near-duplicate
 MIN_LAYOUT_CORRELATION = 0.95  # and its aligned, lightly blurred pixels' correlation
 MIN_SIMILARITY = 1.0  # the score: both correlations over their thresholds at one shift

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from data_setup.datasets import CUSTOM, DatasetInfo
+from data_setup.datasets import CUSTOM, CUSTOM_LICENCE, DatasetInfo
 from data_setup.layouts import (
     IGNORED_NAMES,
     SEARCH_DEPTH,
@@ -120,6 +120,7 @@ def custom_dataset(
         image_size=tuple(int(v) for v in image_size),
         layout=CUSTOM_LAYOUT,
         source=str(folder),
+        licence=CUSTOM_LICENCE,
         paper_split=f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%}, seed {split_seed}",
         layout_kind=kind,
         test_fraction=float(test_fraction),

@@ -17,6 +17,8 @@ class DatasetInfo:
     image_size: tuple[int, int]  # the paper's (H, W)
     layout: str  # what the user has after unzipping, shown in errors
     source: str  # where to download it
+    # The data's terms of use, which weights trained on it carry too (s3f_kit.reports.model_card)
+    licence: str
     paper_split: str
     # How the files are laid out, read by every module (layouts, loading, check, audit):
     #   "split_folders": <root>/{train,test}/<class>/* (+ extra_train folders, pooled into train)
@@ -44,6 +46,8 @@ class DatasetInfo:
     primary_protocol: str = "holdout"
 
 
+_BUSI_SOURCE = "https://www.kaggle.com/datasets/aryashah2k/breast-ultrasound-images-dataset"
+
 DATASETS: dict[str, DatasetInfo] = {
     info.id: info
     for info in (
@@ -55,6 +59,7 @@ DATASETS: dict[str, DatasetInfo] = {
             image_size=(256, 256),
             layout="classification_task/{train,test}/<class>/*.jpg",
             source="https://www.kaggle.com/datasets/briscdataset/brisc2025",
+            licence="CC BY 4.0",
             paper_split="official train 5,000 / test 1,010",
         ),
         DatasetInfo(
@@ -65,6 +70,8 @@ DATASETS: dict[str, DatasetInfo] = {
             image_size=(384, 512),
             layout="chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg",
             source="https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia",
+            # Kermany, Zhang, Goldbaum (2018), Mendeley Data V2, doi:10.17632/rscbjbr9sj.2
+            licence="CC BY 4.0",
             paper_split="train/ (5,216) + val/ (16) = 5,232 / test 624",
             extra_train=("val",),  # the paper trained on Kaggle's train/ and its 16-image val/
             grouping="kermany_patient",
@@ -78,7 +85,9 @@ DATASETS: dict[str, DatasetInfo] = {
             channels=1,
             image_size=(256, 256),
             layout="Dataset_BUSI_with_GT/<class>/<name>.png (+ <name>_mask*.png, ignored)",
-            source="https://www.kaggle.com/datasets/aryashah2k/breast-ultrasound-images-dataset",
+            source=_BUSI_SOURCE,
+            # no licence the kit could confirm (Al-Dhabyani et al., Data in Brief 28, 2020)
+            licence=f"see {_BUSI_SOURCE}",
             paper_split=(
                 "780 images, stratified 80/20 with seed 42 → 624 / 156 — of the sorted file "
                 "list; the paper split an os.listdir order on Google Drive that cannot be "
@@ -98,6 +107,7 @@ DATASETS: dict[str, DatasetInfo] = {
             image_size=(225, 300),
             layout="GroundTruth.csv + images/<id>.jpg, Test_GroundTruth.csv + Test_images/<id>.jpg",
             source="https://challenge.isic-archive.com/data/#2018 (task 3 training + test)",
+            licence="CC BY-NC 4.0",  # non-commercial: so are weights trained on it
             paper_split="official train 10,015 / test 1,512",
             layout_kind="onehot_csv",
             grouping="ham_lesion",
@@ -123,6 +133,7 @@ PAPER_COUNTS: dict[str, dict[str, tuple[int, ...] | int]] = {
 }
 
 CUSTOM = "Custom"  # your own data: class names come from the folders or the CSV
+CUSTOM_LICENCE = "the user's own: state it"  # your own data's terms are yours to state
 
 # The largest img_size side accepted: above the paper's sizes (at most 384×512) and the source
 # images of all four datasets (Chest X-Ray's largest are under 3,000 px); a larger request is a

@@ -40,10 +40,12 @@ from s3f_kit import experiments as s3f_experiments
 MAX_SEED = 2**32 - 1
 MAX_FOLDS = 20  # more folds than this leaves test folds too small to score
 # Four MaxPool(2) stages ('valid' padding) in the spatial tower need 16 px; SN1 has two, SN2 one.
-MIN_SIDE = {"spatial": 16, "s3f": 16, ("spectranet", 1): 4, ("spectranet", 2): 2}
+MIN_SIDE = {"spatial": 16, "s3f": 16, "control": 16, ("spectranet", 1): 4, ("spectranet", 2): 2}
 BASELINE = s3f_experiments.BASELINE_ARCHITECTURE  # keras.applications CNNs (kit)
 ALL_ARCHITECTURES = frozenset({*s3f_experiments.ARCHITECTURES, BASELINE})
 SPECTRAL = frozenset({"s3f", "spectranet"})  # the models with a SpectralFilter
+# The two-branch models: a fusion and a SpectraNet (the control: the SpectraNet it matches).
+FUSED = frozenset({"s3f", s3f_experiments.CONTROL_ARCHITECTURE})
 
 
 # --------------------------------------------------------------------------- validators
@@ -235,14 +237,14 @@ class RunConfig:
         None,
         'S³F-Net only: "concat" | "bilinear"; None → the experiment\'s',
         choice(*s3f_experiments.FUSIONS, optional=True),
-        grid=frozenset({"s3f"}),
+        grid=FUSED,
         in_notebook=lambda exp: exp.fusion,
     )
     spectranet: int | None = param(
         None, "SpectraNet variant 1 | 2 (S³F-Net and SpectraNet models); None → the experiment's",
         lambda value, name: None if value is None else as_choice(
             as_integer(value, name, 1), name, (1, 2)),
-        grid=SPECTRAL, in_notebook=lambda exp: exp.spectranet,
+        grid=SPECTRAL | FUSED, in_notebook=lambda exp: exp.spectranet,
     )  # fmt: skip
     f1_patience: int | None = param(None, "early stopping on validation F1 (epochs)", integer(0),
                                     in_notebook=lambda exp: exp.recipe.f1_patience)  # fmt: skip
@@ -595,7 +597,7 @@ def variant_name(experiment: str, settings: dict) -> str:
     if exp.name == s3f_experiments.CUSTOM_EXPERIMENT and exp.architecture != "s3f":
         parts.append(exp.architecture)  # your data: the architecture is a parameter
     fusion, spectranet = config["fusion"], int(config["spectranet"])
-    if exp.architecture == "s3f" and (fusion, spectranet) != (exp.fusion, exp.spectranet):
+    if exp.architecture in FUSED and (fusion, spectranet) != (exp.fusion, exp.spectranet):
         parts.append(f"{fusion}-sn{spectranet}")
     elif exp.architecture == "spectranet" and spectranet != exp.spectranet:
         parts.append(f"sn{spectranet}")

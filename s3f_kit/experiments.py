@@ -4,9 +4,11 @@ Notebooks are generated from it, the sweep runner and the results tables read it
 the models against it. Facts come from the paper (its notebooks); "kit" marks our additions.
 
 It also registers the kit's standard deep baselines (BASELINES × DATASET_FACTS: twelve
-Baseline_<Model>_<DATASET> experiments, BASELINE_EXPERIMENTS), which the paper did not train.
+Baseline_<Model>_<DATASET> experiments, BASELINE_EXPERIMENTS), which the paper did not train,
+and the parameter-matched spatial–spatial control of each dataset's S³F-Net (Control_<DATASET>,
+CONTROL_EXPERIMENTS; issue 35).
 
-Why one module of ~520 lines: most of it is one table of per-dataset facts (DATASET_FACTS, the
+Why one module of ~630 lines: most of it is one table of per-dataset facts (DATASET_FACTS, the
 paper's printed numbers row by row); splitting a table would scatter the facts it exists to hold.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from data_setup.datasets import DATASETS, DatasetInfo  # noqa: F401  (re-exported)
+from data_setup.datasets import CUSTOM_LICENCE, DATASETS, DatasetInfo  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ def demo_note(experiment: str, applied: dict) -> str:
 
 BATCH_SIZE = 16
 # The model's variant choices (s3f_common builds them; s3f_config validates run parameters).
-ARCHITECTURES = ("spatial", "spectranet", "s3f")
+# "control" (kit): S³F-Net with a parameter-matched spatial CNN in place of SpectraNet.
+ARCHITECTURES = ("spatial", "spectranet", "s3f", "control")
 FUSIONS = ("concat", "bilinear")
 CHANNEL_MIXINGS = ("dense", "depthwise")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -182,7 +185,8 @@ def paper_contributions(dataset: str) -> dict | None:
 class Experiment:
     name: str  # notebook name, e.g. "S3F_Concat_BUSI"
     dataset: str
-    architecture: str  # "spatial" | "spectranet" | "s3f" | "baseline" (kit: keras.applications)
+    # "spatial" | "spectranet" | "s3f" | "baseline" (kit: keras.applications) | "control" (kit)
+    architecture: str
     fusion: str
     spectranet: int
     params: int  # count_params() at the paper's input size
@@ -210,6 +214,8 @@ class Experiment:
             return "Spatial baseline"
         if self.architecture == "spectranet":
             return f"SpectraNet-{self.spectranet}"
+        if self.architecture == CONTROL_ARCHITECTURE:
+            return f"Parameter-matched spatial–spatial control ({self.fusion}, SN{self.spectranet})"
         return f"S³F-Net ({self.fusion}, SN{self.spectranet})"
 
 
@@ -424,15 +430,17 @@ CUSTOM_INFO = DatasetInfo(
     image_size=(256, 256),
     layout="<root>/{train,test}/<class>/*, <root>/<class>/*, or a CSV file,label[,split]",
     source="",
+    licence=CUSTOM_LICENCE,
     paper_split="your split, or a seeded stratified 80/20 split",
 )
 CUSTOM_DEMO_DATASET = "BRISC2025"  # without data_dir, S3F_Custom trains on this synthetic set
 
 
 def custom_experiment(architecture: str = "s3f") -> Experiment:
-    if architecture not in ("s3f", "spatial", "spectranet"):
+    if architecture not in ARCHITECTURES:
         raise ValueError(
-            f"architecture must be one of 's3f', 'spatial', 'spectranet', got {architecture!r}"
+            f"architecture must be one of {', '.join(map(repr, ARCHITECTURES))}, "
+            f"got {architecture!r}"
         )
     return Experiment(
         name=CUSTOM_EXPERIMENT,
@@ -450,11 +458,12 @@ def get_experiment(name: str) -> Experiment:
     if name == CUSTOM_EXPERIMENT:
         return custom_experiment()
     try:
-        return EXPERIMENTS.get(name) or BASELINE_EXPERIMENTS[name]
+        return EXPERIMENTS.get(name) or CONTROL_EXPERIMENTS.get(name) or BASELINE_EXPERIMENTS[name]
     except KeyError:
         raise ValueError(
             f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}, "
-            f"{CUSTOM_EXPERIMENT} or a baseline Baseline_<{'|'.join(BASELINES)}>_<dataset>"
+            f"{CUSTOM_EXPERIMENT}, a control Control_<dataset> or a baseline "
+            f"Baseline_<{'|'.join(BASELINES)}>_<dataset>"
         ) from None
 
 
@@ -496,10 +505,22 @@ def estimated_parameters(experiment: str, settings: dict) -> int:
     exp = get_experiment(experiment)
     if experiment == CUSTOM_EXPERIMENT:
         exp = custom_experiment(settings.get("architecture") or "s3f")
-        like = next(e for e in EXPERIMENTS.values() if e.architecture == exp.architecture)
+        like = next(e for e in (*EXPERIMENTS.values(), *CONTROL_EXPERIMENTS.values())
+                    if e.architecture == exp.architecture)  # fmt: skip
         channels = settings.get("channels") or 1
     else:
         like, channels = exp, exp.info.channels
+    if exp.architecture == CONTROL_ARCHITECTURE:  # its readout is sized by the image
+        spectranet = int(settings.get("spectranet") or exp.spectranet)
+        size = tuple(settings.get("img_size") or exp.info.image_size)
+        return (
+            like.params
+            - _control_change(like.info.image_size, like.info.channels, like.spectranet)
+            - _spectral_weights(like.info.image_size, like.info.channels, like.spectranet,
+                                "dense", None)
+            + _spectral_weights(size, channels, spectranet, "dense", None)
+            + _control_change(size, channels, spectranet)
+        )  # fmt: skip
     if exp.architecture in ("spatial", BASELINE_ARCHITECTURE):  # no size-dependent weights
         return like.params
     paper = _spectral_weights(
@@ -518,3 +539,94 @@ def estimated_parameters(experiment: str, settings: dict) -> int:
         None if not modes else tuple(int(m) for m in modes),
     )
     return like.params - paper + planned
+
+
+# --------------------------------------------------------------------------- the matched control
+# Kit, not the paper (issue 35): "the spectral branch adds information" needs a two-branch model
+# of the same size whose second branch is spatial. Control_<DATASET> is the dataset's S³F-Net
+# (same input, spatial tower, fusion and head) with SpectraNet replaced by a small spatial CNN:
+# each SpectralFilter block becomes a 3×3 Conv2D block of the same width, the depthwise-separable
+# tail and the funnel to a 4-d vector stay, and the global average pooling becomes a Flatten and
+# a Dense readout of CONTROL_UNITS units. SpectraNet's weights sit in its image-sized spectral
+# kernels (2·C·F·H·(W/2+1) per filter); the readout's sit in its image-sized input
+# ((H/s)·(W/s)·128 per unit), so choosing the units matches the two counts at any input size
+# (within CONTROL_TOLERANCE; docs/shortcuts.md lists them). Matched: the parameter count. Not
+# matched: FLOPs and inductive bias (a position-specific readout instead of a global filter).
+CONTROL_ARCHITECTURE = "control"
+CONTROL_KERNEL = 3  # the stem convolutions that stand in for the SpectralFilters
+# The SpectraNet tail the control keeps: (width of its last map, its MaxPooling2D(2) stages).
+SPECTRANET_TAIL = {1: (128, 2), 2: (128, 1)}
+FUNNEL_WIDTH = 16  # the funnel's first Dense, fed by the readout instead of the pooled 128
+CONTROL_TOLERANCE = 0.02  # |control − S³F-Net| / S³F-Net at the paper's sizes (tests check it)
+
+
+def _stem_weights(channels: int, spectranet: int) -> int:
+    count, inputs = 0, channels
+    for filters in SPECTRAL_FILTERS[spectranet]:
+        count += CONTROL_KERNEL * CONTROL_KERNEL * inputs * filters + filters
+        inputs = filters
+    return count
+
+
+def _readout_inputs(image_size, spectranet: int) -> int:
+    width, pools = SPECTRANET_TAIL[spectranet]
+    height, cols = image_size
+    for _ in range(pools):  # 'valid' pooling floors odd sides
+        height, cols = height // 2, cols // 2
+    return height * cols * width
+
+
+def control_units(image_size, channels: int, spectranet: int) -> int:
+    """The readout units that make the control's second branch as large as SpectraNet's at
+    this input: what the control removes (the spectral filters, the 128 → 16 funnel weights)
+    less what it adds (the stem convolutions), per readout unit (its inputs, bias and its 16
+    funnel weights). At least one."""
+    removed = _spectral_weights(tuple(image_size), channels, spectranet, "dense", None)
+    removed += SPECTRANET_TAIL[spectranet][0] * FUNNEL_WIDTH - _stem_weights(channels, spectranet)
+    per_unit = _readout_inputs(image_size, spectranet) + 1 + FUNNEL_WIDTH
+    return max(1, round(removed / per_unit))
+
+
+def _control_change(image_size, channels: int, spectranet: int) -> int:
+    """Parameters of the control minus those of the S³F-Net it stands beside (same input)."""
+    units = control_units(image_size, channels, spectranet)
+    added = _stem_weights(channels, spectranet)
+    added += units * (_readout_inputs(image_size, spectranet) + 1 + FUNNEL_WIDTH)
+    removed = _spectral_weights(tuple(image_size), channels, spectranet, "dense", None)
+    return added - removed - SPECTRANET_TAIL[spectranet][0] * FUNNEL_WIDTH
+
+
+def control_name(dataset: str) -> str:
+    return f"Control_{dataset}"
+
+
+def _build_controls() -> dict[str, Experiment]:
+    registry = {}
+    for dataset in DATASET_FACTS:
+        s3f = next(
+            e for e in EXPERIMENTS.values() if e.dataset == dataset and e.architecture == "s3f"
+        )
+        name = control_name(dataset)
+        change = _control_change(s3f.info.image_size, s3f.info.channels, s3f.spectranet)
+        registry[name] = Experiment(
+            name=name,
+            dataset=dataset,
+            architecture=CONTROL_ARCHITECTURE,
+            fusion=s3f.fusion,
+            spectranet=s3f.spectranet,
+            params=s3f.params + change,  # exact: tests/test_control.py builds them
+            paper=None,
+            recipe=s3f.recipe,
+        )
+    return registry
+
+
+CONTROL_EXPERIMENTS: dict[str, Experiment] = _build_controls()
+
+
+def matched_s3f(control: str) -> Experiment:
+    """The S³F-Net experiment a Control_<DATASET> is matched to."""
+    exp = get_experiment(control)
+    return next(
+        e for e in EXPERIMENTS.values() if e.dataset == exp.dataset and e.architecture == "s3f"
+    )

@@ -27,7 +27,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from s3f_kit.experiments import EXPERIMENTS
+from s3f_kit.experiments import CONTROL_EXPERIMENTS, EXPERIMENTS
 
 CONFIG = "config.json"
 METADATA = "metadata.json"
@@ -40,7 +40,9 @@ MAX_METADATA_BYTES = 64 << 10
 # or a temporary folder, the kit's rebuild of an older Keras' model into the temp folder): twice
 # the largest model the kit makes, the BUSI S³F-Net SN2 with Adam's state (float32 weights and
 # two moments per parameter: 1.66 GB; 0.55 GB without them). Checked before anything is read.
-LARGEST_KIT_PARAMETERS = max(e.params for e in EXPERIMENTS.values())
+LARGEST_KIT_PARAMETERS = max(
+    e.params for e in (*EXPERIMENTS.values(), *CONTROL_EXPERIMENTS.values())
+)
 MAX_UNPACKED_BYTES = 2 * 3 * 4 * LARGEST_KIT_PARAMETERS
 # Keras stores its members uncompressed (1:1) and float32 weights barely deflate, so a member
 # that unpacks to over MAX_EXPANSION times what it stores is a decompression bomb (a 1 MB file

@@ -89,8 +89,10 @@ def test_minimum_seeds_follow_scipy():
     assert stats.wilcoxon(np.arange(1, n), method="exact").pvalue >= 0.05
 
 
-def _write_run(root, experiment, variant, seed, correct_rate, rng, n=300, dataset="BUSI"):
-    folder = root / experiment / (variant or ".") / f"seed{seed}"
+def _write_run(root, experiment, variant, seed, correct_rate, rng, n=300, dataset="BUSI",
+               settings=None):  # fmt: skip
+    arm = "-".join(f"{k}{v}" for k, v in (settings or {}).items())  # its own folder
+    folder = root / experiment / (variant or ".") / (arm or ".") / f"seed{seed}"
     folder.mkdir(parents=True)
     true = np.array(CLASSES)[np.arange(n) % 3]
     right = rng.random(n) < correct_rate
@@ -102,7 +104,7 @@ def _write_run(root, experiment, variant, seed, correct_rate, rng, n=300, datase
     frame.to_csv(folder / "predictions.csv", index=False)
     metrics = {"experiment": experiment, "variant": variant, "seed": seed, "protocol": "paper",
                "dataset": dataset, "accuracy": float(np.mean(right)), "demo_data": True,
-               "run_dir": str(folder)}  # fmt: skip
+               "run_dir": str(folder), "run_settings": settings or {}}  # fmt: skip
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return metrics
 
@@ -137,7 +139,7 @@ def test_identical_models_are_inconclusive_and_missing_ones_not_run(tmp_path):
     assert _busi_spatial_row(frame)["verdict"] == "inconclusive"
     brisc = frame[frame["dataset"] == "BRISC2025"]
     assert set(brisc["verdict"]) == {"not run"}
-    assert len(frame) == len(s3f_claims.paper_claims()) == 17
+    assert len(frame) == len(s3f_claims.paper_claims()) == 25
 
 
 def test_the_primary_family_counts_only_primary_rows(tmp_path):
@@ -267,9 +269,24 @@ def test_write_claims_writes_csv_figures_and_labels_demo_data(tmp_path):
     runs = _runs(tmp_path / "runs", 0.85, 0.75, seeds=3)
     lines = s3f_claims.write_claims(runs, tmp_path)
     assert "SYNTHETIC DEMO DATA" in "\n".join(lines)
-    assert len(pd.read_csv(tmp_path / "claims.csv")) == 17
+    assert len(pd.read_csv(tmp_path / "claims.csv")) == len(s3f_claims.paper_claims())
     for name in ("claims_forest.png", "seed_accuracy.png"):
         assert (tmp_path / name).stat().st_size > 5000
+
+
+def test_the_seed_figure_reads_model_names_horizontally_one_panel_per_dataset(tmp_path):
+    """Issue 36.3: seed_accuracy.png had its model names at 60°, in 7-point type."""
+    runs = [{"dataset": "HAM10000", "experiment": "Spatial_HAM10000", "accuracy": 0.7, "seed": 1}]
+    runs += _runs(tmp_path / "runs", 0.85, 0.75, seeds=2)
+    figure = s3f_claims.seed_strip_figure(runs, tmp_path / "seeds.png")
+    panels = {ax.get_title(loc="left"): ax for ax in figure.axes}
+    assert list(panels) == ["BUSI", "HAM10000"]  # stacked, in the datasets' order
+    assert panels["BUSI"].get_position().y0 > panels["HAM10000"].get_position().y0
+    names = [label.get_text() for label in panels["BUSI"].get_yticklabels()]
+    assert sorted(names) == ["S3F_Concat_BUSI", "Spatial_BUSI"]
+    for label in panels["BUSI"].get_yticklabels():
+        assert label.get_rotation() == 0 and label.get_fontsize() >= 9
+    assert panels["BUSI"].get_xlabel() == "test accuracy (%)"
 
 
 def test_runs_without_any_spread_have_no_minimum_detectable_effect():
@@ -284,3 +301,55 @@ def test_runs_without_any_spread_have_no_minimum_detectable_effect():
     mde = s3f_stats.detectable(se, 4)
     assert math.isnan(mde) and math.isnan(s3f_stats.seeds_needed(mde, 5, 0.048))
     assert s3f_stats.standard_error(np.r_[np.zeros(199), 1.0], [0.0] * 5) > 0
+
+
+def _control_rows(frame, dataset="BUSI"):
+    rows = frame[(frame["dataset"] == dataset) & (frame["role"] == "verdict")]
+    return (rows[rows["claim"] == s3f_claims.CONTROL_CLAIM].iloc[0],
+            rows[rows["claim"] == s3f_claims.NEUTRAL_CONTROL_CLAIM].iloc[0])  # fmt: skip
+
+
+def test_the_control_rows_compare_the_s3f_with_its_matched_control(tmp_path):
+    """Two rows per dataset, S³F-Net against Control_<dataset>, in the exploratory family; a
+    control without runs is 'not run', as is the neutral arm while no run is neutral."""
+    rng = np.random.default_rng(35)
+    runs = []
+    for seed in range(42, 47):
+        runs.append(_write_run(tmp_path, "S3F_Concat_BUSI", "", seed, 0.85, rng))
+        runs.append(_write_run(tmp_path, "Control_BUSI", "", seed, 0.75, rng))
+    frame = s3f_claims.claims_table(runs)
+    standard, neutral = _control_rows(frame)
+    assert standard["better"] == "S3F_Concat_BUSI" and standard["worse"] == "Control_BUSI"
+    assert standard["verdict"] == "supported" and standard["n_seeds"] == 5
+    assert standard["family"] == s3f_claims.EXPLORATORY and standard["ci_low"] > 0
+    assert neutral["verdict"] == "not run" and neutral["n_pairs"] == 0
+    for dataset in ("BRISC2025", "ChestXRay", "HAM10000"):
+        assert {row["verdict"] for row in _control_rows(frame, dataset)} == {"not run"}
+        assert _control_rows(frame, dataset)[0]["worse"] == f"Control_{dataset}"
+
+
+def test_the_neutral_arm_row_reads_only_the_neutral_runs(tmp_path):
+    """The paper's preprocessing favours S³F-Net by 10 points, the shortcut-neutral arm (no
+    squashing) not at all: each row sees its own arm's runs only."""
+    rng = np.random.default_rng(36)
+    runs = []
+    squash, pad = {"resize": "squash", "reencode": False}, {"resize": "pad"}
+    for seed in range(42, 48):
+        runs.append(_write_run(tmp_path, "S3F_Concat_BUSI", "", seed, 0.85, rng, settings=squash))
+        runs.append(_write_run(tmp_path, "Control_BUSI", "", seed, 0.75, rng))  # an older record
+        runs.append(_write_run(tmp_path, "S3F_Concat_BUSI", "", seed, 0.80, rng, settings=pad))
+        if seed < 47:  # the control's neutral arm has one seed fewer
+            runs.append(_write_run(tmp_path, "Control_BUSI", "", seed, 0.80, rng, settings=pad))
+    standard, neutral = _control_rows(s3f_claims.claims_table(runs))
+    assert standard["verdict"] == "supported" and 5 < standard["mean_delta"] < 15
+    assert standard["n_seeds"] == 6 and not standard["left_out"]
+    assert neutral["verdict"] == "inconclusive" and abs(neutral["mean_delta"]) < 5
+    assert neutral["n_seeds"] == 5 and not neutral["left_out"]
+
+
+def test_a_run_s_arm_comes_from_its_resize_and_reencode_settings():
+    arm = s3f_claims.run_arm
+    assert arm({}) == arm({"run_settings": {"resize": None}}) == s3f_claims.STANDARD_ARM
+    assert arm({"run_settings": {"resize": "squash", "reencode": False}}) == "standard"
+    assert arm({"run_settings": {"resize": "pad"}}) == s3f_claims.NEUTRAL_ARM
+    assert arm({"run_settings": {"reencode": True}}) == s3f_claims.NEUTRAL_ARM

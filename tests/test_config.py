@@ -126,7 +126,7 @@ def test_roles_derive_from_the_declaration():
         "weights", "resize", "reencode",
     }  # fmt: skip
     assert s3f_config.grid_axes()["weights"] == {"baseline"}
-    assert s3f_config.grid_axes()["fusion"] == {"s3f"}
+    assert s3f_config.grid_axes()["fusion"] == {"s3f", "control"}
     assert s3f_config.shown()[0] == "epochs"
     with pytest.raises(ValueError, match="not a notebook parameter"):
         s3f_config.expected_settings("Spatial_BUSI", {"epoch": 3})

@@ -167,9 +167,11 @@ def test_sweep_builds_tables_beside_the_papers_numbers(tiny_sweep):
     assert busi["data"] == "synthetic demo"
     readme = (results / "README.md").read_text()
     table_rows = [line for line in readme.splitlines() if line.startswith("| S³F-Net (")]
-    assert "SYNTHETIC DEMO DATA" in readme and len(table_rows) == 6  # 4 paper's + 2 concat
+    # 4 paper's + 2 concat, each in its dataset's headline table and its details table
+    assert "SYNTHETIC DEMO DATA" in readme and len(table_rows) == 2 * 6
     assert "14 finished run(s)" in readme and "epochs=1" in readme
-    assert (results / "confusion_matrices.png").stat().st_size > 10_000
+    for dataset in s3f_experiments.RECIPES:  # one confusion figure per dataset
+        assert (results / f"confusion_{dataset}.png").stat().st_size > 10_000
     assert len(list((results / "metrics").rglob("*.json"))) == 14
 
 

@@ -201,7 +201,7 @@ def test_seed_strip_panels_share_one_accuracy_range(tmp_path):
          "dataset": "BRISC2025"},
     ]  # fmt: skip
     figure = s3f_claims.seed_strip_figure(runs, tmp_path / "strip.png")
-    limits = {ax.get_ylim() for ax in figure.axes}
+    limits = {ax.get_xlim() for ax in figure.axes}  # accuracy runs along x (issue 36.3)
     assert len(limits) == 1
     low, high = limits.pop()
     assert math.isclose(high, 101) and low <= 100 * runs[2]["accuracy"]

@@ -198,8 +198,8 @@ def test_the_calibration_table_holds_the_records_means_and_a_reliability_grid(tm
     line = next(x for x in readme.splitlines() if x.startswith("| BUSI | S³F-Net"))
     nll = [r["nll"] for r in records]
     assert f"| {np.mean(nll):.3f} ± {np.std(nll, ddof=1):.3f} |" in line
-    assert "![reliability diagrams](reliability.png)" in readme
-    assert (tmp_path / "results" / "reliability.png").stat().st_size > 10_000
+    assert "![reliability diagrams, BUSI](reliability_BUSI.png)" in readme
+    assert (tmp_path / "results" / "reliability_BUSI.png").stat().st_size > 10_000
 
 
 def test_pooled_reliability_bins_are_the_bins_of_all_predictions_together():
@@ -241,7 +241,7 @@ def _holdout(runs):
 
 
 def _busi_spatial_rows(frame):
-    return frame[(frame["dataset"] == "BUSI") & frame["claim"].str.contains("spatial")]
+    return frame[(frame["dataset"] == "BUSI") & frame["claim"].str.contains("its spatial baseline")]
 
 
 def test_holdout_runs_decide_a_claim_and_the_paper_protocol_stands_as_published(tmp_path):
@@ -273,7 +273,7 @@ def test_holdout_runs_decide_a_claim_and_the_paper_protocol_stands_as_published(
     assert "(supported under paper) |" in text
     assert "**contradicted** |" in text and "1 by holdout, 1 by paper" in text
     written = pd.read_csv(tmp_path / "claims.csv")
-    assert {"protocol", "role", "decided_by"} <= set(written) and len(written) == 18  # 17 + 1
+    assert {"protocol", "role", "decided_by"} <= set(written) and len(written) == 26  # 17 + 8 control + 1
 
 
 def test_fewer_than_five_holdout_seeds_decide_inconclusive_even_beside_a_published_win(
@@ -334,10 +334,22 @@ def test_malformed_intervals_or_calibration_make_a_record_unusable(change, reaso
 
 
 def _table_lines(readme: str, title: str) -> list[str]:
-    """The Markdown table under a dataset's heading."""
+    """The Markdown table under a heading (a dataset's: its headline table)."""
     lines = readme.splitlines()
     start = next(i for i, line in enumerate(lines) if line == f"## {title}") + 2
     return list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
+
+
+def _details_lines(readme: str, dataset: str) -> list[str]:
+    """A dataset's details table: every metric (the first table after its details heading)."""
+    lines = readme.splitlines()
+    start = lines.index(f"### {s3f_results.DETAILS_HEADING}{dataset}")
+    first = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
+    return list(itertools.takewhile(lambda line: line.startswith("|"), lines[first:]))
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip("|").split("|")]
 
 
 def test_every_table_ends_with_the_majority_class_row_of_the_runs_splits(tmp_path):
@@ -351,9 +363,12 @@ def test_every_table_ends_with_the_majority_class_row_of_the_runs_splits(tmp_pat
                   counts={"train": train, "val": train, "test": test})  # fmt: skip
     _build(runs, tmp_path / "results")
     readme = (tmp_path / "results" / "README.md").read_text()
-    table = _table_lines(readme, s3f_results_tables.s3f_experiments.DATASETS["BUSI"].title)
-    header = [cell.strip().strip("*") for cell in table[0].strip("|").split("|")]
-    last = [cell.strip() for cell in table[-1].strip("|").split("|")]
+    title = s3f_results_tables.s3f_experiments.DATASETS["BUSI"].title
+    headline = _table_lines(readme, title)
+    assert _cells(headline[-1])[:3] == ["*majority class* (always benign)", "paper", "2"]
+    table = _details_lines(readme, "BUSI")
+    header = [cell.strip("*") for cell in _cells(table[0])]
+    last = _cells(table[-1])
     assert last[:4] == ["*majority class*", "always benign", "paper", "2"]
     truth = np.repeat(BUSI, [test[name] for name in BUSI])
     always = np.full(len(truth), "benign")
@@ -367,6 +382,9 @@ def test_every_table_ends_with_the_majority_class_row_of_the_runs_splits(tmp_pat
     for label, value in expected.items():
         assert last[header.index(label)] == value, label
     assert table[0].startswith("| model | variant | protocol | runs | **acc %** |")
+    headline_header = [cell.strip("*") for cell in _cells(headline[0])]
+    for label in ("acc %", "mF1"):  # BUSI's primary metrics, at a glance too
+        assert _cells(headline[-1])[headline_header.index(label)] == expected[label], label
 
 
 def test_the_headline_columns_come_from_the_datasets_declared_primary_metrics(
@@ -378,19 +396,23 @@ def test_the_headline_columns_come_from_the_datasets_declared_primary_metrics(
     _fake_run(runs, "S3F_Concat_BUSI", 42, 0.8)
     title = datasets.DATASETS["BUSI"].title
 
-    def header():
+    def headers():
+        """(headline table's header, details table's header)."""
         _build(runs, tmp_path / "results")
         readme = (tmp_path / "results" / "README.md").read_text()
-        return [c.strip() for c in _table_lines(readme, title)[0].strip("|").split("|")]
+        return _cells(_table_lines(readme, title)[0]), _cells(_details_lines(readme, "BUSI")[0])
 
     declared = [s3f_results.LABELS[key] for key in datasets.DATASETS["BUSI"].primary_metrics]
-    assert header()[4::3][: len(declared)] == [f"**{label}**" for label in declared]
+    headline, details = headers()
+    assert headline[3::2][: len(declared)] == [f"**{label}**" for label in declared]
+    assert details[4::3][: len(declared)] == [f"**{label}**" for label in declared]
     changed = dataclasses.replace(datasets.DATASETS["BUSI"],
                                   primary_metrics=("balanced_accuracy", "cohen_kappa"))  # fmt: skip
     monkeypatch.setitem(datasets.DATASETS, "BUSI", changed)
-    found = header()
-    assert found[4::3][:3] == ["**bal. acc**", "**κ**", "acc %"]
-    assert "**acc %**" not in found
+    headline, details = headers()
+    assert headline[3:] == ["**bal. acc**", "paper (Δ)", "**κ**", "paper (Δ)", "flags"]
+    assert details[4::3][:3] == ["**bal. acc**", "**κ**", "acc %"]
+    assert "**acc %**" not in headline + details
 
 
 def test_the_settings_line_names_every_value_that_differs_from_the_papers_recipe(tmp_path):
@@ -411,3 +433,61 @@ def test_the_settings_line_names_every_value_that_differs_from_the_papers_recipe
     line = next(line for line in other.splitlines() if line.startswith("Settings:"))
     rates = " / ".join(sorted(json.dumps(rate) for rate in (paper_rate, 10 * paper_rate)))
     assert f"learning_rate={rates} (paper: {json.dumps(paper_rate)})" in line
+
+
+def test_a_headline_table_fits_a_page_and_ends_with_the_majority_row(tmp_path):
+    """Issue 36.3: the README's per-dataset tables had 32–38 columns. At a glance: model,
+    protocol, runs, each primary metric with the paper's number (Δ), flags; every metric stays
+    in the dataset's details table. Chest X-Ray declares three primary metrics, the most."""
+    runs = tmp_path / "runs"
+    counts = {"train": {"NORMAL": 30, "PNEUMONIA": 70}, "test": {"NORMAL": 8, "PNEUMONIA": 12}}
+    for experiment in ("S3F_Concat_ChestXRay", "S3F_Concat_BUSI"):
+        classes = s3f_results_tables.s3f_experiments.EXPERIMENTS[experiment].info.class_names
+        split = {name: 10 + i for i, name in enumerate(classes)}
+        split_counts = counts if "Chest" in experiment else {"train": split, "test": split}
+        for seed in (42, 43):
+            _fake_run(runs, experiment, seed, 0.8 + (seed - 42) / 10, counts=split_counts)
+    _build(runs, tmp_path / "results")
+    readme = (tmp_path / "results" / "README.md").read_text()
+    for dataset in ("ChestXRay", "BUSI"):
+        title = s3f_results_tables.s3f_experiments.DATASETS[dataset].title
+        headline, details = _table_lines(readme, title), _details_lines(readme, dataset)
+        header = _cells(headline[0])
+        assert len(header) <= s3f_results.HEADLINE_MAX_COLUMNS <= 10, header
+        assert len(_cells(details[0])) > s3f_results.HEADLINE_MAX_COLUMNS  # the wide one
+        declared = s3f_results.primary_metrics(dataset)
+        assert header[3::2][: len(declared)] == [f"**{s3f_results.LABELS[k]}**" for k in declared]
+        assert len(headline) == 4  # header, rule, the model, the majority row
+        assert _cells(headline[-1])[0].startswith("*majority class* (always ")
+        assert all(len(_cells(line)) == len(header) for line in headline)
+        model = _cells(headline[2])
+        assert model[0].startswith("S³F-Net (concat, SN") and model[0].endswith(", paper's")
+        assert model[2] == "2"
+    row = _cells(_table_lines(readme, "BUSI breast ultrasound")[2])
+    paper = s3f_results_tables.paper_numbers("S3F_Concat_BUSI")["accuracy"] * 100
+    assert row[3] == "85.00 ± 7.07"  # two seeds: mean ± sd, no interval of the mean
+    assert row[4] == f"{paper:.2f} ({85.0 - paper:+.2f})"
+
+
+def test_one_confusion_figure_per_dataset_each_with_its_models(tmp_path):
+    """Issue 36.3: one 18-panel grid of every model was legible only at full size."""
+    runs = tmp_path / "runs"
+    for experiment in ("S3F_Concat_BUSI", "Spatial_BUSI", "SpectraNet_BUSI",
+                       "S3F_Bilinear_HAM10000"):  # fmt: skip
+        _fake_run(runs, experiment, 42, 0.8)
+    _build(runs, tmp_path / "results")
+    results = tmp_path / "results"
+    figures = sorted(p.name for p in results.glob("confusion*.png"))
+    assert figures == ["confusion_BUSI.png", "confusion_HAM10000.png"]
+    readme = (results / "README.md").read_text()
+    for dataset in ("BUSI", "HAM10000"):
+        details = readme.split(f"### {s3f_results.DETAILS_HEADING}{dataset}")[1].split("\n##")[0]
+        assert f"](#{s3f_results._anchor(dataset)})" in readme  # the headline links it
+        assert f"![confusion matrices, {dataset}](confusion_{dataset}.png)" in details
+    figure = s3f_plots.confusion_grid(
+        [("a", [[3, 1], [0, 4]], ["NORMAL", "PNEUMONIA"]), ("b", [[4, 0], [1, 3]], ["x", "y"])],
+        tmp_path / "two.png", title="Chest X-Ray: confusion matrices",
+    )  # fmt: skip
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["a", "b"]  # one row: no empty panels
+    assert all(label.get_rotation() == 0 for label in panels[1].get_xticklabels())

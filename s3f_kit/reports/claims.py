@@ -19,11 +19,18 @@ kit's Baseline_* runs present — the highest mean accuracy over the seeds it sh
 S³F-Net — and is then tested like every other claim. Picking the strongest on the same test
 images favours the baselines: the row can only be harder to support.
 
+"S³F-Net beats the parameter-matched spatial–spatial model" (kit, issue 35; one row per dataset)
+compares the S³F-Net with its Control_<DATASET> (SpectraNet replaced by a spatial CNN of the same
+size), on the runs of the paper's preprocessing; "… with the shortcut-neutral arm" on the runs
+that neither squash the images (RunConfig `resize`) nor keep their original encoding
+(`reencode`), both models alike. docs/shortcuts.md says how to read the two next to a flagged
+dataset.
+
 Each row also says what its runs could detect (docs/analysis-plan.md): the minimum detectable
 effect at its family's Bonferroni level, the seeds needed to detect the paper's Δ and, from a
 measured GPU figure only, their GPU-hours.
 
-Why ~690 lines: the claims, their pairing of runs, the statistics per claim, what they could
+Why ~760 lines: the claims, their pairing of runs, the statistics per claim, what they could
 detect, and the table and forest figure of the verdicts are read together (a verdict is only as
 good as its pairing); the statistics themselves live in s3f_stats.
 """
@@ -37,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data_setup.arms import PAPER_RESIZE
 from data_setup.datasets import dataset_info
 from data_setup.files import write_csv_atomic
 from s3f_kit import config as s3f_config
@@ -56,9 +64,28 @@ class Claim:
     # worse is the strongest run model among these experiments (any variant); until resolved
     # (_against_strongest) it names them all, e.g. ("Baseline_*_BUSI", "")
     candidates: tuple[str, ...] = ()
+    arm: str = ""  # the runs it is tested on: every run (""), or one preprocessing arm (ARMS)
 
 
 BASELINE_CLAIM = "S³F-Net beats standard deep CNNs"
+CONTROL_CLAIM = "S³F-Net beats the parameter-matched spatial–spatial model"
+NEUTRAL_CONTROL_CLAIM = f"{CONTROL_CLAIM} with the shortcut-neutral arm"
+# The preprocessing arms a run belongs to (docs/shortcuts.md), from its recorded RunConfig
+# settings `resize` and `reencode`; a record without them (made before they existed) resized by
+# squashing and kept the encoding, the paper's way: the standard arm.
+STANDARD_ARM, NEUTRAL_ARM = "standard", "shortcut-neutral"
+ARMS = (STANDARD_ARM, NEUTRAL_ARM)
+
+
+def run_arm(record: dict) -> str:
+    """NEUTRAL_ARM for a run that does not squash its images to the input size or re-encodes
+    them, else STANDARD_ARM."""
+    settings = record.get("run_settings") or {}
+    resize = settings.get("resize") or PAPER_RESIZE
+    neutral = resize != PAPER_RESIZE or settings.get("reencode") is True
+    return NEUTRAL_ARM if neutral else STANDARD_ARM
+
+
 # The declared analysis plan (docs/analysis-plan.md): the primary family is this claim, one row
 # per dataset, tested on the dataset's first primary metric; every other row is exploratory.
 PRIMARY_CLAIM = "S³F-Net beats its spatial baseline"
@@ -118,6 +145,10 @@ def paper_claims() -> list[Claim]:
         placeholder = (s3f_experiments.baseline_name("*", dataset), "")
         claims.append(Claim(BASELINE_CLAIM, dataset, (_best_s3f(dataset), ""), placeholder,
                             candidates=baselines))  # fmt: skip
+    for text, arm in ((CONTROL_CLAIM, STANDARD_ARM), (NEUTRAL_CONTROL_CLAIM, NEUTRAL_ARM)):
+        for dataset in DATASET_ORDER:  # kit: the control the paper lacks (issue 35)
+            control = (s3f_experiments.control_name(dataset), "")
+            claims.append(Claim(text, dataset, (_best_s3f(dataset), ""), control, arm=arm))
     return claims
 
 
@@ -312,9 +343,17 @@ AS_PUBLISHED = "as published"
 
 
 def _protocol_rows(runs: list[dict], protocol: str) -> list[dict]:
-    models, left_out = _by_model(runs, protocol)
-    resolved = [_against_strongest(c, models, left_out) for c in paper_claims()]
-    return [{"protocol": protocol, **evaluate_claim(c, models, unused)} for c, unused in resolved]
+    claims = paper_claims()
+    by_arm = {
+        arm: _by_model([m for m in runs if arm in ("", run_arm(m))], protocol)
+        for arm in dict.fromkeys(c.arm for c in claims)
+    }
+    rows = []
+    for claim in claims:
+        models, left_out = by_arm[claim.arm]
+        claim, unused = _against_strongest(claim, models, left_out)
+        rows.append({"protocol": protocol, **evaluate_claim(claim, models, unused)})
+    return rows
 
 
 def _ranked(protocols) -> list[str]:
@@ -464,7 +503,12 @@ def write_claims(runs: list[dict], results_dir, protocol: str | None = None) -> 
         "(shown, not used for the verdict). "
         f"*{BASELINE_CLAIM}* (not in the paper's tables: its abstract's \"much deeper "
         'models") compares with the strongest Baseline_* model run on that dataset (highest '
-        "mean accuracy over the paired seeds; named in the row), in the same family.",
+        "mean accuracy over the paired seeds; named in the row), in the same family. "
+        f"*{CONTROL_CLAIM}* (kit: the control the paper lacks) compares with Control_<dataset>, "
+        "the S³F-Net with a spatial CNN of SpectraNet's parameter count in its place, on runs "
+        "of the paper's preprocessing; *…with the shortcut-neutral arm* on runs that do not "
+        "squash or that re-encode the images (docs/shortcuts.md: how to read them beside a "
+        "flagged dataset).",
         "",
         *_left_out_lines(frame),
         "| claim | family | dataset | metric | protocol | paper Δ | our mean Δ (min–max) | "
@@ -688,24 +732,30 @@ def seed_strip_figure(runs: list[dict], path: Path, demo: bool = False):
     ]
     frame = pd.DataFrame(rows)
     datasets = [d for d in (*DATASET_ORDER, "Custom") if d in set(frame.get("dataset", []))]
+    # One horizontal panel per dataset, stacked: model names read left to right at full size
+    # (issue 36.3: 60°-rotated names were unreadable); a panel's height follows its models.
+    models = [max(1, frame.loc[frame["dataset"] == d, "model"].nunique()) for d in datasets]
     figure, axes = plt.subplots(
-        1, max(1, len(datasets)), figsize=(4.2 * max(1, len(datasets)), 4.8), squeeze=False
-    )
-    # One y-range for every panel: the same height means the same accuracy gap everywhere.
+        max(1, len(datasets)), 1, figsize=(8.5, 1.0 + sum(0.45 * n + 0.8 for n in models)),
+        squeeze=False, sharex=True, gridspec_kw={"height_ratios": models or [1]},
+    )  # fmt: skip
+    # One x-range for every panel: the same length means the same accuracy gap everywhere.
     low = max(0, frame["accuracy"].min() - 2) if len(frame) else 0
     for ax, dataset in zip(axes.flat, datasets, strict=False):
         subset = frame[frame["dataset"] == dataset]
-        sns.stripplot(data=subset, x="model", y="accuracy", ax=ax, size=6, jitter=0.15)
+        sns.stripplot(data=subset, x="accuracy", y="model", orient="h", ax=ax, size=6,
+                      jitter=0.15)  # fmt: skip
         means = subset.groupby("model", sort=False)["accuracy"].mean()
-        ax.scatter(range(len(means)), means.values, marker="_", s=400, color="black", zorder=3)
-        ax.set_title(dataset, fontsize=10)
-        ax.set_xlabel("")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_ylim(low, 101)  # accuracy stops at 100 %: no empty band above it
-        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        ax.scatter(means.values, range(len(means)), marker="|", s=300, color="black", zorder=3)
+        ax.set_title(dataset, fontsize=10, loc="left")
+        ax.set_ylabel("")
+        ax.set_xlabel("test accuracy (%)")
+        ax.set_xlim(low, 101)  # accuracy stops at 100 %: no empty band beyond it
+        ax.tick_params(axis="y", labelsize=9)
+        ax.grid(axis="x", color="0.9")
     title = "Test accuracy per run (dots: seeds, or folds × seeds) and mean (bar)"
     if demo:
-        title += " — synthetic demo data, says nothing about the paper"
+        title += "\nsynthetic demo data — says nothing about the paper"
     figure.suptitle(title, fontsize=11, color="darkred" if demo else "black")
     figure.tight_layout()
     _save(figure, path)

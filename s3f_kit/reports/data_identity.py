@@ -38,7 +38,7 @@ def consistency(dataset: str, counts: dict) -> str:
     return f"inconsistent ({'; '.join(differences)})" if differences else "consistent"
 
 
-def _counts(manifest: dict) -> dict | None:
+def counts_of(manifest: dict) -> dict | None:
     """A record's counts when they are {split: {class: int}} (metrics.json is read back from
     disk: anything else is no counts, never a traceback)."""
     counts = manifest.get("counts")
@@ -68,7 +68,7 @@ def data_lines(runs: list[dict], dataset: str) -> list[str]:
     lines = []
     for sha, members in copies.items():
         manifest = members[0]["data_manifest"]
-        counts = _counts(manifest)
+        counts = counts_of(manifest)
         if members[0].get("demo_data"):
             what = "synthetic demo data"
         elif counts is None:

@@ -200,7 +200,7 @@ def _draw_calibration(ax, calibration, seeds: str = ""):
     ax.set_ylim(0, 1.5)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_xlim(0, 1)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left")
 
 
 def reliability_figure(calibration: dict, path: Path, title: str, context: str = ""):
@@ -224,18 +224,25 @@ def reliability_figure(calibration: dict, path: Path, title: str, context: str =
     return figure
 
 
-def reliability_grid(entries, path: Path, banner: str = ""):
-    """One reliability panel per model; entries: (title, calibration, seeds note) with
-    calibration shaped like a run's record (its bins may pool several seeds). Grey bars: the
-    share of the test images in each confidence bin (same axis, 0–1)."""
-    columns = min(4, max(1, len(entries)))
-    rows = max(1, -(-len(entries) // columns))
+def _panel_grid(panels: int) -> tuple[int, int]:
+    """(rows, columns) of a results figure: at most three panels a row (legible at page width),
+    the rows filled evenly (four panels: 2 × 2, not 3 + 1)."""
+    rows = max(1, -(-panels // 3))
+    return rows, max(1, -(-panels // rows))
+
+
+def reliability_grid(entries, path: Path, banner: str = "", title: str = ""):
+    """One reliability panel per model (of one dataset: at most three a row, legible at page
+    width); entries: (title, calibration, seeds note) with calibration shaped like a run's
+    record (its bins may pool several seeds). Grey bars: the share of the test images in each
+    confidence bin (same axis, 0–1)."""
+    rows, columns = _panel_grid(len(entries))
     figure, axes = plt.subplots(
         rows, columns, figsize=(4.2 * columns, 4.0 * rows), squeeze=False, sharey=True
     )
     for ax in axes.flat[len(entries) :]:
         ax.axis("off")
-    for ax, (title, calibration, seeds) in zip(axes.flat, entries, strict=False):
+    for ax, (panel, calibration, seeds) in zip(axes.flat, entries, strict=False):
         bins = calibration["reliability"]["bins"]
         total = sum(b["count"] for b in bins) or 1
         ax.bar(
@@ -246,30 +253,42 @@ def reliability_grid(entries, path: Path, banner: str = ""):
             label="share of images",
         )
         _draw_calibration(ax, calibration, seeds)
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel("confidence of the predicted class", fontsize=8)
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel("confidence of the predicted class", fontsize=9)
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy in bin")
-    if banner:
-        figure.suptitle(banner, fontsize=11, color="darkred")
-    figure.tight_layout(rect=(0, 0, 1, 0.97 if banner else 1))
+    heading = "\n".join(part for part in (title, banner) if part)
+    if heading:
+        figure.suptitle(heading, fontsize=12, color="darkred" if banner else "black")
+    figure.tight_layout()
     _save(figure, path)
     return figure
 
 
-def confusion_grid(entries, path: Path, banner: str = "") -> None:
-    """One figure of many confusion matrices; entries: (title, matrix, class_names)."""
-    columns = 3
-    rows = max(1, -(-len(entries) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4.3 * rows), squeeze=False)
+def confusion_grid(entries, path: Path, banner: str = "", title: str = ""):
+    """One figure of a few confusion matrices (one dataset's models); entries: (title, matrix,
+    class_names). At most three panels a row and class names horizontal where they are short:
+    the figure stays legible at the width of a page (issue 36.3)."""
+    rows, columns = _panel_grid(len(entries))
+    classes = max((len(names) for _, _, names in entries), default=2)
+    side = max(3.6, 0.55 * classes + 1.6)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(side * columns, (side - 0.3) * rows + 0.6), squeeze=False
+    )
     for ax in axes.flat[len(entries) :]:
         ax.axis("off")
-    for ax, (title, matrix, names) in zip(axes.flat, entries, strict=False):
-        draw_confusion(ax, matrix, names, title)
-    if banner:
-        figure.suptitle(banner, fontsize=13, color="darkred")
-    figure.tight_layout(rect=(0, 0, 1, 0.97 if banner else 1))
+    for ax, (panel, matrix, names) in zip(axes.flat, entries, strict=False):
+        draw_confusion(ax, matrix, names, panel)
+        ax.title.set_fontsize(10)
+        long_names = max(map(len, names)) > 6
+        ax.tick_params(axis="x", labelrotation=30 if long_names else 0, labelsize=9)
+        ax.tick_params(axis="y", labelrotation=0, labelsize=9)
+    heading = "\n".join(part for part in (title, banner) if part)
+    if heading:
+        figure.suptitle(heading, fontsize=12, color="darkred" if banner else "black")
+    figure.tight_layout()
     _save(figure, path)
+    return figure
 
 
 def contribution_bars(summary: dict, path: Path, title: str) -> None:

@@ -9,11 +9,21 @@ flags collapsed or diverged runs. A single run's cell carries its interval over 
 (from its metrics.json); several seeds show mean ± sd and min–max, and the two-level bootstrap
 interval of the mean where there are enough seeds (s3f_stats.across_runs). Calibration (NLL,
 Brier, ECE, reliability) is summarised by s3f_results_calibration. Demo-data runs are labelled
-as such everywhere.
+as such everywhere. Each run and the whole set get a page to share under reports/
+(s3f_reproduction).
 
-Why ~530 lines: collecting the run folders, the per-group summary, the README page that explains
-it and the all-or-nothing write of the whole results folder are one reader's story; the tables'
-cells (results_tables), calibration (results_calibration) and figures (plots) live beside it.
+The page reads at a glance first (issue 36.3): per dataset a headline table of at most
+HEADLINE_MAX_COLUMNS columns (model, protocol, runs, the primary metrics with their intervals,
+the paper's number and Δ, flags) ending with the majority-class floor, then the claims; a
+`## Details` section follows with the settings, the machine, every metric per dataset (the wide
+tables, summary.csv's columns), one confusion-matrix figure per dataset, calibration and branch
+contributions. A new section of detail is a list of Markdown lines appended to `details` in
+_write_results.
+
+Why ~640 lines: collecting the run folders, the per-group summary, the README page that explains
+it (headline and details) and the all-or-nothing write of the whole results folder are one
+reader's story; the tables' data (results_tables), calibration (results_calibration) and
+figures (plots) live beside it.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ from s3f_kit.reports.results_tables import (
     _settings_labels,
     collect,
     collect_runs,  # noqa: F401  (the runs of a folder: s3f_results.collect_runs)
+    dataset_figure,
     majority_frame,
     runs_frame,
     summary_frame,
@@ -128,7 +139,61 @@ def table_columns(dataset: str) -> list[str]:
     return primary + [key for key in PAPER_COLUMNS if key not in primary]
 
 
+# A headline table fits a page: model, protocol, runs, each primary metric with the paper's
+# number (Δ) beside it, flags. The primary metrics it shows follow from this width; a dataset
+# declaring more shows its first ones here and all of them in its details table.
+HEADLINE_MAX_COLUMNS = 10
+HEADLINE_METRICS = (HEADLINE_MAX_COLUMNS - 4) // 2
+
+
+def _headline_cell(row, column, digits) -> str:
+    """At a glance: the mean and its 95 % interval where the group has one ('89.17 [75.83,
+    100.00]'), else mean ± sd; sd and min–max stay in the details table."""
+    low, high = row.get(f"{column}_ci_low", np.nan), row.get(f"{column}_ci_high", np.nan)
+    if pd.isna(row[column]) or pd.isna(low) or pd.isna(high):
+        return _cell(row, column, digits)
+    return f"{row[column]:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _model_cell(row) -> str:
+    """'S³F-Net (bilinear, SN1), paper's' — the variant (and settings that set a row apart)
+    folded into the model's name."""
+    parts = (row["model"], row["variant"] or "paper's", row.get("settings") or "")
+    return ", ".join(part for part in parts if part)
+
+
+def headline_table(frame: pd.DataFrame, dataset: str, majority: pd.DataFrame) -> str:
+    """A dataset's results at a glance: one row per model group and the majority-class floor,
+    at most HEADLINE_MAX_COLUMNS columns."""
+    keys = list(primary_metrics(dataset))[:HEADLINE_METRICS]
+    header = ["model", "protocol", "runs"]
+    for key in keys:
+        header += [f"**{LABELS[key]}**", "paper (Δ)"]
+    header.append("flags")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in frame.iterrows():
+        cells = [_model_cell(row), row["protocol"], _runs_cell(row)]
+        for key in keys:
+            column, digits = METRICS[key], 2 if key == "accuracy" else 3
+            paper, delta = _paper(row, column, digits)
+            cells += [_headline_cell(row, column, digits),
+                      "–" if paper == "–" else f"{paper} ({delta})"]  # fmt: skip
+        cells.append(f"**{row['flags']}**" if row["flags"] else "")
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    for _, row in majority.iterrows():  # the floor every model must clear
+        cells = [f"*{MAJORITY_MODEL}* (always {row['majority']})", row["protocol"],
+                 str(row["n_runs"])]  # fmt: skip
+        for key in keys:
+            value = row.get(METRICS[key], np.nan)
+            digits = 2 if key == "accuracy" else 3
+            cells += ["–" if pd.isna(value) else f"{value:.{digits}f}", "–"]
+        lines.append("| " + " | ".join([*cells, ""]) + " |")
+    return "\n".join(lines)
+
+
 def _markdown_table(frame: pd.DataFrame, dataset: str, majority: pd.DataFrame) -> str:
+    """A dataset's details table: every metric with the paper's number and Δ, cost and run
+    length, one column each (summary.csv holds the same and more)."""
     keys = table_columns(dataset)
     primary = set(primary_metrics(dataset))
     header = ["model", "variant", "protocol", "runs"]
@@ -328,8 +393,8 @@ RESULT_FILES = (
 
 
 def build_results(output, results_dir) -> pd.DataFrame:
-    """Write summary.csv, runs.csv, README.md, confusion_matrices.png, metrics/…json and, where
-    runs recorded them, calibration.csv and reliability.png from every finished run under
+    """Write summary.csv, runs.csv, README.md, confusion_<dataset>.png, metrics/…json and, where
+    runs recorded them, calibration.csv and reliability_<dataset>.png from every finished run under
     `output`, all of them or none (a DiskFullError on a full disk); return the summary table."""
     results_dir = Path(results_dir)
     runs, unusable, notes = collect(output)
@@ -347,8 +412,6 @@ def build_results(output, results_dir) -> pd.DataFrame:
 
 
 def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFrame) -> None:
-    from s3f_kit.reports import plots as s3f_plots
-
     unusable, notes = frame.attrs["unusable"], frame.attrs["notes"]
     demo = any(m.get("demo_data") for m in runs)
     write_csv_atomic(results_dir / "summary.csv", frame, index=False)
@@ -359,26 +422,10 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, json.dumps(small, indent=1))
 
-    entries = []  # one confusion matrix per group: summed over its seeds
-    per_run = runs_frame(runs)
-    labels = _settings_labels(per_run)
-    for keys, group in per_run.groupby([*GROUP, "settings"], sort=False):
-        members = [runs[i] for i in group.index]
-        total = np.sum([np.array(m["confusion_matrix"]) for m in members], axis=0)
-        _, name, variant, protocol, _ = keys
-        title = "/".join(p for p in (name, variant, protocol if protocol != "paper" else "") if p)
-        title += f" ({labels[keys]})" if labels[keys] else ""
-        seeds = f", {len(group)} seeds summed" if len(group) > 1 else ""
-        entries.append(
-            (
-                f"{title}{seeds}\nacc {100 * np.trace(total) / total.sum():.1f}%",
-                total.tolist(),
-                members[0]["class_names"],
-            )
-        )
-    s3f_plots.confusion_grid(
-        entries, results_dir / "confusion_matrices.png", banner=DEMO_BANNER if demo else ""
-    )
+    datasets = [d for d in [*s3f_experiments.RECIPES, "Custom"] if (frame["dataset"] == d).any()]
+    titles = {dataset: _dataset_title(dataset, runs) for dataset in datasets}
+    banner = DEMO_BANNER if demo else ""
+    confusion = _confusion_figures(runs, results_dir, titles, banner)
 
     seeds = sorted({m.get("seed") for m in runs if m.get("seed") is not None})
     experiments = sorted({m["experiment"] for m in runs})
@@ -391,6 +438,112 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         f"{len(experiments)} experiment(s), {len(frame)} experiment × variant × protocol "
         f"group(s), seed(s) {', '.join(map(str, seeds)) or '–'}; training took {minutes:.1f} min "
         "of wall time in all (notebook start-up and explainability runs come on top).",
+        "",
+        "At a glance, per dataset: each model's **primary metrics** (declared before the runs, "
+        f"docs/analysis-plan.md: {_declared()}) as the mean over its runs with the 95 % "
+        "interval `[low, high]` where there is one (else mean ± sd), the paper's number with "
+        "Δ = ours − paper in brackets, and flags (runs that collapsed to one class or "
+        "diverged); the last row, *majority class*, is the floor a model has to clear. Every "
+        "metric, the settings, the machine and what each interval covers: "
+        "[Details](#details); all columns: [`summary.csv`](summary.csv) (one row per group) "
+        "and [`runs.csv`](runs.csv) (one per run).",
+        "",
+        *_left_out_section(unusable, notes),
+    ]
+    majority = majority_frame(runs)
+    details = _details_intro(runs)
+    for dataset in datasets:
+        subset = frame[frame["dataset"] == dataset]
+        floor = majority[majority["dataset"] == dataset] if len(majority) else majority
+        parts += [f"## {titles[dataset]}", "", headline_table(subset, dataset, floor), ""]
+        parts += s3f_data_identity.data_lines(runs, dataset)  # the copy read (issue 34)
+        parts += [f"Every metric and the confusion matrices: [details](#{_anchor(dataset)}).", ""]
+        details += [f"### {DETAILS_HEADING}{dataset}", "", f"{titles[dataset]}.", "",
+                    _markdown_table(subset, dataset, floor), ""]  # fmt: skip
+        if dataset in confusion:
+            details += [f"![confusion matrices, {dataset}]({confusion[dataset]})", "",
+                        "Each model's test predictions, its seeds summed.", ""]  # fmt: skip
+    compared = {*s3f_experiments.EXPERIMENTS, *s3f_experiments.BASELINE_EXPERIMENTS,
+                *s3f_experiments.CONTROL_EXPERIMENTS}  # fmt: skip
+    paper_runs = [m for m in runs if m["experiment"] in compared]
+    if paper_runs:  # the paper's claims, tested on these runs
+        from s3f_kit.reports import claims as s3f_claims
+
+        parts += s3f_claims.write_claims(paper_runs, results_dir)
+    from s3f_kit.reports import results_calibration as s3f_results_calibration
+
+    # Sections that add detail (calibration, branch contributions, and any later one) append to
+    # `details`: the page opens with the headline tables and the claims, the rest follows.
+    details += s3f_results_calibration.write_calibration(runs, results_dir, banner=banner)
+    details += _explain_section(runs, results_dir)
+    from s3f_kit.reports import reproduction as s3f_reproduction
+
+    # a page per run and one for the sweep to share (issue 34), linked from here
+    details += s3f_reproduction.write_reports(
+        runs, results_dir, environment=_environment_line(runs), settings=_settings_line(runs)
+    )
+    details += [
+        "## Files",
+        "",
+        "Per-run metrics (every metric of docs/paper.md §4 and the per-class report): "
+        "`metrics/<run folder>.json`; one row per run: [`runs.csv`](runs.csv); all columns of "
+        "the groups: [`summary.csv`](summary.csv).",
+        "",
+    ]
+    write_atomic(results_dir / "README.md", "\n".join([*parts, *details]))
+
+
+def _dataset_title(dataset: str, runs: list[dict]) -> str:
+    if dataset != "Custom":
+        return s3f_experiments.DATASETS[dataset].title
+    classes = ", ".join(next(m for m in runs if m["dataset"] == "Custom")["class_names"])
+    return f"Your own data ({s3f_experiments.CUSTOM_EXPERIMENT}; classes {classes})"
+
+
+# A dataset's details heading, '### Every metric: BUSI': its GitHub anchor is plain (the titles'
+# ³, parentheses and semicolons slug differently from one renderer to the next).
+DETAILS_HEADING = "Every metric: "
+
+
+def _anchor(dataset: str) -> str:
+    """The link target of a dataset's details heading."""
+    return f"{DETAILS_HEADING}{dataset}".lower().replace(":", "").replace(" ", "-")
+
+
+def _confusion_figures(runs: list[dict], results_dir: Path, titles: dict, banner: str) -> dict:
+    """One confusion-matrix figure per dataset (a panel per model group, its seeds summed);
+    {dataset: file name}."""
+    from s3f_kit.reports import plots as s3f_plots
+
+    entries: dict[str, list] = {}
+    per_run = runs_frame(runs)
+    labels = _settings_labels(per_run)
+    for keys, group in per_run.groupby([*GROUP, "settings"], sort=False):
+        members = [runs[i] for i in group.index]
+        total = np.sum([np.array(m["confusion_matrix"]) for m in members], axis=0)
+        dataset, name, variant, protocol, _ = keys
+        title = "/".join(p for p in (name, variant, protocol if protocol != "paper" else "") if p)
+        title += f" ({labels[keys]})" if labels[keys] else ""
+        seeds = f", {len(group)} seeds summed" if len(group) > 1 else ""
+        entries.setdefault(dataset, []).append(
+            (
+                f"{title}{seeds}\nacc {100 * np.trace(total) / total.sum():.1f}%",
+                total.tolist(),
+                members[0]["class_names"],
+            )
+        )
+    written = {}
+    for dataset, found in entries.items():
+        written[dataset] = dataset_figure("confusion", dataset)
+        title = f"{titles.get(dataset, dataset)}: confusion matrices"
+        s3f_plots.confusion_grid(found, results_dir / written[dataset], banner, title)
+    return written
+
+
+def _details_intro(runs: list[dict]) -> list[str]:
+    """The details section's opening: settings, machine and how every cell reads."""
+    return [
+        "## Details",
         "",
         f"Settings: {_settings_line(runs) or '–'}.",
         "",
@@ -405,9 +558,8 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         "when their recorded settings (seed aside) and data agree; a model run with other "
         "settings gets a row of its own that names the difference.",
         "",
-        "Each dataset's table shows its **primary metrics** first (bold headers; declared "
-        f"before the runs with the dataset's facts, docs/analysis-plan.md: {_declared()}), then "
-        "the paper's others. Its last row, *majority class*, always predicts the "
+        "Each dataset's table shows its **primary metrics** first (bold headers), then the "
+        "paper's others. Its last row, *majority class*, always predicts the "
         "class most frequent in each run's training split, scored on that run's test split "
         "(from the class counts in metrics.json; mean over the runs): the floor a model has to "
         "clear.",
@@ -432,44 +584,7 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
         "show the bare number. Bounds: the `*_ci_low` / `*_ci_high` columns of summary.csv and "
         "runs.csv; what each row's interval is: the `interval` column.",
         "",
-        *_left_out_section(unusable, notes),
     ]
-    majority = majority_frame(runs)
-    for dataset in [*s3f_experiments.RECIPES, "Custom"]:
-        subset = frame[frame["dataset"] == dataset]
-        if subset.empty:
-            continue
-        if dataset == "Custom":
-            classes = ", ".join(next(m for m in runs if m["dataset"] == "Custom")["class_names"])
-            title = f"Your own data ({s3f_experiments.CUSTOM_EXPERIMENT}; classes {classes})"
-        else:
-            title = s3f_experiments.DATASETS[dataset].title
-        floor = majority[majority["dataset"] == dataset] if len(majority) else majority
-        parts += [f"## {title}", "", _markdown_table(subset, dataset, floor), ""]
-        parts += s3f_data_identity.data_lines(runs, dataset)  # the copy read (issue 34)
-    compared = {*s3f_experiments.EXPERIMENTS, *s3f_experiments.BASELINE_EXPERIMENTS}
-    paper_runs = [m for m in runs if m["experiment"] in compared]
-    if paper_runs:  # the paper's claims, tested on these runs
-        from s3f_kit.reports import claims as s3f_claims
-
-        parts += s3f_claims.write_claims(paper_runs, results_dir)
-    from s3f_kit.reports import results_calibration as s3f_results_calibration
-
-    parts += s3f_results_calibration.write_calibration(
-        runs, results_dir, banner=DEMO_BANNER if demo else ""
-    )
-    parts += _explain_section(runs, results_dir)
-    parts += [
-        "## Confusion matrices",
-        "",
-        "![confusion matrices](confusion_matrices.png)",
-        "",
-        "Per-run metrics (every metric of docs/paper.md §4 and the per-class report): "
-        "`metrics/<run folder>.json`; one row per run: [`runs.csv`](runs.csv); all columns of "
-        "the groups: [`summary.csv`](summary.csv).",
-        "",
-    ]
-    write_atomic(results_dir / "README.md", "\n".join(parts))
 
 
 def terminal_summary(frame: pd.DataFrame, results_dir) -> str:

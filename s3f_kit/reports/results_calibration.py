@@ -1,13 +1,13 @@
 """The results README's calibration section: do the models' probabilities mean anything?
 
-    lines = write_calibration(runs, results_dir)   # calibration.csv, reliability.png; Markdown
+    lines = write_calibration(runs, results_dir)   # calibration.csv, reliability_<dataset>.png
 
 One row per model (the groups of the results tables: experiment × variant × protocol × settings):
 NLL, the multi-class Brier score and ECE of the test split, mean ± sd over seeds, and the same
 after temperature scaling where it was fitted (on the validation split: holdout runs only; the
-paper protocol has none apart from the test split). The figure has one reliability panel per
-model; a model's seeds are pooled bin by bin (count-weighted), which is the reliability diagram
-of all its seeds' test predictions together.
+paper protocol has none apart from the test split). Each dataset's figure has one reliability
+panel per model; a model's seeds are pooled bin by bin (count-weighted), which is the reliability
+diagram of all its seeds' test predictions together.
 """
 
 from __future__ import annotations
@@ -113,17 +113,18 @@ def _title(row) -> str:
     variant = row["variant"] or "paper's"
     if row["settings"]:
         variant += f", {row['settings']}"
-    return f"{row['dataset']}: {row['model']}\n{row['experiment']} ({variant}; {row['protocol']})"
+    return f"{row['model']}\n{row['experiment']} ({variant}; {row['protocol']})"
 
 
-def figure_entries(groups, frame: pd.DataFrame) -> list[tuple]:
-    """(panel title, pooled calibration, seeds note) per model of `calibration_frame`."""
-    entries = []
+def figure_entries(groups, frame: pd.DataFrame) -> dict[str, list[tuple]]:
+    """{dataset: [(panel title, pooled calibration, seeds note)]} per model of
+    `calibration_frame`: one figure per dataset keeps its panels legible (issue 36.3)."""
+    entries: dict[str, list[tuple]] = {}
     for (_, _, members), (_, row) in zip(groups, frame.iterrows(), strict=True):
         calibration = _pooled_calibration(members, row)
         if calibration:
             seeds = f", mean of {len(members)} seeds" if len(members) > 1 else ""
-            entries.append((_title(row), calibration, seeds))
+            entries.setdefault(row["dataset"], []).append((_title(row), calibration, seeds))
     return entries
 
 
@@ -155,8 +156,8 @@ def markdown_table(frame: pd.DataFrame) -> list[str]:
 
 
 def write_calibration(runs: list[dict], results_dir, banner: str = "") -> list[str]:
-    """calibration.csv and reliability.png in results_dir; the README's Markdown section (empty
-    when no run recorded its calibration)."""
+    """calibration.csv and reliability_<dataset>.png in results_dir; the README's Markdown
+    section (empty when no run recorded its calibration)."""
     from s3f_kit.reports import plots as s3f_plots
 
     results_dir = Path(results_dir)
@@ -166,8 +167,13 @@ def write_calibration(runs: list[dict], results_dir, banner: str = "") -> list[s
         return []
     write_csv_atomic(results_dir / "calibration.csv", frame, index=False, float_format="%.6g")
     entries = figure_entries(groups, frame)
-    if entries:
-        s3f_plots.reliability_grid(entries, results_dir / "reliability.png", banner=banner)
+    order = [*s3f_results_tables.s3f_experiments.RECIPES]  # the tables' order of datasets
+    figures = {}
+    for dataset, panels in sorted(entries.items(), key=lambda item: (
+            order.index(item[0]) if item[0] in order else len(order))):  # fmt: skip
+        figures[dataset] = s3f_results_tables.dataset_figure("reliability", dataset)
+        s3f_plots.reliability_grid(panels, results_dir / figures[dataset], banner=banner,
+                                   title=f"{dataset}: reliability")  # fmt: skip
     without = sum(1 for m in runs if not isinstance(m.get("calibration"), dict))
     binning = sorted({m["calibration"]["reliability"].get("binning", "") for m in runs
                       if isinstance(m.get("calibration"), dict)})  # fmt: skip
@@ -187,14 +193,14 @@ def write_calibration(runs: list[dict], results_dir, banner: str = "") -> list[s
     if without:
         lines += [f"{without} run(s) recorded no calibration (older records); not in this table.",
                   ""]  # fmt: skip
-    if entries:
+    if figures:
         lines += [
-            "![reliability diagrams](reliability.png)",
+            *(f"![reliability diagrams, {dataset}]({name})" for dataset, name in figures.items()),
             "",
-            "One panel per model: accuracy against the confidence of the predicted class per "
-            "bin, a model's seeds pooled; grey bars, the share of test images in each bin; the "
-            "dotted diagonal is perfect calibration. Each run's own diagram: `reliability.png` "
-            "in its run folder.",
+            "One figure per dataset, one panel per model: accuracy against the confidence of the "
+            "predicted class per bin, a model's seeds pooled; grey bars, the share of test "
+            "images in each bin; the dotted diagonal is perfect calibration. Each run's own "
+            "diagram: `reliability.png` in its run folder.",
             "",
         ]
     return lines

@@ -42,6 +42,12 @@ FROM_CONFUSION = ("balanced_accuracy", "sensitivity", "specificity")
 GROUP = ["dataset", "experiment", "variant", "protocol"]
 
 
+def dataset_figure(kind: str, dataset: str) -> str:
+    """The file name of a per-dataset results figure: 'confusion_BUSI.png' (one figure per
+    dataset keeps every panel legible at page width, issue 36.3)."""
+    return f"{kind}_{dataset}.png"
+
+
 def collect(output) -> tuple[list[dict], list[s3f_records.Unusable], list[str]]:
     """Every usable finished run under `output` (recursive), each record plus run_subdir
     (relative POSIX path) and run_dir; every unusable metrics.json with its reason; and a note
@@ -88,6 +94,7 @@ KNOWN_EXPERIMENTS = {
     *s3f_experiments.EXPERIMENTS,
     s3f_experiments.CUSTOM_EXPERIMENT,
     *s3f_experiments.BASELINE_EXPERIMENTS,
+    *s3f_experiments.CONTROL_EXPERIMENTS,
 }
 
 
@@ -140,9 +147,11 @@ def _bootstrap(metrics: dict, key: str) -> tuple[float, float]:
 
 def _model_title(m: dict) -> str:
     exp = _experiment(m)
-    if (m.get("architecture") or exp.architecture) == "s3f":
+    architecture = m.get("architecture") or exp.architecture
+    if architecture in ("s3f", s3f_experiments.CONTROL_ARCHITECTURE):
         fusion, spectranet = m.get("fusion") or exp.fusion, m.get("spectranet") or exp.spectranet
-        return f"S³F-Net ({fusion}, SN{spectranet})"
+        kind = "S³F-Net" if architecture == "s3f" else "Matched spatial control"
+        return f"{kind} ({fusion}, SN{spectranet})"
     if exp.architecture == "spectranet":
         return f"SpectraNet-{m.get('spectranet') or exp.spectranet}"
     return exp.model_title

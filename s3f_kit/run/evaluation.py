@@ -261,8 +261,13 @@ def write_preprocessing(path: Path, data) -> None:
 
 def write_metrics(out_dir: Path, result: dict) -> None:
     """metrics.json goes last and atomically: its presence marks a finished run. Every key is
-    one RunRecord declares, of its declared kind (a ValueError names any other)."""
-    write_json_atomic(Path(out_dir) / "metrics.json", RunRecord.build(result).as_json())
+    one RunRecord declares, of its declared kind (a ValueError names any other). Just before
+    it, the model card (s3f_model_card) of the model beside it, from the same record."""
+    from s3f_kit.reports import model_card as s3f_model_card
+
+    record = RunRecord.build(result).as_json()
+    s3f_model_card.write_model_card(out_dir, record)
+    write_json_atomic(Path(out_dir) / "metrics.json", record)
 
 
 def evaluate_pretrained(

@@ -28,7 +28,7 @@ import nbformat
 from data_setup.files import write_atomic
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
-from s3f_kit.experiments import BASELINE_EXPERIMENTS, EXPERIMENTS, Experiment
+from s3f_kit.experiments import BASELINE_EXPERIMENTS, CONTROL_EXPERIMENTS, EXPERIMENTS, Experiment
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -224,9 +224,31 @@ With `data_dir` empty it trains on built-in synthetic data (images of at least
 caveat holds here too: `protocol="holdout"` validates on a split of train."""
 
 
+def _control_intro(exp: Experiment) -> str:
+    s3f = s3f_experiments.matched_s3f(exp.name)
+    return f"""\
+# {exp.name}: the parameter-matched spatial–spatial control on {exp.info.title}
+
+[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(exp.name)})
+
+Kit, not the paper: {s3f.name} ({s3f.model_title}) with its SpectraNet replaced by a small
+spatial CNN of the same size — 3×3 convolutions where SpectraNet has its spectral filters and a
+Flatten + Dense readout sized so the model has {exp.params:,} parameters against the S³F-Net's
+{s3f.params:,} at {exp.input_shape[0]}×{exp.input_shape[1]}×{exp.input_shape[2]}. Same input,
+spatial tower, fusion, head and recipe. "S³F-Net beats the parameter-matched spatial–spatial
+model" in the claims table tests whether the spectral branch adds more than its parameters;
+docs/shortcuts.md says how to read it.
+
+Run headless: `papermill notebooks/{exp.name}.ipynb out.ipynb -p data_dir /path/to/data -p epochs 50`.
+With `data_dir` empty it trains on built-in synthetic data. **Protocol caveat:** as the paper's
+notebooks, `protocol="paper"` selects checkpoints on the test set; `protocol="holdout"` does not."""
+
+
 def _intro(exp: Experiment) -> str:
     if exp.architecture == s3f_experiments.BASELINE_ARCHITECTURE:
         return _baseline_intro(exp)
+    if exp.architecture == s3f_experiments.CONTROL_ARCHITECTURE:
+        return _control_intro(exp)
     if exp.paper is None:
         return f"""\
 # {exp.name}: the paper's models on your own images
@@ -430,7 +452,7 @@ dataset's test split with the same metrics and figures as a training run."""
 
 def all_notebooks() -> dict[str, str]:
     """Every generated notebook: name → file text."""
-    registered = {**EXPERIMENTS, **BASELINE_EXPERIMENTS}
+    registered = {**EXPERIMENTS, **BASELINE_EXPERIMENTS, **CONTROL_EXPERIMENTS}
     texts = {name: nbformat.writes(make_notebook(exp)) for name, exp in registered.items()}
     custom = s3f_experiments.custom_experiment()
     texts[custom.name] = nbformat.writes(make_notebook(custom))

@@ -12,9 +12,9 @@ Every notebook calls this module with its parameters, so the twelve notebooks ru
 A run writes into `output_dir/<experiment>[/<variant>][/<protocol>]/seed<N>/` (see
 s3f_config.run_subdir): predictions.csv (every test image), split.csv (which file went to
 which split; feed it back as `split_file`), preprocessing.json (what s3f-predict needs),
-confusion_matrix.png, roc.png, history.csv/.png, model.keras and, last, metrics.json (its
-presence means the run finished). While training, resume/ holds the state a rerun continues
-from after an interruption, and progress.json the current epoch.
+confusion_matrix.png, roc.png, history.csv/.png, model.keras, MODEL_CARD.md (s3f_model_card)
+and, last, metrics.json (its presence means the run finished). While training, resume/ holds
+the state a rerun continues from after an interruption, and progress.json the current epoch.
 
 Why ~500 lines: Run is the notebook's whole story (data → model → train → evaluate) and its
 resume, locking and data-zip handling, which share its state; the parameters are s3f_config's,

@@ -8,6 +8,7 @@
     s3f-sweep --demo --only S3F_Concat_BUSI Spatial_BUSI --folds 3 --seeds 2
     s3f-sweep --data-root /shared/data --output /shared/runs --cluster auto
     s3f-sweep --demo --baselines --seeds 3  # + the 12 standard deep CNN baselines
+    s3f-sweep --demo --controls --seeds 5   # + the 4 parameter-matched spatial controls
 
 `--data-root` holds one folder per dataset id (BRISC2025/, ChestXRay/, BUSI/, HAM10000/, each as
 unzipped). A run is experiment + model variant + protocol (+ cross-validation fold) + seed, with its
@@ -22,7 +23,8 @@ else <output>/results). --cluster runs each notebook as a Ray task. One sweep pe
 message naming the other process (pid, host, command, since when); a lock left by a killed sweep is
 taken over. A notebook run by hand into a run folder that is training stops the same way.
 The standard deep baselines (Baseline_<Model>_<DATASET>, 5.9–23.6 M parameters each) are
-opt-in: --baselines adds all of them (of --datasets), --only names some.
+opt-in: --baselines adds all of them (of --datasets), --only names some. So are the
+parameter-matched spatial–spatial controls (Control_<DATASET>, docs/shortcuts.md): --controls.
 
 Why ~500 lines: planning (experiments × grid × seeds × folds, reuse, the disk check) and the command
 line are one story a reader follows top to bottom; execution lives in s3f_kit/sweep/jobs.py,
@@ -393,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
             *s3f_experiments.EXPERIMENTS,
             s3f_experiments.CUSTOM_EXPERIMENT,
             *s3f_experiments.BASELINE_EXPERIMENTS,
+            *s3f_experiments.CONTROL_EXPERIMENTS,
         ],
         help="experiments to run (default: the paper's twelve), e.g. Baseline_ResNet50V2_BUSI",
     )
@@ -402,6 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also the standard deep CNNs (Baseline_<ResNet50V2|DenseNet121|EfficientNetV2B0>_"
         "<dataset>, keras.applications; ImageNet weights where they can be fetched, else random: "
         "--grid weights=random asks for random): heavy, so not in the default plan",
+    )
+    parser.add_argument(
+        "--controls",
+        action="store_true",
+        help="also the parameter-matched spatial–spatial controls (Control_<dataset>: the "
+        "S³F-Net with a spatial CNN of SpectraNet's size in its place; docs/shortcuts.md)",
     )
     parser.add_argument("--datasets", nargs="+", choices=list(s3f_experiments.RECIPES))
     parser.add_argument(
@@ -484,6 +493,8 @@ def main(argv=None) -> int:
     names = args.only or list(s3f_experiments.EXPERIMENTS)
     if args.baselines:
         names = list(dict.fromkeys([*names, *s3f_experiments.BASELINE_EXPERIMENTS]))
+    if args.controls:
+        names = list(dict.fromkeys([*names, *s3f_experiments.CONTROL_EXPERIMENTS]))
     if args.datasets:
         names = [n for n in names if s3f_experiments.get_experiment(n).dataset in args.datasets]
     default_output = REPO / "runs" / ("demo" if args.demo else "paper")
