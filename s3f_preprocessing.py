@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from data_setup.arms import PAPER_RESIZE, RESIZE_MODES
 from data_setup.files import write_atomic
 
 PREPROCESSING_FILE = "preprocessing.json"
@@ -26,6 +27,8 @@ class Preprocessing:
     image_size: tuple[int, int]  # (H, W)
     channels: int  # 1 = gray, 3 = RGB
     source: str = ""  # where this record came from, for messages
+    resize: str = PAPER_RESIZE  # the shortcut-neutral arms (data_setup.decode): a model trained
+    reencode: bool = False  # with one is served its images prepared the same way
 
     @property
     def color(self) -> str:
@@ -66,6 +69,12 @@ class Preprocessing:
             raise bad(f"image_size must be [H, W] (positive ints), got {size!r}")
         if channels not in (1, 3):
             raise bad(f"channels must be 1 or 3, got {channels!r}")
+        resize, reencode = record.get("resize", PAPER_RESIZE), record.get("reencode", False)
+        if resize not in RESIZE_MODES:
+            raise bad(f"resize {resize!r} is not supported (expected one of "
+                      f"{', '.join(RESIZE_MODES)})")  # fmt: skip
+        if not isinstance(reencode, bool):
+            raise bad(f"reencode must be true or false, got {reencode!r}")
         # The kit has one preprocessing; a record asking for another must not be served silently.
         expected = {"interpolation": "area", "color": "gray" if channels == 1 else "rgb"}
         for key, value in expected.items():
@@ -74,7 +83,8 @@ class Preprocessing:
         scale = record.get("scale", SCALE)
         if scale != "1/255" and not (isinstance(scale, (int, float)) and abs(scale - SCALE) < 1e-9):
             raise bad(f"scale {scale!r} is not supported (expected 1/255)")
-        return cls(str(record.get("dataset", "")), tuple(names), tuple(size), channels, source)
+        return cls(str(record.get("dataset", "")), tuple(names), tuple(size), channels, source,
+                   resize, reencode)  # fmt: skip
 
     @classmethod
     def load(cls, path) -> Preprocessing:
@@ -90,7 +100,9 @@ class Preprocessing:
 
     def describe(self) -> str:
         height, width = self.image_size
+        arms = "" if self.resize == PAPER_RESIZE else f" ({self.resize})"
+        arms += ", re-encoded as JPEG" if self.reencode else ""
         return (
-            f"{self.color} {height}×{width}, area-resized, ×1/255; classes "
+            f"{self.color} {height}×{width}, area-resized{arms}, ×1/255; classes "
             f"{', '.join(self.class_names)} (from {self.source})"
         )

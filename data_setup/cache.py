@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from data_setup.decode import BadImage, damage_of, decode_bytes, read_bytes
+from data_setup.decode import PAPER_RESIZE, BadImage, damage_of, decode_bytes, read_bytes
 from data_setup.files import (
     check_free_space,
     ensure_writable_dir,
@@ -245,7 +245,7 @@ def _open_cached(split, images_path, meta_path, items, root, expected_shape, fin
     ), None
 
 
-def _decode_into(path: Path, items, size_hw, channels, workers, description):
+def _decode_into(path: Path, items, size_hw, channels, workers, description, arms=()):
     """Decode `items` into a new .npy at `path`; returns (kept indices, skipped, damaged):
     skipped = (index, reason) that cannot be used, damaged = (index, reason) used but suspect."""
     height, width = size_hw
@@ -256,7 +256,7 @@ def _decode_into(path: Path, items, size_hw, channels, workers, description):
         file, _ = items[index]
         try:
             data = read_bytes(file)
-            array[index] = decode_bytes(data, size_hw, channels, file)
+            array[index] = decode_bytes(data, size_hw, channels, file, *arms)
             return index, None, damage_of(data)
         except BadImage as error:
             return index, str(error), None
@@ -274,19 +274,37 @@ def _decode_into(path: Path, items, size_hw, channels, workers, description):
     return kept, skipped, damaged
 
 
-def cache_split(listing: Listing, info, split, size_hw, cache_dir, workers, refresh) -> SourceSplit:
+def arms_tag(resize: str = PAPER_RESIZE, reencode: bool = False) -> str:
+    """'' for the paper's decode, else the shortcut-neutral arms (data_setup.decode) in a name:
+    '-crop', '-reencode', '-reflect-reencode'. Part of a cache entry's key and name only when
+    not the paper's, so the paper's entries keep theirs."""
+    return "".join(
+        ["" if resize == PAPER_RESIZE else f"-{resize}", "-reencode" if reencode else ""]
+    )
+
+
+def cache_split(
+    listing: Listing,
+    info,
+    split,
+    size_hw,
+    cache_dir,
+    workers,
+    refresh,
+    resize: str = PAPER_RESIZE,
+    reencode: bool = False,
+) -> SourceSplit:
     """Official split `split` of `listing` decoded to `size_hw` (H, W) at info.channels, from the
-    cache when its key (dataset, split, size, channels, file fingerprint, root) is there and the
-    entry is what the key says (_open_cached; else a CacheRebuilt warning), else decoded (in
-    `workers` threads) and written atomically; refresh: decode again regardless."""
+    cache when its key (dataset, split, size, channels, file fingerprint, root, and the
+    shortcut-neutral arms where not the paper's) is there and the entry is what the key says
+    (_open_cached; else a CacheRebuilt warning), else decoded (in `workers` threads) and
+    written atomically; refresh: decode again regardless."""
     items, channels = listing.splits[split], info.channels
     fingerprint = files_fingerprint(items, listing.root)
-    key = hashlib.sha256(
-        json.dumps(
-            [CACHE_VERSION, info.id, split, list(size_hw), channels, fingerprint, str(listing.root)]
-        ).encode()
-    ).hexdigest()[:20]
-    stem = f"{info.id}_{split}_{size_hw[0]}x{size_hw[1]}x{channels}_{key}"
+    tag = arms_tag(resize, reencode)
+    keyed = [CACHE_VERSION, info.id, split, list(size_hw), channels, fingerprint, str(listing.root)]
+    key = hashlib.sha256(json.dumps(keyed + ([tag] if tag else [])).encode()).hexdigest()[:20]
+    stem = f"{info.id}_{split}_{size_hw[0]}x{size_hw[1]}x{channels}{tag}_{key}"
     images_path, meta_path = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
     expected_shape = (size_hw[0], size_hw[1], channels)
     if not refresh and images_path.is_file() and meta_path.is_file():
@@ -312,7 +330,8 @@ def cache_split(listing: Listing, info, split, size_hw, cache_dir, workers, refr
             size_hw,
             channels,
             workers,
-            f"{info.id} {split} → {size_hw[0]}×{size_hw[1]}",
+            f"{info.id} {split} → {size_hw[0]}×{size_hw[1]}{tag}",
+            (resize, reencode),
         )
         if skipped:  # compact: only usable images stay, in order
             check_free_space(cache_dir, needed, f"compacting the {info.id} {split} cache")

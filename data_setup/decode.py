@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from data_setup.arms import PAPER_RESIZE, REENCODE_QUALITY, RESIZE_MODES
+
 # The most pixels (width × height) a file's header may claim; a larger image is refused by name
 # before OpenCV sees it. Real medical images stay far below it (chest films up to ~3,000 px a
 # side, digitised mammograms up to ~5,000 × 7,000), while OpenCV's own limit (2^30 pixels)
@@ -25,6 +27,8 @@ from PIL import Image
 # warning level (89.5 megapixels): no image the kit uses makes Pillow warn (one claiming 89.5 to
 # 179 megapixels is refused here, after Pillow's one-line warning; more, Pillow refuses too).
 MAX_IMAGE_PIXELS = 8192 * 8192
+
+# the shortcut-neutral arms' names, defaults and quality: data_setup.arms (no OpenCV there)
 
 
 class BadImage(Exception):
@@ -152,9 +156,51 @@ def read_bytes(path: Path) -> np.ndarray:
     return data
 
 
-def decode_bytes(data: np.ndarray, size_hw: tuple[int, int], channels: int, path: Path):
+def resized(image: np.ndarray, size_hw: tuple[int, int], resize: str = PAPER_RESIZE):
+    """An (h, w[, c]) image brought to size_hw = (H, W) by the RESIZE_MODES arm `resize`, with
+    OpenCV's area interpolation as the paper's squash."""
+    height, width = size_hw
+    if resize == PAPER_RESIZE:
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+    h, w = image.shape[:2]
+    fit = max if resize == "crop" else min  # crop: cover the target; reflect: fit inside it
+    scale = fit(height / h, width / w)
+    bound = min if resize == "reflect" else max  # rounding never leaves a gap or a short side
+    new_h, new_w = max(1, bound(height, round(h * scale))), max(1, bound(width, round(w * scale)))
+    image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    if resize == "crop":
+        top, left = (new_h - height) // 2, (new_w - width) // 2
+        return image[top : top + height, left : left + width]
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    # BORDER_REFLECT_101 mirrors without repeating the edge row; OpenCV reflects again where the
+    # padding is wider than the image
+    return cv2.copyMakeBorder(image, top, height - new_h - top, left, width - new_w - left,
+                              cv2.BORDER_REFLECT_101)  # fmt: skip
+
+
+def reencoded(image: np.ndarray) -> np.ndarray:
+    """`image` (uint8, gray or RGB) through one JPEG encode and decode at REENCODE_QUALITY, in
+    its own mode (the `reencode` arm)."""
+    gray = image.ndim == 2 or image.shape[-1] == 1
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, REENCODE_QUALITY])
+    if not ok:  # OpenCV encodes any uint8 gray or 3-channel image; kept as a named failure
+        raise BadImage("OpenCV could not re-encode it as JPEG")
+    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+
+
+def decode_bytes(
+    data: np.ndarray,
+    size_hw: tuple[int, int],
+    channels: int,
+    path: Path,
+    resize: str = PAPER_RESIZE,
+    reencode: bool = False,
+):
     """decode_image of a file's bytes already read (read_bytes), so that damage_of can judge the
-    same bytes; `path` is the file they came from."""
+    same bytes; `path` is the file they came from. resize and reencode: the shortcut-neutral
+    arms (RESIZE_MODES, REENCODE_QUALITY); their defaults are the paper's preprocessing."""
     if why := pixels_problem(data):
         raise BadImage(why)
     flags = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
@@ -169,14 +215,23 @@ def decode_bytes(data: np.ndarray, size_hw: tuple[int, int], channels: int, path
         raise BadImage(f"OpenCV refused to decode it ({what})") from None
     if image is None:
         raise BadImage("not a decodable image")
+    height, width = size_hw
+    image = resized(image, size_hw, resize)
+    if reencode:  # in OpenCV's BGR order, as it was decoded: the encoder expects it
+        image = reencoded(image)
     if channels == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    height, width = size_hw
-    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     return image.reshape(height, width, channels)
 
 
-def decode_image(path: Path, size_hw: tuple[int, int], channels: int) -> np.ndarray:
-    """The paper's preprocessing up to the float scale: gray or RGB, area-resized, uint8.
-    Every file OpenCV decodes is used, as in the paper (see damage_of for warnings)."""
-    return decode_bytes(read_bytes(path), size_hw, channels, path)
+def decode_image(
+    path: Path,
+    size_hw: tuple[int, int],
+    channels: int,
+    resize: str = PAPER_RESIZE,
+    reencode: bool = False,
+) -> np.ndarray:
+    """The paper's preprocessing up to the float scale: gray or RGB, area-resized, uint8 (resize
+    and reencode: the shortcut-neutral arms, see decode_bytes). Every file OpenCV decodes is
+    used, as in the paper (see damage_of for warnings)."""
+    return decode_bytes(read_bytes(path), size_hw, channels, path, resize, reencode)

@@ -28,6 +28,8 @@ from data_setup.cache import (
 from data_setup.custom import custom_dataset
 from data_setup.datasets import CUSTOM, MAX_IMAGE_SIDE, DatasetInfo, dataset_info
 from data_setup.decode import (
+    PAPER_RESIZE,
+    RESIZE_MODES,
     BadImage,
     damage_of,
     decode_bytes,
@@ -41,6 +43,7 @@ from data_setup.files import write_csv_atomic
 from data_setup.groups import group_facts_line, listing_groups
 from data_setup.layouts import DatasetError, Listing, discover
 from data_setup.manifest import data_manifest
+from data_setup.shortcuts import recorded_summary
 from data_setup.splitting import (
     PROTOCOLS,
     choose_rows,
@@ -113,6 +116,9 @@ class Dataset:
     groups: dict[str, str] = field(default_factory=dict)  # file → patient/lesion id (known ones)
     grouping: str = "no patient or lesion ids"  # where the ids come from (data_setup.groups)
     manifest: dict | None = None  # data_setup.manifest: the copy's identity and counts
+    resize: str = PAPER_RESIZE  # the shortcut-neutral arms it was decoded with (data_setup.decode)
+    reencode: bool = False
+    shortcuts: dict | None = None  # data_setup.shortcuts.summary: the header-only audit
 
     def groups_of(self, split: str) -> list[str | None]:
         """The patient or lesion of each image of a split (None where unknown)."""
@@ -264,6 +270,9 @@ def load_dataset(
     test_fraction: float = 0.2,
     folds: int = 0,
     fold: int = 1,
+    resize: str = PAPER_RESIZE,
+    reencode: bool = False,
+    shortcuts: bool = False,
 ) -> Dataset:
     """Load one of the four datasets from the folder the user unzipped, through the cache.
 
@@ -278,6 +287,10 @@ def load_dataset(
     folds ≥ 2: cross-validation fold `fold` (1..folds) of a stratified group k-fold seeded by
     `seed` (data_setup.splitting.fold_rows); it needs the "holdout" protocol, since a fold
     validates on a part of the training data and never on its test images.
+    resize, reencode: the shortcut-neutral arms (data_setup.decode.RESIZE_MODES and
+    REENCODE_QUALITY; issue 35); the defaults are the paper's squash and decode.
+    shortcuts: also the header-only shortcut audit's summary (data_setup.shortcuts.
+    recorded_summary, cached beside the decode cache), which a run records in metrics.json.
     """
     if dataset_id == CUSTOM:
         # split seed fixed (42) whatever the run's seed: every run tests on the same images
@@ -285,6 +298,8 @@ def load_dataset(
     info = dataset_info(dataset_id)
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
     size_hw = tuple(int(v) for v in (img_size or info.image_size))
     if len(size_hw) != 2 or min(size_hw) < 2 or max(size_hw) > MAX_IMAGE_SIDE:
         raise ValueError(
@@ -303,11 +318,14 @@ def load_dataset(
             stacklevel=2,
         )
     sources = {
-        split: cache_split(listing, info, split, size_hw, cache_dir, workers, refresh)
+        split: cache_split(
+            listing, info, split, size_hw, cache_dir, workers, refresh, resize, bool(reencode)
+        )
         for split in listing.splits
     }
     skipped, damaged = _decode_report(listing, sources, skip_damaged)
     manifest = data_manifest(info, listing, cache_dir, workers)  # hashes: beside the cache
+    found_shortcuts = recorded_summary(info, listing, cache_dir) if shortcuts else None
 
     # which rows train and test, then the protocol's validation rows (or a cross-validation fold)
     chosen = choose_rows(info, sources, split_file, listing.root, skip_damaged)
@@ -370,6 +388,9 @@ def load_dataset(
         groups=group_table,
         grouping=group_source,
         manifest=manifest,
+        resize=resize,
+        reencode=bool(reencode),
+        shortcuts=found_shortcuts,
     )
 
 

@@ -22,12 +22,18 @@ cross-validation where a dataset has none, as data_setup.splitting folds it):
    too, so a high tensor κ with a clean metadata κ is no evidence of a shortcut.
 
 Intervals: percentile bootstrap over the scored images (BOOTSTRAP resamples).
+
+Every run records the header-only half in metrics.json (`shortcuts`, recorded_summary): small,
+cached beside the decode cache and keyed by the dataset's file fingerprints, so a second run on
+the same files reads a small JSON instead of auditing again.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
+import json
 import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -36,10 +42,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
+from data_setup.cache import files_fingerprint
 from data_setup.datasets import DatasetInfo
-from data_setup.decode import MAX_IMAGE_PIXELS, BadImage, decode_image, decode_workers
+from data_setup.decode import (
+    MAX_IMAGE_PIXELS,
+    PAPER_RESIZE,
+    BadImage,
+    decode_image,
+    decode_workers,
+)
+from data_setup.files import write_json_atomic
 from data_setup.groups import combine_groups, grouped_folds, listing_groups
-from data_setup.layouts import DatasetError, discover
+from data_setup.layouts import DatasetError, Listing, discover
 
 FLAG_KAPPA = 0.2  # Cohen's κ from which metadata "fairly" predicts the class: flagged
 FOLDS = 5  # grouped cross-validation folds where a dataset has no official test split
@@ -279,6 +293,7 @@ def _per_class(rows, labels, class_names) -> dict:
             "median_width": median("width"),
             "median_height": median("height"),
             "non_square": round(float(np.mean([r["aspect"] != 1 for r in mine])), 4),
+            "median_aspect": median("aspect"),
             "median_bytes_per_pixel": median("bytes_per_pixel"),
             "median_jpeg_quality": float(np.median(jpegs)) if jpegs else None,
             "constant_border": round(float(np.mean([r["border"] > 0 for r in mine])), 4),
@@ -286,16 +301,28 @@ def _per_class(rows, labels, class_names) -> dict:
     return table
 
 
-def shortcut_audit(info: DatasetInfo, root, *, probe: bool = True, seed: int = 0) -> dict:
+def shortcut_audit(
+    info: DatasetInfo,
+    root,
+    *,
+    probe: bool = True,
+    seed: int = 0,
+    resize: str = PAPER_RESIZE,
+    reencode: bool = False,
+    listing: Listing | None = None,
+) -> dict:
     """The audit's findings (see the module docstring); `probe=False` skips the tensor probe
-    (what `check` summarises: header-only, fast). Files that cannot be read are listed in
-    `left_out` with the reason, never silently dropped."""
-    listing = discover(info, root)
+    (what `check` summarises: header-only, fast). resize and reencode: the tensor probe looks
+    at a shortcut-neutral arm's tensors (data_setup.decode) instead of the paper's. `listing`:
+    the dataset's, when the caller has discovered it already. Files that cannot be read are
+    listed in `left_out` with the reason, never silently dropped."""
+    listing = listing or discover(info, root)
 
     def features(path):  # (metadata, tensor features) or the reason the file is left out
         try:
             row = metadata_of(path)
-            image = decode_image(path, info.image_size, info.channels) if probe else None
+            image = (decode_image(path, info.image_size, info.channels, resize, reencode)
+                     if probe else None)  # fmt: skip
         except BadImage as error:
             return str(error)
         return row, (tensor_features(image) if probe else None)
@@ -394,3 +421,91 @@ def verdict(found: dict) -> str:
     return (
         f"not flagged: storage does not predict the class (metadata κ {kappa:.2f} < {FLAG_KAPPA})"
     )
+
+
+# --------------------------------------------------------------------------- recorded in a run
+SUMMARY_VERSION = 1  # of the cached summary's format: another version is audited again
+SUMMARY_CLASSES = 50  # classes whose acquisition profile a run records (bounds metrics.json)
+SUMMARY_SHARES = 3  # values kept of each per-class share table (format, stored mode, bits)
+SUMMARY_BYTES = 64 << 10  # a cached summary's bound (SUMMARY_CLASSES profiles take ~30 KB)
+
+
+def summary(found: dict) -> dict:
+    """What a run records of an audit (metrics.json `shortcuts`): the verdict, κ and balanced
+    accuracy with their intervals, the top features, and each class's acquisition profile (the
+    swap test's signatures); JSON-safe and bounded (SUMMARY_CLASSES, SUMMARY_SHARES)."""
+    metadata = found["metadata"]
+    per_class = {}
+    for name, profile in list(found["per_class"].items())[:SUMMARY_CLASSES]:
+        per_class[name] = {  # share tables' keys as text: JSON's (bits are numbers)
+            key: {str(k): v for k, v in list(value.items())[:SUMMARY_SHARES]}
+            if isinstance(value, dict) else value
+            for key, value in profile.items()
+        }  # fmt: skip
+    def finite(values):  # a bootstrap without a κ (one class per resample): null, as JSON has
+        return [v if np.isfinite(v) else None for v in values]  # no NaN
+
+    return {
+        "assessed": True,
+        "kappa": metadata["kappa"],
+        "kappa_ci": finite(metadata["kappa_ci"]),
+        "balanced_accuracy": metadata["balanced_accuracy"],
+        "balanced_accuracy_ci": finite(metadata["balanced_accuracy_ci"]),
+        "flagged": found["flagged"],
+        "top_features": metadata["top_features"],
+        "scored_images": metadata["scored_images"],
+        "evaluation": found["evaluation"],
+        "rule": found["rule"],
+        "header_only": "tensor" not in found,
+        "left_out": len(found["left_out"]),
+        "per_class": per_class,
+    }
+
+
+def _cached_summary(path: Path) -> dict | None:
+    """The summary cached at `path`, or None when there is none or it is not one this version
+    wrote (too large, not JSON, another version, the wrong kinds): then the audit runs again.
+    It goes into metrics.json, so it is bounded (SUMMARY_BYTES) and its kinds are checked."""
+    try:
+        if not path.is_file() or path.stat().st_size > SUMMARY_BYTES:
+            return None
+        cached = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(cached, dict) or cached.pop("version", None) != SUMMARY_VERSION:
+        return None
+    if cached.get("assessed") is False and isinstance(cached.get("why"), str):
+        return cached
+    kinds = {"assessed": bool, "kappa": (int, float), "flagged": bool, "per_class": dict,
+             "top_features": dict, "kappa_ci": list}  # fmt: skip
+    if cached.get("assessed") is not True or not all(
+        isinstance(cached.get(key), kind) for key, kind in kinds.items()
+    ):
+        return None
+    return cached
+
+
+def recorded_summary(info: DatasetInfo, listing: Listing, cache_dir, seed: int = 0) -> dict:
+    """The header-only audit's summary for a run's metrics.json, from the cache when this file
+    list (data_setup.cache.files_fingerprint of every official split) was audited before, else
+    audited and cached. A dataset the audit cannot score is recorded as {"assessed": False,
+    "why": ...}: a run on it is not refused for that."""
+    fingerprints = [files_fingerprint(listing.splits[s], listing.root) for s in listing.splits]
+    key = hashlib.sha256(
+        json.dumps([SUMMARY_VERSION, info.id, sorted(listing.splits), fingerprints, seed]).encode()
+    ).hexdigest()[:20]
+    path = Path(cache_dir) / f"{info.id}_shortcuts_{key}.json"
+    cached = _cached_summary(path)
+    if cached is not None:
+        return cached
+    try:
+        found = summary(shortcut_audit(info, listing.root, probe=False, seed=seed,
+                                       listing=listing))  # fmt: skip
+    except ShortcutError as error:
+        found = {"assessed": False, "why": str(error)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, {"version": SUMMARY_VERSION, **found})
+    except OSError:  # a read-only cache: the run still records it, the next one audits again
+        pass
+    return found

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from data_setup.arms import PAPER_RESIZE, RESIZE_MODES
 from data_setup.datasets import MAX_IMAGE_SIDE
 from s3f_kit import experiments as s3f_experiments
 
@@ -299,6 +300,18 @@ class RunConfig:
     )
     skip_damaged: bool = param(False, "drop images that decode but look damaged (the paper used "
                                "them)", flag)  # fmt: skip
+    resize: str = param(
+        PAPER_RESIZE,
+        '"squash" (paper) | "crop" | "reflect": aspect-preserving arms (docs/shortcuts.md)',
+        choice(*RESIZE_MODES),
+        grid=ALL_ARCHITECTURES,
+    )
+    reencode: bool = param(
+        False,
+        "True: one JPEG re-encode rule for every file (docs/shortcuts.md); False: the paper's",
+        flag,
+        grid=ALL_ARCHITECTURES,
+    )
     data_zip: str = param(
         "",
         "a dataset .zip (e.g. on Drive) or URL, unpacked once to local disk; sets data_dir",
@@ -602,6 +615,11 @@ def variant_name(experiment: str, settings: dict) -> str:
         parts.append(_PRECISION_TAGS.get(config["precision"], config["precision"]))
     if config["jit_compile"]:
         parts.append("xla")
+    # the shortcut-neutral arms: named only when not the paper's, so its folders keep their names
+    if config.get("resize", PAPER_RESIZE) != PAPER_RESIZE:
+        parts.append(str(config["resize"]))
+    if config.get("reencode"):
+        parts.append("reencode")
     return "-".join(parts)
 
 

@@ -61,6 +61,14 @@ class RunRecord:
         "the copy's identity: SHA-256 of its sorted (content SHA-256, split, label), counts per "
         "official split and class (data_setup.manifest)"
     )
+    shortcuts: dict | None = _doc(
+        "the header-only shortcut audit: does how the files were stored predict the class? "
+        "(κ with interval, flagged, top features, per-class profiles; data_setup.shortcuts)"
+    )
+    acquisition_swap: dict | None = _doc(
+        "how many test predictions flip when each image is given another class's storage "
+        "(data_setup.swap), and with the lesion masked out where the dataset ships masks"
+    )
     grouping: dict | None = _doc("patients/lesions per split and what each split kept apart")
     skipped_files: int = _doc("images that could not be used", 0)
     skipped: list = _doc("[file, why] of each skipped image", factory=list)

@@ -17,6 +17,7 @@ COMMANDS = {  # console script → module:function (pyproject.toml), plus the re
     "s3f-sweep": "s3f_kit.sweep.sweep:main",
     "s3f-data": "data_setup.__main__:main",
     "s3f-predict": "s3f_kit.apply.predict:main",
+    "s3f-swap": "s3f_kit.apply.swap:main",
     "s3f-export": "s3f_kit.apply.export:main",
     "s3f-results": "s3f_kit.reports.results:main",
     "python -m s3f_kit.reports.results": "s3f_kit.reports.results:__main__",

@@ -123,7 +123,7 @@ def test_roles_derive_from_the_declaration():
     )
     assert set(s3f_config.grid_axes()) == {
         "fusion", "spectranet", "channel_mixing", "modes", "precision", "jit_compile", "protocol",
-        "weights",
+        "weights", "resize", "reencode",
     }  # fmt: skip
     assert s3f_config.grid_axes()["weights"] == {"baseline"}
     assert s3f_config.grid_axes()["fusion"] == {"s3f", "control"}

@@ -296,6 +296,8 @@ def test_evaluate_pretrained_notebook_against_a_local_release(
     assert metrics["params"] == 3_443_592 and metrics["image_size"] == [256, 256]
     assert np.array(metrics["confusion_matrix"]).sum() == 12
     assert (tmp_path / "pretrained/bilinear_brisc2025/roc.png").is_file()
+    assert metrics["shortcuts"]["assessed"] is True  # issue 35: the audit, and the swap
+    assert metrics["acquisition_swap"]["models"]["bilinear_brisc2025"]["flips"]["of"] == 12 * 3
     cached = kernel_env / "pretrained"
     assert sorted(p.name for p in cached.iterdir()) == sorted(
         [release.filename, f"{release.filename}.sha256"]

@@ -191,6 +191,14 @@ def test_a_run_folder_holds_predictions_split_and_preprocessing(tf_modules, tmp_
     assert saved["variant"] == "" and saved["run_subdir"] == "S3F_Concat_BUSI/seed42"
     assert saved["diverged"] is False and "collapsed" in saved
     assert saved["data_manifest"] == data.manifest and data.manifest["files"] > 0  # issue 34
+    # issue 35: the header-only shortcut audit and the acquisition-swap test, recorded
+    assert saved["shortcuts"]["assessed"] and 0 <= saved["shortcuts"]["kappa_ci"][1] <= 1
+    swapped = saved["acquisition_swap"]
+    assert swapped["assessed"] and swapped["images"] == len(test.files)
+    scored = swapped["models"]["S3F_Concat_BUSI"]
+    assert scored["flips"]["of"] == len(test.files) * (len(data.class_names) - 1)
+    assert scored["lesion_masked"]["kept_prediction"]["of"] == len(test.files)  # BUSI's masks
+    assert prep["resize"] == "squash" and prep["reencode"] is False  # the paper's decode
     assert not (folder / "resume").exists()
     # metrics.json's loss is what model.evaluate says for the saved model
     import s3f_common

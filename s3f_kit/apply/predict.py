@@ -164,7 +164,7 @@ def load_image(path, prep: Preprocessing) -> np.ndarray:
     if why := file_problem(path):  # the definition of a usable file that training applies
         raise ValueError(why)
     try:
-        image = decode_image(path, prep.image_size, prep.channels)
+        image = decode_image(path, prep.image_size, prep.channels, prep.resize, prep.reencode)
     except BadImage as error:
         raise ValueError(str(error)) from None
     except OSError as error:

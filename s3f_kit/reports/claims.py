@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data_setup.arms import PAPER_RESIZE
 from data_setup.datasets import dataset_info
 from data_setup.files import write_csv_atomic
 from s3f_kit import config as s3f_config
@@ -75,7 +76,6 @@ NEUTRAL_CONTROL_CLAIM = f"{CONTROL_CLAIM} with the shortcut-neutral arm"
 # squashing and kept the encoding, the paper's way: the standard arm.
 STANDARD_ARM, NEUTRAL_ARM = "standard", "shortcut-neutral"
 ARMS = (STANDARD_ARM, NEUTRAL_ARM)
-PAPER_RESIZE = "squash"
 
 
 def run_arm(record: dict) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 import s3f_common
-from data_setup import load_dataset
+from data_setup import load_dataset, swap
 from data_setup.files import write_csv_atomic, write_json_atomic
 from data_setup.synth import demo_data_dir
 from s3f_kit import experiments as s3f_experiments
@@ -69,6 +69,7 @@ def evaluate_model(
         damaged_files=[list(d) for d in getattr(data, "damaged", [])],
         counts=data.counts(),
         data_manifest=getattr(data, "manifest", None),
+        shortcuts=getattr(data, "shortcuts", None),
         data_dir=str(data.root),
         tensorflow_version=tf.__version__,
         keras_version=keras.__version__,
@@ -253,6 +254,8 @@ def write_preprocessing(path: Path, data) -> None:
         class_names=tuple(data.class_names),
         image_size=tuple(data.image_size),
         channels=int(data.input_shape[-1]),
+        resize=getattr(data, "resize", Preprocessing.resize),
+        reencode=bool(getattr(data, "reencode", False)),
     ).save(path)
 
 
@@ -280,13 +283,15 @@ def evaluate_pretrained(
     model = s3f_releases.pretrained(release, base_url=base_url or None)
     spec = s3f_releases.RELEASES[release]
     root = data_dir or demo_data_dir(spec.dataset, demo_count)
-    data = load_dataset(spec.dataset, root, img_size=spec.input_shape[:2])
+    data = load_dataset(spec.dataset, root, img_size=spec.input_shape[:2], shortcuts=True)
     print(
         ("SYNTHETIC DEMO DATA — says nothing about the paper's datasets\n" if not data_dir else "")
         + data.summary()
     )
     out_dir = Path(output_dir).expanduser() / release
     result = evaluate_model(model, data, out_dir, release, batch_size, demo=not data_dir)
+    # does the released model read how the files were stored? (issue 35; docs/shortcuts.md)
+    result["acquisition_swap"] = swap.dataset_swap({release: swap.keras_predictor(model)}, data)
     result.update(
         architecture=spec.architecture,
         fusion=spec.fusion,

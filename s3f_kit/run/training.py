@@ -38,7 +38,8 @@ import keras
 import numpy as np
 
 import s3f_common
-from data_setup import load_dataset
+from data_setup import load_dataset, swap
+from data_setup.decode import PAPER_RESIZE
 from data_setup.files import (
     DiskFullError,
     atomic_path,
@@ -152,12 +153,15 @@ class Run(RunConfig):
             options["skip_damaged"] = True
         if self.folds:
             options.update(folds=self.folds, fold=self.fold)
+        if self.resize != PAPER_RESIZE or self.reencode:  # the shortcut-neutral arms
+            options.update(resize=self.resize, reencode=self.reencode)
         data = load_dataset(
             dataset,
             root,
             img_size=self.img_size,
             protocol=self.protocol,
             seed=self.seed,
+            shortcuts=True,  # the header-only shortcut audit, recorded in metrics.json
             **options,
         )
         print(
@@ -351,6 +355,9 @@ class Run(RunConfig):
         result = evaluate_model(
             model, data, self.run_dir, self.experiment, self.batch_size, self.demo
         )
+        # does the model read how the files were stored? (issue 35; docs/shortcuts.md)
+        predictor = {self.experiment: swap.keras_predictor(model)}
+        result["acquisition_swap"] = swap.dataset_swap(predictor, data, self.seed)
         history = self.history.history if hasattr(self.history, "history") else self.history or {}
         f1_curve = history.get("val_f1", [])
         finite = [f if np.isfinite(f) else -np.inf for f in f1_curve]
