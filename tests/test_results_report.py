@@ -273,7 +273,7 @@ def test_holdout_runs_decide_a_claim_and_the_paper_protocol_stands_as_published(
     assert "(supported under paper) |" in text
     assert "**contradicted** |" in text and "1 by holdout, 1 by paper" in text
     written = pd.read_csv(tmp_path / "claims.csv")
-    assert {"protocol", "role", "decided_by"} <= set(written) and len(written) == 26  # 17 + 8 control + 1
+    assert {"protocol", "role", "decided_by"} <= set(written) and len(written) == 26  # 17+8+1
 
 
 def test_fewer_than_five_holdout_seeds_decide_inconclusive_even_beside_a_published_win(
