@@ -1,0 +1,310 @@
+"""Which branch an S³F-Net's decisions depend on: permutation ablation and linear probes.
+
+The paper's contribution shares (s3f_kit.apply.explain) compare the norms of the 512-d spatial
+and 4-d spectral vectors; a large norm does not mean the head uses it. Here each branch is
+taken out of the decision by *permuting* its vectors across the test images — every image
+keeps its own other-branch vector and gets another image's vector of this branch, drawn from
+the same distribution. Unlike mean-filling, that means the same under every fusion: bilinear
+fusion multiplies the branches, takes a signed square root and L2-normalises, so a constant
+vector of one branch would rescale the other. The drop in the test metrics is the branch's
+share of the decisions; a linear probe (logistic regression on each branch's frozen vectors,
+fitted on the training images, scored on the test images) says what each branch *could* tell
+apart on its own.
+
+The branch vectors are computed once (a sub-model up to the fusion layer's two inputs, found in
+the loaded model whatever its fusion); the permutations run only the fusion and the head on
+them, so 20 permutations × 2 branches of 1,000 test images cost under a second of prediction.
+
+metrics.json["ablation"] (bounded: its size depends on neither the images nor the
+permutations):
+
+    {"permutations": 20, "seed": int, "test_images": N, "train_images": int,
+     "metrics": ["accuracy", "macro_f1", "roc_auc"],
+     "intact": {metric: value},                      # the head on the unpermuted vectors
+     "bootstrap": {"resamples", "seed", "confidence", "method"},
+     "majority_accuracy": float,                     # the probes' chance level (training's
+                                                     # most common class, on the test images)
+     "branches": {"spatial" | "spectral": {
+         "dim": int,
+         "permuted": {metric: {"mean", "min", "max"}},   # over the permutations
+         "drop": {metric: {"value", "ci_low", "ci_high"}},  # intact − mean permuted, with the
+                                                         # 95 % interval of a stratified
+                                                         # bootstrap over the test images,
+                                                         # paired (the same resample for both)
+         "probe": {"accuracy": {"value", "ci_low", "ci_high", "n"},   # Wilson
+                   "macro_f1": float, "roc_auc": float} | {"status": why not},
+     }},
+     "seconds": float}
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+import s3f_common
+from s3f_kit.reports import stats as s3f_stats
+from s3f_kit.run import intervals as s3f_intervals
+from s3f_kit.run import metrics as s3f_metrics
+
+BRANCHES = ("spatial", "spectral")
+PERMUTATIONS = 20  # per branch: the issue's minimum; the mean over them is what is recorded
+PERMUTATION_SEED = 20250930  # fixed: a run's ablation is reproducible from its model and data
+METRICS = ("accuracy", "macro_f1", "roc_auc")  # s3f_stats.metrics_of names
+PROBE_MAX_ITER = 1000  # lbfgs iterations; standardised features converge well before
+
+
+# --------------------------------------------------------------------------- finding the branches
+def ancestor_layers(tensor) -> set:
+    """Every layer on the path from the model input to `tensor`."""
+    seen, stack = set(), [tensor]
+    while stack:
+        operation, node_index, _ = stack.pop()._keras_history
+        if operation in seen:
+            continue
+        seen.add(operation)
+        stack.extend(operation._inbound_nodes[node_index].input_tensors)
+    return seen
+
+
+def fusion_branches(model):
+    """(fusion layer, spatial tensor, spectral tensor) found inside `model`.
+
+    The fusion is the last Concatenate or BilinearFusion joining two vectors; the spectral input
+    is the one whose ancestry holds a SpectralFilter layer.
+    """
+    candidates = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.Concatenate, s3f_common.BilinearFusion))
+        and isinstance(layer.input, (list, tuple))
+        and len(layer.input) == 2
+        and all(len(t.shape) == 2 for t in layer.input)
+    ]
+    if not candidates:
+        raise ValueError(f"{model.name}: no fusion of two vectors found — not an S³F-Net model")
+    fusion = candidates[-1]
+    spectral_flags = [
+        any(isinstance(l, s3f_common.SpectralFilter) for l in ancestor_layers(t))
+        for t in fusion.input
+    ]
+    if sorted(spectral_flags) != [False, True]:
+        raise ValueError(f"{model.name}: cannot tell the spatial from the spectral branch")
+    spectral = fusion.input[spectral_flags.index(True)]
+    spatial = fusion.input[spectral_flags.index(False)]
+    return fusion, spatial, spectral
+
+
+def branch_vectors(model, images_dataset):
+    """Spatial (B, 512) and spectral (B, 4) vectors at the fusion input, in inference mode."""
+    _, spatial, spectral = fusion_branches(model)
+    probe = keras.Model(model.inputs[0], [spatial, spectral])
+    s, p = probe.predict(images_dataset, verbose=0)
+    return np.asarray(s, np.float64), np.asarray(p, np.float64)
+
+
+def fusion_head(model):
+    """head(spatial, spectral) → the model's outputs: the fusion layer and everything after it,
+    run on given branch vectors (the sub-model from the fusion's two inputs to the output)."""
+    fusion, spatial, _ = fusion_branches(model)
+    sub = keras.Model(list(fusion.input), model.outputs[0])
+    spatial_first = fusion.input[0] is spatial
+
+    def head(spatial, spectral):
+        pair = [spatial, spectral]
+        inputs = [np.asarray(v, np.float32) for v in (pair if spatial_first else pair[::-1])]
+        return np.asarray(sub.predict(inputs, batch_size=1024, verbose=0), np.float64)
+
+    return head
+
+
+# --------------------------------------------------------------------------- the ablation
+def _bootstrapped(labels, probs, binary, weights) -> dict[str, np.ndarray]:
+    """METRICS of one set of outputs under rows of image weights."""
+    return s3f_stats.metrics_of(
+        labels,
+        s3f_metrics.predicted_labels(probs, binary),
+        s3f_metrics.class_probabilities(probs, binary),
+        weights,
+        METRICS,
+    )
+
+
+def permutation_ablation(
+    head,
+    vectors: dict[str, np.ndarray],
+    labels,
+    binary: bool,
+    permutations: int = PERMUTATIONS,
+    seed: int = PERMUTATION_SEED,
+    resamples: int = s3f_intervals.RESAMPLES,
+) -> dict:
+    """{"intact", "branches": {branch: {"dim", "permuted", "drop"}}, "bootstrap", …}: the test
+    metrics of head(**vectors) with one branch's rows permuted across the images.
+
+    Every permutation and the intact outputs are scored under the same stratified bootstrap
+    resamples of the images (paired), so the drop's interval holds the sampling noise of the
+    images and, through the mean over permutations, that of the permutations."""
+    labels = np.asarray(labels, np.int64)
+    n = len(labels)
+    if n < 2 or any(len(v) != n for v in vectors.values()):
+        raise ValueError(
+            f"permutation ablation: need ≥ 2 test images with one vector of each branch "
+            f"(got {n} labels, {[len(v) for v in vectors.values()]} vectors)"
+        )
+    rng = np.random.default_rng(seed)
+    orders = {branch: [rng.permutation(n) for _ in range(permutations)] for branch in BRANCHES}
+    intact = head(vectors["spatial"], vectors["spectral"])
+    permuted = {
+        branch: [head(**{**vectors, branch: vectors[branch][order]}) for order in orders[branch]]
+        for branch in BRANCHES
+    }
+    ones = np.ones((1, n))
+    point = {name: float(v[0]) for name, v in _bootstrapped(labels, intact, binary, ones).items()}
+    per_permutation = {  # branch → metric → (permutations,)
+        branch: {
+            name: np.array([_bootstrapped(labels, p, binary, ones)[name][0] for p in outputs])
+            for name in METRICS
+        }
+        for branch, outputs in permuted.items()
+    }
+    # paired bootstrap: intact − mean over permutations, per resample of the images
+    boot_rng = np.random.default_rng(s3f_intervals.BOOTSTRAP_SEED)
+    drops: dict[str, dict[str, list]] = {b: {m: [] for m in METRICS} for b in BRANCHES}
+    chunk = s3f_stats._CHUNK  # the stats module's memory bound per batch of resamples
+    for start in range(0, resamples, chunk):
+        weights = s3f_stats.stratified_weights(labels, min(chunk, resamples - start), boot_rng)
+        base = _bootstrapped(labels, intact, binary, weights)
+        for branch, outputs in permuted.items():
+            found = [_bootstrapped(labels, p, binary, weights) for p in outputs]
+            for name in METRICS:
+                mean = np.mean([f[name] for f in found], axis=0)
+                drops[branch][name].append(base[name] - mean)
+    branches = {}
+    for branch in BRANCHES:
+        drop = {}
+        for name in METRICS:
+            low, high = s3f_stats.percentile_interval(np.concatenate(drops[branch][name]))
+            values = per_permutation[branch][name]
+            drop[name] = {"value": _number(point[name] - np.mean(values)),
+                          "ci_low": _number(low), "ci_high": _number(high)}  # fmt: skip
+        branches[branch] = {
+            "dim": int(vectors[branch].shape[1]),
+            "permuted": {
+                name: {
+                    "mean": _number(np.mean(v)),
+                    "min": _number(np.min(v)),
+                    "max": _number(np.max(v)),
+                }
+                for name, v in per_permutation[branch].items()
+            },
+            "drop": drop,
+        }
+    return {
+        "permutations": int(permutations),
+        "seed": int(seed),
+        "test_images": int(n),
+        "metrics": list(METRICS),
+        "intact": {name: _number(v) for name, v in point.items()},
+        "bootstrap": {
+            "resamples": int(resamples),
+            "seed": s3f_intervals.BOOTSTRAP_SEED,
+            "confidence": s3f_intervals.CONFIDENCE,
+            "method": "stratified percentile bootstrap over test images, paired: intact and "
+            "every permutation scored on the same resample",
+        },
+        "branches": branches,
+    }
+
+
+def _number(value) -> float | None:
+    """JSON-safe: NaN (e.g. AUC where a class has no test image) is recorded as null."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------- linear probes
+def linear_probe(train_vectors, train_labels, test_vectors, test_labels, classes: int) -> dict:
+    """Logistic regression on one branch's frozen vectors: fitted on the training images
+    (standardised, scikit-learn's defaults otherwise), scored on the test images."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score, roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    if len(np.unique(train_labels)) < 2:
+        return {"status": "the training split has one class: nothing to fit"}
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=PROBE_MAX_ITER))
+    probe.fit(train_vectors, train_labels)
+    predicted = probe.predict(test_vectors)
+    scores = np.zeros((len(test_labels), classes))
+    scores[:, probe.classes_] = probe.predict_proba(test_vectors)
+    auc = None
+    if len(np.unique(test_labels)) == classes:  # AUC is defined only with every class present
+        auc = _number(
+            roc_auc_score(test_labels, scores[:, 1])
+            if classes == 2
+            else roc_auc_score(test_labels, scores, multi_class="ovr", labels=range(classes))
+        )
+    return {
+        "accuracy": s3f_intervals.wilson(int(np.sum(predicted == test_labels)), len(test_labels)),
+        "macro_f1": float(f1_score(test_labels, predicted, average="macro", zero_division=0)),
+        "roc_auc": auc,
+    }
+
+
+# --------------------------------------------------------------------------- one run
+def ablation(model, data, batch_size: int, permutations: int = PERMUTATIONS) -> dict | None:
+    """metrics.json's `ablation` for an S³F-Net on the test split of `data` (None for a model
+    without two fused branches: the baselines, the spatial CNN, SpectraNet alone)."""
+    try:
+        fusion_branches(model)
+    except ValueError:
+        return None
+    started = time.perf_counter()
+    binary = s3f_common.is_binary(len(data.class_names))
+
+    def vectors_of(split):
+        spatial, spectral = branch_vectors(
+            model, data.tf_dataset(split, batch_size).map(lambda x, y: x)
+        )
+        return {"spatial": spatial, "spectral": spectral}
+
+    test, train = vectors_of("test"), vectors_of("train")
+    test_labels, train_labels = data.splits["test"].labels, data.splits["train"].labels
+    result = permutation_ablation(fusion_head(model), test, test_labels, binary, permutations)
+    for branch in BRANCHES:
+        result["branches"][branch]["probe"] = linear_probe(
+            train[branch], train_labels, test[branch], test_labels, len(data.class_names)
+        )
+    majority = np.bincount(train_labels, minlength=len(data.class_names)).argmax()
+    result["majority_accuracy"] = float(np.mean(np.asarray(test_labels) == majority))
+    result["train_images"] = int(len(train_labels))
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+def ablation_summary(result: dict) -> str:
+    """A few lines for the notebook: each branch's accuracy drop when permuted, and its probe."""
+    intact = result["intact"]["accuracy"]
+    lines = [
+        f"Branch ablation ({result['permutations']} permutations of each branch's vectors "
+        f"across {result['test_images']} test images; intact accuracy {intact:.4f}):"
+    ]
+    for branch, found in result["branches"].items():
+        drop = found["drop"]["accuracy"]
+        probe = found["probe"]
+        probe_text = (
+            f"linear probe accuracy {probe['accuracy']['value']:.4f}"
+            if "accuracy" in probe
+            else f"linear probe: {probe['status']}"
+        )
+        lines.append(
+            f"  {branch:8s} ({found['dim']}-d) permuted: accuracy drop {drop['value']:+.4f} "
+            f"[{drop['ci_low']:+.4f}, {drop['ci_high']:+.4f}]; {probe_text}"
+        )
+    lines.append(f"  (probes' chance level: {result['majority_accuracy']:.4f})")
+    return "\n".join(lines)

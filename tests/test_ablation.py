@@ -1,0 +1,198 @@
+"""Which branch an S³F-Net's decisions depend on (issue 34): permutation ablation of each
+branch's vectors and a linear probe of each, on hand-built heads, on models whose one branch is
+made constant (kit and paper-format files, both fusions), on a demo-trained run and on a
+release evaluated as Evaluate_Pretrained does."""
+
+import json
+
+import numpy as np
+import pytest
+
+import s3f_common
+from s3f_kit.run import ablation as s3f_ablation
+from tests import paper_format
+from tests.helpers import loopback_http
+
+
+# ---------------------------------------------------------------- the ablation on given vectors
+def _sign_head(spatial, spectral):
+    """A sigmoid head that reads the spatial vector's first entry only."""
+    return 1 / (1 + np.exp(-10 * spatial[:, :1]))
+
+
+def test_only_the_branch_the_head_reads_loses_accuracy_when_permuted(keras):
+    rng = np.random.default_rng(0)
+    spatial, spectral = rng.standard_normal((200, 8)), rng.standard_normal((200, 4))
+    labels = (spatial[:, 0] > 0).astype(int)  # the spatial vector carries the label
+    found = s3f_ablation.permutation_ablation(
+        _sign_head, {"spatial": spatial, "spectral": spectral}, labels, binary=True,
+        resamples=500,
+    )  # fmt: skip
+    assert found["intact"]["accuracy"] == 1.0 and found["permutations"] >= 20
+    spatial_drop = found["branches"]["spatial"]["drop"]
+    spectral_drop = found["branches"]["spectral"]["drop"]
+    # a shuffled sign is right half the time: the drop is about 0.5, and its interval says so
+    assert 0.35 < spatial_drop["accuracy"]["value"] < 0.65
+    assert spatial_drop["accuracy"]["ci_low"] > 0.3
+    assert spatial_drop["roc_auc"]["value"] > 0.3 and spatial_drop["macro_f1"]["value"] > 0.3
+    for metric in ("accuracy", "macro_f1", "roc_auc"):  # the ignored branch costs nothing
+        assert spectral_drop[metric] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    permuted = found["branches"]["spatial"]["permuted"]["accuracy"]
+    assert permuted["min"] <= permuted["mean"] <= permuted["max"] < 0.7
+    assert found["branches"]["spatial"]["dim"] == 8
+
+
+def test_the_record_is_json_safe_and_its_size_does_not_grow_with_images_or_permutations(keras):
+    sizes = []
+    for images, permutations in ((20, 20), (400, 40)):
+        rng = np.random.default_rng(1)
+        vectors = {"spatial": rng.standard_normal((images, 3)), "spectral": np.ones((images, 2))}
+        labels = np.arange(images) % 2
+        labels[0] = 1  # AUC stays defined; the record holds nulls, never NaN, where it is not
+        found = s3f_ablation.permutation_ablation(
+            _sign_head, vectors, labels, True, permutations=permutations, resamples=250
+        )
+        text = json.dumps(found, allow_nan=False)
+        sizes.append(len(text))
+    assert abs(sizes[0] - sizes[1]) < 100  # the same keys; only the digits differ
+
+
+def test_the_ablation_refuses_vectors_that_do_not_match_the_labels(keras):
+    with pytest.raises(ValueError, match="need ≥ 2 test images with one vector of each branch"):
+        s3f_ablation.permutation_ablation(
+            _sign_head, {"spatial": np.ones((3, 2)), "spectral": np.ones((2, 2))}, [0, 1, 0], True
+        )
+
+
+def test_a_probe_of_a_constant_branch_scores_the_majority_and_one_of_the_label_near_one():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 300)
+    informative = np.eye(3)[labels] + 0.1 * rng.standard_normal((300, 3))
+    constant = np.ones((300, 4))
+    train, test = slice(0, 200), slice(200, 300)
+    good = s3f_ablation.linear_probe(
+        informative[train], labels[train], informative[test], labels[test], 3
+    )
+    flat = s3f_ablation.linear_probe(
+        constant[train], labels[train], constant[test], labels[test], 3
+    )
+    assert good["accuracy"]["value"] > 0.95 and good["roc_auc"] > 0.95
+    majority = np.bincount(labels[train]).argmax()
+    assert flat["accuracy"]["value"] == pytest.approx(np.mean(labels[test] == majority))
+    assert flat["accuracy"]["ci_low"] < flat["accuracy"]["value"] < flat["accuracy"]["ci_high"]
+    one_class = s3f_ablation.linear_probe(constant, np.zeros(300, int), constant, labels, 3)
+    assert "one class" in one_class["status"]
+
+
+# ---------------------------------------------------------------- models with one silent branch
+CONSTANT_LAYER = {"spectral": "funnel_bn4", "spatial": "spatial_dense_bn"}  # the branch's last BN
+
+
+def _one_branch_model(keras, fusion, silent, images):
+    """A random S³F-Net whose `silent` branch gives every image the same vector (its last
+    BatchNorm: γ = 0, β = 1), with a head spread so that it predicts every class; the labels
+    are its own predictions, so the other branch carries all of them."""
+    model = s3f_common.build_model("s3f", images.shape[1:], 3, fusion, 1)
+    bn = model.get_layer(CONSTANT_LAYER[silent])
+    gamma, beta, mean, variance = bn.get_weights()
+    bn.set_weights([np.zeros_like(gamma), np.ones_like(beta), mean, variance])
+    head = model.get_layer("head")
+    fused = keras.Model(model.inputs[0], head.input).predict(images, verbose=0)
+    kernel = np.random.default_rng(3).standard_normal(head.get_weights()[0].shape) * 20
+    logits = fused @ kernel
+    head.set_weights([kernel.astype("float32"), -np.median(logits, axis=0).astype("float32")])
+    return model
+
+
+@pytest.mark.parametrize("fusion", ["concat", "bilinear"])
+@pytest.mark.parametrize("silent", ["spectral", "spatial"])
+def test_a_model_whose_one_branch_is_constant_drops_only_with_the_other(
+    fusion, silent, keras, tmp_path
+):
+    rng = np.random.default_rng(4)
+    # images of different brightness, texture and stripes: both towers see them differ
+    images = (
+        rng.random((60, 24, 24, 1)) * rng.random((60, 1, 1, 1))
+        + np.sin(np.arange(24)[None, None, :, None] * rng.random((60, 1, 1, 1)) * 3) * 0.5
+    ).astype("float32")
+    model = _one_branch_model(keras, fusion, silent, images)
+    path = tmp_path / "paper.keras"
+    paper_format.save_in_paper_format(model, path)  # as the paper's own code saved its models
+    loaded = s3f_common.load_model(path)
+    labels = loaded.predict(images, verbose=0).argmax(axis=1)
+    assert len(np.unique(labels)) >= 2, "the test needs a model that tells images apart"
+    spatial, spectral = s3f_ablation.branch_vectors(loaded, images)
+    head = s3f_ablation.fusion_head(loaded)
+    np.testing.assert_allclose(  # the head on the branch vectors is the whole model
+        head(spatial, spectral), loaded.predict(images, verbose=0), atol=1e-5
+    )
+    found = s3f_ablation.permutation_ablation(
+        head, {"spatial": spatial, "spectral": spectral}, labels, False, resamples=250
+    )
+    speaking = "spatial" if silent == "spectral" else "spectral"
+    assert found["intact"]["accuracy"] == 1.0
+    assert found["branches"][silent]["drop"]["accuracy"]["value"] == 0.0
+    assert found["branches"][silent]["drop"]["accuracy"]["ci_high"] == 0.0
+    assert found["branches"][speaking]["drop"]["accuracy"]["value"] > 0.2
+    assert found["branches"][speaking]["drop"]["accuracy"]["ci_low"] > 0
+    assert found["branches"]["spatial"]["dim"] == 512 and found["branches"]["spectral"]["dim"] == 4
+
+
+def test_a_model_without_two_fused_branches_gets_no_ablation(keras):
+    model = s3f_common.build_model("spatial", (24, 24, 1), 3)
+    assert s3f_ablation.ablation(model, data=None, batch_size=8) is None
+
+
+# ---------------------------------------------------------------- a run and a release
+@pytest.mark.e2e
+def test_a_demo_run_records_and_prints_its_ablation(keras, kernel_env, tmp_path, capsys):
+    from s3f_kit.run import training as s3f_training
+
+    run = s3f_training.Run(
+        "S3F_Concat_BUSI", output_dir=str(tmp_path), img_size=[16, 16], demo_count=6,
+        batch_size=8, verbose=0, epochs=2,
+    )  # fmt: skip
+    data = run.load_data()
+    run.train(run.build_model(data), data)
+    run.evaluate(data)
+    saved = json.loads((run.run_dir / "metrics.json").read_text())
+    found = saved["ablation"]
+    assert found["intact"]["accuracy"] == pytest.approx(saved["accuracy"])  # the same model
+    assert found["test_images"] == len(data.splits["test"].files)
+    assert found["train_images"] == len(data.splits["train"].files)
+    assert set(found["branches"]) == {"spatial", "spectral"}
+    for branch in found["branches"].values():
+        assert set(branch) == {"dim", "permuted", "drop", "probe"}
+        assert 0 <= branch["probe"]["accuracy"]["value"] <= 1
+    printed = capsys.readouterr().out
+    assert "Branch ablation (20 permutations" in printed and "linear probe accuracy" in printed
+
+
+@pytest.mark.e2e
+def test_a_paper_format_release_gets_its_ablation_and_clean_test_accuracy(
+    keras, kernel_env, tmp_path, monkeypatch
+):
+    from s3f_kit import releases as s3f_releases
+    from s3f_kit.releases import Release
+    from s3f_kit.run import evaluation as s3f_evaluation
+
+    model = s3f_common.build_model("s3f", (24, 24, 1), 4, "bilinear", 1)
+    served = tmp_path / "served"
+    served.mkdir()
+    paper_format.save_in_paper_format(model, served / "Tiny_S3F-Net.keras")
+    release = Release("Tiny_S3F-Net.keras", "s3f", "bilinear", 1, "BRISC2025", (24, 24, 1), 4,
+                      model.count_params())  # fmt: skip
+    monkeypatch.setitem(s3f_releases.RELEASES, "tiny", release)
+
+    def respond(path):
+        file = served / path.lstrip("/")
+        return file.read_bytes() if file.is_file() else None
+
+    with loopback_http(respond) as base:
+        result = s3f_evaluation.evaluate_pretrained(
+            "tiny", output_dir=str(tmp_path / "out"), batch_size=8, base_url=base, demo_count=4
+        )
+    saved = json.loads((tmp_path / "out/tiny/metrics.json").read_text())
+    assert saved["ablation"] == json.loads(json.dumps(result["ablation"]))
+    assert saved["ablation"]["intact"]["accuracy"] == pytest.approx(saved["accuracy"])
+    assert saved["clean_test"]["images"] + saved["leaked_test_images"] >= 1
