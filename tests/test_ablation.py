@@ -196,3 +196,55 @@ def test_a_paper_format_release_gets_its_ablation_and_clean_test_accuracy(
     assert saved["ablation"] == json.loads(json.dumps(result["ablation"]))
     assert saved["ablation"]["intact"]["accuracy"] == pytest.approx(saved["accuracy"])
     assert saved["clean_test"]["images"] + saved["leaked_test_images"] >= 1
+
+
+# ---------------------------------------------------------------- s3f-results
+def _record(seed: int, flip: float) -> dict:
+    """An `ablation` record made by the kit's own functions: a head that reads the spatial
+    vector, on labels of which a share `flip` disagrees with it."""
+    rng = np.random.default_rng(seed)
+    vectors = {"spatial": rng.standard_normal((80, 6)), "spectral": rng.standard_normal((80, 4))}
+    labels = (vectors["spatial"][:, 0] > 0).astype(int)
+    labels[: int(flip * 80)] ^= 1
+    found = s3f_ablation.permutation_ablation(_sign_head, vectors, labels, True, resamples=250)
+    for branch in ("spatial", "spectral"):
+        found["branches"][branch]["probe"] = s3f_ablation.linear_probe(
+            vectors[branch], labels, vectors[branch], labels, 2
+        )
+    found.update(majority_accuracy=0.5, train_images=80, seconds=0.1)
+    return found
+
+
+def test_results_write_the_ablation_table_beside_the_contribution_shares(tmp_path):
+    import pandas as pd
+
+    from s3f_kit.reports import results as s3f_results
+    from tests.test_sweep import _fake_run
+
+    runs = tmp_path / "runs"
+    records = {seed: _record(seed, flip) for seed, flip in ((42, 0.1), (43, 0.2))}
+    for seed, record in records.items():
+        _fake_run(runs, "S3F_Concat_BUSI", seed, record["intact"]["accuracy"], ablation=record)
+    single = _record(7, 0.0)
+    _fake_run(runs, "S3F_Concat_ChestXRay", 42, single["intact"]["accuracy"], ablation=single)
+    _fake_run(runs, "Spatial_BUSI", 42, 0.7)  # no two branches: no ablation, no row
+    s3f_results.build_results(runs, tmp_path / "results")
+    table = pd.read_csv(tmp_path / "results" / "ablation.csv").set_index("experiment")
+    assert sorted(table.index) == ["S3F_Concat_BUSI", "S3F_Concat_ChestXRay"]
+    busi = table.loc["S3F_Concat_BUSI"]
+    drops = [r["branches"]["spatial"]["drop"]["accuracy"]["value"] for r in records.values()]
+    assert busi["n_runs"] == 2
+    assert busi["spatial_accuracy_drop"] == pytest.approx(np.mean(drops), abs=1e-6)
+    assert busi["spatial_accuracy_drop_sd"] == pytest.approx(np.std(drops, ddof=1), abs=1e-6)
+    assert busi["spectral_accuracy_drop"] == 0
+    chest = table.loc["S3F_Concat_ChestXRay"]
+    own = single["branches"]["spatial"]["drop"]["accuracy"]
+    assert (chest["spatial_accuracy_drop_ci_low"], chest["spatial_accuracy_drop_ci_high"]) == (
+        pytest.approx(own["ci_low"], abs=1e-6),
+        pytest.approx(own["ci_high"], abs=1e-6),
+    )
+    readme = (tmp_path / "results" / "README.md").read_text()
+    section = readme[readme.index("## Which branch the decisions depend on") :]
+    row = next(line for line in section.splitlines() if "| ChestXRay |" in line)
+    assert f"{100 * own['value']:+.1f} [{100 * own['ci_low']:+.1f}, " in row
+    assert readme.index("## Which branch") < readme.index("## Confusion matrices")

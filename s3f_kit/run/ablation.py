@@ -180,15 +180,15 @@ def permutation_ablation(
         for branch, outputs in permuted.items():
             found = [_bootstrapped(labels, p, binary, weights) for p in outputs]
             for name in METRICS:
-                mean = np.mean([f[name] for f in found], axis=0)
-                drops[branch][name].append(base[name] - mean)
+                # the mean of the differences: exactly 0 where no permutation changes anything
+                drops[branch][name].append(np.mean([base[name] - f[name] for f in found], axis=0))
     branches = {}
     for branch in BRANCHES:
         drop = {}
         for name in METRICS:
             low, high = s3f_stats.percentile_interval(np.concatenate(drops[branch][name]))
             values = per_permutation[branch][name]
-            drop[name] = {"value": _number(point[name] - np.mean(values)),
+            drop[name] = {"value": _number(np.mean(point[name] - values)),
                           "ci_low": _number(low), "ci_high": _number(high)}  # fmt: skip
         branches[branch] = {
             "dim": int(vectors[branch].shape[1]),
