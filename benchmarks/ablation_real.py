@@ -78,8 +78,9 @@ def cost(images: int) -> None:
         vectors = {"spatial": rng.random((images, 512)), "spectral": rng.random((images, 4))}
         head(vectors["spatial"][:8], vectors["spectral"][:8])  # the first call traces
         start = time.perf_counter()
-        for _ in range(2 * s3f_ablation.PERMUTATIONS):  # the head alone, on permuted vectors
-            head(vectors["spatial"][rng.permutation(images)], vectors["spectral"])
+        for branch in s3f_ablation.BRANCHES:  # the head alone, on permuted vectors
+            orders = [rng.permutation(images) for _ in range(s3f_ablation.PERMUTATIONS)]
+            s3f_ablation._permuted_outputs(head, vectors, branch, orders)
         heads = time.perf_counter() - start
         start = time.perf_counter()
         s3f_ablation.permutation_ablation(head, vectors, labels, False)
