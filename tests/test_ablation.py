@@ -85,6 +85,17 @@ def test_a_probe_of_a_constant_branch_scores_the_majority_and_one_of_the_label_n
     assert "one class" in one_class["status"]
 
 
+def test_probes_fit_on_every_training_image_or_a_stratified_sample(monkeypatch):
+    monkeypatch.setattr(s3f_ablation, "PROBE_TRAIN_IMAGES", 100)
+    labels = np.repeat([0, 1, 2], [300, 60, 40])
+    assert len(s3f_ablation.probe_rows(labels[:90])) == 90  # fewer than the limit: all
+    rows = s3f_ablation.probe_rows(labels)
+    assert len(rows) == 100 == len(set(rows)) and np.all(np.diff(rows) > 0)
+    assert np.bincount(labels[rows]).tolist() == [75, 15, 10]  # the split's class shares
+    single = np.r_[labels, 3]  # a class of one image cannot be stratified: still 100 rows
+    assert len(s3f_ablation.probe_rows(single)) == 100
+
+
 # ---------------------------------------------------------------- models with one silent branch
 CONSTANT_LAYER = {"spectral": "funnel_bn4", "spatial": "spatial_dense_bn"}  # the branch's last BN
 
@@ -146,7 +157,9 @@ def test_a_model_without_two_fused_branches_gets_no_ablation(keras):
 
 # ---------------------------------------------------------------- a run and a release
 @pytest.mark.e2e
-def test_a_demo_run_records_and_prints_its_ablation(keras, kernel_env, tmp_path, capsys):
+def test_a_demo_run_records_and_prints_its_ablation(
+    keras, kernel_env, tmp_path, capsys, monkeypatch
+):
     from s3f_kit.run import training as s3f_training
 
     run = s3f_training.Run(
@@ -155,12 +168,15 @@ def test_a_demo_run_records_and_prints_its_ablation(keras, kernel_env, tmp_path,
     )  # fmt: skip
     data = run.load_data()
     run.train(run.build_model(data), data)
+    fewer = len(data.splits["train"]) - 3  # the probes fit on a sample of the training images
+    monkeypatch.setattr(s3f_ablation, "PROBE_TRAIN_IMAGES", fewer)
+    monkeypatch.setattr(s3f_ablation, "READ_IMAGES", 4)  # read in several pieces
     run.evaluate(data)
     saved = json.loads((run.run_dir / "metrics.json").read_text())
     found = saved["ablation"]
     assert found["intact"]["accuracy"] == pytest.approx(saved["accuracy"])  # the same model
     assert found["test_images"] == len(data.splits["test"].files)
-    assert found["train_images"] == len(data.splits["train"].files)
+    assert found["train_images"] == fewer
     assert set(found["branches"]) == {"spatial", "spectral"}
     for branch in found["branches"].values():
         assert set(branch) == {"dim", "permuted", "drop", "probe"}

@@ -15,12 +15,13 @@ The branch vectors are computed once (a sub-model up to the fusion layer's two i
 the loaded model whatever its fusion); the permutations run only the fusion and the head on
 them, stacked, so 20 permutations × 2 branches of 1,000 test images cost ~2 s with the paired
 bootstrap (benchmarks/ablation_real.py, 2 CPU cores). The probes need one inference pass over
-the training images.
+up to PROBE_TRAIN_IMAGES training images.
 
 metrics.json["ablation"] (bounded: its size depends on neither the images nor the
 permutations):
 
-    {"permutations": 20, "seed": int, "test_images": N, "train_images": int,
+    {"permutations": 20, "seed": int, "test_images": N,
+     "train_images": int,                            # the probes' (≤ PROBE_TRAIN_IMAGES)
      "metrics": ["accuracy", "macro_f1", "roc_auc"],
      "intact": {metric: value},                      # the head on the unpermuted vectors
      "bootstrap": {"resamples", "seed", "confidence", "method"},
@@ -42,6 +43,7 @@ permutations):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -63,6 +65,11 @@ METRICS = ("accuracy", "macro_f1", "roc_auc")  # s3f_stats.metrics_of names
 BOOTSTRAPPED = ("accuracy", "macro_f1")
 HEAD_ROWS = 32_768  # permuted rows per head call: bounds the stacked vectors at ~70 MB
 PROBE_MAX_ITER = 1000  # lbfgs iterations; standardised features converge well before
+# Training images the probes fit on (a stratified sample beyond it): a logistic regression on
+# 4 or 512 features is settled by then, and the pass over them is the ablation's largest cost
+# (~3 images/s at 256×256 on 2 CPU cores).
+PROBE_TRAIN_IMAGES = 2000
+READ_IMAGES = 256  # images decoded into memory at a time (256×256×1 float32: 64 MiB)
 
 
 # --------------------------------------------------------------------------- finding the branches
@@ -106,11 +113,15 @@ def fusion_branches(model):
     return fusion, spatial, spectral
 
 
+def branch_encoder(model):
+    """The sub-model image → [spatial vector, spectral vector] at the fusion's inputs."""
+    _, spatial, spectral = fusion_branches(model)
+    return keras.Model(model.inputs[0], [spatial, spectral])
+
+
 def branch_vectors(model, images_dataset):
     """Spatial (B, 512) and spectral (B, 4) vectors at the fusion input, in inference mode."""
-    _, spatial, spectral = fusion_branches(model)
-    probe = keras.Model(model.inputs[0], [spatial, spectral])
-    s, p = probe.predict(images_dataset, verbose=0)
+    s, p = branch_encoder(model).predict(images_dataset, verbose=0)
     return np.asarray(s, np.float64), np.asarray(p, np.float64)
 
 
@@ -292,24 +303,54 @@ def linear_probe(train_vectors, train_labels, test_vectors, test_labels, classes
 
 
 # --------------------------------------------------------------------------- one run
+def probe_rows(labels) -> np.ndarray:
+    """The training rows the probes fit on: all of them up to PROBE_TRAIN_IMAGES, else a
+    stratified sample of that many (fixed seed), in row order."""
+    rows = np.arange(len(labels))
+    if len(rows) <= PROBE_TRAIN_IMAGES:
+        return rows
+    from sklearn.model_selection import train_test_split
+
+    try:
+        chosen, _ = train_test_split(
+            rows, train_size=PROBE_TRAIN_IMAGES, stratify=labels, random_state=PERMUTATION_SEED
+        )
+    except ValueError:  # a class with a single image cannot be stratified: a plain sample
+        chosen = np.random.default_rng(PERMUTATION_SEED).choice(rows, PROBE_TRAIN_IMAGES, False)
+    return np.sort(chosen)
+
+
 def ablation(model, data, batch_size: int, permutations: int = PERMUTATIONS) -> dict | None:
     """metrics.json's `ablation` for an S³F-Net on the test split of `data` (None for a model
     without two fused branches: the baselines, the spatial CNN, SpectraNet alone)."""
     try:
-        fusion_branches(model)
+        encoder = branch_encoder(model)
     except ValueError:
         return None
     started = time.perf_counter()
     binary = s3f_common.is_binary(len(data.class_names))
 
-    def vectors_of(split):
-        spatial, spectral = branch_vectors(
-            model, data.tf_dataset(split, batch_size).map(lambda x, y: x)
-        )
-        return {"spatial": spatial, "spectral": spectral}
+    def vectors_of(view):
+        """Both branches' vectors of a split's images, READ_IMAGES at a time (bounded memory)."""
+        parts = [
+            encoder.predict(
+                dataclasses.replace(
+                    view, indices=view.indices[start : start + READ_IMAGES]
+                ).images(),
+                batch_size=batch_size,
+                verbose=0,
+            )
+            for start in range(0, len(view), READ_IMAGES)
+        ]
+        return {branch: np.concatenate([p[i] for p in parts]).astype(np.float64)
+                for i, branch in enumerate(BRANCHES)}  # fmt: skip
 
-    test, train = vectors_of("test"), vectors_of("train")
-    test_labels, train_labels = data.splits["test"].labels, data.splits["train"].labels
+    train_view = data.splits["train"]
+    train_view = dataclasses.replace(
+        train_view, indices=train_view.indices[probe_rows(train_view.labels)]
+    )
+    test, train = vectors_of(data.splits["test"]), vectors_of(train_view)
+    test_labels, train_labels = data.splits["test"].labels, train_view.labels
     result = permutation_ablation(fusion_head(model), test, test_labels, binary, permutations)
     for branch in BRANCHES:
         result["branches"][branch]["probe"] = linear_probe(
