@@ -29,18 +29,17 @@ def test_only_the_branch_the_head_reads_loses_accuracy_when_permuted(keras):
         resamples=500,
     )  # fmt: skip
     assert found["intact"]["accuracy"] == 1.0 and found["permutations"] >= 20
-    spatial_drop = found["branches"]["spatial"]["drop"]
-    spectral_drop = found["branches"]["spectral"]["drop"]
+    spatial, spectral = found["spatial"], found["spectral"]
     # a shuffled sign is right half the time: the drop is about 0.5, and its interval says so
-    assert 0.35 < spatial_drop["accuracy"]["value"] < 0.65
-    assert spatial_drop["accuracy"]["ci_low"] > 0.3
-    assert spatial_drop["roc_auc"]["value"] > 0.3 and spatial_drop["macro_f1"]["value"] > 0.3
+    assert 0.35 < spatial["accuracy_drop"] < 0.65
+    assert spatial["accuracy_drop_ci"][0] > 0.3
+    assert spatial["roc_auc_drop"] > 0.3 and spatial["macro_f1_drop"] > 0.3
     for metric in ("accuracy", "macro_f1"):  # the ignored branch costs nothing
-        assert spectral_drop[metric] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
-    assert spectral_drop["roc_auc"] == {"value": 0.0, "ci_low": None, "ci_high": None}
-    permuted = found["branches"]["spatial"]["permuted"]["accuracy"]
-    assert permuted["min"] <= permuted["mean"] <= permuted["max"] < 0.7
-    assert found["branches"]["spatial"]["dim"] == 8
+        assert spectral[f"{metric}_drop"] == 0.0 and spectral[f"{metric}_drop_ci"] == [0.0, 0.0]
+    assert spectral["roc_auc_drop"] == 0.0 and "roc_auc_drop_ci" not in spectral
+    low, high = spatial["permuted_accuracy_range"]
+    assert low <= 1 - spatial["accuracy_drop"] <= high < 0.7
+    assert spatial["dim"] == 8
 
 
 def test_the_record_is_json_safe_and_its_size_does_not_grow_with_images_or_permutations(keras):
@@ -77,12 +76,13 @@ def test_a_probe_of_a_constant_branch_scores_the_majority_and_one_of_the_label_n
     flat = s3f_ablation.linear_probe(
         constant[train], labels[train], constant[test], labels[test], 3
     )
-    assert good["accuracy"]["value"] > 0.95 and good["roc_auc"] > 0.95
+    assert good["probe_accuracy"] > 0.95 and good["probe_roc_auc"] > 0.95
     majority = np.bincount(labels[train]).argmax()
-    assert flat["accuracy"]["value"] == pytest.approx(np.mean(labels[test] == majority))
-    assert flat["accuracy"]["ci_low"] < flat["accuracy"]["value"] < flat["accuracy"]["ci_high"]
+    assert flat["probe_accuracy"] == pytest.approx(np.mean(labels[test] == majority))
+    low, high = flat["probe_accuracy_ci"]
+    assert low < flat["probe_accuracy"] < high
     one_class = s3f_ablation.linear_probe(constant, np.zeros(300, int), constant, labels, 3)
-    assert "one class" in one_class["status"]
+    assert "one class" in one_class["probe_status"]
 
 
 def test_probes_fit_on_every_training_image_or_a_stratified_sample(monkeypatch):
@@ -143,11 +143,9 @@ def test_a_model_whose_one_branch_is_constant_drops_only_with_the_other(
     )
     speaking = "spatial" if silent == "spectral" else "spectral"
     assert found["intact"]["accuracy"] == 1.0
-    assert found["branches"][silent]["drop"]["accuracy"]["value"] == 0.0
-    assert found["branches"][silent]["drop"]["accuracy"]["ci_high"] == 0.0
-    assert found["branches"][speaking]["drop"]["accuracy"]["value"] > 0.2
-    assert found["branches"][speaking]["drop"]["accuracy"]["ci_low"] > 0
-    assert found["branches"]["spatial"]["dim"] == 512 and found["branches"]["spectral"]["dim"] == 4
+    assert found[silent]["accuracy_drop"] == 0.0 and found[silent]["accuracy_drop_ci"][1] == 0.0
+    assert found[speaking]["accuracy_drop"] > 0.2 and found[speaking]["accuracy_drop_ci"][0] > 0
+    assert found["spatial"]["dim"] == 512 and found["spectral"]["dim"] == 4
 
 
 def test_a_model_without_two_fused_branches_gets_no_ablation(keras):
@@ -177,10 +175,9 @@ def test_a_demo_run_records_and_prints_its_ablation(
     assert found["intact"]["accuracy"] == pytest.approx(saved["accuracy"])  # the same model
     assert found["test_images"] == len(data.splits["test"].files)
     assert found["train_images"] == fewer
-    assert set(found["branches"]) == {"spatial", "spectral"}
-    for branch in found["branches"].values():
-        assert set(branch) == {"dim", "permuted", "drop", "probe"}
-        assert 0 <= branch["probe"]["accuracy"]["value"] <= 1
+    for branch in ("spatial", "spectral"):
+        assert {"dim", "accuracy_drop", "accuracy_drop_ci", "probe_accuracy"} <= set(found[branch])
+        assert 0 <= found[branch]["probe_accuracy"] <= 1
     printed = capsys.readouterr().out
     assert "Branch ablation (20 permutations" in printed and "linear probe accuracy" in printed
 
@@ -225,7 +222,7 @@ def _record(seed: int, flip: float) -> dict:
     labels[: int(flip * 80)] ^= 1
     found = s3f_ablation.permutation_ablation(_sign_head, vectors, labels, True, resamples=250)
     for branch in ("spatial", "spectral"):
-        found["branches"][branch]["probe"] = s3f_ablation.linear_probe(
+        found[branch] |= s3f_ablation.linear_probe(
             vectors[branch], labels, vectors[branch], labels, 2
         )
     found.update(majority_accuracy=0.5, train_images=80, seconds=0.1)
@@ -249,13 +246,14 @@ def test_results_write_the_ablation_table_beside_the_contribution_shares(tmp_pat
     table = pd.read_csv(tmp_path / "results" / "ablation.csv").set_index("experiment")
     assert sorted(table.index) == ["S3F_Concat_BUSI", "S3F_Concat_ChestXRay"]
     busi = table.loc["S3F_Concat_BUSI"]
-    drops = [r["branches"]["spatial"]["drop"]["accuracy"]["value"] for r in records.values()]
+    drops = [r["spatial"]["accuracy_drop"] for r in records.values()]
     assert busi["n_runs"] == 2
     assert busi["spatial_accuracy_drop"] == pytest.approx(np.mean(drops), abs=1e-6)
     assert busi["spatial_accuracy_drop_sd"] == pytest.approx(np.std(drops, ddof=1), abs=1e-6)
     assert busi["spectral_accuracy_drop"] == 0
     chest = table.loc["S3F_Concat_ChestXRay"]
-    own = single["branches"]["spatial"]["drop"]["accuracy"]
+    own = dict(zip(("ci_low", "ci_high"), single["spatial"]["accuracy_drop_ci"], strict=True))
+    own["value"] = single["spatial"]["accuracy_drop"]
     assert (chest["spatial_accuracy_drop_ci_low"], chest["spatial_accuracy_drop_ci_high"]) == (
         pytest.approx(own["ci_low"], abs=1e-6),
         pytest.approx(own["ci_high"], abs=1e-6),
@@ -264,4 +262,4 @@ def test_results_write_the_ablation_table_beside_the_contribution_shares(tmp_pat
     section = readme[readme.index("## Which branch the decisions depend on") :]
     row = next(line for line in section.splitlines() if "| ChestXRay |" in line)
     assert f"{100 * own['value']:+.1f} [{100 * own['ci_low']:+.1f}, " in row
-    assert readme.index("## Which branch") < readme.index("## Confusion matrices")
+    assert readme.index("## Details") < readme.index("## Which branch") < readme.index("## Files")

@@ -58,16 +58,16 @@ def ablation_frame(runs: list[dict]) -> pd.DataFrame:
             [r["intact"]["accuracy"] for r in records]
         )
         for branch in BRANCHES:
+            entries = [r[branch] for r in records]
             for metric in DROPS:
-                drops = [r["branches"][branch]["drop"][metric] for r in records]
-                column = f"{branch}_{metric}_drop"
-                row[column], row[f"{column}_sd"] = _mean_sd([d["value"] for d in drops])
-                single = drops[0] if len(drops) == 1 else {}
-                row[f"{column}_ci_low"] = single.get("ci_low", math.nan)
-                row[f"{column}_ci_high"] = single.get("ci_high", math.nan)
-            probes = [r["branches"][branch]["probe"].get("accuracy") for r in records]
+                key, column = f"{metric}_drop", f"{branch}_{metric}_drop"
+                row[column], row[f"{column}_sd"] = _mean_sd([e[key] for e in entries])
+                low, high = entries[0].get(f"{key}_ci", [None, None])
+                single = len(entries) == 1 and None not in (low, high)
+                row[f"{column}_ci_low"] = low if single else math.nan
+                row[f"{column}_ci_high"] = high if single else math.nan
             row[f"{branch}_probe_accuracy"], row[f"{branch}_probe_accuracy_sd"] = _mean_sd(
-                [p["value"] if p else None for p in probes]
+                [e.get("probe_accuracy") for e in entries]
             )
         row["majority_accuracy"] = _mean_sd([r["majority_accuracy"] for r in records])[0]
         rows.append(row)

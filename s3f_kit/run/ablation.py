@@ -21,30 +21,30 @@ metrics.json["ablation"] (bounded: its size depends on neither the images nor th
 permutations):
 
     {"permutations": 20, "seed": int, "test_images": N,
-     "train_images": int,                            # the probes' (≤ PROBE_TRAIN_IMAGES)
-     "metrics": ["accuracy", "macro_f1", "roc_auc"],
-     "intact": {metric: value},                      # the head on the unpermuted vectors
+     "train_images": int,                      # the probes' (≤ PROBE_TRAIN_IMAGES)
+     "intact": {"accuracy", "macro_f1", "roc_auc"},   # the head on the unpermuted vectors
      "bootstrap": {"resamples", "seed", "confidence", "method"},
-     "majority_accuracy": float,                     # the probes' chance level (training's
-                                                     # most common class, on the test images)
-     "branches": {"spatial" | "spectral": {
+     "majority_accuracy": float,               # the probes' chance level (training's most
+                                               # common class, on the test images)
+     "spatial" | "spectral": {                 # one flat entry per branch
          "dim": int,
-         "permuted": {metric: {"mean", "min", "max"}},   # over the permutations
-         "drop": {metric: {"value", "ci_low", "ci_high"}},  # intact − mean permuted, with the
-                                                         # 95 % interval of a stratified
-                                                         # bootstrap over the test images,
-                                                         # paired (the same resample for both);
-                                                         # roc_auc: no interval (null bounds)
-         "probe": {"accuracy": {"value", "ci_low", "ci_high", "n"},   # Wilson
-                   "macro_f1": float, "roc_auc": float} | {"status": why not},
-     }},
+         "<metric>_drop": float,               # intact − mean over the permutations
+         "<metric>_drop_ci": [low, high],      # 95 %, stratified bootstrap over the test
+                                               # images, paired; accuracy and macro_f1 only
+         "permuted_<metric>_range": [min, max],   # over the permutations
+         "probe_accuracy": float, "probe_accuracy_ci": [low, high],   # Wilson
+         "probe_macro_f1": float, "probe_roc_auc": float | null,
+         # or, where no probe could be fitted: "probe_status": why not
+     },
      "seconds": float}
+
+<metric> is accuracy, macro_f1 or roc_auc; a value that does not exist (AUC where a class has
+no test image) is null.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import keras
@@ -163,13 +163,16 @@ def permutation_ablation(
     seed: int = PERMUTATION_SEED,
     resamples: int = s3f_intervals.RESAMPLES,
 ) -> dict:
-    """{"intact", "branches": {branch: {"dim", "permuted", "drop"}}, "bootstrap", …}: the test
-    metrics of head(**vectors) with one branch's rows permuted across the images.
+    """{"intact", "spatial", "spectral", "bootstrap", …} (the module docstring's shape, less the
+    probes): the test metrics of head(**vectors) with one branch's rows permuted across the
+    images.
 
     Every permutation and the intact outputs are scored under the same stratified bootstrap
     resamples of the images (paired), so the drop's interval holds the sampling noise of the
     images and, through the mean over permutations, that of the permutations."""
     labels = np.asarray(labels, np.int64)
+    # float32 as the head computes: the intact and the stacked permuted rows go in alike
+    vectors = {branch: np.asarray(vectors[branch], np.float32) for branch in BRANCHES}
     n = len(labels)
     if n < 2 or any(len(v) != n for v in vectors.values()):
         raise ValueError(
@@ -207,33 +210,21 @@ def permutation_ablation(
                 drops[branch][name].append(np.mean([base[name] - f[name] for f in found], axis=0))
     branches = {}
     for branch in BRANCHES:
-        drop = {}
+        entry = {"dim": int(vectors[branch].shape[1])}
         for name in METRICS:
-            low, high = (
-                s3f_stats.percentile_interval(np.concatenate(drops[branch][name]))
-                if name in drops[branch]
-                else (math.nan, math.nan)
-            )
             values = per_permutation[branch][name]
-            drop[name] = {"value": _number(np.mean(point[name] - values)),
-                          "ci_low": _number(low), "ci_high": _number(high)}  # fmt: skip
-        branches[branch] = {
-            "dim": int(vectors[branch].shape[1]),
-            "permuted": {
-                name: {
-                    "mean": _number(np.mean(v)),
-                    "min": _number(np.min(v)),
-                    "max": _number(np.max(v)),
-                }
-                for name, v in per_permutation[branch].items()
-            },
-            "drop": drop,
-        }
+            entry[f"{name}_drop"] = _number(np.mean(point[name] - values))
+            if name in drops[branch]:
+                low, high = s3f_stats.percentile_interval(np.concatenate(drops[branch][name]))
+                entry[f"{name}_drop_ci"] = [_number(low), _number(high)]
+        for name in METRICS:
+            values = per_permutation[branch][name]
+            entry[f"permuted_{name}_range"] = [_number(np.min(values)), _number(np.max(values))]
+        branches[branch] = entry
     return {
         "permutations": int(permutations),
         "seed": int(seed),
         "test_images": int(n),
-        "metrics": list(METRICS),
         "intact": {name: _number(v) for name, v in point.items()},
         "bootstrap": {
             "resamples": int(resamples),
@@ -242,7 +233,7 @@ def permutation_ablation(
             "method": "stratified percentile bootstrap over test images, paired: intact and "
             "every permutation scored on the same resample (accuracy and macro F1)",
         },
-        "branches": branches,
+        **branches,
     }
 
 
@@ -282,7 +273,7 @@ def linear_probe(train_vectors, train_labels, test_vectors, test_labels, classes
 
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
     if len(np.unique(train_labels)) < 2:
-        return {"status": "the training split has one class: nothing to fit"}
+        return {"probe_status": "the training split has one class: nothing to fit"}
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=PROBE_MAX_ITER))
     probe.fit(train_vectors, train_labels)
     predicted = probe.predict(test_vectors)
@@ -295,10 +286,12 @@ def linear_probe(train_vectors, train_labels, test_vectors, test_labels, classes
             if classes == 2
             else roc_auc_score(test_labels, scores, multi_class="ovr", labels=range(classes))
         )
+    accuracy = s3f_intervals.wilson(int(np.sum(predicted == test_labels)), len(test_labels))
     return {
-        "accuracy": s3f_intervals.wilson(int(np.sum(predicted == test_labels)), len(test_labels)),
-        "macro_f1": float(f1_score(test_labels, predicted, average="macro", zero_division=0)),
-        "roc_auc": auc,
+        "probe_accuracy": accuracy["value"],
+        "probe_accuracy_ci": [accuracy["ci_low"], accuracy["ci_high"]],
+        "probe_macro_f1": float(f1_score(test_labels, predicted, average="macro", zero_division=0)),
+        "probe_roc_auc": auc,
     }
 
 
@@ -353,7 +346,7 @@ def ablation(model, data, batch_size: int, permutations: int = PERMUTATIONS) -> 
     test_labels, train_labels = data.splits["test"].labels, train_view.labels
     result = permutation_ablation(fusion_head(model), test, test_labels, binary, permutations)
     for branch in BRANCHES:
-        result["branches"][branch]["probe"] = linear_probe(
+        result[branch] |= linear_probe(
             train[branch], train_labels, test[branch], test_labels, len(data.class_names)
         )
     majority = np.bincount(train_labels, minlength=len(data.class_names)).argmax()
@@ -370,17 +363,17 @@ def ablation_summary(result: dict) -> str:
         f"Branch ablation ({result['permutations']} permutations of each branch's vectors "
         f"across {result['test_images']} test images; intact accuracy {intact:.4f}):"
     ]
-    for branch, found in result["branches"].items():
-        drop = found["drop"]["accuracy"]
-        probe = found["probe"]
+    for branch in BRANCHES:
+        found = result[branch]
+        low, high = found["accuracy_drop_ci"]
         probe_text = (
-            f"linear probe accuracy {probe['accuracy']['value']:.4f}"
-            if "accuracy" in probe
-            else f"linear probe: {probe['status']}"
+            f"linear probe accuracy {found['probe_accuracy']:.4f}"
+            if "probe_accuracy" in found
+            else f"linear probe: {found['probe_status']}"
         )
         lines.append(
-            f"  {branch:8s} ({found['dim']}-d) permuted: accuracy drop {drop['value']:+.4f} "
-            f"[{drop['ci_low']:+.4f}, {drop['ci_high']:+.4f}]; {probe_text}"
+            f"  {branch:8s} ({found['dim']}-d) permuted: accuracy drop "
+            f"{found['accuracy_drop']:+.4f} [{low:+.4f}, {high:+.4f}]; {probe_text}"
         )
     lines.append(f"  (probes' chance level: {result['majority_accuracy']:.4f})")
     return "\n".join(lines)
