@@ -98,6 +98,10 @@ class RunRecord:
     leaked_test_images: int | None = _doc("test images with a near-duplicate in training")
     shared_group_test_images: int | None = _doc("test images of a patient/lesion training has")
     clean_test: dict | None = _doc("metrics without leaked and shared-group test images")
+    ablation: dict | None = _doc(
+        "S³F-Nets: test metrics with each branch's vectors permuted across the test images, and "
+        "a linear probe of each branch (its shape: s3f_kit.run.ablation)"
+    )
 
     # ------------------------------------------------------------------ training
     epochs_run: int | None = _doc("epochs trained")

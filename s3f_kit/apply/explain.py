@@ -22,47 +22,9 @@ from s3f_kit import experiments as s3f_experiments
 from s3f_kit import releases as s3f_releases
 from s3f_kit.run import metrics as s3f_metrics
 
-
-# --------------------------------------------------------------------------- finding the branches
-def _ancestor_layers(tensor) -> set:
-    """Every layer on the path from the model input to `tensor`."""
-    seen, stack = set(), [tensor]
-    while stack:
-        operation, node_index, _ = stack.pop()._keras_history
-        if operation in seen:
-            continue
-        seen.add(operation)
-        stack.extend(operation._inbound_nodes[node_index].input_tensors)
-    return seen
-
-
-def fusion_branches(model):
-    """(fusion layer, spatial tensor, spectral tensor) found inside `model`.
-
-    The fusion is the last layer of a registered fusion (s3f_fusions) joining two vectors; the
-    spectral input is the one whose ancestry holds a SpectralFilter layer.
-    """
-    candidates = s3f_common.fusion_layers(model)
-    if not candidates:
-        raise ValueError(f"{model.name}: no fusion of two vectors found — not an S³F-Net model")
-    fusion = candidates[-1]
-    spectral_flags = [
-        any(isinstance(l, s3f_common.SpectralFilter) for l in _ancestor_layers(t))
-        for t in fusion.input
-    ]
-    if sorted(spectral_flags) != [False, True]:
-        raise ValueError(f"{model.name}: cannot tell the spatial from the spectral branch")
-    spectral = fusion.input[spectral_flags.index(True)]
-    spatial = fusion.input[spectral_flags.index(False)]
-    return fusion, spatial, spectral
-
-
-def branch_vectors(model, images_dataset):
-    """Spatial (B, 512) and spectral (B, 4) vectors at the fusion input, in inference mode."""
-    _, spatial, spectral = fusion_branches(model)
-    probe = keras.Model(model.inputs[0], [spatial, spectral])
-    s, p = probe.predict(images_dataset, verbose=0)
-    return np.asarray(s, np.float64), np.asarray(p, np.float64)
+# The branches are found where the test evaluation's ablation finds them (one definition), and
+# stay importable from here.
+from s3f_kit.run.ablation import ancestor_layers, branch_vectors, fusion_branches  # noqa: F401
 
 
 # --------------------------------------------------------------------------- contributions
@@ -123,7 +85,7 @@ def spectral_filter_pictures(layer) -> tuple[np.ndarray, np.ndarray]:
 def spatial_gradcam_layer(model):
     """The last Conv2D of the spatial tower (no SpectralFilter on its path)."""
     _, spatial, _ = fusion_branches(model)
-    tower = _ancestor_layers(spatial)
+    tower = ancestor_layers(spatial)
     convs = [
         l
         for l in model.layers

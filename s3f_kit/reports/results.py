@@ -16,9 +16,9 @@ The page reads at a glance first (issue 36.3): per dataset a headline table of a
 HEADLINE_MAX_COLUMNS columns (model, protocol, runs, the primary metrics with their intervals,
 the paper's number and Δ, flags) ending with the majority-class floor, then the claims; a
 `## Details` section follows with the settings, the machine, every metric per dataset (the wide
-tables, summary.csv's columns), one confusion-matrix figure per dataset, calibration and branch
-contributions. A new section of detail is a list of Markdown lines appended to `details` in
-_write_results.
+tables, summary.csv's columns), one confusion-matrix figure per dataset, calibration, branch
+contributions and the branch ablation (s3f_results_ablation). A new section of detail is a
+list of Markdown lines appended to `details` in _write_results.
 
 Why ~640 lines: collecting the run folders, the per-group summary, the README page that explains
 it (headline and details) and the all-or-nothing write of the whole results folder are one
@@ -476,6 +476,9 @@ def _write_results(output, results_dir: Path, runs: list[dict], frame: pd.DataFr
     # `details`: the page opens with the headline tables and the claims, the rest follows.
     details += s3f_results_calibration.write_calibration(runs, results_dir, banner=banner)
     details += _explain_section(runs, results_dir)
+    from s3f_kit.reports import results_ablation as s3f_results_ablation
+
+    details += s3f_results_ablation.write_ablation(runs, results_dir)  # beside the shares
     from s3f_kit.reports import reproduction as s3f_reproduction
 
     # a page per run and one for the sweep to share (issue 34), linked from here

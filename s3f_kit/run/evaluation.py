@@ -1,8 +1,8 @@
 """A run's test evaluation and the files it writes: metrics (with intervals, the clean-test
-subset and the collapse warning), predictions.csv, split.csv, preprocessing.json, the figures,
-and metrics.json last (atomically: its presence marks a finished run). s3f_training.Run calls it
-after training; `evaluate_pretrained` runs it on the paper's released models.
-"""
+subset, an S³F-Net's branch ablation and the collapse warning), predictions.csv, split.csv,
+preprocessing.json, the figures, and metrics.json last (atomically: its presence marks a
+finished run). s3f_training.Run calls it after training; `evaluate_pretrained` runs it on the
+paper's released models."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from data_setup.synth import demo_data_dir
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit import flops as s3f_flops
 from s3f_kit import releases as s3f_releases
+from s3f_kit.run import ablation as s3f_ablation
 from s3f_kit.run import metrics as s3f_metrics
 from s3f_kit.run_record import RunRecord
 from s3f_preprocessing import Preprocessing
@@ -77,6 +78,11 @@ def evaluate_model(
     )
     result.update(clean_test_metrics(data, labels, probs, binary))
     print(leakage_summary(result))
+    # which branch the decisions depend on (S³F-Nets only): permutation ablation and probes
+    ablated = s3f_ablation.ablation(model, data, batch_size)
+    if ablated is not None:
+        result["ablation"] = ablated
+        print(s3f_ablation.ablation_summary(ablated))
     val = None
     if data.protocol != "paper":  # a validation split apart from the test images exists
         val_probs, _ = s3f_metrics.predict_with_loss(model, data.tf_dataset("val", batch_size))
