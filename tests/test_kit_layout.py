@@ -1,5 +1,6 @@
 """The kit's package layout (issue 20): no import circle between its modules or its rooms,
-long modules that say why in their docstring, and the README's layout section naming the tree.
+long modules that say why in their docstring, and docs/architecture.md naming every module in
+its layer, with nothing importing a layer below its own.
 
 Every import counts, the ones inside functions too (as in test_data_imports.py): a lazy import
 hides a circle from Python's import machinery but not from a reader.
@@ -103,28 +104,59 @@ def test_long_modules_say_why_in_their_docstring():
         assert int(stated[1]) >= 0.8 * lines, f"{where}: says ~{stated[1]} lines, has {lines}"
 
 
-def _layout_section() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    start = text.index("\n## Layout\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : None if end == -1 else end]
+ARCHITECTURE = REPO / "docs" / "architecture.md"
 
 
-def test_readme_layout_names_every_module_of_the_tree():
-    named = set()
-    for line in _layout_section().splitlines():
-        if not line.startswith("|") or line.count("|") < 3:
-            continue
-        path_cell, what = line.split("|")[1:3]
-        paths = re.findall(r"`([\w./]+)`", path_cell)
-        named |= {p for p in paths if p.endswith(".py")}
-        for folder in (p for p in paths if p.startswith("s3f_kit") and p.endswith("/")):
-            named |= {folder + m for m in re.findall(r"`(\w+\.py)`", what)}  # its modules
-    on_disk = {
-        path.relative_to(REPO).as_posix()
-        for path in _modules().values()
-        if path.stem not in ("__init__", "__main__")
-    }
-    assert named == on_disk, (
-        f"README layout: missing {sorted(on_disk - named)}, stale {sorted(named - on_disk)}"
+def _layers() -> dict[str, int]:
+    """docs/architecture.md's layers: each module its table names → the layer's number."""
+    layers, number = {}, 0
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"## Layer (\d+)", line)
+        if heading:
+            number = int(heading[1])
+        elif number and line.startswith("| `"):
+            for path in re.findall(r"`([\w/]+\.py)`", line.split("|")[1]):
+                layers[path[: -len(".py")].replace("/", ".")] = number
+    return layers
+
+
+def _all_modules() -> dict[str, Path]:
+    """The kit's modules and data_setup's, package files left out (they import nothing)."""
+    found = {name: path for name, path in _modules().items() if path.stem != "__init__"}
+    for path in sorted((REPO / "data_setup").glob("*.py")):
+        if path.stem != "__init__":
+            found[f"data_setup.{path.stem}"] = path
+    return found
+
+
+def test_the_architecture_page_names_every_module_once():
+    layers, modules = _layers(), _all_modules()
+    assert set(layers) == set(modules), (
+        f"docs/architecture.md: missing {sorted(set(modules) - set(layers))}, "
+        f"stale {sorted(set(layers) - set(modules))}"
     )
+
+
+def test_nothing_imports_a_layer_below_its_own():
+    layers, modules = _layers(), _all_modules()
+    upward = set()
+    for name, path in modules.items():
+        if name not in layers:
+            continue  # test_the_architecture_page_names_every_module_once names it
+        for imported in _imports(path):
+            parts = imported.split(".")
+            for target in {".".join(parts[:i]) for i in range(1, len(parts) + 1)} & set(layers):
+                if target != name and layers[target] > layers[name]:
+                    upward.add(f"{name} (layer {layers[name]}) imports {target} "
+                               f"(layer {layers[target]})")  # fmt: skip
+    assert not upward, "\n".join(sorted(upward))
+
+
+def test_the_layer_rule_sees_an_upward_import():
+    # a checker that read no layers or no imports would pass anything
+    layers = _layers()
+    assert layers["data_setup.datasets"] < layers["s3f_kit.experiments"] < layers["s3f_common"]
+    assert layers["s3f_common"] < layers["s3f_kit.reports.results"] < layers["s3f_kit.run.training"]
+    assert "s3f_kit.experiments" in {
+        m for m in _imports(REPO / "s3f_common.py") if m.startswith("s3f_kit")
+    }
