@@ -23,10 +23,10 @@ from keras import layers
 
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit import modelfile as s3f_modelfile
+from s3f_kit import recipe as s3f_recipe
 from s3f_kit import spectral_kernels as s3f_spectral_kernels
 from s3f_kit.experiments import ARCHITECTURES, CHANNEL_MIXINGS, FUSIONS, max_modes  # noqa: F401
 
-PAPER_LEARNING_RATE = s3f_experiments.LEARNING_RATE
 BN_MOMENTUM = s3f_experiments.BN_MOMENTUM_LADDER[0]  # Keras' default, as in the paper
 
 
@@ -283,17 +283,6 @@ def is_binary(num_classes: int) -> bool:
     return num_classes == 2
 
 
-def compile_like_paper(model, num_classes, learning_rate=PAPER_LEARNING_RATE, jit_compile=False):
-    """Adam and cross-entropy as the paper; jit_compile: XLA-compiled steps (a kit option)."""
-    loss = "binary_crossentropy" if is_binary(num_classes) else "sparse_categorical_crossentropy"
-    optimizer = keras.optimizers.Adam(learning_rate)
-    if jit_compile:
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=True)
-    else:
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-    return model
-
-
 def build_model(
     architecture,
     input_shape,
@@ -301,14 +290,13 @@ def build_model(
     fusion="concat",
     spectranet=1,
     *,
-    learning_rate=PAPER_LEARNING_RATE,
     channel_mixing="dense",
     modes=None,
     bn_momentum=None,
-    jit_compile=False,
     name=None,
 ):
-    """Build and compile one of the paper's models.
+    """Build one of the paper's models, uncompiled: the training recipe (optimizer, loss,
+    schedule, callbacks) is s3f_kit.recipe's, which compiles it (`compile_model`).
 
     architecture: "spatial" (CNN baseline), "spectranet" (spectral branch alone) or "s3f".
     input_shape: (H, W, C). num_classes: 2 → one sigmoid unit (paper's Chest X-Ray head).
@@ -316,7 +304,6 @@ def build_model(
     channel_mixing / modes: kit options of every SpectralFilter (see its docstring).
     bn_momentum: None → Keras' default 0.99 (paper). The kit's demo uses 0.9: with only a few
         hundred steps, 0.99 moving statistics are still far from the data and inference collapses.
-    jit_compile: XLA-compile the training step (GPU speed; the same loss and optimizer).
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -349,8 +336,7 @@ def build_model(
         outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(
             features
         )
-    model = keras.Model(inputs, outputs, name=name or f"{architecture}_{fusion}_sn{spectranet}")
-    return compile_like_paper(model, num_classes, learning_rate, jit_compile)
+    return keras.Model(inputs, outputs, name=name or f"{architecture}_{fusion}_sn{spectranet}")
 
 
 # --------------------------------------------------------------------------- loading
@@ -409,7 +395,7 @@ def _build_args(config: dict) -> dict | None:
     )
 
 
-def _load_from_build_args(path: Path, error: Exception):
+def _load_from_build_args(path: Path, error: Exception, compile: bool):
     """A kit model saved by another Keras version whose config this Keras cannot read (e.g. a
     newer Keras writes initializer keys an older one rejects): rebuild the architecture from the
     build arguments its config records and load the weights, which are stored the same way.
@@ -430,6 +416,8 @@ def _load_from_build_args(path: Path, error: Exception):
             with warnings.catch_warnings():  # the optimizer state is not restored, and need not be
                 warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
                 model.load_weights(weights)
+    if compile:  # its optimizer is not restored: a fresh one of the recipe
+        s3f_recipe.compile_model(model)
     warnings.warn(
         f"{path}: saved by Keras {saved_by}, whose config Keras {keras.__version__} cannot read "
         f"({type(error).__name__}); rebuilt the kit architecture and loaded its weights",
@@ -456,7 +444,7 @@ def _load_checked(path: Path, compile: bool):
             path, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=True
         )
     except Exception as error:  # Keras raises many types; report them with the file's name
-        rebuilt = _load_from_build_args(path, error)
+        rebuilt = _load_from_build_args(path, error, compile)
         if rebuilt is not None:
             return rebuilt
         if not compile:
@@ -467,4 +455,4 @@ def _load_checked(path: Path, compile: bool):
             f"{path}: saved compile config unusable ({error}); recompiling like the paper",
             stacklevel=3,
         )
-        return compile_like_paper(model, num_classes_of(model))
+        return s3f_recipe.compile_model(model)

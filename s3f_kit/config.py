@@ -34,6 +34,7 @@ from typing import Any
 
 from data_setup.datasets import MAX_IMAGE_SIDE
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit import recipe as s3f_recipe
 
 # keras.utils.set_random_seed seeds NumPy's legacy generator, which takes 0 … 2**32 − 1.
 MAX_SEED = 2**32 - 1
@@ -143,6 +144,14 @@ def momentum(value, name):
     return float(value)
 
 
+def schedule_name(value, name):
+    """A learning-rate schedule of s3f_kit.recipe's registry, looked up when checked (a schedule
+    registered after this module was imported counts)."""
+    if value not in s3f_recipe.SCHEDULES:
+        as_choice(value, name, tuple(s3f_recipe.SCHEDULES))
+    return value
+
+
 def optional_gpu(value, name):
     return None if value is None else as_integer(value, name, 0)
 
@@ -247,6 +256,12 @@ class RunConfig:
                                     in_notebook=lambda exp: exp.recipe.f1_patience)  # fmt: skip
     lr_patience: int | None = param(None, "ReduceLROnPlateau on val_loss (epochs)", integer(0),
                                     in_notebook=lambda exp: exp.recipe.lr_patience)  # fmt: skip
+    lr_schedule: str = param(
+        s3f_recipe.PAPER_SCHEDULE,
+        f'"{s3f_recipe.PAPER_SCHEDULE}" (paper: ReduceLROnPlateau) or a schedule registered in '
+        "s3f_kit.recipe (names the run folder)",
+        schedule_name,
+    )
     output_dir: str = param("runs", "results go to output_dir/<experiment>/…", text,
                             compared=False)  # fmt: skip
     mount_drive: bool = param(
@@ -595,6 +610,8 @@ def variant_name(experiment: str, settings: dict) -> str:
         modes = as_pair(config["modes"], "modes")
         if modes:
             parts.append(f"modes{modes[0]}x{modes[1]}")
+    if config.get("lr_schedule", s3f_recipe.PAPER_SCHEDULE) != s3f_recipe.PAPER_SCHEDULE:
+        parts.append(str(config["lr_schedule"]))  # the training recipe's schedule
     if config["precision"] != "float32":
         parts.append(_PRECISION_TAGS.get(config["precision"], config["precision"]))
     if config["jit_compile"]:

@@ -15,8 +15,8 @@ import pytest
 
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit import notebooks as s3f_notebooks
 from s3f_kit.reports import claims as s3f_claims
-from s3f_kit.run import notebooks as s3f_notebooks
 from s3f_kit.sweep import sweep as s3f_sweep
 
 REPO = Path(__file__).resolve().parents[1]

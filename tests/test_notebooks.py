@@ -14,8 +14,8 @@ import pytest
 
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit import notebooks as s3f_notebooks
 from s3f_kit.reports import results as s3f_results
-from s3f_kit.run import notebooks as s3f_notebooks
 from s3f_kit.sweep import sweep as s3f_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def test_notebooks_are_exactly_what_the_generator_writes():
     assert {p.stem for p in NOTEBOOKS} == set(generated)
     for name, text in generated.items():
         committed = (REPO / "notebooks" / f"{name}.ipynb").read_text()
-        assert committed == text, f"{name}: run python -m s3f_kit.run.notebooks"
+        assert committed == text, f"{name}: run python -m s3f_kit.notebooks"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
