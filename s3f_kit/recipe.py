@@ -178,6 +178,8 @@ def describe(model, schedule: str, recipe_callbacks: Callbacks | None = None) ->
             **{k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))},
         }
     compiled = model.get_compile_config() or {}
+    if isinstance(rate, float):
+        rate = float(f"{rate:.7g}")  # the float32 the optimizer holds, as it was asked for
     described = {
         "optimizer": type(optimizer_).__name__,
         "learning_rate": rate,

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 import s3f_common
+from s3f_kit import recipe as s3f_recipe
 from s3f_kit import spectral_kernels as s3f_kernels
 from s3f_kit.experiments import EXPERIMENTS
 from tests import paper_format
@@ -94,11 +95,12 @@ def test_large_busi_models_have_the_papers_parameter_count(name, keras):
 
 
 def test_binary_task_uses_one_sigmoid_unit(keras):
-    model = s3f_common.build_model("s3f", (32, 32, 1), 2, "concat", 1)
+    # the builder leaves compiling to the recipe
+    model = s3f_recipe.compile_model(s3f_common.build_model("s3f", (32, 32, 1), 2, "concat", 1))
     head = model.get_layer("head")
     assert head.units == 1 and head.activation.__name__ == "sigmoid"
     assert model.loss == "binary_crossentropy"
-    model = s3f_common.build_model("spatial", (32, 32, 1), 3)
+    model = s3f_recipe.compile_model(s3f_common.build_model("spatial", (32, 32, 1), 3))
     assert model.get_layer("head").units == 3
     assert model.loss == "sparse_categorical_crossentropy"
     assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)
@@ -254,6 +256,7 @@ def test_mixed_precision_builds_and_trains_one_step(architecture, fusion, spectr
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = s3f_common.build_model(architecture, (16, 16, 1), 3, fusion, spectranet)
+        s3f_recipe.compile_model(model)
         spectral = [l for l in model.layers if isinstance(l, s3f_common.SpectralFilter)]
         assert all(l.compute_dtype == "float16" for l in spectral)
         assert all(w.dtype == "float32" for l in spectral for w in l.weights)
