@@ -27,8 +27,6 @@ from s3f_kit import recipe as s3f_recipe
 from s3f_kit import spectral_kernels as s3f_spectral_kernels
 from s3f_kit.experiments import ARCHITECTURES, CHANNEL_MIXINGS, FUSIONS, max_modes  # noqa: F401
 
-BN_MOMENTUM = s3f_experiments.BN_MOMENTUM_LADDER[0]  # Keras' default, as in the paper
-
 
 @keras.saving.register_keras_serializable(package="s3f")
 class SpectralFilter(layers.Layer):
@@ -220,7 +218,7 @@ class BilinearFusion(layers.Layer):
 SPATIAL_STAGES = ((32, 0.2), (64, 0.3), (128, 0.4), (256, 0.4))
 
 
-def spatial_encoder(inputs, bn_momentum=BN_MOMENTUM):
+def spatial_encoder(inputs, bn_momentum):
     """The deep CNN tower: four conv stages, GAP, Dense(512) → the 512-d spatial vector."""
     x = inputs
     for stage, (width, dropout) in enumerate(SPATIAL_STAGES, start=1):
@@ -253,7 +251,7 @@ def _spectral_block(x, filters, index, bn_momentum, **filter_options):
     return layers.ReLU(name=f"spectral_filter{index}_relu")(x)
 
 
-def spectranet_branch(inputs, variant=1, bn_momentum=BN_MOMENTUM, **filter_options):
+def spectranet_branch(inputs, variant, bn_momentum, **filter_options):
     """SpectraNet-1 or -2 followed by the funnel head → the 4-d spectral summary vector."""
     widths = s3f_experiments.SPECTRAL_FILTERS.get(variant)
     if variant == 1:
@@ -292,7 +290,7 @@ def build_model(
     *,
     channel_mixing="dense",
     modes=None,
-    bn_momentum=None,
+    bn_momentum,
     name=None,
 ):
     """Build one of the paper's models, uncompiled: the training recipe (optimizer, loss,
@@ -302,8 +300,9 @@ def build_model(
     input_shape: (H, W, C). num_classes: 2 → one sigmoid unit (paper's Chest X-Ray head).
     fusion / spectranet: S³F-Net fusion ("concat" | "bilinear") and SpectraNet variant (1 | 2).
     channel_mixing / modes: kit options of every SpectralFilter (see its docstring).
-    bn_momentum: None → Keras' default 0.99 (paper). The kit's demo uses 0.9: with only a few
-        hundred steps, 0.99 moving statistics are still far from the data and inference collapses.
+    bn_momentum: every BatchNormalization's momentum, given explicitly: a run's comes from
+        RunConfig.bn_momentum_for (the paper's 0.99, Keras' default; 0.9 on the demo's few
+        hundred steps, where 0.99 moving statistics are still far from the data).
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -315,7 +314,7 @@ def build_model(
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int ≥ 2, got {num_classes!r}")
 
-    bn_momentum = BN_MOMENTUM if bn_momentum is None else float(bn_momentum)
+    bn_momentum = float(bn_momentum)
     inputs = keras.Input(input_shape, name="image")
     filter_options = dict(channel_mixing=channel_mixing, modes=modes)
     if architecture == "spatial":
@@ -381,6 +380,8 @@ def _build_args(config: dict) -> dict | None:
         for layer in found.values()
         if layer["class_name"] == "BatchNormalization"
     ]
+    if not momentum:  # every kit model normalizes its batches
+        return None
     units = found["head"]["config"]["units"]
     return dict(
         architecture=architecture[branches],
@@ -390,7 +391,7 @@ def _build_args(config: dict) -> dict | None:
         spectranet=2 if "spectral_filter2" in found else 1,
         channel_mixing=spectral.get("channel_mixing", "dense"),
         modes=spectral.get("modes"),
-        bn_momentum=momentum[0] if momentum else None,
+        bn_momentum=momentum[0],
         name=config["config"].get("name"),
     )
 

@@ -149,7 +149,13 @@ def _model(name, data):
 
     exp = s3f_experiments.EXPERIMENTS[name]
     return s3f_common.build_model(
-        exp.architecture, data.input_shape, exp.num_classes, exp.fusion, exp.spectranet, name=name
+        exp.architecture,
+        data.input_shape,
+        exp.num_classes,
+        exp.fusion,
+        exp.spectranet,
+        name=name,
+        bn_momentum=0.99,
     )
 
 

@@ -185,7 +185,9 @@ def main():
         del layer, x
 
     if "step" in parts:
-        model = s3f_common.build_model("s3f", (256, 256, 1), 3, fusion="concat", spectranet=2)
+        model = s3f_common.build_model(
+            "s3f", (256, 256, 1), 3, fusion="concat", spectranet=2, bn_momentum=0.99
+        )
         images = rng.random((16, 256, 256, 1), dtype=np.float32)
         labels = rng.integers(0, 3, 16)
         compare(
@@ -203,7 +205,9 @@ def main():
     if "fit" in parts and args.fit_batches:
         from bench_scale import StepTimes  # the same per-step timing as the rehearsal's rows
 
-        model = s3f_common.build_model("s3f", (256, 256, 1), 4, fusion="bilinear", spectranet=1)
+        model = s3f_common.build_model(
+            "s3f", (256, 256, 1), 4, fusion="bilinear", spectranet=1, bn_momentum=0.99
+        )
         n = 16 * args.fit_batches
         images = rng.random((n, 256, 256, 1), dtype=np.float32)
         labels = rng.integers(0, 4, n)

@@ -23,7 +23,12 @@ from s3f_kit.run import training as s3f_training
 def measure(name: str, folder: Path) -> tuple[int, int, int, int]:
     exp = s3f_experiments.EXPERIMENTS[name]
     model = s3f_common.build_model(
-        exp.architecture, exp.input_shape, exp.num_classes, exp.fusion, exp.spectranet
+        exp.architecture,
+        exp.input_shape,
+        exp.num_classes,
+        exp.fusion,
+        exp.spectranet,
+        bn_momentum=0.99,
     )
     model.optimizer.build(model.trainable_variables)
     checkpoint, final = folder / "checkpoint.keras", folder / "model.keras"

@@ -450,6 +450,33 @@ class RunConfig:
                     f"{self.img_size[1]} image: at most {most} (rows, columns)"
                 )
 
+    def bn_momentum_for(self, steps: int) -> tuple[float, str, str | None]:
+        """The BatchNorm momentum a run of `steps` optimizer steps trains with, why ("set",
+        "paper" or "chosen for N steps", recorded as bn_momentum_reason), and what to print
+        (None: nothing). The one place it is decided: a value set (the demo's is set by
+        resolved()) is used as it is; left None with a data_dir, S3F_Custom takes the slowest
+        momentum whose moving averages settle within the steps (s3f_experiments.
+        bn_momentum_for), and a paper experiment keeps the paper's, warning when too short."""
+        paper = s3f_experiments.BN_MOMENTUM_LADDER[0]
+        if self.bn_momentum is not None:
+            return float(self.bn_momentum), "set", None
+        suited = s3f_experiments.bn_momentum_for(steps)
+        if suited == paper:
+            return paper, "paper", None
+        short = (
+            f"{steps} optimizer steps ({self.epochs} epochs × {steps // self.epochs}) are too "
+            f"few for BatchNorm momentum {paper}'s moving averages (they need "
+            f"≥ {s3f_experiments.bn_steps_needed(paper)})"
+        )
+        if self.custom:
+            note = f"bn_momentum = {suited} (paper: {paper}): {short}; set bn_momentum to "
+            return suited, f"chosen for {steps} steps", note + "choose another"
+        warning = (
+            f"WARNING: {short}: predictions may collapse to one class. The paper's {paper} is "
+            f"kept for this paper experiment; -p bn_momentum {suited} suits a run this short"
+        )
+        return paper, "paper", warning
+
     def settings(self) -> dict:
         """The run's parameters as recorded in metrics.json (run_settings)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}

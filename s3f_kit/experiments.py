@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from data_setup.custom import CUSTOM_IMAGE_SIZE, CUSTOM_LAYOUT
 from data_setup.datasets import DATASETS, DatasetInfo  # noqa: F401  (re-exported)
 
 
@@ -421,8 +422,8 @@ CUSTOM_INFO = DatasetInfo(
     title="your own images",
     class_names=(),
     channels=1,
-    image_size=(256, 256),
-    layout="<root>/{train,test}/<class>/*, <root>/<class>/*, or a CSV file,label[,split]",
+    image_size=CUSTOM_IMAGE_SIZE,
+    layout=CUSTOM_LAYOUT,
     source="",
     paper_split="your split, or a seeded stratified 80/20 split",
 )

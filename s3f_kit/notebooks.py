@@ -243,7 +243,7 @@ def _intro(exp: Experiment) -> str:
 
 Point `data_dir` at a folder of class subfolders (`<class>/*.png|jpg`, split 80/20 with a fixed
 seed), at `{{train,test}}/<class>/*`, or at a folder with a CSV `file,label[,split]`. Choose the
-model (`architecture`, `fusion`, `spectranet`), the input size (`img_size`, default 256×256)
+model (`architecture`, `fusion`, `spectranet`), the input size (`img_size`, default {"×".join(map(str, exp.info.image_size))})
 and `channels`; the recipe defaults are the paper's. Check the data first:
 `s3f-data check Custom /path/to/images`.
 

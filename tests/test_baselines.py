@@ -95,7 +95,7 @@ def test_imagenet_download_failure_falls_back_and_is_recorded(keras, monkeypatch
 def test_flops_put_the_deep_baselines_above_the_papers_spatial_cnn(baselines, keras):
     import s3f_common
 
-    spatial = s3f_common.build_model("spatial", (64, 64, 1), 3)
+    spatial = s3f_common.build_model("spatial", (64, 64, 1), 3, bn_momentum=0.99)
     resnet, _ = baselines.build_baseline("ResNet50V2", (64, 64, 1), 3, weights="random")
     effnet, _ = baselines.build_baseline("EfficientNetV2B0", (64, 64, 1), 3, weights="random")
     assert baselines.count_flops(resnet) > baselines.count_flops(effnet) > 0

@@ -230,7 +230,9 @@ def test_finished_model_keeps_the_optimizer_state_only_when_asked(
     s3f_training, _ = tf_modules
     from s3f_kit import recipe as s3f_recipe
 
-    model = s3f_recipe.compile_model(s3f_common.build_model("spectranet", (16, 16, 1), 3))
+    model = s3f_recipe.compile_model(
+        s3f_common.build_model("spectranet", (16, 16, 1), 3, bn_momentum=0.99)
+    )
     x = np.random.default_rng(2).random((8, 16, 16, 1)).astype(np.float32)
     model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
     model.save(tmp_path / "checkpoint.keras")

@@ -191,35 +191,12 @@ class Run(RunConfig):
                                     self.lr_patience)  # fmt: skip
 
     def choose_bn_momentum(self, data) -> float:
-        """The BatchNorm momentum this run trains with, said out loud when it is not the
-        paper's. bn_momentum None with a data_dir: S3F_Custom takes the slowest momentum whose
-        moving averages settle within the run's optimizer steps (s3f_experiments.
-        bn_momentum_for); a paper experiment keeps 0.99 and warns when the run is too short."""
-        paper = s3f_experiments.BN_MOMENTUM_LADDER[0]
-        self.bn_momentum_reason = "set" if self.bn_momentum is not None else "paper"
-        if self.bn_momentum is not None:
-            return float(self.bn_momentum)
-        steps = self.epochs * self.steps_per_epoch(data)
-        suited = s3f_experiments.bn_momentum_for(steps)
-        if suited == paper:
-            return paper
-        short = (
-            f"{steps} optimizer steps ({self.epochs} epochs × {self.steps_per_epoch(data)}) are "
-            f"too few for BatchNorm momentum {paper}'s moving averages (they need "
-            f"≥ {s3f_experiments.bn_steps_needed(paper)})"
-        )
-        if self.custom:
-            self.bn_momentum_reason = f"chosen for {steps} steps"
-            print(
-                f"bn_momentum = {suited} (paper: {paper}): {short}; "
-                f"set bn_momentum to choose another"
-            )
-            return suited
-        print(
-            f"WARNING: {short}: predictions may collapse to one class. The paper's {paper} is "
-            f"kept for this paper experiment; -p bn_momentum {suited} suits a run this short"
-        )
-        return paper
+        """The BatchNorm momentum this run trains with (RunConfig.bn_momentum_for decides it
+        for the run's optimizer steps), said out loud when it is not the paper's."""
+        momentum, self.bn_momentum_reason, note = self.bn_momentum_for(self.total_steps(data))
+        if note:
+            print(note)
+        return momentum
 
     def model_options(self, data) -> dict:
         """The arguments of s3f_common.build_model for this run and data — of
