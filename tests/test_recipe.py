@@ -140,3 +140,42 @@ def test_a_new_schedule_trains_resumes_and_reaches_the_record(
     assert recipe["learning_rate"]["decay_steps"] == total
     assert "ReduceLROnPlateau" not in {c["class"] for c in recipe["callbacks"]}
     assert json.loads((rerun.run_dir / "metrics.json").read_text())["recipe"] == recipe
+
+
+# --------------------------------------------------------------------------- defaults, once
+
+
+def test_run_config_decides_the_batchnorm_momentum_for_the_runs_steps():
+    custom = s3f_config.RunConfig(experiment="S3F_Custom", data_dir="/data", epochs=20)
+    momentum, reason, note = custom.resolved().bn_momentum_for(80)
+    assert (momentum, reason) == (0.9, "chosen for 80 steps") and "80 optimizer steps" in note
+    paper = s3f_config.RunConfig(experiment="S3F_Concat_BUSI", data_dir="/data", epochs=20)
+    momentum, reason, note = paper.resolved().bn_momentum_for(80)
+    assert (momentum, reason) == (0.99, "paper") and note.startswith("WARNING:")
+    assert paper.resolved().bn_momentum_for(10**6) == (0.99, "paper", None)
+    demo = s3f_config.RunConfig(experiment="S3F_Concat_BUSI").resolved()  # synthetic data
+    assert demo.bn_momentum_for(80) == (0.9, "set", None)
+
+
+def test_the_custom_input_size_is_set_once():
+    from data_setup import custom as s3f_custom
+    from s3f_kit import experiments as s3f_experiments
+
+    size = s3f_custom.CUSTOM_IMAGE_SIZE
+    assert s3f_experiments.CUSTOM_INFO.image_size == size
+    resolved = s3f_config.RunConfig(experiment="S3F_Custom", data_dir="/data").resolved()
+    assert resolved.img_size == list(size)
+    intro = "".join(json.loads(s3f_notebooks.all_notebooks()["S3F_Custom"])["cells"][0]["source"])
+    assert f"default {size[0]}×{size[1]}" in intro
+
+
+def test_the_model_builder_has_no_hidden_batchnorm_momentum(keras, kernel_env):
+    import inspect
+
+    import s3f_common
+
+    parameter = inspect.signature(s3f_common.build_model).parameters["bn_momentum"]
+    assert parameter.default is inspect.Parameter.empty  # the run's value, given explicitly
+    model = s3f_common.build_model("spatial", (16, 16, 1), 3, bn_momentum=0.9)
+    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and {l.momentum for l in norms} == {0.9}
