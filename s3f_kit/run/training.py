@@ -9,7 +9,7 @@ Every notebook calls this module with its parameters, so the twelve notebooks ru
     optimizer = s3f_recipe.optimizer(run.learning_rate, run.lr_schedule, run.total_steps(data))
     s3f_recipe.compile_model(model, optimizer, jit_compile=run.jit_compile)  # the recipe cell
     callbacks = s3f_recipe.callbacks(run.run_dir, run.lr_schedule, run.f1_patience, run.lr_patience)
-    run.train(model, data, callbacks)         # an uncompiled model: the paper's recipe
+    run.train(model, data, callbacks)         # (uncompiled, no callbacks: the run's recipe)
     metrics = run.evaluate(data)              # s3f_evaluation: metrics and files
 
 A run writes into `output_dir/<experiment>[/<variant>][/<protocol>]/seed<N>/` (see
