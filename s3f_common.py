@@ -24,11 +24,9 @@ from keras import layers
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit import fusions as s3f_fusions
 from s3f_kit import modelfile as s3f_modelfile
+from s3f_kit import recipe as s3f_recipe
 from s3f_kit import spectral_kernels as s3f_spectral_kernels
 from s3f_kit.experiments import ARCHITECTURES, CHANNEL_MIXINGS, FUSIONS, max_modes  # noqa: F401
-
-PAPER_LEARNING_RATE = s3f_experiments.LEARNING_RATE
-BN_MOMENTUM = s3f_experiments.BN_MOMENTUM_LADDER[0]  # Keras' default, as in the paper
 
 
 @keras.saving.register_keras_serializable(package="s3f")
@@ -221,7 +219,7 @@ class BilinearFusion(layers.Layer):
 SPATIAL_STAGES = ((32, 0.2), (64, 0.3), (128, 0.4), (256, 0.4))
 
 
-def spatial_encoder(inputs, bn_momentum=BN_MOMENTUM):
+def spatial_encoder(inputs, bn_momentum):
     """The deep CNN tower: four conv stages, GAP, Dense(512) → the 512-d spatial vector."""
     x = inputs
     for stage, (width, dropout) in enumerate(SPATIAL_STAGES, start=1):
@@ -254,7 +252,7 @@ def _spectral_block(x, filters, index, bn_momentum, **filter_options):
     return layers.ReLU(name=f"spectral_filter{index}_relu")(x)
 
 
-def spectranet_branch(inputs, variant=1, bn_momentum=BN_MOMENTUM, **filter_options):
+def spectranet_branch(inputs, variant, bn_momentum, **filter_options):
     """SpectraNet-1 or -2 followed by the funnel head → the 4-d spectral summary vector."""
     widths = s3f_experiments.SPECTRAL_FILTERS.get(variant)
     if variant == 1:
@@ -279,7 +277,7 @@ def spectranet_branch(inputs, variant=1, bn_momentum=BN_MOMENTUM, **filter_optio
     return layers.Dropout(0.3125, name="spectral_vector")(x)
 
 
-def control_branch(inputs, variant=1, bn_momentum=BN_MOMENTUM):
+def control_branch(inputs, variant, bn_momentum):
     """The parameter-matched spatial stand-in for SpectraNet-1 or -2 (kit, issue 35; sizes in
     s3f_experiments "the matched control"): 3×3 convolutions where SpectraNet has its
     SpectralFilters, the same separable tail, a Flatten + Dense readout sized to SpectraNet's
@@ -313,17 +311,6 @@ def is_binary(num_classes: int) -> bool:
     return num_classes == 2
 
 
-def compile_like_paper(model, num_classes, learning_rate=PAPER_LEARNING_RATE, jit_compile=False):
-    """Adam and cross-entropy as the paper; jit_compile: XLA-compiled steps (a kit option)."""
-    loss = "binary_crossentropy" if is_binary(num_classes) else "sparse_categorical_crossentropy"
-    optimizer = keras.optimizers.Adam(learning_rate)
-    if jit_compile:
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=True)
-    else:
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-    return model
-
-
 def build_model(
     architecture,
     input_shape,
@@ -331,14 +318,13 @@ def build_model(
     fusion="concat",
     spectranet=1,
     *,
-    learning_rate=PAPER_LEARNING_RATE,
     channel_mixing="dense",
     modes=None,
-    bn_momentum=None,
-    jit_compile=False,
+    bn_momentum,
     name=None,
 ):
-    """Build and compile one of the paper's models.
+    """Build one of the paper's models, uncompiled: the training recipe (optimizer, loss,
+    schedule, callbacks) is s3f_kit.recipe's, which compiles it (`compile_model`).
 
     architecture: "spatial" (CNN baseline), "spectranet" (spectral branch alone), "s3f", or
         "control" (kit: S³F-Net with a parameter-matched spatial CNN in place of SpectraNet).
@@ -346,9 +332,9 @@ def build_model(
     fusion / spectranet: S³F-Net fusion (a name of s3f_fusions: the paper's "concat" |
         "bilinear") and SpectraNet variant (1 | 2).
     channel_mixing / modes: kit options of every SpectralFilter (see its docstring).
-    bn_momentum: None → Keras' default 0.99 (paper). The kit's demo uses 0.9: with only a few
-        hundred steps, 0.99 moving statistics are still far from the data and inference collapses.
-    jit_compile: XLA-compile the training step (GPU speed; the same loss and optimizer).
+    bn_momentum: every BatchNormalization's momentum, given explicitly: a run's comes from
+        RunConfig.bn_momentum_for (the paper's 0.99, Keras' default; 0.9 on the demo's few
+        hundred steps, where 0.99 moving statistics are still far from the data).
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -359,7 +345,7 @@ def build_model(
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int ≥ 2, got {num_classes!r}")
 
-    bn_momentum = BN_MOMENTUM if bn_momentum is None else float(bn_momentum)
+    bn_momentum = float(bn_momentum)
     inputs = keras.Input(input_shape, name="image")
     filter_options = dict(channel_mixing=channel_mixing, modes=modes)
     if architecture == "spatial":
@@ -380,8 +366,7 @@ def build_model(
         outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(
             features
         )
-    model = keras.Model(inputs, outputs, name=name or f"{architecture}_{fusion}_sn{spectranet}")
-    return compile_like_paper(model, num_classes, learning_rate, jit_compile)
+    return keras.Model(inputs, outputs, name=name or f"{architecture}_{fusion}_sn{spectranet}")
 
 
 # --------------------------------------------------------------------------- loading
@@ -473,6 +458,8 @@ def _build_args(config: dict) -> dict | None:
         for layer in found.values()
         if layer["class_name"] == "BatchNormalization"
     ]
+    if not momentum:  # every kit model normalizes its batches
+        return None
     units = found["head"]["config"]["units"]
     return dict(
         architecture=architecture[branches],
@@ -481,13 +468,13 @@ def _build_args(config: dict) -> dict | None:
         spectranet=2 if {"spectral_filter2", "control_conv2"} & set(found) else 1,
         channel_mixing=spectral.get("channel_mixing", "dense"),
         modes=spectral.get("modes"),
-        bn_momentum=momentum[0] if momentum else None,
+        bn_momentum=momentum[0],
         name=config["config"].get("name"),
         **({"fusion": fusions[0]} if fusions else {}),  # one-branch models: build_model's default
     )
 
 
-def _load_from_build_args(path: Path, error: Exception):
+def _load_from_build_args(path: Path, error: Exception, compile: bool):
     """A kit model saved by another Keras version whose config this Keras cannot read (e.g. a
     newer Keras writes initializer keys an older one rejects): rebuild the architecture from the
     build arguments its config records and load the weights, which are stored the same way.
@@ -508,6 +495,8 @@ def _load_from_build_args(path: Path, error: Exception):
             with warnings.catch_warnings():  # the optimizer state is not restored, and need not be
                 warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
                 model.load_weights(weights)
+    if compile:  # its optimizer is not restored: a fresh one of the recipe
+        s3f_recipe.compile_model(model)
     warnings.warn(
         f"{path}: saved by Keras {saved_by}, whose config Keras {keras.__version__} cannot read "
         f"({type(error).__name__}); rebuilt the kit architecture and loaded its weights",
@@ -534,7 +523,7 @@ def _load_checked(path: Path, compile: bool):
             path, custom_objects=custom_objects(), compile=compile, safe_mode=True
         )
     except Exception as error:  # Keras raises many types; report them with the file's name
-        rebuilt = _load_from_build_args(path, error)
+        rebuilt = _load_from_build_args(path, error, compile)
         if rebuilt is not None:
             return rebuilt
         if not compile:
@@ -545,4 +534,4 @@ def _load_checked(path: Path, compile: bool):
             f"{path}: saved compile config unusable ({error}); recompiling like the paper",
             stacklevel=3,
         )
-        return compile_like_paper(model, num_classes_of(model))
+        return s3f_recipe.compile_model(model)

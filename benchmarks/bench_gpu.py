@@ -97,7 +97,12 @@ def measure(exp, config, size, batch, steps, gpu) -> dict:
         shape = (*size, exp.info.channels)
         with paper_filter(einsum):
             model = s3f_common.build_model(
-                exp.architecture, shape, exp.num_classes, exp.fusion, exp.spectranet
+                exp.architecture,
+                shape,
+                exp.num_classes,
+                exp.fusion,
+                exp.spectranet,
+                bn_momentum=0.99,
             )
         loss = "binary_crossentropy" if exp.num_classes == 2 else "sparse_categorical_crossentropy"
         model.compile(optimizer=keras.optimizers.Adam(3e-4), loss=loss, jit_compile=xla)

@@ -146,10 +146,19 @@ def stage_holdout(job):
 def _model(name, data):
     import s3f_common
     from s3f_kit import experiments as s3f_experiments
+    from s3f_kit import recipe as s3f_recipe
 
     exp = s3f_experiments.EXPERIMENTS[name]
-    return s3f_common.build_model(
-        exp.architecture, data.input_shape, exp.num_classes, exp.fusion, exp.spectranet, name=name
+    return s3f_recipe.compile_model(
+        s3f_common.build_model(
+            exp.architecture,
+            data.input_shape,
+            exp.num_classes,
+            exp.fusion,
+            exp.spectranet,
+            name=name,
+            bn_momentum=0.99,
+        )
     )
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 import s3f_common
+from s3f_kit import recipe as s3f_recipe
 from s3f_kit import spectral_kernels as kernels
 
 
@@ -185,7 +186,10 @@ def main():
         del layer, x
 
     if "step" in parts:
-        model = s3f_common.build_model("s3f", (256, 256, 1), 3, fusion="concat", spectranet=2)
+        model = s3f_common.build_model(
+            "s3f", (256, 256, 1), 3, fusion="concat", spectranet=2, bn_momentum=0.99
+        )
+        s3f_recipe.compile_model(model)  # the builder leaves compiling to the recipe
         images = rng.random((16, 256, 256, 1), dtype=np.float32)
         labels = rng.integers(0, 3, 16)
         compare(
@@ -203,7 +207,10 @@ def main():
     if "fit" in parts and args.fit_batches:
         from bench_scale import StepTimes  # the same per-step timing as the rehearsal's rows
 
-        model = s3f_common.build_model("s3f", (256, 256, 1), 4, fusion="bilinear", spectranet=1)
+        model = s3f_common.build_model(
+            "s3f", (256, 256, 1), 4, fusion="bilinear", spectranet=1, bn_momentum=0.99
+        )
+        s3f_recipe.compile_model(model)
         n = 16 * args.fit_batches
         images = rng.random((n, 256, 256, 1), dtype=np.float32)
         labels = rng.integers(0, 4, n)

@@ -17,14 +17,21 @@ import keras
 
 import s3f_common
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit import recipe as s3f_recipe
 from s3f_kit.run import training as s3f_training
 
 
 def measure(name: str, folder: Path) -> tuple[int, int, int, int]:
     exp = s3f_experiments.EXPERIMENTS[name]
     model = s3f_common.build_model(
-        exp.architecture, exp.input_shape, exp.num_classes, exp.fusion, exp.spectranet
+        exp.architecture,
+        exp.input_shape,
+        exp.num_classes,
+        exp.fusion,
+        exp.spectranet,
+        bn_momentum=0.99,
     )
+    s3f_recipe.compile_model(model)  # the builder leaves compiling to the recipe
     model.optimizer.build(model.trainable_variables)
     checkpoint, final = folder / "checkpoint.keras", folder / "model.keras"
     model.save(checkpoint)

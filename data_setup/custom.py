@@ -33,6 +33,9 @@ from data_setup.layouts import (
 )
 
 CUSTOM_LAYOUT = "<root>/{train,test}/<class>/*, <root>/<class>/*, or a CSV file,label[,split]"
+# The input size of your own images when a run does not choose one: the one place it is set
+# (the registry's S3F_Custom experiment, which RunConfig resolves img_size from, reads it).
+CUSTOM_IMAGE_SIZE = (256, 256)
 
 
 def _class_dirs(folder: Path) -> list[str]:
@@ -97,7 +100,7 @@ def _csv_classes(path: Path) -> list[str]:
 def custom_dataset(
     root,
     channels: int = 1,
-    image_size=(256, 256),
+    image_size=CUSTOM_IMAGE_SIZE,
     test_fraction: float = 0.2,
     split_seed: int = 42,
 ) -> DatasetInfo:

@@ -25,7 +25,7 @@ from data_setup.cache import (
     default_cache_dir,
     files_fingerprint,
 )
-from data_setup.custom import custom_dataset
+from data_setup.custom import CUSTOM_IMAGE_SIZE, custom_dataset
 from data_setup.datasets import CUSTOM, MAX_IMAGE_SIDE, DatasetInfo, dataset_info
 from data_setup.decode import (
     PAPER_RESIZE,
@@ -283,7 +283,8 @@ def load_dataset(
     are the validation split, and without any a validation split is carved from its train rows.
     skip_damaged: drop images that decode but look damaged (the paper used them).
     dataset_id "Custom" (your own data; see data_setup.custom): channels (1 or 3) and
-    test_fraction (when the data has no test split) apply; img_size defaults to 256×256.
+    test_fraction (when the data has no test split) apply; img_size defaults to
+    CUSTOM_IMAGE_SIZE.
     folds ≥ 2: cross-validation fold `fold` (1..folds) of a stratified group k-fold seeded by
     `seed` (data_setup.splitting.fold_rows); it needs the "holdout" protocol, since a fold
     validates on a part of the training data and never on its test images.
@@ -294,7 +295,8 @@ def load_dataset(
     """
     if dataset_id == CUSTOM:
         # split seed fixed (42) whatever the run's seed: every run tests on the same images
-        dataset_id = custom_dataset(root, channels or 1, img_size or (256, 256), test_fraction)
+        size = img_size or CUSTOM_IMAGE_SIZE
+        dataset_id = custom_dataset(root, channels or 1, size, test_fraction)
     info = dataset_info(dataset_id)
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")

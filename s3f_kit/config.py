@@ -35,6 +35,7 @@ from typing import Any
 from data_setup.arms import PAPER_RESIZE, RESIZE_MODES
 from data_setup.datasets import MAX_IMAGE_SIDE
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit import recipe as s3f_recipe
 
 # keras.utils.set_random_seed seeds NumPy's legacy generator, which takes 0 … 2**32 − 1.
 MAX_SEED = 2**32 - 1
@@ -146,6 +147,14 @@ def momentum(value, name):
     return float(value)
 
 
+def schedule_name(value, name):
+    """A learning-rate schedule of s3f_kit.recipe's registry, looked up when checked (a schedule
+    registered after this module was imported counts)."""
+    if value not in s3f_recipe.SCHEDULES:
+        as_choice(value, name, tuple(s3f_recipe.SCHEDULES))
+    return value
+
+
 def optional_gpu(value, name):
     return None if value is None else as_integer(value, name, 0)
 
@@ -234,7 +243,7 @@ class RunConfig:
     )  # fmt: skip
     fold: int = param(1, "the cross-validation fold this run tests (1..folds)", integer(1))
     fusion: str | None = param(
-        None, "S³F-Net only: " + " | ".join(f'"{f}"' for f in s3f_experiments.FUSIONS)
+        None, "S³F-Net and its control: " + " | ".join(f'"{f}"' for f in s3f_experiments.FUSIONS)
         + "; None → the experiment's",
         # checked against the fusions registered then (s3f_fusions): a new one is accepted too
         lambda value, name: None if value is None else as_choice(
@@ -251,6 +260,12 @@ class RunConfig:
                                     in_notebook=lambda exp: exp.recipe.f1_patience)  # fmt: skip
     lr_patience: int | None = param(None, "ReduceLROnPlateau on val_loss (epochs)", integer(0),
                                     in_notebook=lambda exp: exp.recipe.lr_patience)  # fmt: skip
+    lr_schedule: str = param(
+        s3f_recipe.PAPER_SCHEDULE,
+        f'"{s3f_recipe.PAPER_SCHEDULE}" (paper: ReduceLROnPlateau) or a schedule registered in '
+        "s3f_kit.recipe (names the run folder)",
+        schedule_name,
+    )
     output_dir: str = param("runs", "results go to output_dir/<experiment>/…", text,
                             compared=False)  # fmt: skip
     mount_drive: bool = param(
@@ -325,7 +340,8 @@ class RunConfig:
     )
     architecture: str | None = param(
         None,
-        '"s3f" (S³F-Net) | "spatial" (CNN baseline) | "spectranet" (spectral branch)',
+        '"s3f" (S³F-Net) | "spatial" (CNN baseline) | "spectranet" (spectral branch) | '
+        '"control" (S³F-Net with a spatial second branch of the same size)',
         choice(*s3f_experiments.ARCHITECTURES, optional=True),
         custom_only=True,
         in_notebook=lambda exp: "s3f",
@@ -450,6 +466,33 @@ class RunConfig:
                     f"modes {self.modes} exceed the frequencies of a {self.img_size[0]}×"
                     f"{self.img_size[1]} image: at most {most} (rows, columns)"
                 )
+
+    def bn_momentum_for(self, steps: int) -> tuple[float, str, str | None]:
+        """The BatchNorm momentum a run of `steps` optimizer steps trains with, why ("set",
+        "paper" or "chosen for N steps", recorded as bn_momentum_reason), and what to print
+        (None: nothing). The one place it is decided: a value set (the demo's is set by
+        resolved()) is used as it is; left None with a data_dir, S3F_Custom takes the slowest
+        momentum whose moving averages settle within the steps (s3f_experiments.
+        bn_momentum_for), and a paper experiment keeps the paper's, warning when too short."""
+        paper = s3f_experiments.BN_MOMENTUM_LADDER[0]
+        if self.bn_momentum is not None:
+            return float(self.bn_momentum), "set", None
+        suited = s3f_experiments.bn_momentum_for(steps)
+        if suited == paper:
+            return paper, "paper", None
+        short = (
+            f"{steps} optimizer steps ({self.epochs} epochs × {steps // self.epochs}) are too "
+            f"few for BatchNorm momentum {paper}'s moving averages (they need "
+            f"≥ {s3f_experiments.bn_steps_needed(paper)})"
+        )
+        if self.custom:
+            note = f"bn_momentum = {suited} (paper: {paper}): {short}; set bn_momentum to "
+            return suited, f"chosen for {steps} steps", note + "choose another"
+        warning = (
+            f"WARNING: {short}: predictions may collapse to one class. The paper's {paper} is "
+            f"kept for this paper experiment; -p bn_momentum {suited} suits a run this short"
+        )
+        return paper, "paper", warning
 
     def settings(self) -> dict:
         """The run's parameters as recorded in metrics.json (run_settings)."""
@@ -611,6 +654,8 @@ def variant_name(experiment: str, settings: dict) -> str:
         modes = as_pair(config["modes"], "modes")
         if modes:
             parts.append(f"modes{modes[0]}x{modes[1]}")
+    if config.get("lr_schedule", s3f_recipe.PAPER_SCHEDULE) != s3f_recipe.PAPER_SCHEDULE:
+        parts.append(str(config["lr_schedule"]))  # the training recipe's schedule
     if config["precision"] != "float32":
         parts.append(_PRECISION_TAGS.get(config["precision"], config["precision"]))
     if config["jit_compile"]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from data_setup.custom import CUSTOM_IMAGE_SIZE, CUSTOM_LAYOUT
 from data_setup.datasets import CUSTOM_LICENCE, DATASETS, DatasetInfo  # noqa: F401  (re-exported)
 from s3f_kit import fusions as s3f_fusions
 
@@ -428,8 +429,8 @@ CUSTOM_INFO = DatasetInfo(
     title="your own images",
     class_names=(),
     channels=1,
-    image_size=(256, 256),
-    layout="<root>/{train,test}/<class>/*, <root>/<class>/*, or a CSV file,label[,split]",
+    image_size=CUSTOM_IMAGE_SIZE,
+    layout=CUSTOM_LAYOUT,
     source="",
     licence=CUSTOM_LICENCE,
     paper_split="your split, or a seeded stratified 80/20 split",

@@ -111,6 +111,10 @@ class RunRecord:
     wall_time_s: float | None = _doc("the run's wall time, seconds")
     bn_momentum: float | None = _doc("BatchNorm momentum used")
     bn_momentum_reason: str | None = _doc("why that momentum")
+    recipe: dict | None = _doc(
+        "what it was compiled and trained with: optimizer, learning rate or schedule, "
+        "lr_schedule, loss, metrics, callbacks (s3f_kit.recipe.describe)"
+    )
 
     # ------------------------------------------------------------------ where it ran
     device: str | None = _doc("the device it trained on ('CPU', a GPU's name)")

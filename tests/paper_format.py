@@ -11,6 +11,7 @@ import zipfile
 import keras
 
 import s3f_common
+from s3f_kit import recipe as s3f_recipe
 
 
 class SpectralFilterLayer(s3f_common.SpectralFilter):
@@ -60,6 +61,6 @@ def save_in_paper_format(model, path, module="__main__"):
     """Save a kit model as the paper's release files are: same weights, paper classes."""
     clone = keras.models.clone_model(model, clone_function=_paper_layer)
     clone.set_weights(model.get_weights())
-    clone.compile(optimizer="adam", loss=model.loss, metrics=["accuracy"])
+    clone.compile(optimizer="adam", loss=s3f_recipe.loss(model), metrics=["accuracy"])
     clone.save(path)
     return set_module(path, module)

@@ -15,8 +15,8 @@ import pytest
 
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit import notebooks as s3f_notebooks
 from s3f_kit.reports import claims as s3f_claims
-from s3f_kit.run import notebooks as s3f_notebooks
 from s3f_kit.sweep import sweep as s3f_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def test_imagenet_download_failure_falls_back_and_is_recorded(keras, monkeypatch
 def test_flops_put_the_deep_baselines_above_the_papers_spatial_cnn(baselines, keras):
     import s3f_common
 
-    spatial = s3f_common.build_model("spatial", (64, 64, 1), 3)
+    spatial = s3f_common.build_model("spatial", (64, 64, 1), 3, bn_momentum=0.99)
     resnet, _ = baselines.build_baseline("ResNet50V2", (64, 64, 1), 3, weights="random")
     effnet, _ = baselines.build_baseline("EfficientNetV2B0", (64, 64, 1), 3, weights="random")
     assert baselines.count_flops(resnet) > baselines.count_flops(effnet) > 0

@@ -13,10 +13,11 @@ TINY = dict(img_size=[16, 16], batch_size=8, verbose=0)
 
 
 def test_the_ladder_runs_from_the_papers_momentum_to_the_demos():
-    import s3f_common
+    import keras
 
-    ladder = s3f_experiments.BN_MOMENTUM_LADDER
-    assert ladder[0] == s3f_common.BN_MOMENTUM and ladder[-1] == s3f_experiments.DEMO_BN_MOMENTUM
+    ladder = s3f_experiments.BN_MOMENTUM_LADDER  # the paper's: Keras' default
+    assert ladder[0] == keras.layers.BatchNormalization().momentum
+    assert ladder[-1] == s3f_experiments.DEMO_BN_MOMENTUM
     assert list(ladder) == sorted(ladder, reverse=True)
 
 
@@ -96,7 +97,7 @@ def test_collapse_warning_names_the_momentum_and_the_parameter(keras, kernel_env
     import s3f_common
     from s3f_kit.run import evaluation as s3f_evaluation
 
-    slow = s3f_common.build_model("spatial", (16, 16, 1), 3)
+    slow = s3f_common.build_model("spatial", (16, 16, 1), 3, bn_momentum=0.99)
     text = s3f_evaluation.collapse_warning("X", {"a": 6, "b": 0}, slow)
     assert "BatchNorm momentum 0.99" in text and "-p bn_momentum 0.9" in text
     fast = s3f_common.build_model("spatial", (16, 16, 1), 3, bn_momentum=0.9)

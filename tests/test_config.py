@@ -30,7 +30,7 @@ PROBE = textwrap.dedent(
 
     s3f_config.RunConfig = ProbeConfig
     from s3f_kit import experiments as s3f_experiments
-    from s3f_kit.run import notebooks as s3f_notebooks
+    from s3f_kit import notebooks as s3f_notebooks
     from s3f_kit.sweep import sweep as s3f_sweep
     from s3f_kit.run import training as s3f_training
 
@@ -132,9 +132,9 @@ def test_roles_derive_from_the_declaration():
         s3f_config.expected_settings("Spatial_BUSI", {"epoch": 3})
 
 
-def test_readme_parameter_table_is_the_generated_one():
-    readme = (REPO / "README.md").read_text()
-    assert s3f_config.markdown_table() in readme, "run python -m s3f_kit.run.notebooks"
+def test_the_parameters_page_holds_the_generated_table():
+    page = (REPO / "docs" / "parameters.md").read_text()
+    assert s3f_config.markdown_table() in page, "run python -m s3f_kit.notebooks"
 
 
 @pytest.mark.parametrize(

@@ -174,7 +174,7 @@ def test_the_sweep_plans_the_controls(tmp_path):
 
 
 def test_each_control_has_a_generated_notebook_that_states_both_counts():
-    from s3f_kit.run import notebooks as s3f_notebooks
+    from s3f_kit import notebooks as s3f_notebooks
 
     generated = s3f_notebooks.all_notebooks()
     for name, exp in CONTROLS.items():

@@ -48,7 +48,7 @@ def test_contribution_summary_has_overall_and_per_class_means():
 def test_fusion_inputs_are_found_in_kit_and_paper_format_models(
     fusion, spectranet, tmp_path, keras
 ):
-    model = s3f_common.build_model("s3f", (24, 24, 1), 3, fusion, spectranet)
+    model = s3f_common.build_model("s3f", (24, 24, 1), 3, fusion, spectranet, bn_momentum=0.99)
     path = tmp_path / "paper.keras"
     paper_format.save_in_paper_format(model, path)
     for candidate in (model, s3f_common.load_model(path)):
@@ -57,7 +57,9 @@ def test_fusion_inputs_are_found_in_kit_and_paper_format_models(
         assert layer.name == "fusion"
         assert s3f_explain.spatial_gradcam_layer(candidate).name == "spatial4_conv2"
     with pytest.raises(ValueError, match="not an S³F-Net model"):
-        s3f_explain.fusion_branches(s3f_common.build_model("spatial", (24, 24, 1), 3))
+        s3f_explain.fusion_branches(
+            s3f_common.build_model("spatial", (24, 24, 1), 3, bn_momentum=0.99)
+        )
 
 
 def test_filter_pictures_of_a_delta_kernel_are_flat(keras):
@@ -73,7 +75,7 @@ def test_filter_pictures_of_a_delta_kernel_are_flat(keras):
 
 
 def test_grad_cam_maps_have_image_size_and_unit_peak(keras):
-    model = s3f_common.build_model("s3f", (32, 32, 1), 2, "concat", 1)
+    model = s3f_common.build_model("s3f", (32, 32, 1), 2, "concat", 1, bn_momentum=0.99)
     images = np.random.default_rng(0).random((3, 32, 32, 1)).astype(np.float32)
     cams = s3f_explain.grad_cam(model, images, np.array([0, 1, 1]))
     assert cams.shape == (3, 32, 32)
@@ -101,7 +103,7 @@ def release_server(tmp_path):
 @pytest.fixture
 def tiny_release(tmp_path, monkeypatch, keras):
     """A small model registered as a release, saved as the paper saved its files."""
-    model = s3f_common.build_model("s3f", (24, 24, 1), 4, "bilinear", 1)
+    model = s3f_common.build_model("s3f", (24, 24, 1), 4, "bilinear", 1, bn_momentum=0.99)
     path = tmp_path / "Tiny_S3F-Net.keras"
     paper_format.save_in_paper_format(model, path)
     release = Release(
@@ -171,7 +173,9 @@ def test_pretrained_refuses_a_different_file(tiny_release, release_server, tmp_p
     cache = tmp_path / "cache"
     (served / path.name).write_bytes(path.read_bytes())
     s3f_releases.pretrained("tiny", cache_dir=cache, base_url=base)
-    other = s3f_common.build_model("s3f", (24, 24, 1), 4, "bilinear", 1)  # new random weights
+    other = s3f_common.build_model(
+        "s3f", (24, 24, 1), 4, "bilinear", 1, bn_momentum=0.99
+    )  # new random weights
     paper_format.save_in_paper_format(other, served / path.name)
     with pytest.raises(ValueError, match="differs from the file first downloaded"):
         _redownload(cache, base)
@@ -196,7 +200,7 @@ def test_pretrained_refuses_a_file_of_another_architecture(
 ):
     path, _ = tiny_release
     base, served, _ = release_server
-    other = s3f_common.build_model("s3f", (24, 24, 1), 4, "concat", 1)
+    other = s3f_common.build_model("s3f", (24, 24, 1), 4, "concat", 1, bn_momentum=0.99)
     paper_format.save_in_paper_format(other, served / path.name)
     with pytest.raises(ValueError, match="not the registered release model.*fusion"):
         s3f_releases.pretrained("tiny", cache_dir=tmp_path / "cache", base_url=base)
@@ -281,7 +285,7 @@ def test_evaluate_pretrained_notebook_against_a_local_release(
 
     base, served, _ = release_server
     release = s3f_releases.RELEASES["bilinear_brisc2025"]
-    model = s3f_common.build_model("s3f", release.input_shape, 4, "bilinear", 1)
+    model = s3f_common.build_model("s3f", release.input_shape, 4, "bilinear", 1, bn_momentum=0.99)
     paper_format.save_in_paper_format(model, served / release.filename)
     brisc = synth_dataset("BRISC2025", tmp_path / "brisc", count=3, size=64, seed=4)
     _papermill(

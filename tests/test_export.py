@@ -37,7 +37,7 @@ def _serve_tflite(path, images):
 def test_s3f_net_with_spectral_filter_exports_both_formats(tmp_path, capsys, keras):
     """A paper-format bilinear S³F-Net at 24×20: not a power of two, which TFLite's builtin
     RFFT2D would reject at run time."""
-    model = s3f_common.build_model("s3f", (24, 20, 1), 4, "bilinear", 1)
+    model = s3f_common.build_model("s3f", (24, 20, 1), 4, "bilinear", 1, bn_momentum=0.99)
     run = run_folder(tmp_path / "run", model, "BRISC2025", (24, 20), 1, paper_format_file=True)
     out = tmp_path / "exported"
     assert s3f_export.main([str(run), str(out)]) == 0
@@ -67,7 +67,7 @@ def test_s3f_net_with_spectral_filter_exports_both_formats(tmp_path, capsys, ker
 
 
 def test_binary_model_exports_one_column_per_class(tmp_path, keras):
-    model = s3f_common.build_model("s3f", (16, 16, 1), 2, "concat", 2)
+    model = s3f_common.build_model("s3f", (16, 16, 1), 2, "concat", 2, bn_momentum=0.99)
     prep = s3f_predict.Preprocessing("ChestXRay", ("NORMAL", "PNEUMONIA"), (16, 16), 1, "test")
     record = s3f_export.export(model, tmp_path / "out", preprocessing=prep)
     assert record["output"]["shape"] == [None, 2] and "1 - p" in record["output"]["meaning"]
@@ -83,7 +83,7 @@ def test_binary_model_exports_one_column_per_class(tmp_path, keras):
 
 
 def test_failed_check_leaves_nothing_and_keeps_the_old_export(tmp_path, monkeypatch, capsys, keras):
-    model = s3f_common.build_model("spatial", (16, 16, 3), 7)
+    model = s3f_common.build_model("spatial", (16, 16, 3), 7, bn_momentum=0.99)
     run = run_folder(tmp_path / "run", model, "HAM10000", (16, 16), 3)
     out = tmp_path / "exported"
     samples = tmp_path / "samples"
@@ -151,7 +151,7 @@ def test_dft_matrix_filter_equals_the_fft_filter(shape, options, keras):
 def test_tflite_file_has_only_builtin_ops(tmp_path, keras):
     """A SpectraNet-2 (dense mixing in its second filter, the einsum case) converts to TFLite
     builtins only, so an interpreter without the Flex delegate runs it."""
-    model = s3f_common.build_model("spectranet", (20, 20, 1), 3, spectranet=2)
+    model = s3f_common.build_model("spectranet", (20, 20, 1), 3, spectranet=2, bn_momentum=0.99)
     ops = s3f_export.write_tflite(model, tmp_path / "m.tflite", tmp_path)
     assert ops == []
     interpreter = s3f_export._interpreter(tmp_path / "m.tflite")
@@ -169,7 +169,7 @@ def test_tflite_file_has_only_builtin_ops(tmp_path, keras):
 def test_an_op_without_a_tflite_builtin_is_one_clear_error(tmp_path, monkeypatch, capsys, keras):
     import tensorflow as tf
 
-    model = s3f_common.build_model("spatial", (16, 16, 1), 4)
+    model = s3f_common.build_model("spatial", (16, 16, 1), 4, bn_momentum=0.99)
     run = run_folder(tmp_path / "run", model, "BRISC2025", (16, 16), 1)
 
     class Refusing:  # a converter that meets an op TFLite has no builtin for
@@ -192,7 +192,7 @@ FULL_DISK_END = "bytes free); free space there (or choose a folder on another di
 def test_a_full_disk_is_one_message_naming_the_folder(tmp_path, monkeypatch, capsys, keras):
     import tensorflow as tf
 
-    model = s3f_common.build_model("spatial", (16, 16, 3), 7)
+    model = s3f_common.build_model("spatial", (16, 16, 3), 7, bn_momentum=0.99)
     run = run_folder(tmp_path / "run", model, "HAM10000", (16, 16), 3)
 
     def disk_fills(model, target):  # as TensorFlow's writer fails half-way
@@ -211,7 +211,7 @@ def test_a_full_disk_is_one_message_naming_the_folder(tmp_path, monkeypatch, cap
 
 
 def test_export_onto_a_really_full_disk_leaves_nothing(tmp_path, capsys, keras):
-    model = s3f_common.build_model("spatial", (16, 16, 3), 7)
+    model = s3f_common.build_model("spatial", (16, 16, 3), 7, bn_momentum=0.99)
     run = run_folder(tmp_path / "run", model, "HAM10000", (16, 16), 3)
     with small_disk(tmp_path / "disk", "64k") as disk:
         assert s3f_export.main([str(run), str(disk / "out")]) == 2

@@ -64,7 +64,7 @@ def test_the_graph_sees_the_imports_it_checks():
     graph = _graph()
     # a parser that missed imports would find no circle in an empty graph
     assert "s3f_kit.experiments" in graph["s3f_common"]
-    assert "s3f_kit.run.notebooks" in graph["s3f_kit.sweep.jobs"]
+    assert "s3f_kit.notebooks" in graph["s3f_kit.sweep.jobs"]
     assert "s3f_kit.reports.results_calibration" in graph["s3f_kit.reports.results"]  # lazy
     assert {"s3f_kit", "s3f_kit.reports"} <= graph["s3f_kit.reports.results"]
     assert len(graph) > 30

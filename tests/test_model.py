@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 import s3f_common
+from s3f_kit import recipe as s3f_recipe
 from s3f_kit import spectral_kernels as s3f_kernels
 from s3f_kit.experiments import EXPERIMENTS
 from tests import paper_format
@@ -67,7 +68,12 @@ def test_registry_params_follow_the_spec_formula():
 
 def _build(exp):
     return s3f_common.build_model(
-        exp.architecture, exp.input_shape, exp.num_classes, exp.fusion, exp.spectranet
+        exp.architecture,
+        exp.input_shape,
+        exp.num_classes,
+        exp.fusion,
+        exp.spectranet,
+        bn_momentum=0.99,
     )
 
 
@@ -94,11 +100,16 @@ def test_large_busi_models_have_the_papers_parameter_count(name, keras):
 
 
 def test_binary_task_uses_one_sigmoid_unit(keras):
-    model = s3f_common.build_model("s3f", (32, 32, 1), 2, "concat", 1)
+    # the builder leaves compiling to the recipe
+    model = s3f_recipe.compile_model(
+        s3f_common.build_model("s3f", (32, 32, 1), 2, "concat", 1, bn_momentum=0.99)
+    )
     head = model.get_layer("head")
     assert head.units == 1 and head.activation.__name__ == "sigmoid"
     assert model.loss == "binary_crossentropy"
-    model = s3f_common.build_model("spatial", (32, 32, 1), 3)
+    model = s3f_recipe.compile_model(
+        s3f_common.build_model("spatial", (32, 32, 1), 3, bn_momentum=0.99)
+    )
     assert model.get_layer("head").units == 3
     assert model.loss == "sparse_categorical_crossentropy"
     assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)
@@ -223,9 +234,9 @@ def test_spectral_filter_rejects_bad_settings(keras):
     with pytest.raises(ValueError, match="static shape"):
         s3f_common.SpectralFilter(2).build((None, None, 8, 1))
     with pytest.raises(ValueError, match="architecture"):
-        s3f_common.build_model("resnet", (32, 32, 1), 3)
+        s3f_common.build_model("resnet", (32, 32, 1), 3, bn_momentum=0.99)
     with pytest.raises(ValueError, match="spectranet"):
-        s3f_common.build_model("spectranet", (32, 32, 1), 3, spectranet=3)
+        s3f_common.build_model("spectranet", (32, 32, 1), 3, spectranet=3, bn_momentum=0.99)
 
 
 def test_bilinear_fusion_matches_formula_and_has_unit_norm(keras):
@@ -253,7 +264,10 @@ def test_bilinear_fusion_matches_formula_and_has_unit_norm(keras):
 def test_mixed_precision_builds_and_trains_one_step(architecture, fusion, spectranet, keras):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = s3f_common.build_model(architecture, (16, 16, 1), 3, fusion, spectranet)
+        model = s3f_common.build_model(
+            architecture, (16, 16, 1), 3, fusion, spectranet, bn_momentum=0.99
+        )
+        s3f_recipe.compile_model(model)
         spectral = [l for l in model.layers if isinstance(l, s3f_common.SpectralFilter)]
         assert all(l.compute_dtype == "float16" for l in spectral)
         assert all(w.dtype == "float32" for l in spectral for w in l.weights)
@@ -274,7 +288,9 @@ def test_mixed_precision_builds_and_trains_one_step(architecture, fusion, spectr
 
 # ---------------------------------------------------------------- saving and loading
 def test_kit_model_round_trips_through_keras_file(tmp_path, keras):
-    model = s3f_common.build_model("s3f", (24, 20, 1), 3, "bilinear", 2, modes=(4, 3))
+    model = s3f_common.build_model(
+        "s3f", (24, 20, 1), 3, "bilinear", 2, modes=(4, 3), bn_momentum=0.99
+    )
     x = np.random.default_rng(2).random((3, 24, 20, 1)).astype(np.float32)
     expected = model.predict(x, verbose=0)
     path = tmp_path / "kit.keras"
@@ -306,7 +322,7 @@ def test_paper_release_format_loads_and_predicts_identically(tmp_path, module, k
 
 
 def test_a_whole_s3f_net_in_paper_format_round_trips(tmp_path, keras):
-    model = s3f_common.build_model("s3f", (32, 24, 1), 3, "bilinear", 2)
+    model = s3f_common.build_model("s3f", (32, 24, 1), 3, "bilinear", 2, bn_momentum=0.99)
     x = np.random.default_rng(5).random((2, 32, 24, 1)).astype(np.float32)
     path = tmp_path / "paper.keras"
     assert paper_format.save_in_paper_format(model, path) == 3  # two filters + the fusion
@@ -454,7 +470,7 @@ def test_fft_pieces_follow_the_device_and_the_thread_pool():
 def test_a_model_saved_with_the_einsum_form_predicts_identically(tmp_path, keras):
     """Same variables (names, shapes, order) as 0.2.2: its files load and predict the same."""
     with _reference_form():
-        model = s3f_common.build_model("s3f", (32, 24, 3), 3, "concat", 2)
+        model = s3f_common.build_model("s3f", (32, 24, 3), 3, "concat", 2, bn_momentum=0.99)
         x = np.random.default_rng(9).random((3, 32, 24, 3)).astype(np.float32)
         expected = model(x, training=False).numpy()
         model.save(tmp_path / "einsum.keras")
@@ -489,6 +505,7 @@ def test_estimated_parameters_are_within_a_percent(experiment, settings, keras):
         settings.get("spectranet", exp.spectranet),
         channel_mixing=settings.get("channel_mixing", "dense"),
         modes=settings.get("modes"),
+        bn_momentum=0.99,
     )
     estimate = s3f_experiments.estimated_parameters(experiment, settings)
     assert abs(estimate - model.count_params()) <= 0.01 * model.count_params()

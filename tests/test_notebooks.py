@@ -14,8 +14,8 @@ import pytest
 
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit import notebooks as s3f_notebooks
 from s3f_kit.reports import results as s3f_results
-from s3f_kit.run import notebooks as s3f_notebooks
 from s3f_kit.sweep import sweep as s3f_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def test_notebooks_are_exactly_what_the_generator_writes():
     assert {p.stem for p in NOTEBOOKS} == set(generated)
     for name, text in generated.items():
         committed = (REPO / "notebooks" / f"{name}.ipynb").read_text()
-        assert committed == text, f"{name}: run python -m s3f_kit.run.notebooks"
+        assert committed == text, f"{name}: run python -m s3f_kit.notebooks"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -485,7 +485,7 @@ def test_badges_and_install_cell_derive_from_the_one_repository_setting(tmp_path
     assert "git+https://github.com/my-lab/s3f-fork" in s3f_notebooks.setup_cell()
     assert "github/my-lab/s3f-fork/blob/main" in s3f_notebooks.colab_url("Spatial_BUSI")
     assert "(https://github.com/my-lab/s3f-fork)" in s3f_notebooks.colab_note()
-    readme = s3f_notebooks.readme_with_parameter_table((REPO / "README.md").read_text())
+    readme = s3f_notebooks.with_generated_parts((REPO / "README.md").read_text())
     badges = re.findall(r"colab\.research\.google\.com/github/([^/]+/[^/]+)/", readme)
     assert len(badges) >= 12 and set(badges) == {"my-lab/s3f-fork"}
     # nothing else in the repository spells the address: the rest is generated from it

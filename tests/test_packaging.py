@@ -68,6 +68,7 @@ def test_console_scripts_name_working_entry_points(script, capsys):
 
 def _save_tiny_model(path):
     import s3f_common
+    from s3f_kit import recipe as s3f_recipe
 
     model = s3f_common.build_model(
         "s3f",
@@ -80,6 +81,7 @@ def _save_tiny_model(path):
         name="tiny_s3f",
     )
     images = np.random.default_rng(0).random((4, 16, 16, 1)).astype("float32")
+    s3f_recipe.compile_model(model)
     model.fit(images, np.array([0, 1, 2, 0]), epochs=1, verbose=0)  # BN statistics move
     model.save(path)
     return images, model.predict(images, verbose=0)

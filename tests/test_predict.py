@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 def runs(tmp_path_factory, keras):
     """Tiny models in run folders: gray 4-class S³F, RGB 7-class spatial, gray binary S³F."""
     base = tmp_path_factory.mktemp("runs")
-    gray = s3f_common.build_model("s3f", (16, 16, 1), 4, "concat", 1)
-    rgb = s3f_common.build_model("spatial", (16, 20, 3), 7)
-    binary = s3f_common.build_model("s3f", (16, 24, 1), 2, "bilinear", 2)
+    gray = s3f_common.build_model("s3f", (16, 16, 1), 4, "concat", 1, bn_momentum=0.99)
+    rgb = s3f_common.build_model("spatial", (16, 20, 3), 7, bn_momentum=0.99)
+    binary = s3f_common.build_model("s3f", (16, 24, 1), 2, "bilinear", 2, bn_momentum=0.99)
     return {
         "gray": (run_folder(base / "gray", gray, "BRISC2025", (16, 16), 1), gray),
         "rgb": (run_folder(base / "rgb", rgb, "HAM10000", (16, 20), 3), rgb),
@@ -201,7 +201,7 @@ def test_an_oversized_header_and_a_looping_link_get_error_rows_and_the_csv(
 
 
 def test_release_name_uses_the_registry_preprocessing(tmp_path, monkeypatch, images, keras):
-    model = s3f_common.build_model("s3f", (16, 16, 1), 4, "bilinear", 1)
+    model = s3f_common.build_model("s3f", (16, 16, 1), 4, "bilinear", 1, bn_momentum=0.99)
     cache = tmp_path / "cache"
     (cache / "pretrained").mkdir(parents=True)
     paper_format.save_in_paper_format(model, cache / "pretrained" / "Tiny.keras")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from s3f_kit.run import notebooks as s3f_notebooks
+from s3f_kit import notebooks as s3f_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 

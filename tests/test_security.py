@@ -64,7 +64,7 @@ def make_hostile(source: Path, target: Path, marker: Path) -> str:
 def kit_model_file(tmp_path_factory, keras):
     import s3f_common
 
-    model = s3f_common.build_model("s3f", (16, 16, 1), 4, "bilinear", 1)
+    model = s3f_common.build_model("s3f", (16, 16, 1), 4, "bilinear", 1, bn_momentum=0.99)
     path = tmp_path_factory.mktemp("kit-model") / "model.keras"
     model.save(path)
     return path, model.count_params()
@@ -307,7 +307,7 @@ def test_check_allows_what_keras_saves_for_kit_and_paper_models(kit_model_file, 
     model.save(tmp_path / "function_loss.keras")
     s3f_modelfile.check_model_file(tmp_path / "function_loss.keras")
     s3f_modelfile.check_model_file(kit_model_file[0])
-    paper = s3f_common.build_model("s3f", (16, 16, 1), 4, "bilinear", 1)
+    paper = s3f_common.build_model("s3f", (16, 16, 1), 4, "bilinear", 1, bn_momentum=0.99)
     for module in ("__main__", "ipykernel_notebook_cell"):
         paper_format.save_in_paper_format(paper, tmp_path / "paper.keras", module)
         s3f_modelfile.check_model_file(tmp_path / "paper.keras")

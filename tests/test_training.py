@@ -236,7 +236,11 @@ def test_finished_model_keeps_the_optimizer_state_only_when_asked(
     import s3f_common
 
     s3f_training, _ = tf_modules
-    model = s3f_common.build_model("spectranet", (16, 16, 1), 3)
+    from s3f_kit import recipe as s3f_recipe
+
+    model = s3f_recipe.compile_model(
+        s3f_common.build_model("spectranet", (16, 16, 1), 3, bn_momentum=0.99)
+    )
     x = np.random.default_rng(2).random((8, 16, 16, 1)).astype(np.float32)
     model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
     model.save(tmp_path / "checkpoint.keras")
@@ -388,7 +392,7 @@ def test_precision_and_xla_train_and_agree_with_float32(
         **{**TINY, "epochs": 1},
     )
     try:
-        model = run.build_model(data)
+        model = run.compile(run.build_model(data), data)
         model.set_weights(reference.get_weights())
         got, _ = s3f_metrics.predict_with_loss(model, data.tf_dataset("test", 8))
         assert np.max(np.abs(got - expected)) < tolerance

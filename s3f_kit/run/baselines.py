@@ -11,8 +11,9 @@ architectures are trained on the same data, split, recipe and seeds:
   [0, 1], as for every kit model. A grayscale image is repeated to three channels. The model
   rescales inside itself to what the backbone was trained on, so a saved `.keras` file is
   complete. Global average pooling and the paper's head follow: one sigmoid unit for two
-  classes, a softmax otherwise, float32. It compiles like the paper (Adam 3e-4), and takes the
-  run's BatchNorm momentum like the paper's models (bn_momentum: the demo's short runs).
+  classes, a softmax otherwise, float32. It returns the model uncompiled, like the paper's
+  models (s3f_kit.recipe compiles both), and takes the run's BatchNorm momentum like them
+  (bn_momentum: the demo's short runs).
 - Weights: ImageNet where they can be fetched (Colab). Keras fetches them itself, with no
   timeout (a connection that never answered waited over 240 s); here its download goes through
   the kit's one downloader (data_setup.fetch.download_url: connect and read timeouts, an overall
@@ -131,13 +132,12 @@ def build_baseline(
     num_classes: int,
     *,
     weights: str = "imagenet",
-    learning_rate: float = s3f_common.PAPER_LEARNING_RATE,
     bn_momentum: float | None = None,
-    jit_compile: bool = False,
     model_name: str | None = None,
     log=print,
 ):
-    """A compiled baseline model and the weights it starts from ("imagenet" or "random").
+    """An uncompiled baseline model (s3f_kit.recipe compiles it) and the weights it starts from
+    ("imagenet" or "random").
 
     bn_momentum: None keeps the backbone's own (Keras' 0.99, the paper's); else every
     BatchNormalization layer of the backbone takes it."""
@@ -166,5 +166,4 @@ def build_baseline(
     binary = s3f_common.is_binary(num_classes)
     units, activation = (1, "sigmoid") if binary else (num_classes, "softmax")
     outputs = layers.Dense(units, activation=activation, dtype="float32", name="head")(features)
-    model = keras.Model(inputs, outputs, name=model_name or f"Baseline_{name}")
-    return s3f_common.compile_like_paper(model, num_classes, learning_rate, jit_compile), used
+    return keras.Model(inputs, outputs, name=model_name or f"Baseline_{name}"), used

@@ -125,7 +125,7 @@ class ResumeState(keras.callbacks.Callback):
     MODEL = "model.keras"
     MAX_OVERHEAD = 0.1
 
-    def __init__(self, folder: Path, checkpoint, early_stopping, plateau, restored=None):
+    def __init__(self, folder: Path, checkpoint, early_stopping, plateau=None, restored=None):
         super().__init__()
         self.folder = Path(folder)
         self.checkpoint, self.early_stopping, self.plateau = checkpoint, early_stopping, plateau
@@ -135,8 +135,10 @@ class ResumeState(keras.callbacks.Callback):
         self.saved_at = time.perf_counter()
 
     @classmethod
-    def load(cls, folder: Path, settings: dict):
-        """The saved state if it was made with the same settings, else None."""
+    def load(cls, folder: Path, settings: dict, defaults: dict | None = None):
+        """The saved state if it was made with the same settings, else None. defaults: the
+        value of each parameter a state saved before it existed ran with (RunConfig's
+        defaults), so adding a parameter leaves the interrupted runs that kept it resumable."""
         path = Path(folder) / cls.STATE
         if not path.is_file() or not (Path(folder) / cls.MODEL).is_file():
             return None
@@ -146,7 +148,10 @@ class ResumeState(keras.callbacks.Callback):
             return None
         if not isinstance(state, dict):
             return None  # not a state this kit wrote: train afresh (it is overwritten)
-        return state if state.get("settings") == json.loads(json.dumps(settings)) else None
+        saved = state.get("settings")
+        if isinstance(saved, dict) and defaults:
+            saved = {**{k: v for k, v in defaults.items() if k in settings}, **saved}
+        return state if saved == json.loads(json.dumps(settings)) else None
 
     def on_train_begin(self, logs=None):
         # The other callbacks reset themselves in on_train_begin; put their state back after.
@@ -157,7 +162,8 @@ class ResumeState(keras.callbacks.Callback):
         for key in ("wait", "best", "best_epoch"):
             setattr(self.early_stopping, key, _from_json(callbacks[f"early_stopping_{key}"]))
         for key in ("wait", "best", "cooldown_counter"):
-            setattr(self.plateau, key, _from_json(callbacks[f"plateau_{key}"]))
+            if self.plateau is not None:  # a schedule without ReduceLROnPlateau saved none
+                setattr(self.plateau, key, _from_json(callbacks[f"plateau_{key}"]))
 
     @classmethod
     def save_due(cls, since_last_save: float, save_cost: float | None, last_epoch: bool) -> bool:
@@ -197,6 +203,7 @@ class ResumeState(keras.callbacks.Callback):
                 **{
                     f"plateau_{key}": _to_json(getattr(self.plateau, key))
                     for key in ("wait", "best", "cooldown_counter")
+                    if self.plateau is not None
                 },
             },
         }

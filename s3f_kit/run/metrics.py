@@ -14,15 +14,10 @@ import tensorflow as tf
 from sklearn import metrics as skm
 
 import s3f_common
+from s3f_kit import recipe as s3f_recipe
 from s3f_kit.reports import stats as s3f_stats
 
 BINARY_THRESHOLD = 0.5  # the paper predicts the positive class when p > 0.5
-
-
-def _loss_function(binary: bool):
-    return (
-        keras.losses.binary_crossentropy if binary else keras.losses.sparse_categorical_crossentropy
-    )
 
 
 def predictor(model):
@@ -33,7 +28,7 @@ def predictor(model):
     The per-image loss is taken inside a tf.function on the model's symbolic output, where the
     TensorFlow backend finds the logits, so the mean equals `model.evaluate`'s loss."""
     binary = s3f_common.is_binary(s3f_common.num_classes_of(model))
-    loss_fn = _loss_function(binary)
+    loss_fn = keras.losses.get(s3f_recipe.loss(model))  # the loss the recipe trains with
 
     @tf.function(reduce_retracing=True)
     def step(images, labels):

@@ -4,9 +4,12 @@ Every notebook calls this module with its parameters, so the twelve notebooks ru
 
     run = Run.from_parameters(globals())      # or Run("S3F_Concat_BUSI", epochs=50, ...)
     data = run.load_data()
-    model = s3f_common.build_model(**run.model_options(data))
+    model = s3f_common.build_model(**run.model_options(data))  # uncompiled
     # a Baseline_* notebook instead: model, run.weights_used = s3f_baselines.build_baseline(…)
-    run.train(model, data)
+    optimizer = s3f_recipe.optimizer(run.learning_rate, run.lr_schedule, run.total_steps(data))
+    s3f_recipe.compile_model(model, optimizer, jit_compile=run.jit_compile)  # the recipe cell
+    callbacks = s3f_recipe.callbacks(run.run_dir, run.lr_schedule, run.f1_patience, run.lr_patience)
+    run.train(model, data, callbacks)         # (uncompiled, no callbacks: the run's recipe)
     metrics = run.evaluate(data)              # s3f_evaluation: metrics and files
 
 A run writes into `output_dir/<experiment>[/<variant>][/<protocol>]/seed<N>/` (see
@@ -52,6 +55,7 @@ from data_setup.synth import demo_data_dir
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit import locks as s3f_locks
+from s3f_kit import recipe as s3f_recipe
 from s3f_kit.config import RunConfig
 from s3f_kit.run import callbacks as s3f_callbacks
 from s3f_kit.run.evaluation import (
@@ -135,6 +139,7 @@ class Run(RunConfig):
         # what the model started from (metrics.json): a baseline's build_baseline says which;
         # the paper's models always start from random initialization
         self.weights_used = None
+        self.recipe_used = None  # what train compiled and called back with (metrics.json)
 
     def load_data(self):
         # Deterministic runs on CPU, and on a GPU under S3F_DETERMINISTIC: same seed → same metrics.
@@ -173,36 +178,29 @@ class Run(RunConfig):
     def steps_per_epoch(self, data) -> int:
         return -(-len(data.splits["train"].labels) // self.batch_size)
 
+    def total_steps(self, data) -> int:
+        """Optimizer steps of the whole run (what a learning-rate schedule spans)."""
+        return self.epochs * self.steps_per_epoch(data)
+
+    def compile(self, model, data):
+        """Compile `model` with the recipe at this run's values (what the notebook's recipe
+        cell spells out)."""
+        optimizer = s3f_recipe.optimizer(self.learning_rate, self.lr_schedule,
+                                         self.total_steps(data))  # fmt: skip
+        return s3f_recipe.compile_model(model, optimizer, jit_compile=self.jit_compile)
+
+    def callbacks(self):
+        """The recipe's checkpoint, early stopping and schedule callbacks at this run's values."""
+        return s3f_recipe.callbacks(self.run_dir, self.lr_schedule, self.f1_patience,
+                                    self.lr_patience)  # fmt: skip
+
     def choose_bn_momentum(self, data) -> float:
-        """The BatchNorm momentum this run trains with, said out loud when it is not the
-        paper's. bn_momentum None with a data_dir: S3F_Custom takes the slowest momentum whose
-        moving averages settle within the run's optimizer steps (s3f_experiments.
-        bn_momentum_for); a paper experiment keeps 0.99 and warns when the run is too short."""
-        paper = s3f_experiments.BN_MOMENTUM_LADDER[0]
-        self.bn_momentum_reason = "set" if self.bn_momentum is not None else "paper"
-        if self.bn_momentum is not None:
-            return float(self.bn_momentum)
-        steps = self.epochs * self.steps_per_epoch(data)
-        suited = s3f_experiments.bn_momentum_for(steps)
-        if suited == paper:
-            return paper
-        short = (
-            f"{steps} optimizer steps ({self.epochs} epochs × {self.steps_per_epoch(data)}) are "
-            f"too few for BatchNorm momentum {paper}'s moving averages (they need "
-            f"≥ {s3f_experiments.bn_steps_needed(paper)})"
-        )
-        if self.custom:
-            self.bn_momentum_reason = f"chosen for {steps} steps"
-            print(
-                f"bn_momentum = {suited} (paper: {paper}): {short}; "
-                f"set bn_momentum to choose another"
-            )
-            return suited
-        print(
-            f"WARNING: {short}: predictions may collapse to one class. The paper's {paper} is "
-            f"kept for this paper experiment; -p bn_momentum {suited} suits a run this short"
-        )
-        return paper
+        """The BatchNorm momentum this run trains with (RunConfig.bn_momentum_for decides it
+        for the run's optimizer steps), said out loud when it is not the paper's."""
+        momentum, self.bn_momentum_reason, note = self.bn_momentum_for(self.total_steps(data))
+        if note:
+            print(note)
+        return momentum
 
     def model_options(self, data) -> dict:
         """The arguments of s3f_common.build_model for this run and data — of
@@ -213,9 +211,7 @@ class Run(RunConfig):
         shared = dict(
             input_shape=data.input_shape,
             num_classes=len(data.class_names),
-            learning_rate=self.learning_rate,
             bn_momentum=self.bn_momentum_used,
-            jit_compile=self.jit_compile,
         )
         if self.spec.architecture == s3f_config.BASELINE:
             return dict(
@@ -233,7 +229,8 @@ class Run(RunConfig):
 
     def build_model(self, data):
         """The notebook's model cell in one call: s3f_common.build_model(**model_options), or
-        for a baseline s3f_baselines.build_baseline (recording the weights it started from)."""
+        for a baseline s3f_baselines.build_baseline (recording the weights it started from);
+        uncompiled (train compiles it with the recipe)."""
         if self.spec.architecture == s3f_config.BASELINE:
             from s3f_kit.run import baselines as s3f_baselines
 
@@ -242,42 +239,32 @@ class Run(RunConfig):
         return s3f_common.build_model(**self.model_options(data))
 
     @_takes_run_lock
-    def train(self, model, data, extra_callbacks=(), interrupt_after=None):
-        """Fit with the paper's recipe. An interrupted run (same settings) resumes from its last
-        finished epoch; a NaN loss stops training and is recorded.
+    def train(self, model, data, callbacks=None, extra_callbacks=(), interrupt_after=None):
+        """Fit with the recipe (s3f_kit.recipe). An interrupted run (same settings) resumes from
+        its last finished epoch; a NaN loss stops training and is recorded.
 
-        extra_callbacks: Keras callbacks run after the kit's own. interrupt_after: stop as if
-        Colab disconnected after that epoch (default: the S3F_INTERRUPT_AFTER_EPOCH environment
-        variable, so a notebook under papermill can rehearse a disconnect; rerun to resume)."""
+        model: compiled by the notebook's recipe cell, or uncompiled (then compiled here with
+        the recipe at the run's values). callbacks: the recipe's (s3f_recipe.callbacks; None:
+        at the run's values). extra_callbacks: Keras callbacks run after the kit's own.
+        interrupt_after: stop as if Colab disconnected after that epoch (default: the
+        S3F_INTERRUPT_AFTER_EPOCH environment variable, so a notebook under papermill can
+        rehearse a disconnect; rerun to resume)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         binary = s3f_common.is_binary(len(data.class_names))
         resume_dir = self.run_dir / "resume"
         remove_stale_temps(resume_dir)  # a killed run's half-written state
-        restored = s3f_callbacks.ResumeState.load(resume_dir, self.compared_settings())
+        defaults = {f.name: f.default for f in fields(RunConfig)}  # of parameters added since
+        restored = s3f_callbacks.ResumeState.load(resume_dir, self.compared_settings(), defaults)
         if restored:
-            model = _resumed_model(resume_dir, restored)
+            model = _resumed_model(resume_dir, restored)  # compiled as it was saved
             print(f"resuming {self.experiment} after epoch {restored['epoch']} from {resume_dir}")
+        elif not getattr(model, "compiled", True):
+            self.compile(model, data)
         initial_epoch = restored["epoch"] if restored else 0
-        # initial_value_threshold -inf: Keras ≥ 3.9 otherwise takes any first epoch as a best,
-        # NaN included, and would keep a diverged model as the checkpoint.
-        checkpoint = keras.callbacks.ModelCheckpoint(
-            self.run_dir / "checkpoint.keras",
-            monitor="val_f1",
-            mode="max",
-            save_best_only=True,
-            initial_value_threshold=-np.inf,
-        )
-        early_stopping = keras.callbacks.EarlyStopping(
-            monitor="val_f1", mode="max", patience=self.f1_patience
-        )
-        plateau = keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
-            factor=s3f_experiments.LR_FACTOR,
-            patience=self.lr_patience,
-            min_lr=s3f_experiments.MIN_LR,
-        )
+        recipe = callbacks or self.callbacks()
+        self.recipe_used = s3f_recipe.describe(model, self.lr_schedule, recipe)
         resume = s3f_callbacks.ResumeState(
-            resume_dir, checkpoint, early_stopping, plateau, restored=restored
+            resume_dir, recipe.checkpoint, recipe.early_stopping, recipe.plateau, restored=restored
         )
         resume.settings = self.compared_settings()
         log = s3f_callbacks.EpochLog(self.run_dir, self.epochs, self.experiment, self.verbose)
@@ -287,9 +274,7 @@ class Run(RunConfig):
         callbacks = [
             s3f_callbacks.ValidationMetrics(val, data.splits["val"].labels, binary),
             keras.callbacks.TerminateOnNaN(),
-            checkpoint,
-            early_stopping,
-            plateau,
+            *recipe,  # checkpoint, early stopping, ReduceLROnPlateau (the paper's schedule)
             log,
             resume,
             *extra_callbacks,
@@ -378,6 +363,7 @@ class Run(RunConfig):
             device=device_description(),
             bn_momentum=self.bn_momentum_used,
             bn_momentum_reason=self.bn_momentum_reason,
+            recipe=self.recipe_used,  # optimizer, schedule, loss, callbacks it trained with
             # a baseline notebook's model cell sets it; the paper's models start from random
             weights_used=self.weights_used
             or ("unknown" if self.spec.architecture == s3f_config.BASELINE else "random"),

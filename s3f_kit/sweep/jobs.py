@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from data_setup.files import write_atomic
 from s3f_kit import config as s3f_config
-from s3f_kit.run.notebooks import NOTEBOOK_DIR
+from s3f_kit.notebooks import NOTEBOOK_DIR
 from s3f_kit.sweep.worker import RESULT_TAG, die_with_parent
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,14 +1,16 @@
 """Generate the experiment notebooks from one template and the registry.
 
-    python -m s3f_kit.run.notebooks  # (re)write notebooks/*.ipynb
-    python -m s3f_kit.run.notebooks --check  # exit 1 if a committed notebook differs from the template
-    python -m s3f_kit.run.notebooks --repository OWNER/NAME  # your fork: badges and Colab installs
+    python -m s3f_kit.notebooks  # (re)write notebooks/*.ipynb
+    python -m s3f_kit.notebooks --check  # exit 1 if a committed notebook differs from the template
+    python -m s3f_kit.notebooks --repository OWNER/NAME  # your fork: badges and Colab installs
 
-Notebooks are thin: a parameters cell (papermill) and a few calls into s3f_training, so the
-twelve never drift apart; a test keeps the committed files equal to what this writes. The
+Notebooks are thin: a parameters cell (papermill), the training recipe in a cell of its own
+(s3f_kit.recipe's calls, where a reader changes it) and a few calls into s3f_training, so the
+twelve never drift apart; a test keeps the committed files equal to what this writes, and each
+notebook's first cell says it is generated and how to regenerate it. The
 twelve Baseline_<Model>_<DATASET> notebooks (standard deep CNNs, kit) come from the same
 template with their own model cell. The kit's address is one setting, `Repository` under
-[project.urls] in pyproject.toml: the Colab badges (here and in README.md) and the setup cell's
+[project.urls] in pyproject.toml: the Colab badges (here, in README.md and docs/parameters.md) and the setup cell's
 install are generated from it.
 
 Why ~490 lines: the notebooks' text (intros, the Colab note, the setup cell that installs the
@@ -30,10 +32,10 @@ from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
 from s3f_kit.experiments import BASELINE_EXPERIMENTS, CONTROL_EXPERIMENTS, EXPERIMENTS, Experiment
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 GITHUB = "https://github.com/"
 REPOSITORY_PATTERN = r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+"  # OWNER/NAME
 
@@ -179,11 +181,17 @@ def parameters_cell(parameters: str) -> nbformat.NotebookNode:
     )
 
 
+GENERATED = """\
+*Generated from the template in `s3f_kit/notebooks.py`: edit the template, not this file, and
+regenerate every notebook with `python -m s3f_kit.notebooks` (`--check` says which differ).*"""
+
+
 def head_cells(intro: str, parameters: str) -> list:
-    """What every notebook starts with: its intro, the Colab note, the parameters (papermill
-    injects overrides after them), then the setup cell that reads KIT_ZIP and mount_drive."""
+    """What every notebook starts with: its intro (saying that it is generated), the Colab
+    note, the parameters (papermill injects overrides after them), then the setup cell that
+    reads KIT_ZIP and mount_drive."""
     return [
-        nbformat.v4.new_markdown_cell(intro),
+        nbformat.v4.new_markdown_cell(f"{intro}\n\n{GENERATED}"),
         nbformat.v4.new_markdown_cell(colab_note()),
         parameters_cell(parameters),
         nbformat.v4.new_code_cell(setup_cell()),
@@ -257,7 +265,7 @@ def _intro(exp: Experiment) -> str:
 
 Point `data_dir` at a folder of class subfolders (`<class>/*.png|jpg`, split 80/20 with a fixed
 seed), at `{{train,test}}/<class>/*`, or at a folder with a CSV `file,label[,split]`. Choose the
-model (`architecture`, `fusion`, `spectranet`), the input size (`img_size`, default 256×256)
+model (`architecture`, `fusion`, `spectranet`), the input size (`img_size`, default {"×".join(map(str, exp.info.image_size))})
 and `channels`; the recipe defaults are the paper's. Check the data first:
 `s3f-data check Custom /path/to/images`.
 
@@ -286,8 +294,12 @@ def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell("data = run.load_data()"),
         nbformat.v4.new_markdown_cell("## Model"),
         nbformat.v4.new_code_cell(_model_cell(exp)),
-        nbformat.v4.new_markdown_cell("## Train (paper recipe: class weights, F1 checkpoint)"),
-        nbformat.v4.new_code_cell("history = run.train(model, data)"),
+        nbformat.v4.new_markdown_cell(RECIPE_TITLE),
+        nbformat.v4.new_code_cell(RECIPE),
+        nbformat.v4.new_markdown_cell(
+            "## Train (class weights; a rerun resumes after a disconnect)"
+        ),
+        nbformat.v4.new_code_cell("history = run.train(model, data, callbacks)"),
         nbformat.v4.new_markdown_cell("## Evaluate the best checkpoint on the test split"),
         nbformat.v4.new_code_cell(
             "from IPython.display import Image, display\n\n"
@@ -302,6 +314,25 @@ def make_notebook(exp: Experiment) -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell(SUMMARY),
     ]
     return _finish(exp.name, cells)
+
+
+RECIPE_TITLE = """\
+## Training recipe
+
+The paper's: Adam at `learning_rate`, cross-entropy, ReduceLROnPlateau on the validation loss,
+the best checkpoint and early stopping on validation F1. Change it here; `lr_schedule` picks a
+registered learning-rate schedule (a new one: `docs/extending.md`). What the model is compiled
+and trained with is recorded in `metrics.json` (`recipe`), and a schedule other than the
+paper's names the run folder."""
+
+RECIPE = """\
+from s3f_kit import recipe as s3f_recipe
+
+optimizer = s3f_recipe.optimizer(run.learning_rate, run.lr_schedule, run.total_steps(data))
+loss = s3f_recipe.loss(model)  # one sigmoid unit: binary cross-entropy; else sparse categorical
+s3f_recipe.compile_model(model, optimizer, loss, s3f_recipe.METRICS, jit_compile=run.jit_compile)
+callbacks = s3f_recipe.callbacks(run.run_dir, run.lr_schedule, run.f1_patience, run.lr_patience)
+print(s3f_recipe.describe(model, run.lr_schedule, callbacks))"""
 
 
 # The last cell: the summary here, and in the terminal that ran papermill (which shows cell
@@ -474,21 +505,23 @@ def set_repository(repository: str) -> None:
     write_atomic(PYPROJECT, text[: urls.start()] + section + text[urls.end() :])
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-TABLE_START = (
-    "<!-- parameter table: written by python -m s3f_kit.run.notebooks from s3f_kit.config -->"
-)
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"  # its Colab badges
+PARAMETERS_PAGE = ROOT / "docs" / "parameters.md"  # the parameter table, and any badges
+GENERATED_PAGES = (README, PARAMETERS_PAGE)
+TABLE_START = "<!-- parameter table: written by python -m s3f_kit.notebooks from s3f_kit.config -->"
 TABLE_END = "<!-- end of parameter table -->"
 
 
-def readme_with_parameter_table(text: str) -> str:
-    """README.md's text with its parameter table regenerated from RunConfig and its Colab
-    badges pointed at the configured repository."""
-    before, start, rest = text.partition(TABLE_START)
-    _, end, after = rest.partition(TABLE_END)
-    if not start or not end:
-        raise ValueError(f"{README}: the markers {TABLE_START!r} … {TABLE_END!r} are missing")
-    text = f"{before}{TABLE_START}\n{s3f_config.markdown_table()}\n{TABLE_END}{after}"
+def with_generated_parts(text: str, page: Path = README) -> str:
+    """A page's text with its Colab badges pointed at the configured repository and, on the
+    parameters page, its parameter table regenerated from RunConfig."""
+    if page == PARAMETERS_PAGE:
+        before, start, rest = text.partition(TABLE_START)
+        _, end, after = rest.partition(TABLE_END)
+        if not start or not end:
+            raise ValueError(f"{page}: the markers {TABLE_START!r} … {TABLE_END!r} are missing")
+        text = f"{before}{TABLE_START}\n{s3f_config.markdown_table()}\n{TABLE_END}{after}"
     badge = re.compile(
         r"https://colab\.research\.google\.com/github/[^)\s]+/notebooks/([\w-]+)\.ipynb"
     )
@@ -516,17 +549,18 @@ def main(argv=None) -> int:
         stale.append(path.name)
         if not args.check:
             write_atomic(path, text)
-    readme = README.read_text()
-    if readme_with_parameter_table(readme) != readme:
-        stale.append(README.name)
-        if not args.check:
-            write_atomic(README, readme_with_parameter_table(readme))
+    for page in GENERATED_PAGES:
+        text = page.read_text()
+        if with_generated_parts(text, page) != text:
+            stale.append(page.relative_to(ROOT).as_posix())
+            if not args.check:
+                write_atomic(page, with_generated_parts(text, page))
     if args.check and stale:
-        print("out of date (run python -m s3f_kit.run.notebooks): " + ", ".join(stale))
+        print("out of date (run python -m s3f_kit.notebooks): " + ", ".join(stale))
         return 1
     print(
         ("checked " if args.check else "wrote ")
-        + f"{len(texts)} notebooks and the README's parameter table"
+        + f"{len(texts)} notebooks, the README's badges and docs/parameters.md"
         + (f" ({len(stale)} changed)" if stale and not args.check else "")
     )
     return 0
