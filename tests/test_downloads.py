@@ -161,7 +161,7 @@ def test_download_settings_are_checked(monkeypatch):
 
 def test_a_data_zip_url_that_never_answers_is_keyed_within_the_timeout(limits, bad_server, keras):
     """A run's data_zip URL is keyed by its HTTP headers before the download (archive_key)."""
-    from s3f_kit.run.training import archive_key
+    from data_setup.data_zip import archive_key
 
     started = time.monotonic()
     archive_key(f"{bad_server('silent')}/busi.zip")

@@ -691,8 +691,8 @@ def test_an_archive_of_the_wrong_dataset_never_reaches_dest(synth_root, tmp_path
 def test_data_zip_is_reused_by_content_never_by_name(synth_root, tmp_path, monkeypatch, capsys):
     import os
 
+    from data_setup.data_zip import unpack_data_zip
     from data_setup.synth import synth_dataset
-    from s3f_kit.run.training import unpack_data_zip
 
     monkeypatch.setenv("S3F_CACHE_DIR", str(tmp_path / "cache"))
     archive = tmp_path / "data.zip"

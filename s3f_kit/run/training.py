@@ -19,9 +19,10 @@ confusion_matrix.png, roc.png, history.csv/.png, model.keras, MODEL_CARD.md (s3f
 and, last, metrics.json (its presence means the run finished). While training, resume/ holds
 the state a rerun continues from after an interruption, and progress.json the current epoch.
 
-Why ~500 lines: Run is the notebook's whole story (data → model → train → evaluate) and its
-resume, locking and data-zip handling, which share its state; the parameters are s3f_config's,
-the evaluation and its files s3f_evaluation's.
+Why ~460 lines: Run is the notebook's whole story (data → model → recipe → train → evaluate)
+and its resume and locking, which share its state; the parameters are s3f_config's, the
+recipe s3f_recipe's, the evaluation and its files s3f_evaluation's, a data_zip's unpacking
+data_setup.data_zip's.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import numpy as np
 
 import s3f_common
 from data_setup import load_dataset, swap
+from data_setup.data_zip import unpack_data_zip
 from data_setup.decode import PAPER_RESIZE
 from data_setup.files import (
     DiskFullError,
@@ -459,70 +461,3 @@ def _in_colab() -> bool:
     import sys
 
     return "google.colab" in sys.modules
-
-
-SAMPLE_BYTES = 4 << 20
-
-
-def archive_key(source: str) -> str:
-    """What identifies an archive's content, cheaply: for a file its size, modification time
-    and a SHA-256 of its first, middle and last 4 MiB (reading all of a multi-GB archive on
-    Drive at every run would take minutes); for a URL the address and the server's ETag,
-    Last-Modified and Content-Length. Never the name alone."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    if source.startswith(("http://", "https://")):
-        import requests
-
-        from data_setup.fetch import download_limits
-
-        digest.update(source.encode())
-        try:  # the downloads' timeout: a host that never answers is given up as they give up
-            headers = requests.head(
-                source, allow_redirects=True, timeout=download_limits()[0]
-            ).headers
-        except requests.RequestException:
-            headers = {}  # unreachable now: the download reports it
-        for field in ("ETag", "Last-Modified", "Content-Length"):
-            digest.update(f"|{headers.get(field, '')}".encode())
-        return digest.hexdigest()[:16]
-    path = Path(source).expanduser()
-    stat = path.stat()
-    digest.update(f"{stat.st_size}|{stat.st_mtime_ns}".encode())
-    middle, last = stat.st_size // 2 - SAMPLE_BYTES // 2, stat.st_size - SAMPLE_BYTES
-    with open(path, "rb") as handle:
-        for offset in sorted({0, max(middle, 0), max(last, 0)}):
-            handle.seek(offset)
-            digest.update(handle.read(SAMPLE_BYTES))
-    return digest.hexdigest()[:16]
-
-
-def unpack_data_zip(data_zip: str, dataset: str, on_drive: bool = False) -> Path:
-    """A dataset archive (a local path, e.g. on Google Drive, or an http(s) URL) unpacked once
-    to local disk — the paper's Colab workflow — and reused by later runs of the same archive
-    (keyed by its content, see archive_key: a different archive of the same name is unpacked
-    afresh)."""
-    from data_setup.datasets import DATASETS
-    from data_setup.fetch import FetchError, fetch
-    from data_setup.loading import default_cache_dir
-
-    source = str(data_zip)
-    is_url = source.startswith(("http://", "https://"))
-    if not is_url and not Path(source).expanduser().is_file():
-        raise FetchError(f"data_zip {source}: no such file")
-    stem = (Path(source.split("?")[0]).name or "archive").removesuffix(".zip")
-    folder = default_cache_dir() / "unpacked" / dataset
-    dest = folder / f"{stem}-{archive_key(source)}"
-    if dest.is_dir() and any(dest.iterdir()):
-        print(f"data_zip: using {dest} (unpacked earlier from this same archive)")
-        return dest
-    print(f"data_zip: unpacking {source} → {dest}")
-    others = sorted(p for p in folder.glob(f"{stem}-*") if p.is_dir()) if folder.is_dir() else []
-    if others:
-        more = " …" if len(others) > 1 else ""
-        print(f"  (earlier unpacks of other archives named {stem}.zip stay: {others[0]}{more})")
-    layout = dataset if dataset in DATASETS else None  # refuse the wrong dataset's archive
-    if is_url:
-        return fetch(dest, url=source, dataset=layout)
-    return fetch(dest, zip_path=str(Path(source).expanduser()), dataset=layout)
