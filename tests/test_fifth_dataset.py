@@ -19,6 +19,7 @@ KIDNEY = DatasetInfo(
     image_size=(128, 128),  # the size its models train at without img_size
     layout="kidney_us/{train,test}/<class>/*.png",
     source="https://example.org/kidney-ultrasound",
+    licence="CC BY 4.0",
     paper_split="the publisher's train / test folders",
     layout_kind="split_folders",  # <root>/{train,test}/<class>/*: read and synthesised alike
     paper_recipe={"epochs": 100, "f1_patience": 20, "lr_patience": 10, "fusion": "concat",
@@ -46,7 +47,8 @@ def test_a_fifth_dataset_is_one_record_from_synth_to_results_tables(
         runs, results = tmp_path / "runs", tmp_path / "results"
         for name in ("Spatial_KidneyUS", "S3F_Concat_KidneyUS"):  # the notebook's cells
             run = s3f_training.Run(name, data_dir=str(root), output_dir=str(runs), epochs=1,
-                                   img_size=[16, 16], batch_size=8, verbose=0)  # fmt: skip
+                                   img_size=[16, 16], batch_size=8, bn_momentum=0.9,
+                                   verbose=0)  # fmt: skip
             data = run.load_data()
             model = s3f_common.build_model(**run.model_options(data))
             run.train(model, data)
@@ -60,8 +62,8 @@ def test_a_fifth_dataset_is_one_record_from_synth_to_results_tables(
     section = readme.split(f"## {KIDNEY.title}")[1].split("\n## ")[0]
     titles = {e.name: e.model_title for e in registered}
     assert set(titles) == {"Spatial_KidneyUS", "SpectraNet_KidneyUS", "S3F_Concat_KidneyUS"}
-    assert f"| {titles['Spatial_KidneyUS']} |" in section
-    assert f"| {titles['S3F_Concat_KidneyUS']} |" in section
+    assert f"\n| {titles['Spatial_KidneyUS']}" in section  # a row's model cell starts so
+    assert f"\n| {titles['S3F_Concat_KidneyUS']}" in section
     # synth wrote ordinary class folders (its layout kind), not HAM10000's CSVs
     assert sorted(p.name for p in (root / "train").iterdir()) == list(KIDNEY.class_names)
     assert not list(root.rglob("*.csv"))
