@@ -22,8 +22,7 @@ KIDNEY = DatasetInfo(
     licence="CC BY 4.0",
     paper_split="the publisher's train / test folders",
     layout_kind="split_folders",  # <root>/{train,test}/<class>/*: read and synthesised alike
-    paper_recipe={"epochs": 100, "f1_patience": 20, "lr_patience": 10, "fusion": "concat",
-                  "spectranet": 1},  # fmt: skip
+    paper_recipe=dict(epochs=100, f1_patience=20, lr_patience=10, fusion="concat", spectranet=1),
     demo_image_size=(16, 16),
     demo_count=8,
     synth=SynthRecipe(aspect=1.0, base="kidney_us", suffix=".png"),
@@ -88,3 +87,26 @@ def test_a_record_with_an_unknown_layout_kind_is_refused_in_one_sentence():
         with register_dataset(odd):
             pass
     assert "OddLayout" not in DATASETS
+
+
+def test_every_table_that_lists_datasets_lists_a_registered_record_and_forgets_it_after(tmp_path):
+    from data_setup.synth import synth_all
+    from s3f_kit import experiments as s3f_experiments
+    from s3f_kit.reports import claims as s3f_claims
+
+    tables = ("RECIPES", "DEMO_COUNTS", "DEMO_IMAGE_SIZES", "DATASET_FACTS")
+    with register_dataset(KIDNEY):
+        for table in tables:
+            assert list(getattr(s3f_experiments, table))[-1] == "KidneyUS", table
+        assert s3f_experiments.RECIPES["KidneyUS"] == s3f_experiments.recipe_of(KIDNEY)
+        assert s3f_experiments.demo_defaults("Spatial_KidneyUS")["demo_count"] == KIDNEY.demo_count
+        assert "Baseline_ResNet50V2_KidneyUS" in s3f_experiments.BASELINE_EXPERIMENTS
+        assert {c.dataset for c in s3f_claims.paper_claims()} >= {"KidneyUS"}
+        # no paper numbers: sized like the paper's models, not as zero parameters
+        for name in ("Spatial_KidneyUS", "S3F_Concat_KidneyUS"):
+            assert s3f_experiments.estimated_parameters(name, {"img_size": [32, 32]}) > 0, name
+        written = synth_all(tmp_path, count=3, size=24)
+        assert list(written)[-1] == "KidneyUS" and (written["KidneyUS"] / "test" / "cyst").is_dir()
+    for table in tables:
+        assert "KidneyUS" not in getattr(s3f_experiments, table), table
+    assert "Spatial_KidneyUS" not in s3f_experiments.EXPERIMENTS
