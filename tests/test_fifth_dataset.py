@@ -101,12 +101,14 @@ def test_every_table_that_lists_datasets_lists_a_registered_record_and_forgets_i
         assert s3f_experiments.RECIPES["KidneyUS"] == s3f_experiments.recipe_of(KIDNEY)
         assert s3f_experiments.demo_defaults("Spatial_KidneyUS")["demo_count"] == KIDNEY.demo_count
         assert "Baseline_ResNet50V2_KidneyUS" in s3f_experiments.BASELINE_EXPERIMENTS
+        assert "Control_KidneyUS" in s3f_experiments.CONTROL_EXPERIMENTS
         assert {c.dataset for c in s3f_claims.paper_claims()} >= {"KidneyUS"}
         # no paper numbers: sized like the paper's models, not as zero parameters
-        for name in ("Spatial_KidneyUS", "S3F_Concat_KidneyUS"):
+        for name in ("Spatial_KidneyUS", "S3F_Concat_KidneyUS", "Control_KidneyUS"):
             assert s3f_experiments.estimated_parameters(name, {"img_size": [32, 32]}) > 0, name
         written = synth_all(tmp_path, count=3, size=24)
         assert list(written)[-1] == "KidneyUS" and (written["KidneyUS"] / "test" / "cyst").is_dir()
     for table in tables:
         assert "KidneyUS" not in getattr(s3f_experiments, table), table
     assert "Spatial_KidneyUS" not in s3f_experiments.EXPERIMENTS
+    assert "Control_KidneyUS" not in s3f_experiments.CONTROL_EXPERIMENTS
