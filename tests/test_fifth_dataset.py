@@ -112,3 +112,13 @@ def test_every_table_that_lists_datasets_lists_a_registered_record_and_forgets_i
         assert "KidneyUS" not in getattr(s3f_experiments, table), table
     assert "Spatial_KidneyUS" not in s3f_experiments.EXPERIMENTS
     assert "Control_KidneyUS" not in s3f_experiments.CONTROL_EXPERIMENTS
+
+
+def test_the_page_shows_this_record():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "extending.md").read_text("utf-8")
+    section = page[page.index("\n## A fifth dataset\n") : page.index("\n## A new fusion\n")]
+    source = Path(__file__).read_text("utf-8")
+    record = source[source.index("KIDNEY = DatasetInfo(") : source.index("\n)\n") + 2]
+    assert record in section and "with register_dataset(KIDNEY):" in section
