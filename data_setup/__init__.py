@@ -1,4 +1,5 @@
-"""Getting, checking, caching and synthesizing the paper's four datasets.
+"""Getting, checking, caching and synthesizing the paper's four datasets (and a fifth: one
+record, `register_dataset`; docs/extending.md).
 
     from data_setup import load_dataset
     data = load_dataset("BUSI", "~/data/BUSI", protocol="holdout")
@@ -16,6 +17,8 @@ _PUBLIC = {
     "DATASETS": "datasets",
     "DatasetInfo": "datasets",
     "dataset_info": "datasets",
+    "register_dataset": "datasets",
+    "SynthRecipe": "datasets",
     "DatasetError": "layouts",
     "discover": "layouts",
     "find_root": "layouts",
@@ -43,10 +46,12 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "DatasetInfo",
+    "SynthRecipe",
     "dataset_info",
     "discover",
     "find_root",
     "load_dataset",
+    "register_dataset",
     "synth_all",
     "synth_dataset",
 ]

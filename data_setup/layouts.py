@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_setup.datasets import DatasetInfo, dataset_info
+from data_setup.datasets import ONEHOT_CSV_FILES, DatasetInfo, dataset_info
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 SEARCH_DEPTH = 3  # how far below the given root the dataset folder may sit
@@ -117,7 +117,7 @@ def _has_class_folders(folder: Path, info: DatasetInfo) -> bool:
 
 
 def _has_onehot_csv(folder: Path, info: DatasetInfo) -> bool:
-    return (folder / "GroundTruth.csv").is_file()
+    return (folder / ONEHOT_CSV_FILES["train"][0]).is_file()
 
 
 def _has_label_csv(folder: Path, info: DatasetInfo) -> bool:
@@ -192,9 +192,9 @@ def _list_class_folders(folder: Path, info: DatasetInfo, listing: Listing, split
 
 def _read_ham_csv(csv_path: Path, image_dir: Path, info: DatasetInfo, listing: Listing, split):
     if not csv_path.is_file():
-        raise DatasetError(f"{csv_path}: missing; HAM10000 expects {info.layout}")
+        raise DatasetError(f"{csv_path}: missing; {info.id} expects {info.layout}")
     if not image_dir.is_dir():
-        raise DatasetError(f"{image_dir}: missing image folder; HAM10000 expects {info.layout}")
+        raise DatasetError(f"{image_dir}: missing image folder; {info.id} expects {info.layout}")
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
@@ -372,12 +372,10 @@ def discover(dataset_id, root) -> Listing:
     elif kind == "class_folders":
         listing.splits["all"] = _list_class_folders(folder, info, listing, "all")
     elif kind == "onehot_csv":
-        listing.splits["train"] = _read_ham_csv(
-            folder / "GroundTruth.csv", folder / "images", info, listing, "train"
-        )
-        listing.splits["test"] = _read_ham_csv(
-            folder / "Test_GroundTruth.csv", folder / "Test_images", info, listing, "test"
-        )
+        for split, (csv_name, images) in ONEHOT_CSV_FILES.items():
+            listing.splits[split] = _read_ham_csv(
+                folder / csv_name, folder / images, info, listing, split
+            )
     else:
         listing.splits.update(read_label_csv(folder, info, listing))
     return listing

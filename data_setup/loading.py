@@ -170,6 +170,11 @@ class Dataset:
         rows += [(f, split, self.groups.get(f, "")) for f, split in self.split_table()]
         write_csv_atomic(Path(path), rows)
 
+    def _kit_split_not_papers(self) -> bool:
+        """The kit splits one folder (class_folders) whose paper test set was not an official
+        split (its record states a test support of its own: BUSI)."""
+        return self.info.layout_kind == "class_folders" and bool(self.info.paper_test_support)
+
     def summary(self) -> str:
         lines = [
             f"{self.info.title} at {self.root} — protocol '{self.protocol}', "
@@ -188,11 +193,13 @@ class Dataset:
                 f"test = {self.extras['fold_test']}; {self.extras['fold_grouping']} kept "
                 "within one fold)"
             )
-        elif self.info.id == "BUSI" and "split_file" not in self.extras:
+        elif self._kit_split_not_papers() and "split_file" not in self.extras:
+            test = round(100 * self.info.test_fraction)
             lines.append(
-                "  (BUSI: a seeded stratified 80/20 split of the sorted file list — not the "
-                "paper's test set, which came from an unrecoverable os.listdir order; every run "
-                "records its own in split.csv, and split_file= pins one)"
+                f"  ({self.info.id}: a seeded stratified {100 - test}/{test} split of the sorted "
+                "file list — not the paper's test set, which came from an unrecoverable "
+                "os.listdir order; every run records its own in split.csv, and split_file= "
+                "pins one)"
             )
         if "group_facts" in self.extras:
             lines.append("  " + group_facts_line(self.extras["group_facts"]))

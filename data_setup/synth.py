@@ -1,4 +1,7 @@
-"""Synthetic stand-ins for the four datasets, written in their real folder layouts.
+"""Synthetic stand-ins for the datasets, written in their real folder layouts.
+
+What to write comes from each dataset's record (data_setup.datasets: its layout kind, classes,
+channels and SynthRecipe), never from its name, so a registered fifth dataset gets a stand-in too.
 
 Each class differs in a local shape (a spatial cue: disk, square, triangle, cross, ...) and in
 the spatial frequency of a global grating (a spectral cue), so both towers have something to
@@ -20,11 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data_setup.datasets import DATASETS, PAPER_COUNTS
+from data_setup.datasets import DATASETS, ONEHOT_CSV_FILES, PAPER_COUNTS, RecordView
 from data_setup.files import write_csv_atomic
 
-# Height/width ratio of each dataset's real images, so resizing behaves as on the real data.
-_ASPECT = {"BRISC2025": 1.0, "ChestXRay": 0.75, "BUSI": 0.8, "HAM10000": 0.75}
+# The layout kinds synth writes (data_setup.datasets.LAYOUT_KINDS less the custom label CSV).
+SYNTH_KINDS = ("split_folders", "class_folders", "onehot_csv")
 _SHAPES = ("disk", "square", "triangle", "cross", "ring", "bar", "diamond")
 # Grating frequencies, cycles across the longer side: at the demo's 32 px the top one is 0.31
 # cycles/px, below Nyquist (0.5) with margin for the area resize. (4–11 was tried: the
@@ -95,7 +98,23 @@ def _write(path: Path, image: np.ndarray) -> None:
 
 def _source_size(rng, dataset, size):
     width = int(size * rng.uniform(0.9, 1.25))  # real sources vary in size
-    return max(16, int(width * _ASPECT[dataset])), width
+    return max(16, int(width * DATASETS[dataset].synth.aspect)), width
+
+
+def _synth_info(dataset: str):
+    """The record of `dataset`, refused in one sentence where synth cannot write its layout."""
+    try:
+        info = DATASETS[dataset]
+    except KeyError:
+        raise ValueError(
+            f"synthetic data: unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}"
+        ) from None
+    if info.layout_kind not in SYNTH_KINDS:
+        raise ValueError(
+            f"synthetic data: dataset {dataset} declares layout kind {info.layout_kind!r}; "
+            f"synth writes {', '.join(SYNTH_KINDS)}"
+        )
+    return info
 
 
 @dataclass(frozen=True)
@@ -103,75 +122,69 @@ class SynthFile:
     """One image of a synthetic dataset: where it goes, its split and class, its masks."""
 
     path: str  # relative to the dataset root
-    split: str  # "train", "val", "test" (HAM10000, Chest X-Ray, BRISC2025) or "all" (BUSI)
+    split: str  # "train", "val", "test" (split folders, one-hot CSVs) or "all" (class folders)
     label: int
     index: int  # position within its split and class
-    masks: tuple[str, ...] = ()  # BUSI: segmentation masks beside the image
+    masks: tuple[str, ...] = ()  # class folders with ignore_stem (BUSI): masks beside the image
     gray_as_rgb: bool = False  # real folders mix 1- and 3-channel JPEGs
-    image_id: str = ""  # HAM10000: the CSV's image column
+    image_id: str = ""  # onehot_csv: the CSV's image column
 
 
 def layout_plan(dataset: str, counts: dict[str, Sequence[int]]) -> list[SynthFile]:
     """Every file of a synthetic `dataset` in its real layout, in writing order.
 
-    counts: images per class for each split ("train", "test", Chest X-Ray's "val"; BUSI has no
-    split of its own: "all"). Paths are relative to the folder synth_dataset returns."""
-    info = DATASETS[dataset]
-    files = []
-    if dataset in ("BRISC2025", "ChestXRay"):
-        suffix = ".jpg" if dataset == "BRISC2025" else ".jpeg"
+    counts: images per class for each split ("train", "test", extra training folders such as
+    Chest X-Ray's "val"; class folders have no split of their own: "all"). Paths are relative to
+    the folder synth_dataset returns. The layout follows the record's layout kind."""
+    info = _synth_info(dataset)
+    suffix, files = info.synth.suffix, []
+    if info.layout_kind == "split_folders":
         for split, per_class in counts.items():
             for label, name in enumerate(info.class_names):
                 for i in range(per_class[label]):
                     path = f"{split}/{name}/{split}_{name.lower()}_{i:04d}{suffix}"
-                    files.append(SynthFile(path, split, label, i, gray_as_rgb=(i % 5 == 4)))
-    elif dataset == "BUSI":
+                    # grayscale stored as RGB, as in real folders (an RGB dataset is RGB already)
+                    mixed = info.channels == 1 and i % 5 == 4
+                    files.append(SynthFile(path, split, label, i, gray_as_rgb=mixed))
+    elif info.layout_kind == "class_folders":
         for label, name in enumerate(info.class_names):
             for i in range(1, counts["all"][label] + 1):
-                masks = [f"{name}/{name} ({i})_mask.png"]
-                if i % 7 == 0:  # some real lesions have a second mask
-                    masks.append(f"{name}/{name} ({i})_mask_1.png")
+                masks = []
+                if info.ignore_stem:  # files the loaders skip: BUSI's segmentation masks
+                    masks.append(f"{name}/{name} ({i}){info.ignore_stem}{suffix}")
+                    if i % 7 == 0:  # some real lesions have a second mask
+                        masks.append(f"{name}/{name} ({i}){info.ignore_stem}_1{suffix}")
                 files.append(
-                    SynthFile(f"{name}/{name} ({i}).png", "all", label, i - 1, tuple(masks))
+                    SynthFile(f"{name}/{name} ({i}){suffix}", "all", label, i - 1, tuple(masks))
                 )
-    else:  # HAM10000: CSV of one-hot labels + a folder of RGB JPEGs, per split
-        number = 24306
+    else:  # onehot_csv: a CSV of one-hot labels + a folder of images, per split
+        number = info.synth.first_id
         for split in counts:
             for label in range(len(info.class_names)):
                 for i in range(counts[split][label]):
-                    image_id = f"ISIC_{number:07d}"
+                    image_id = info.synth.id_format.format(number)
                     number += 1
-                    folder = _HAM_FOLDERS[split][1]
-                    files.append(
-                        SynthFile(f"{folder}/{image_id}.jpg", split, label, i, image_id=image_id)
-                    )
+                    folder = ONEHOT_CSV_FILES[split][1]
+                    path = f"{folder}/{image_id}{suffix}"
+                    files.append(SynthFile(path, split, label, i, image_id=image_id))
     return files
-
-
-_HAM_FOLDERS = {
-    "train": ("GroundTruth.csv", "images"),
-    "test": ("Test_GroundTruth.csv", "Test_images"),
-}
-_BASES = {
-    "BRISC2025": "classification_task",
-    "ChestXRay": "chest_xray",
-    "BUSI": "Dataset_BUSI_with_GT",
-}
 
 
 def dataset_base(dataset: str, root) -> Path:
     """The folder synth_dataset returns for `dataset` written under `root`."""
-    return Path(root) / _BASES[dataset] if dataset in _BASES else Path(root)
+    base = DATASETS[dataset].synth.base
+    return Path(root) / base if base else Path(root)
 
 
 def write_index(dataset: str, base, files: Sequence[SynthFile]) -> None:
-    """HAM10000's label CSVs for `files` (sorted by image id, as the real ones); others: none."""
-    if dataset != "HAM10000":
+    """A one-hot CSV layout's label CSVs for `files` (sorted by image id, as the real ones);
+    other layouts: none."""
+    info = _synth_info(dataset)
+    if info.layout_kind != "onehot_csv":
         return
-    info = DATASETS[dataset]
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
-    for split, (csv_name, _) in _HAM_FOLDERS.items():
+    for split, (csv_name, _) in ONEHOT_CSV_FILES.items():
         rows = []
         for file in files:
             if file.split == split:
@@ -187,15 +200,15 @@ def synth_dataset(dataset: str, root, count: int = 24, size: int = 96, seed: int
 
     count: training images per class (test gets half, at least 3); size: source image width.
     """
-    info = DATASETS[dataset]
+    info = _synth_info(dataset)
     rng = np.random.default_rng([seed, list(DATASETS).index(dataset)])
     n_test, classes = max(3, count // 2), len(info.class_names)
-    if dataset == "BUSI":
+    if info.layout_kind == "class_folders":  # one folder, split by the loaders
         counts = {"all": [count + n_test] * classes}
     else:
         counts = {"train": [count] * classes, "test": [n_test] * classes}
-        if dataset == "ChestXRay":
-            counts["val"] = [2] * classes  # the real 16-image val folder, unused by the paper
+        for extra in info.extra_train:  # Chest X-Ray's real 16-image val/, unused by the paper
+            counts[extra] = [2] * classes
     base = dataset_base(dataset, root)
     files = layout_plan(dataset, counts)
     for file in files:  # one random stream, in plan order: the same images for a seed
@@ -211,32 +224,30 @@ def synth_dataset(dataset: str, root, count: int = 24, size: int = 96, seed: int
 
 
 def synth_all(root, count: int = 24, size: int = 96, seed: int = 0) -> dict[str, Path]:
-    """All four datasets, each in its own subfolder of `root` named by dataset id."""
+    """All the datasets, each in its own subfolder of `root` named by dataset id."""
     root = Path(root)
     return {d: synth_dataset(d, root / d, count, size, seed) for d in DATASETS}
 
 
 # --------------------------------------------------------------------------- full size
 # The real datasets' images per split and class (class order of data_setup.datasets), for the
-# full-size rehearsal (benchmarks/bench_scale.py). Chest X-Ray, BUSI and HAM10000: the Kaggle /
-# ISIC releases' folders and CSVs. BRISC2025: the official 5,000 / 1,010 split, its training
-# classes in the proportions of its test support.
-# (data_setup.datasets.PAPER_COUNTS, the one place these counts live)
-_BRISC_TEST = PAPER_COUNTS["BRISC2025"]["test"]
-REAL_COUNTS = {
-    **PAPER_COUNTS,
-    "BRISC2025": {
-        "train": tuple(round(PAPER_COUNTS["BRISC2025"]["train"] * c / sum(_BRISC_TEST))
-                       for c in _BRISC_TEST),
-        "test": _BRISC_TEST,
-    },
-}  # fmt: skip
-# Source image sizes (H, W) of the real files: BRISC2025 512×512, HAM10000 450×600; the Kermany
-# chest films are 1,000–2,000 px wide in varied aspect, BUSI scans about 500–700 px wide.
-_REAL_WIDTH = {"BRISC2025": (512, 512), "ChestXRay": (1000, 2000), "BUSI": (500, 700),
-               "HAM10000": (600, 600)}  # fmt: skip
-_REAL_ASPECT = {"BRISC2025": (1.0, 1.0), "ChestXRay": (0.65, 0.95), "BUSI": (0.7, 0.9),
-                "HAM10000": (0.75, 0.75)}  # fmt: skip
+# full-size rehearsal (benchmarks/bench_scale.py): the records' paper_counts (Chest X-Ray, BUSI
+# and HAM10000: the Kaggle / ISIC releases' folders and CSVs), where a split's count is only a
+# total (BRISC2025's official 5,000 training images) its classes in the proportions of the test
+# support.
+
+
+def _real_counts(counts: dict) -> dict:
+    support = counts.get("test", ())
+    return {
+        split: tuple(round(c * per_class / sum(support)) for per_class in support)
+        if isinstance(c, int)
+        else c
+        for split, c in counts.items()
+    }
+
+
+REAL_COUNTS = RecordView(lambda: {name: _real_counts(c) for name, c in PAPER_COUNTS.items()})
 _BASE_SIDE = 160  # drawn at this size, then enlarged: drawing at 2,000 px costs ~0.5 s an image
 
 
@@ -295,7 +306,7 @@ def synth_full_size(dataset: str, root, counts=None, seed: int = 0, workers: int
     has its own random stream, so any subset of the plan is the same images."""
     from concurrent.futures import ThreadPoolExecutor
 
-    info = DATASETS[dataset]
+    info = _synth_info(dataset)
     counts = counts or {split: list(c) for split, c in REAL_COUNTS[dataset].items()}
     base = dataset_base(dataset, root)
     files = layout_plan(dataset, counts)
@@ -305,14 +316,14 @@ def synth_full_size(dataset: str, root, counts=None, seed: int = 0, workers: int
 
     def write(file: SynthFile):
         rng = np.random.default_rng([seed, order, splits.index(file.split), file.label, file.index])
-        low, high = _REAL_WIDTH[dataset]
+        low, high = info.synth.real_width
         width = int(rng.integers(low, high + 1))
-        height = int(width * rng.uniform(*_REAL_ASPECT[dataset]))
-        if dataset == "ChestXRay":  # films of distinct patients, alike at 64×64 as real ones
+        height = int(width * rng.uniform(*info.synth.real_aspect))
+        if info.synth.full_size_drawing == "chest_film":  # distinct patients, alike at 64×64
             from data_setup.xray import chest_film, random_patient
 
-            pneumonia = info.class_names[file.label] == "PNEUMONIA"
-            img = chest_film(rng, random_patient(rng, pneumonia), height, width)
+            diseased = file.label == 1  # the binary head's positive class (PNEUMONIA)
+            img = chest_film(rng, random_patient(rng, diseased), height, width)
             mask = np.zeros(img.shape, np.uint8)
         else:
             img, mask = full_size_image(

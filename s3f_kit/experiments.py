@@ -3,13 +3,18 @@
 Notebooks are generated from it, the sweep runner and the results tables read it, the tests check
 the models against it. Facts come from the paper (its notebooks); "kit" marks our additions.
 
-It also registers the kit's standard deep baselines (BASELINES × DATASET_FACTS: twelve
+It also registers the kit's standard deep baselines (BASELINES × the datasets: twelve
 Baseline_<Model>_<DATASET> experiments, BASELINE_EXPERIMENTS), which the paper did not train,
 and the parameter-matched spatial–spatial control of each dataset's S³F-Net (Control_<DATASET>,
 CONTROL_EXPERIMENTS; issue 35).
 
-Why one module of ~630 lines: most of it is one table of per-dataset facts (DATASET_FACTS, the
-paper's printed numbers row by row); splitting a table would scatter the facts it exists to hold.
+Every per-dataset fact (the paper's schedule, printed numbers, test support, the demo's sizes)
+lives in the dataset's record (data_setup.datasets.DatasetInfo); the tables here are views of the
+records (RecordView), so a dataset registered later (register_dataset) has its experiments too.
+
+Why one module of ~600 lines: the registry's experiments, the paper's results and recipes they
+carry, the demo settings, the controls' sizing and the run-size estimates are read together by
+every caller.
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from data_setup.custom import CUSTOM_IMAGE_SIZE, CUSTOM_LAYOUT
-from data_setup.datasets import CUSTOM_LICENCE, DATASETS, DatasetInfo  # noqa: F401  (re-exported)
+from data_setup.datasets import (  # noqa: F401  (re-exported)
+    CUSTOM_LICENCE,
+    DATASETS,
+    DatasetInfo,
+    RecordView,
+)
 from s3f_kit import fusions as s3f_fusions
 
 
@@ -35,7 +45,7 @@ class Recipe:
 # Demo settings (synthetic data). A run on the built-in demo data (data_dir "") takes these for
 # the parameters it leaves None (demo_defaults; the notebook prints demo_note), so
 # `papermill notebooks/<any>.ipynb out.ipynb -p epochs 50` trains a useful model on a 2-core CPU
-# in about a minute. Measured in docs/demo.md. Sizes and counts per dataset: DATASET_FACTS.
+# in about a minute. Measured in docs/demo.md. Sizes and counts per dataset: its record.
 DEMO_BN_MOMENTUM = 0.9
 _DEMO_REASONS = {
     "img_size": "small images, so a CPU trains in about a minute",
@@ -102,6 +112,7 @@ BATCH_SIZE = 16
 # The model's variant choices (s3f_common builds them; s3f_config validates run parameters).
 # "control" (kit): S³F-Net with a parameter-matched spatial CNN in place of SpectraNet.
 ARCHITECTURES = ("spatial", "spectranet", "s3f", "control")
+PAPER_ARCHITECTURES = ARCHITECTURES[:3]  # the paper's three models of every dataset
 FUSIONS = s3f_fusions.NAMES  # the registered fusions' names, live (s3f_fusions): the paper's two
 CHANNEL_MIXINGS = ("dense", "depthwise")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -180,7 +191,7 @@ class PaperContributions:
 def paper_contributions(dataset: str) -> dict | None:
     """The paper's §6.2 shares for `dataset` (its concat model), or None."""
     found = DATASET_FACTS.get(dataset)
-    return found.contributions.as_dict() if found else None
+    return found.contributions.as_dict() if found and found.contributions else None
 
 
 @dataclass(frozen=True)
@@ -223,88 +234,46 @@ class Experiment:
 
 @dataclass(frozen=True)
 class DatasetFacts:
-    """Everything the kit knows of one of the paper's datasets beyond its files (those are
-    data_setup.datasets.DATASETS): the paper's recipe and printed results, and the demo's size."""
+    """A view of one dataset's record (data_setup.datasets.DatasetInfo) in the registry's types:
+    the paper's recipe and printed results, and the demo's size."""
 
     recipe: Recipe
-    # architecture → (params at the paper's input size, docs/paper.md §6.1 row: acc %, wF1, mF1,
-    # κ, MCC, AUC, loss, epochs run, best epoch[, PNEUMONIA F1])
+    # architecture → (params at the paper's input size, §6.1 row): DatasetInfo.paper_results
     paper: dict
     test_support: tuple[int, ...]  # test images per class (§6.1), in the class order
-    contributions: PaperContributions  # the XAI notebook's branch shares (§6.2)
-    # The demo (synthetic data, kit): image size [H, W] in the paper's aspect ratio, and training
-    # images per class — 86–224 per dataset, 6–14 steps per epoch at batch 16 (two-class Chest
-    # X-Ray gets twice as many per class), so the paper's patience leaves enough steps to learn.
+    contributions: PaperContributions | None  # the XAI notebook's branch shares (§6.2)
     demo_image_size: tuple[int, int]
     demo_count: int
 
 
-DATASET_FACTS = {
-    "BRISC2025": DatasetFacts(
-        recipe=Recipe(epochs=200, f1_patience=40, lr_patience=20, fusion="bilinear", spectranet=1),
-        paper={
-            "spatial": (1_309_284, (98.22, 0.9822, 0.9833, 0.9756, 0.9757, (0.9989, 0.9987), 0.0716, 109, 69)),
-            "spectranet": (2_128_184, (94.46, 0.9442, 0.9478, 0.9243, 0.9244, (0.9923, 0.9912), 0.1911, 129, 89)),
-            "s3f": (3_443_592, (98.81, 0.9881, 0.9884, 0.9838, 0.9838, (0.9985, 0.9982), 0.1034, 136, 96)),
-        },
-        test_support=(254, 306, 140, 310),
-        contributions=PaperContributions(
-            "concat", 1, 81.63, 29.52,
-            {"glioma": 31.35, "meningioma": 32.11, "no_tumor": 26.35, "pituitary": 26.91},
-        ),
-        demo_image_size=(32, 32),
-        demo_count=24,
-    ),
-    "ChestXRay": DatasetFacts(
-        recipe=Recipe(epochs=100, f1_patience=20, lr_patience=10, fusion="concat", spectranet=1),
-        paper={
-            "spatial": (1_307_745, (86.54, 0.8627, 0.8513, 0.7037, 0.7094, (0.9343,), 0.3324, 27, 7, 0.8971)),
-            "spectranet": (6_330_665, (91.03, 0.9085, 0.9009, 0.8025, 0.8090, (0.9659,), 0.2375, 30, 10, 0.9314)),
-            "s3f": (7_638_409, (93.91, 0.9390, 0.9348, 0.8696, 0.8697, (0.9821,), 0.1743, 43, 23, 0.9515)),
-        },
-        test_support=(234, 390),
-        contributions=PaperContributions(
-            "concat", 1, 83.62, 35.42, {"NORMAL": 50.52, "PNEUMONIA": 26.36}
-        ),
-        demo_image_size=(24, 32),
-        demo_count=48,
-    ),
-    "BUSI": DatasetFacts(
-        recipe=Recipe(epochs=200, f1_patience=60, lr_patience=40, fusion="concat", spectranet=2),
-        paper={
-            "spatial": (1_308_771, (84.62, 0.8479, 0.8205, 0.7426, 0.7437, (0.9568, 0.9547), 0.5040, 200, 167)),
-            "spectranet": (137_392_083, (82.05, 0.8175, 0.7996, 0.6874, 0.6905, (0.9337, 0.9294), 0.4861, 168, 108)),
-            "s3f": (138_700_851, (87.82, 0.8773, 0.8532, 0.7904, 0.7925, (0.9643, 0.9646), 0.3729, 119, 59)),
-        },
-        test_support=(87, 42, 27),
-        contributions=PaperContributions(
-            "concat", 2, 85.77, 36.42, {"benign": 37.39, "malignant": 36.18, "normal": 33.67}
-        ),
-        demo_image_size=(32, 32),
-        demo_count=24,
-    ),
-    "HAM10000": DatasetFacts(
-        recipe=Recipe(epochs=200, f1_patience=40, lr_patience=20, fusion="bilinear", spectranet=1),
-        paper={
-            "spatial": (1_311_399, (65.54, 0.6780, 0.5209, 0.4824, 0.4912, (0.9095, 0.8930), 0.9566, 138, 98)),
-            "spectranet": (6_537_863, (63.10, 0.6408, 0.4378, 0.4059, 0.4074, (0.8232, 0.8324), 1.1092, 121, 81)),
-            "s3f": (7_859_979, (69.31, 0.7047, 0.5149, 0.5153, 0.5185, (0.8811, 0.8835), 1.1984, 169, 129)),
-        },
-        test_support=(171, 909, 93, 43, 217, 44, 35),
-        contributions=PaperContributions(
-            "concat", 1, 83.86, 35.84,
-            {"MEL": 32.84, "NV": 39.69, "BCC": 27.22, "AKIEC": 28.00, "BKL": 27.08, "DF": 34.10,
-             "VASC": 39.59},
-        ),
-        demo_image_size=(24, 32),
-        demo_count=32,
-    ),
-}  # fmt: skip
-# Views of that one table, for the code that wants one fact of every dataset.
-RECIPES = {name: facts.recipe for name, facts in DATASET_FACTS.items()}
-DEMO_IMAGE_SIZES = {name: list(facts.demo_image_size) for name, facts in DATASET_FACTS.items()}
-DEMO_COUNTS = {name: facts.demo_count for name, facts in DATASET_FACTS.items()}
-PAPER_TEST_SUPPORT = {name: facts.test_support for name, facts in DATASET_FACTS.items()}
+def recipe_of(info: DatasetInfo) -> Recipe:
+    """The paper's training schedule of a dataset, from its record."""
+    return Recipe(**info.paper_recipe)
+
+
+def _facts(info: DatasetInfo) -> DatasetFacts:
+    return DatasetFacts(
+        recipe=recipe_of(info),
+        paper=dict(info.paper_results),
+        test_support=info.test_support,
+        contributions=PaperContributions(*info.paper_contributions)
+        if info.paper_contributions
+        else None,
+        demo_image_size=info.demo_image_size,
+        demo_count=info.demo_count,
+    )
+
+
+DATASET_FACTS = RecordView(lambda: {name: _facts(info) for name, info in DATASETS.items()})
+# Views of the records, for the code that wants one fact of every dataset.
+RECIPES = RecordView(lambda: {name: f.recipe for name, f in DATASET_FACTS.items()})
+DEMO_IMAGE_SIZES = RecordView(
+    lambda: {name: list(f.demo_image_size) for name, f in DATASET_FACTS.items()}
+)
+DEMO_COUNTS = RecordView(lambda: {name: f.demo_count for name, f in DATASET_FACTS.items()})
+PAPER_TEST_SUPPORT = RecordView(
+    lambda: {name: f.test_support for name, f in DATASET_FACTS.items() if f.test_support}
+)
 
 
 def _notebook_name(dataset: str, architecture: str, recipe: Recipe) -> str:
@@ -318,7 +287,8 @@ def _notebook_name(dataset: str, architecture: str, recipe: Recipe) -> str:
 def _build_registry() -> dict[str, Experiment]:
     registry = {}
     for dataset, facts in DATASET_FACTS.items():
-        for architecture, (params, row) in facts.paper.items():
+        for architecture in PAPER_ARCHITECTURES:  # a dataset the paper did not use: no numbers
+            params, row = facts.paper.get(architecture, (0, None))
             recipe = facts.recipe
             name = _notebook_name(dataset, architecture, recipe)
             registry[name] = Experiment(
@@ -328,13 +298,13 @@ def _build_registry() -> dict[str, Experiment]:
                 fusion=recipe.fusion,
                 spectranet=recipe.spectranet,
                 params=params,
-                paper=PaperResult(*row),
+                paper=PaperResult(*row) if row else None,
                 recipe=recipe,
             )
     return registry
 
 
-EXPERIMENTS: dict[str, Experiment] = _build_registry()
+EXPERIMENTS: RecordView = RecordView(_build_registry)
 
 
 # --------------------------------------------------------------------------- standard deep CNNs
@@ -396,7 +366,7 @@ def _build_baselines() -> dict[str, Experiment]:
     return registry
 
 
-BASELINE_EXPERIMENTS: dict[str, Experiment] = _build_baselines()
+BASELINE_EXPERIMENTS: RecordView = RecordView(_build_baselines)
 
 
 def demo_image_size(experiment: str) -> list[int]:
@@ -421,9 +391,9 @@ def paper_metrics(experiment: str) -> dict:
 # --------------------------------------------------------------------------- your own data
 # One more notebook, S3F_Custom, runs any of the paper's models on your images (data_setup's
 # "Custom" layouts). It is not one of the twelve: no paper numbers, the class names come from
-# the data. Its recipe defaults are the paper's (BRISC2025/HAM10000 schedule, concat SN1).
+# the data. Its recipe defaults are the paper's (a record's default: data_setup.datasets
+# DEFAULT_RECIPE, the BRISC2025/HAM10000 schedule with concat SN1).
 CUSTOM_EXPERIMENT = "S3F_Custom"
-CUSTOM_RECIPE = Recipe(epochs=200, f1_patience=40, lr_patience=20, fusion="concat", spectranet=1)
 CUSTOM_INFO = DatasetInfo(
     id="Custom",
     title="your own images",
@@ -435,6 +405,7 @@ CUSTOM_INFO = DatasetInfo(
     licence=CUSTOM_LICENCE,
     paper_split="your split, or a seeded stratified 80/20 split",
 )
+CUSTOM_RECIPE = recipe_of(CUSTOM_INFO)
 CUSTOM_DEMO_DATASET = "BRISC2025"  # without data_dir, S3F_Custom trains on this synthetic set
 
 
@@ -507,11 +478,13 @@ def estimated_parameters(experiment: str, settings: dict) -> int:
     exp = get_experiment(experiment)
     if experiment == CUSTOM_EXPERIMENT:
         exp = custom_experiment(settings.get("architecture") or "s3f")
-        like = next(e for e in (*EXPERIMENTS.values(), *CONTROL_EXPERIMENTS.values())
-                    if e.architecture == exp.architecture)  # fmt: skip
         channels = settings.get("channels") or 1
     else:
-        like, channels = exp, exp.info.channels
+        channels = exp.info.channels
+    like = exp
+    if not exp.params:  # your own data, or a dataset the paper did not use: like one it did
+        like = next(e for e in (*EXPERIMENTS.values(), *CONTROL_EXPERIMENTS.values())
+                    if e.architecture == exp.architecture and e.params)  # fmt: skip
     if exp.architecture == CONTROL_ARCHITECTURE:  # its readout is sized by the image
         spectranet = int(settings.get("spectranet") or exp.spectranet)
         size = tuple(settings.get("img_size") or exp.info.image_size)
@@ -616,14 +589,15 @@ def _build_controls() -> dict[str, Experiment]:
             architecture=CONTROL_ARCHITECTURE,
             fusion=s3f.fusion,
             spectranet=s3f.spectranet,
-            params=s3f.params + change,  # exact: tests/test_control.py builds them
+            # exact: tests/test_control.py builds them (no paper numbers: 0, as its S³F-Net)
+            params=s3f.params + change if s3f.params else 0,
             paper=None,
             recipe=s3f.recipe,
         )
     return registry
 
 
-CONTROL_EXPERIMENTS: dict[str, Experiment] = _build_controls()
+CONTROL_EXPERIMENTS: RecordView = RecordView(_build_controls)
 
 
 def matched_s3f(control: str) -> Experiment:

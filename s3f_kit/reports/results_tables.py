@@ -57,7 +57,7 @@ def collect(output) -> tuple[list[dict], list[s3f_records.Unusable], list[str]]:
     for path in sorted(output.rglob("metrics.json")):
         metrics, reason = s3f_records.read(path)
         name = metrics.get("experiment") if isinstance(metrics, dict) else None
-        if isinstance(name, str) and name not in KNOWN_EXPERIMENTS:
+        if isinstance(name, str) and not known_experiment(name):
             continue  # e.g. a pretrained-release evaluation: not a sweep run
         reason = reason or s3f_records.problem(metrics)
         if not reason:
@@ -90,12 +90,14 @@ def collect_runs(output) -> list[dict]:
     return runs
 
 
-KNOWN_EXPERIMENTS = {
-    *s3f_experiments.EXPERIMENTS,
-    s3f_experiments.CUSTOM_EXPERIMENT,
-    *s3f_experiments.BASELINE_EXPERIMENTS,
-    *s3f_experiments.CONTROL_EXPERIMENTS,
-}
+def known_experiment(name: str) -> bool:
+    """In the registry now (read when asked: a dataset registered later has experiments too)."""
+    return (
+        name in s3f_experiments.EXPERIMENTS
+        or name == s3f_experiments.CUSTOM_EXPERIMENT
+        or name in s3f_experiments.BASELINE_EXPERIMENTS
+        or name in s3f_experiments.CONTROL_EXPERIMENTS
+    )
 
 
 def _experiment(m: dict):
