@@ -474,7 +474,7 @@ class RunConfig:
         resolved()) is used as it is; left None with a data_dir, S3F_Custom takes the slowest
         momentum whose moving averages settle within the steps (s3f_experiments.
         bn_momentum_for), and a paper experiment keeps the paper's, warning when too short."""
-        paper = s3f_experiments.BN_MOMENTUM_LADDER[0]
+        paper = s3f_experiments.PAPER_BN_MOMENTUM
         if self.bn_momentum is not None:
             return float(self.bn_momentum), "set", None
         suited = s3f_experiments.bn_momentum_for(steps)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import s3f_common
+from s3f_kit.experiments import PAPER_BN_MOMENTUM as BN
 from s3f_kit.run import ablation as s3f_ablation
 from tests import paper_format
 from tests.helpers import loopback_http
@@ -104,7 +105,7 @@ def _one_branch_model(keras, fusion, silent, images):
     """A random S³F-Net whose `silent` branch gives every image the same vector (its last
     BatchNorm: γ = 0, β = 1), with a head spread so that it predicts every class; the labels
     are its own predictions, so the other branch carries all of them."""
-    model = s3f_common.build_model("s3f", images.shape[1:], 3, fusion, 1)
+    model = s3f_common.build_model("s3f", images.shape[1:], 3, fusion, 1, bn_momentum=BN)
     bn = model.get_layer(CONSTANT_LAYER[silent])
     gamma, beta, mean, variance = bn.get_weights()
     bn.set_weights([np.zeros_like(gamma), np.ones_like(beta), mean, variance])
@@ -149,7 +150,7 @@ def test_a_model_whose_one_branch_is_constant_drops_only_with_the_other(
 
 
 def test_a_model_without_two_fused_branches_gets_no_ablation(keras):
-    model = s3f_common.build_model("spatial", (24, 24, 1), 3)
+    model = s3f_common.build_model("spatial", (24, 24, 1), 3, bn_momentum=BN)
     assert s3f_ablation.ablation(model, data=None, batch_size=8) is None
 
 
@@ -190,7 +191,7 @@ def test_a_paper_format_release_gets_its_ablation_and_clean_test_accuracy(
     from s3f_kit.releases import Release
     from s3f_kit.run import evaluation as s3f_evaluation
 
-    model = s3f_common.build_model("s3f", (24, 24, 1), 4, "bilinear", 1)
+    model = s3f_common.build_model("s3f", (24, 24, 1), 4, "bilinear", 1, bn_momentum=BN)
     served = tmp_path / "served"
     served.mkdir()
     paper_format.save_in_paper_format(model, served / "Tiny_S3F-Net.keras")

@@ -9,6 +9,7 @@ import pytest
 
 from s3f_kit import config as s3f_config
 from s3f_kit import experiments as s3f_experiments
+from s3f_kit.experiments import PAPER_BN_MOMENTUM as BN
 from s3f_kit.sweep import sweep as s3f_sweep
 
 CONTROLS = s3f_experiments.CONTROL_EXPERIMENTS
@@ -51,6 +52,7 @@ def _build(name, size=None, **options):
     exp = CONTROLS[name]
     shape = exp.input_shape if size is None else (*size, exp.info.channels)
     fusion = options.pop("fusion", exp.fusion)
+    options.setdefault("bn_momentum", BN)
     return s3f_common.build_model("control", shape, exp.num_classes, fusion, exp.spectranet,
                                   **options)  # fmt: skip
 
@@ -89,7 +91,7 @@ def test_the_control_has_the_s3f_nets_input_spatial_tower_fusion_and_head(fusion
     import s3f_common
 
     control = _build("Control_BUSI", (32, 32), fusion=fusion)
-    s3f = s3f_common.build_model("s3f", (32, 32, 1), 3, fusion, 2)
+    s3f = s3f_common.build_model("s3f", (32, 32, 1), 3, fusion, 2, bn_momentum=BN)
     assert control.input_shape == s3f.input_shape
     assert type(control.get_layer("fusion")) is type(s3f.get_layer("fusion"))
     assert control.get_layer("head").kernel.shape == s3f.get_layer("head").kernel.shape
@@ -107,6 +109,9 @@ def test_the_control_trains_a_step_and_round_trips_through_the_model_file_check(
     model = _build("Control_HAM10000", (24, 32))
     x = np.random.default_rng(35).random((4, 24, 32, 3)).astype(np.float32)
     before = [w.copy() for w in model.get_layer("control_readout").get_weights()]
+    from s3f_kit import recipe as s3f_recipe
+
+    s3f_recipe.compile_model(model)  # the builder returns it uncompiled
     history = model.fit(x, np.array([0, 1, 2, 3]), batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     after = model.get_layer("control_readout").get_weights()

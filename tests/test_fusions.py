@@ -85,6 +85,7 @@ def gated_sum(keras):
 
 
 SHAPE, CLASSES, UNITS = (16, 16, 1), 3, 64
+BN = s3f_experiments.PAPER_BN_MOMENTUM
 
 
 def _images(count=6, seed=0):
@@ -95,7 +96,9 @@ def _images(count=6, seed=0):
 @pytest.fixture
 def gated_model_file(gated_sum, tmp_path):
     """A gated-sum S³F-Net trained one step and saved: (model, path)."""
-    model = s3f_common.build_model("s3f", SHAPE, CLASSES, "gated", 1, name="gated_s3f")
+    model = s3f_common.build_model(
+        "s3f", SHAPE, CLASSES, "gated", 1, bn_momentum=BN, name="gated_s3f"
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     gate = model.get_layer("fusion").gate.kernel
     before = np.array(gate)
@@ -143,8 +146,8 @@ def test_the_model_file_check_still_refuses_unknown_and_unregistered_layers(
 
 
 def test_flops_count_the_new_fusion_layer_by_its_rule(gated_sum):
-    gated = s3f_common.build_model("s3f", SHAPE, CLASSES, "gated", 1)
-    concat = s3f_common.build_model("s3f", SHAPE, CLASSES, "concat", 1)
+    gated = s3f_common.build_model("s3f", SHAPE, CLASSES, "gated", 1, bn_momentum=BN)
+    concat = s3f_common.build_model("s3f", SHAPE, CLASSES, "concat", 1, bn_momentum=BN)
     joined = 512 + 4  # the spatial and spectral vectors' widths
     # counted by hand: two projections and a gate on both vectors, two FLOPs per multiply-add
     fusion = 2 * (512 * UNITS + 4 * UNITS + joined * UNITS)
@@ -195,7 +198,7 @@ def test_unregistering_restores_the_paper_fusions_only(gated_sum):
     try:
         assert tuple(s3f_experiments.FUSIONS) == ("concat", "bilinear")
         with pytest.raises(ValueError, match="fusion must be one of 'concat', 'bilinear'"):
-            s3f_common.build_model("s3f", SHAPE, CLASSES, "gated", 1)
+            s3f_common.build_model("s3f", SHAPE, CLASSES, "gated", 1, bn_momentum=BN)
         with pytest.raises(ValueError, match="fusion must be one of"):
             s3f_config.RunConfig(experiment="S3F_Concat_BUSI", fusion="gated").resolved()
         assert "GatedSum" not in s3f_modelfile.kit_classes() | set(s3f_common.custom_objects())
@@ -222,7 +225,8 @@ def test_the_paper_fusions_keep_their_layers_and_flop_rules(keras):
     paper = (("concat", keras.layers.Concatenate, 516, 0),
              ("bilinear", s3f_common.BilinearFusion, 2048, 2 * 2048))  # fmt: skip
     for name, kind, width, flops in paper:
-        layer = s3f_common.build_model("s3f", SHAPE, CLASSES, name, 1).get_layer("fusion")
+        model = s3f_common.build_model("s3f", SHAPE, CLASSES, name, 1, bn_momentum=BN)
+        layer = model.get_layer("fusion")
         assert type(layer) is kind and layer.output.shape[-1] == width
         assert s3f_flops.layer_flops(layer) == flops
 

@@ -23,6 +23,7 @@ from data_setup.shortcuts import (
     tensor_features,
 )
 from data_setup.swap import acquisition_swap, lesion_masks, signature_of, stored_as
+from s3f_kit.experiments import PAPER_BN_MOMENTUM as BN
 
 CHEST = DATASETS["ChestXRay"]
 SIZE = (64, 64)  # what the test models see
@@ -329,10 +330,10 @@ def test_the_command_scores_the_model_beside_the_baseline(keras, tmp_path, capsy
 
     monkeypatch.setenv("S3F_CACHE_DIR", str(tmp_path / "cache"))
     root = synth_dataset("BUSI", tmp_path / "busi", count=6, size=48)
-    s3f = run_folder(tmp_path / "s3f", s3f_common.build_model("s3f", (16, 16, 1), 3, "concat", 1),
-                     "BUSI", (16, 16), 1)  # fmt: skip
-    spatial = run_folder(tmp_path / "spatial", s3f_common.build_model("spatial", (16, 16, 1), 3),
-                         "BUSI", (16, 16), 1)  # fmt: skip
+    s3f_model = s3f_common.build_model("s3f", (16, 16, 1), 3, "concat", 1, bn_momentum=BN)
+    spatial_model = s3f_common.build_model("spatial", (16, 16, 1), 3, bn_momentum=BN)
+    s3f = run_folder(tmp_path / "s3f", s3f_model, "BUSI", (16, 16), 1)
+    spatial = run_folder(tmp_path / "spatial", spatial_model, "BUSI", (16, 16), 1)
     files = sorted(p.relative_to(root) for p in root.rglob("*).png"))
     rows = ["file,split"] + [f"{f},{'test' if i % 2 else 'train'}" for i, f in enumerate(files)]
     (s3f / "split.csv").write_text("\n".join(rows) + "\n")
