@@ -140,7 +140,8 @@ class RunRecord:
         unknown = sorted(set(result) - set(cls.keys()))
         if unknown:
             raise ValueError(
-                f"metrics.json keys not declared in s3f_run_record.RunRecord: {', '.join(unknown)}"
+                "metrics.json keys not declared in RunRecord (s3f_kit/run_record.py): "
+                + ", ".join(unknown)
             )
         return cls._checked(dict(result), {})
 

@@ -3,6 +3,7 @@ slow libraries), and s3f-predict / s3f-export print no CUDA-registration noise o
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,12 @@ def test_help_answers_without_tensorflow(command):
         capture_output=True, text=True, cwd=REPO, env=_env(), timeout=120,
     )  # fmt: skip
     assert "usage:" in done.stdout + done.stderr
+    # the user's names only: commands and real module paths, never the kit's import aliases
+    # (s3f_training for s3f_kit.run.training), a maintainer's "Why ~N lines" note or an old
+    # spelling of a command
+    text = (done.stdout + done.stderr).split("PROBE ")[0]
+    assert not re.findall(r"\bs3f_(?!kit\b|common\b|preprocessing\b)\w+", text), text
+    assert "Why ~" not in text and "python -m data_setup" not in text, text
     result = json.loads(done.stdout.split("PROBE ")[-1])
     assert result["loaded"] == [], f"{command} --help imported {result['loaded']}"
     if not command.startswith("python"):

@@ -11,7 +11,7 @@ from tests.test_sweep import _fake_run
 
 
 def test_a_writer_cannot_add_an_undeclared_key_or_a_wrong_kind():
-    with pytest.raises(ValueError, match="not declared in s3f_run_record.RunRecord: acuracy"):
+    with pytest.raises(ValueError, match=r"in RunRecord \(s3f_kit/run_record.py\): acuracy"):
         RunRecord.build({"experiment": "Spatial_BUSI", "acuracy": 0.9})
     with pytest.raises(ValueError, match=r"params is 1\.5 \(float\), expected a whole number"):
         RunRecord.build({"experiment": "Spatial_BUSI", "params": 1.5})
