@@ -23,20 +23,11 @@ from s3f_kit.reports import stats as s3f_stats
 
 BRANCHES = ("spatial", "spectral")  # s3f_kit.run.ablation.BRANCHES (run imports reports)
 DROPS = ("accuracy", "macro_f1", "roc_auc")
-GROUP_KEYS = [*s3f_results_tables.GROUP, "settings"]
+GROUP_KEYS = s3f_results_tables.SETTINGS_GROUP
 
 
 def _groups(runs: list[dict]):
-    """(key columns, settings label, member records) per model group with an ablation."""
-    runs = [m for m in runs if isinstance(m.get("ablation"), dict)]
-    if not runs:
-        return []
-    per_run = s3f_results_tables.runs_frame(runs)
-    labels = s3f_results_tables._settings_labels(per_run)
-    return [
-        (dict(zip(GROUP_KEYS, keys, strict=True)), labels[keys], [runs[i] for i in group.index])
-        for keys, group in per_run.groupby(GROUP_KEYS, sort=False)
-    ]
+    return s3f_results_tables.groups_with(runs, "ablation")
 
 
 def _mean_sd(values) -> tuple[float, float]:

@@ -22,20 +22,11 @@ from s3f_kit.reports import results_tables as s3f_results_tables
 from s3f_kit.reports import stats as s3f_stats
 
 SCORES = ("nll", "brier", "ece")
-GROUP_KEYS = [*s3f_results_tables.GROUP, "settings"]
+GROUP_KEYS = s3f_results_tables.SETTINGS_GROUP
 
 
 def _groups(runs: list[dict]):
-    """(key columns, settings label, member records) per model group with calibration."""
-    runs = [m for m in runs if isinstance(m.get("calibration"), dict)]
-    if not runs:
-        return []
-    per_run = s3f_results_tables.runs_frame(runs)
-    labels = s3f_results_tables._settings_labels(per_run)
-    return [
-        (dict(zip(GROUP_KEYS, keys, strict=True)), labels[keys], [runs[i] for i in group.index])
-        for keys, group in per_run.groupby(GROUP_KEYS, sort=False)
-    ]
+    return s3f_results_tables.groups_with(runs, "calibration")
 
 
 def _scaled(m: dict) -> dict | None:

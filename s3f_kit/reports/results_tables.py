@@ -230,6 +230,24 @@ def _settings_labels(per_run: pd.DataFrame) -> dict:
     return labels
 
 
+SETTINGS_GROUP = [*GROUP, "settings"]  # a model group: GROUP, split by differing settings
+
+
+def groups_with(runs: list[dict], key: str) -> list:
+    """(key columns, settings label, member records) per model group, over the runs whose
+    record holds a `key` section (calibration, ablation): the sections' tables group alike."""
+    runs = [m for m in runs if isinstance(m.get(key), dict)]
+    if not runs:
+        return []
+    per_run = runs_frame(runs)
+    labels = _settings_labels(per_run)
+    return [
+        (dict(zip(SETTINGS_GROUP, keys, strict=True)), labels[keys],
+         [runs[i] for i in group.index])
+        for keys, group in per_run.groupby(SETTINGS_GROUP, sort=False)
+    ]  # fmt: skip
+
+
 # What the [low, high] of a table cell is: one run's sampling uncertainty over its test images,
 # or the uncertainty of the mean over seeds (training randomness and test images together),
 # given only where there are enough seeds to support it (s3f_stats.MIN_RUNS_FOR_INTERVAL).
