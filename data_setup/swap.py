@@ -133,7 +133,10 @@ def _predicted(model, images: list[np.ndarray]) -> np.ndarray:
     out = []
     for start in range(0, len(images), BATCH):
         batch = np.stack(images[start : start + BATCH]).astype(np.float32) / np.float32(255)
-        out.append(np.asarray(model(batch)).argmax(axis=1))
+        probs = np.asarray(model(batch))
+        # the paper's two-class head is one sigmoid unit: class 1 where p > 0.5 (its threshold);
+        # argmax over that one column would call every image class 0
+        out.append((probs[:, 0] > 0.5).astype(int) if probs.shape[1] == 1 else probs.argmax(axis=1))
     return np.concatenate(out) if out else np.zeros(0, int)
 
 

@@ -372,3 +372,15 @@ def test_chunks_and_the_sample_bound_change_nothing_but_the_count(tmp_path, monk
     monkeypatch.setattr(swap, "MAX_IMAGES", 7)
     sampled = run()
     assert sampled["sampled"] and sampled["images"] == 7 and not whole["sampled"]
+
+
+def test_a_one_sigmoid_head_is_read_at_its_threshold_not_by_argmax():
+    """The paper's two-class models end in one sigmoid unit: argmax over that one column called
+    every image class 0, so a perfect Chest X-Ray model read as 50 % before any swap."""
+    from data_setup.swap import _predicted
+
+    images = [np.full((4, 4, 1), value, np.uint8) for value in (0, 200, 30, 255)]
+    sigmoid = lambda batch: batch.reshape(len(batch), -1).mean(axis=1, keepdims=True)  # noqa: E731
+    assert _predicted(sigmoid, images).tolist() == [0, 1, 0, 1]
+    softmax = lambda batch: np.stack([1 - sigmoid(batch)[:, 0], sigmoid(batch)[:, 0]], axis=1)  # noqa: E731
+    assert _predicted(softmax, images).tolist() == [0, 1, 0, 1]
