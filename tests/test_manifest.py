@@ -264,3 +264,15 @@ def test_the_results_say_which_copy_each_dataset_read():
     assert "2 different copies" in lines and "1 run(s) recorded no data manifest" in lines
     assert "identical" not in lines
     assert "holds no counts" in "\n".join(data_lines(runs, "BUSI"))
+
+
+def test_the_results_say_under_each_dataset_whether_its_shortcut_audit_flagged_it():
+    audit = {"assessed": True, "kappa": 0.58, "kappa_ci": [0.5, 0.66], "flagged": True}
+    runs = [{"dataset": "BRISC2025", "shortcuts": audit} for _ in range(3)]
+    runs.append({"dataset": "BRISC2025", "shortcuts": {"assessed": False, "why": "one class"}})
+    lines = data_lines(runs, "BRISC2025")
+    (line,) = [text for text in lines if "Shortcut audit" in text]
+    assert "+0.58 [+0.50, +0.66]" in line and "**flagged**" in line and "(3 run(s))" in line
+    calm = [{"dataset": "BUSI", "shortcuts": {**audit, "kappa": 0.05, "flagged": False}}]
+    assert any("not flagged" in text for text in data_lines(calm, "BUSI"))
+    assert not any("Shortcut" in text for text in data_lines([{"dataset": "BUSI"}], "BUSI"))

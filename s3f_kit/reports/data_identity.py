@@ -85,4 +85,28 @@ def data_lines(runs: list[dict], dataset: str) -> list[str]:
         lines.append(
             f"- {unknown} run(s) recorded no data manifest: which copy they read is unknown."
         )
-    return [*lines, ""]
+    return [*lines, *shortcut_lines(mine), ""]
+
+
+def shortcut_lines(runs: list[dict]) -> list[str]:
+    """One line per copy's shortcut audit (the `shortcuts` the runs recorded): does how a file
+    is stored predict its class? A flagged dataset is read beside its claims
+    (docs/shortcuts.md)."""
+    seen: dict[tuple, int] = {}
+    for m in runs:
+        found = m.get("shortcuts")
+        if not isinstance(found, dict) or not found.get("assessed"):
+            continue
+        kappa, ci = found.get("kappa"), found.get("kappa_ci") or [None, None]
+        if not isinstance(kappa, (int, float)):
+            continue
+        key = (round(kappa, 3), *(round(c, 3) if isinstance(c, (int, float)) else None
+                                 for c in ci[:2]), bool(found.get("flagged")))  # fmt: skip
+        seen[key] = seen.get(key, 0) + 1
+    return [
+        f"- Shortcut audit (file metadata → class, κ on the test split): {kappa:+.2f}"
+        + (f" [{low:+.2f}, {high:+.2f}]" if low is not None and high is not None else "")
+        + (" — **flagged**: read the claims with docs/shortcuts.md" if flagged else
+           " — not flagged") + f" ({count} run(s))."
+        for (kappa, low, high, flagged), count in seen.items()
+    ]  # fmt: skip
