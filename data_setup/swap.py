@@ -315,6 +315,26 @@ def _scored(labels, predicted, rows, class_names) -> dict:
     return scored
 
 
+def run_lines(audit: dict | None, swapped: dict) -> list[str]:
+    """What a run prints of its dataset's shortcut audit and its model's swap test."""
+    lines = []
+    if isinstance(audit, dict) and audit.get("assessed"):
+        low, high = audit.get("kappa_ci") or (None, None)
+        interval = f" [{low:+.2f}, {high:+.2f}]" if low is not None and high is not None else ""
+        lines.append(
+            f"Shortcut audit (does how a file is stored predict its class?): κ "
+            f"{audit['kappa']:+.2f}{interval}, "
+            + ("FLAGGED — read the claims with docs/shortcuts.md" if audit.get("flagged")
+               else "not flagged")
+        )  # fmt: skip
+    if swapped.get("assessed"):
+        lines += ["Acquisition swap (docs/shortcuts.md): " + report_lines(swapped)[0],
+                  *report_lines(swapped)[1:]]  # fmt: skip
+    else:
+        lines.append(f"Acquisition swap: not run ({swapped.get('why', 'no audit')})")
+    return lines
+
+
 def report_lines(result: dict) -> list[str]:
     """What the command prints: per model, the flips with intervals beside the control."""
 

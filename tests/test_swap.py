@@ -384,3 +384,21 @@ def test_a_one_sigmoid_head_is_read_at_its_threshold_not_by_argmax():
     assert _predicted(sigmoid, images).tolist() == [0, 1, 0, 1]
     softmax = lambda batch: np.stack([1 - sigmoid(batch)[:, 0], sigmoid(batch)[:, 0]], axis=1)  # noqa: E731
     assert _predicted(softmax, images).tolist() == [0, 1, 0, 1]
+
+
+def test_a_run_prints_the_audit_verdict_and_the_swap_in_a_few_lines():
+    from data_setup.swap import run_lines
+
+    rate = {"count": 1, "of": 10, "rate": 0.1, "ci": [0.02, 0.4]}
+    swapped = {"assessed": True, "images": 10, "sampled": False,
+               "signatures": {"a": {"mode": "L", "format": "JPEG", "quality": 30, "width": 4,
+                                    "height": 3}},
+               "models": {"m": {"accuracy": rate, "flips": rate,
+                                "control_flips": rate}}}  # fmt: skip
+    flagged = {"assessed": True, "kappa": 0.58, "kappa_ci": [0.5, 0.66], "flagged": True}
+    lines = run_lines(flagged, swapped)
+    assert "κ +0.58 [+0.50, +0.66], FLAGGED" in lines[0]
+    assert any("10.0% [2.0, 40.0] of 10 flip" in line for line in lines)
+    assert run_lines({"assessed": False}, {"assessed": False, "why": "one class"}) == [
+        "Acquisition swap: not run (one class)"
+    ]

@@ -112,6 +112,15 @@ def branch_encoder(model):
     return keras.Model(model.inputs[0], [spatial, spectral])
 
 
+def _encoded(encoder, images: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Both branches' vectors of in-memory images, batch by batch in inference mode. A direct
+    call, not `predict`: Keras' NumPy adapter builds a tf.data map whose graph TensorFlow 2.18
+    logs as an error line in the notebook ("use_unbounded_threadpool")."""
+    outputs = [encoder(images[start : start + batch_size], training=False)
+               for start in range(0, len(images), batch_size)]  # fmt: skip
+    return [np.concatenate([np.asarray(out[i]) for out in outputs]) for i in range(2)]
+
+
 def branch_vectors(model, images_dataset):
     """Spatial (B, 512) and spectral (B, 4) vectors at the fusion input, in inference mode."""
     s, p = branch_encoder(model).predict(images_dataset, verbose=0)
@@ -128,7 +137,9 @@ def fusion_head(model):
     def head(spatial, spectral):
         pair = [spatial, spectral]
         inputs = [np.asarray(v, np.float32) for v in (pair if spatial_first else pair[::-1])]
-        return np.asarray(sub.predict(inputs, batch_size=1024, verbose=0), np.float64)
+        outputs = [sub([v[start : start + 1024] for v in inputs], training=False)
+                   for start in range(0, len(inputs[0]), 1024)]  # not predict: see _encoded
+        return np.concatenate([np.asarray(out, np.float64) for out in outputs])
 
     return head
 
@@ -319,12 +330,12 @@ def ablation(model, data, batch_size: int, permutations: int = PERMUTATIONS) -> 
     def vectors_of(view):
         """Both branches' vectors of a split's images, READ_IMAGES at a time (bounded memory)."""
         parts = [
-            encoder.predict(
+            _encoded(
+                encoder,
                 dataclasses.replace(
                     view, indices=view.indices[start : start + READ_IMAGES]
                 ).images(),
-                batch_size=batch_size,
-                verbose=0,
+                batch_size,
             )
             for start in range(0, len(view), READ_IMAGES)
         ]

@@ -345,6 +345,8 @@ class Run(RunConfig):
         # does the model read how the files were stored? (issue 35; docs/shortcuts.md)
         predictor = {self.experiment: swap.keras_predictor(model)}
         result["acquisition_swap"] = swap.dataset_swap(predictor, data, self.seed)
+        print("\n".join(swap.run_lines(getattr(data, "shortcuts", None),
+                                       result["acquisition_swap"])))  # fmt: skip
         history = self.history.history if hasattr(self.history, "history") else self.history or {}
         f1_curve = history.get("val_f1", [])
         finite = [f if np.isfinite(f) else -np.inf for f in f1_curve]
