@@ -221,3 +221,23 @@ def test_export_onto_a_really_full_disk_leaves_nothing(tmp_path, capsys, keras):
         ), error
         assert error.endswith(FULL_DISK_END)
         assert list(disk.iterdir()) == []
+
+
+def test_the_model_card_travels_with_the_export_and_a_planted_link_is_not_followed(
+    tmp_path, capsys, keras
+):
+    model = s3f_common.build_model("spatial", (16, 16, 1), 3, bn_momentum=0.99)
+    run = run_folder(tmp_path / "run", model, "BUSI", (16, 16), 1)
+    (run / "MODEL_CARD.md").write_text("# Model card\n\nResearch use only.\n")
+    record = s3f_export.export(str(run), tmp_path / "out", formats=("saved_model",))
+    assert record["model_card"] == "MODEL_CARD.md"
+    assert "Research use only" in (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert json.loads((tmp_path / "out" / "export.json").read_text())["model_card"]
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the export")
+    (run / "MODEL_CARD.md").unlink()
+    (run / "MODEL_CARD.md").symlink_to(secret)
+    record = s3f_export.export(str(run), tmp_path / "linked", formats=("saved_model",))
+    assert record["model_card"] is None and not (tmp_path / "linked" / "MODEL_CARD.md").exists()
+    assert "symbolic link" in capsys.readouterr().out

@@ -6,6 +6,7 @@ Writes into the output folder:
     saved_model/        TF Serving: signature serving_default(images) → {"probabilities"}
     model.tflite        same signature, builtin ops only (the FFTs as DFT matrix products)
     preprocessing.json  how to prepare images (the model's own record)
+    MODEL_CARD.md       the run's model card, where the model came from a run folder
     export.json         class names, input/output description, the measured check per format
 
 Both exports take float32 images [N, H, W, C] scaled to [0, 1] and return per-class probabilities
@@ -27,7 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from data_setup.fetch import FetchError
-from data_setup.files import DiskFullError, disk_full_error, is_disk_full, write_atomic
+from data_setup.files import (
+    DiskFullError,
+    UnsafeFileError,
+    disk_full_error,
+    is_disk_full,
+    open_regular,
+    write_atomic,
+)
 from s3f_kit.apply import predict as s3f_predict
 
 FORMATS = ("saved_model", "tflite")
@@ -231,6 +239,37 @@ PROBES = {"saved_model": saved_model_probabilities, "tflite": tflite_probabiliti
 
 
 # --------------------------------------------------------------------------- the whole export
+OBJECT = "Keras model object"  # export.json's source for a model given as an object
+MAX_CARD_BYTES = 1 << 20  # a model card is a page of Markdown; more is not one
+
+
+def _copy_model_card(source: str, work: Path) -> str | None:
+    """The model card beside the exported model (a run folder's MODEL_CARD.md, written by the
+    run: intended use, the data's licence, metrics) travels with the export; its name, or None
+    where the source has none (a release name, a model object, an older run)."""
+    from s3f_kit.reports.model_card import MODEL_CARD
+
+    where = Path(source)
+    if not where.exists():  # a model object or a release name: no folder to look in
+        return None
+    card = (where if where.is_dir() else where.parent) / MODEL_CARD
+    if not card.exists() and not card.is_symlink():
+        print(f"no {MODEL_CARD} beside {source}: the export carries none")
+        return None
+    try:  # a run folder may be shared: never follow a planted link, never read without bound
+        fd = open_regular(card, os.O_RDONLY, "a model card")
+    except UnsafeFileError as error:
+        print(f"{error}: the export carries no model card")
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        text = handle.read(MAX_CARD_BYTES + 1)
+    if len(text) > MAX_CARD_BYTES:
+        print(f"{card}: over {MAX_CARD_BYTES >> 20} MiB, not a model card; the export carries none")
+        return None
+    write_atomic(work / MODEL_CARD, text)
+    return MODEL_CARD
+
+
 def export(
     model,
     out_dir,
@@ -256,7 +295,7 @@ def export(
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
         raise ValueError(f"{out_dir}: already exists (use --force to replace it)")
-    source = "Keras model object"
+    source = OBJECT
     if not hasattr(model, "inputs"):
         source = str(model)
         model, recorded, notes = s3f_predict.resolve_model(model)
@@ -322,6 +361,7 @@ def export(
                 )
             record["checks"][fmt] = check
         preprocessing.save(work / s3f_predict.PREPROCESSING_FILE)
+        record["model_card"] = _copy_model_card(source, work) if source != OBJECT else None
         write_atomic(work / "export.json", json.dumps(record, indent=1))
         if out_dir.exists():  # --force: the old export goes only once the new one is complete
             old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")
