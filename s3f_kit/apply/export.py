@@ -13,6 +13,10 @@ Both exports take float32 images [N, H, W, C] scaled to [0, 1] and return per-cl
 [N, K] in class-name order (a binary model's sigmoid p becomes [1 - p, p]). Each is run on sample
 images and compared with the Keras model; if any probability differs by more than the tolerance
 (1e-4) the export fails and nothing is left behind.
+
+Why ~440 lines: the TFLite form of SpectralFilter (DFT matrix products in place of the FFTs
+TFLite lacks), each format's numerical check and the all-or-nothing write are one export; the
+command line is a few lines of it.
 """
 
 from __future__ import annotations
